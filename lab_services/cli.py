@@ -1,0 +1,151 @@
+"""`discovery-lab`: start, inspect and disturb the lab cluster from a shell."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from lab_services.runtime import ClusterConfig, SupervisedCluster, backend_name, connect
+from lab_services.runtime import binaries
+from lab_services.runtime.cluster import UnknownProcessError
+from lab_services.runtime.supervised import LabNotRunningError
+
+PROCESS_OPS = ("kill", "stop", "start", "pause", "resume")
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    consul, etcd = status["consul"], status["etcd"]
+    print(f"backend     {status['backend']}   (state in {status['state_dir']})")
+    if consul["http"]:
+        print(f"consul      {', '.join(consul['http'])}   leader: {consul['leader']}   dns: {consul['dns']}   ui: {consul['ui']}")
+    if etcd["endpoints"]:
+        print(f"etcd        {', '.join(etcd['endpoints'])}   leader: {etcd['leader']}")
+    if status["prometheus"]["url"]:
+        print(f"prometheus  {status['prometheus']['url']}")
+    print()
+    print(f"{'process':<14}{'kind':<12}{'pid':>8}  {'state':<9}ports")
+    for proc in status["processes"]:
+        ports = " ".join(f"{k}={v}" for k, v in proc["ports"].items())
+        print(f"{proc['name']:<14}{proc['kind']:<12}{proc['pid'] or '-':>8}  {proc['state']:<9}{ports}")
+    for reaped in status.get("reaped", []):
+        print(f"reaped a leftover from a dead session: {reaped}")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
+                           prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port)
+    cluster = SupervisedCluster()
+    status = cluster.status() if cluster.running() else cluster.launch(config)
+    if args.json:
+        print(json.dumps(status))
+    else:
+        _print_status(status)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    cluster = SupervisedCluster()
+    was_running = cluster.published() is not None
+    cluster.down()
+    print("lab stopped" if was_running else "no lab was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = connect().status()
+    if args.json:
+        print(json.dumps(status))
+    else:
+        _print_status(status)
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    result = getattr(connect(), args.command)(args.name)
+    print(json.dumps(result) if args.json else " ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Everything a learner needs, checked one line at a time, with what to do about each failure."""
+    from lab_services.runtime.ports import holder, is_free
+
+    problems = 0
+    print(f"python      {sys.version.split()[0]} at {sys.executable}")
+    for name, found in binaries.describe_binaries().items():
+        if found.get("error"):
+            problems += 1
+            print(f"{name:<12}MISSING: {found['error']}")
+        else:
+            print(f"{name:<12}{found['version']:<10}{found['path']}")
+    for port, who in ((8500, "consul http"), (8600, "consul dns"), (2379, "etcd"), (9090, "prometheus")):
+        state = "free" if is_free("127.0.0.1", port) else f"in use by {holder(port)} (the lab will pick another port)"
+        print(f"port {port:<6} {who:<12} {state}")
+    try:
+        print(f"lab         running, {len(connect().status()['processes'])} processes")
+    except LabNotRunningError:
+        print("lab         not running (`discovery-lab up` starts it)")
+    return 1 if problems else 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    for name, path in binaries.fetch().items():
+        print(f"{name:<12}{path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lab_services.bench import startup
+
+    result = startup.run(runs=args.runs)
+    print(json.dumps(result) if args.json else startup.describe(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="discovery-lab", description="Run the Service Discovery Lab cluster.")
+    parser.add_argument("--backend", default=None, help="local (default) or compose; LAB_BACKEND sets it too")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the lab cluster (or show the running one)")
+    up.add_argument("--consul-servers", type=int, default=3, choices=(0, 1, 3))
+    up.add_argument("--etcd-members", type=int, default=3, choices=(0, 1, 3))
+    up.add_argument("--services", type=int, default=3)
+    up.add_argument("--consul-http-port", type=int, default=None, help="fixed Consul HTTP port (default 8500 when free)")
+    up.add_argument("--no-prometheus", action="store_true")
+    up.add_argument("--json", action="store_true")
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("down", help="stop every lab process").set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="addresses, processes, leaders")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    for op in PROCESS_OPS:
+        p = sub.add_parser(op, help=f"{op} one lab process, e.g. user-1 or consul-2")
+        p.add_argument("name")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_process)
+    sub.add_parser("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
+    sub.add_parser("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
+    bench = sub.add_parser("bench", help="print performance numbers")
+    bench.add_argument("which", choices=("startup",))
+    bench.add_argument("--runs", type=int, default=3)
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        backend_name(args.backend)
+        return args.func(args)
+    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError,
+            NotImplementedError) as err:
+        print(f"discovery-lab {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The one interface every lab runtime offers, so a lesson never cares which runtime runs its cluster."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
+
+REGISTRIES = ("none", "consul", "etcd", "both")
+
+
+@dataclass
+class ClusterConfig:
+    """The shape of a lab cluster; the defaults are the full topology a workshop starts with."""
+
+    consul_servers: int = 3
+    etcd_members: int = 3
+    services: int = 3
+    prometheus: bool = True
+    service_name: str = "user"
+    registry: str = "both"
+    host: str = "127.0.0.1"
+    consul_http_port: int | None = None
+
+    def validate(self) -> "ClusterConfig":
+        for field in ("consul_servers", "etcd_members"):
+            if getattr(self, field) not in (0, 1, 3):
+                raise ValueError(f"invalid argument: {field}: {getattr(self, field)}; use 0, 1 or 3")
+        if not 0 <= self.services <= 20:
+            raise ValueError(f"invalid argument: services: {self.services}; use 0 to 20 instances")
+        if self.registry not in REGISTRIES:
+            raise ValueError(f"invalid argument: registry: {self.registry!r}; use one of {', '.join(REGISTRIES)}")
+        if self.registry in ("consul", "both") and self.services and not self.consul_servers:
+            raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
+        if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
+            raise ValueError("invalid argument: registry: services register in etcd but etcd_members is 0")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def covers(self, other: "ClusterConfig") -> bool:
+        """True when a running cluster of this shape can serve a lesson that asked for `other`."""
+        return (
+            self.consul_servers >= other.consul_servers
+            and self.etcd_members >= other.etcd_members
+            and self.services >= other.services
+            and (self.prometheus or not other.prometheus)
+            and self.service_name == other.service_name
+            and (self.registry == other.registry or self.registry == "both" or other.registry == "none")
+        )
+
+
+class UnknownProcessError(KeyError):
+    """A process name that is not part of the running lab; the message lists the valid names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Cluster(ABC):
+    """Start, inspect and disturb a lab cluster. Every method answers with plain data (JSON-ready)."""
+
+    backend: str
+
+    @abstractmethod
+    def up(self) -> dict[str, Any]:
+        """Start everything and wait until it is really ready; returns `status()`."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Stop every process; safe to call twice."""
+
+    @abstractmethod
+    def status(self) -> dict[str, Any]:
+        """Addresses, processes with pids and states, leaders, binaries: the `status --json` object."""
+
+    @abstractmethod
+    def kill(self, name: str) -> dict[str, Any]:
+        """SIGKILL, as a crash would."""
+
+    @abstractmethod
+    def stop(self, name: str) -> dict[str, Any]:
+        """SIGTERM and wait: the graceful path (services deregister first)."""
+
+    @abstractmethod
+    def start(self, name: str) -> dict[str, Any]:
+        """Start a stopped or killed process again with the same ports and data, and wait until it is ready."""
+
+    @abstractmethod
+    def pause(self, name: str) -> dict[str, Any]:
+        """SIGSTOP: alive but hung, which only timeouts notice."""
+
+    @abstractmethod
+    def resume(self, name: str) -> dict[str, Any]:
+        """SIGCONT."""

@@ -1,0 +1,221 @@
+"""The local runtime: real Consul, etcd, Prometheus and user-service processes as children of this interpreter."""
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from lab_services.paths import state_dir
+from lab_services.runtime import binaries, processes
+from lab_services.runtime.cluster import Cluster, ClusterConfig, UnknownProcessError
+from lab_services.runtime.nodes import NodeSpec
+from lab_services.runtime.nodes import consul, etcd, prometheus, service
+from lab_services.runtime.ports import PortAllocator
+from lab_services.runtime.probe import NotReadyError, wait_until
+
+
+class LocalCluster(Cluster):
+    """Owns its processes: they stop with `down()`, with this interpreter, or at the next `up()` after a crash."""
+
+    backend = "local"
+
+    def __init__(self, config: ClusterConfig | None = None, base: Path | None = None, ready_timeout: float = 60.0):
+        self.config = (config or ClusterConfig()).validate()
+        self.base = base or state_dir()
+        self.workdir = self.base / "cluster"
+        self.ready_timeout = ready_timeout
+        self.nodes: dict[str, NodeSpec] = {}
+        self.children: dict[str, processes.Child] = {}
+        self.reaped: list[str] = []
+        self.timings: dict[str, float] = {}
+        self._lock = threading.RLock()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def up(self) -> dict[str, Any]:
+        with self._lock:
+            if self.children:
+                return self.status()
+            self.reaped = [f"{r.name} (pid {r.pid})" for r in processes.reap_orphans(self.base)]
+            paths = {name: binaries.find_binary(name) for name in ("consul", "etcd", "prometheus")}
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir.mkdir(parents=True)
+            self._plan(paths)
+            started = time.monotonic()
+            try:
+                self._start_group([n for n in self.nodes.values() if n.kind in ("consul", "etcd")])
+                self.timings["registries_ready"] = time.monotonic() - started
+                self._start_group([n for n in self.nodes.values() if n.kind in ("prometheus", "service")])
+                self.timings["all_ready"] = time.monotonic() - started
+            except BaseException:
+                self.down()
+                raise
+            return self.status()
+
+    def down(self) -> None:
+        with self._lock:
+            # Services first, so they deregister while Consul and etcd still answer.
+            order = sorted(self.children.values(), key=lambda c: self.nodes[c.name].kind != "service")
+            for child in order:
+                child.stop(timeout=10.0)
+            self.children.clear()
+
+    def _plan(self, paths: dict[str, Path]) -> None:
+        cfg = self.config
+        ports = PortAllocator(cfg.host)
+        consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port) if cfg.consul_servers else []
+        etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
+        nodes = [*consul_nodes, *etcd_nodes]
+        if cfg.prometheus:
+            nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name))
+        registry_consul = consul_nodes if cfg.registry in ("consul", "both") else []
+        registry_etcd = etcd_nodes if cfg.registry in ("etcd", "both") else []
+        for i in range(1, cfg.services + 1):
+            nodes.append(service.plan(i, ports, cfg.service_name, cfg.registry, registry_consul, registry_etcd))
+        self.nodes = {n.name: n for n in nodes}
+
+    def _start_group(self, nodes: list[NodeSpec]) -> None:
+        """Spawn on this thread (so the parent-death signal is armed), then wait for readiness in parallel."""
+        for node in nodes:
+            self._spawn(node)
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            list(pool.map(self._wait_ready, nodes))
+
+    def _spawn(self, node: NodeSpec) -> None:
+        log = self.workdir / "logs" / f"{node.name}.log"
+        self.children[node.name] = processes.spawn(node.name, node.argv, log_path=log, base=self.base)
+
+    def _ready_check(self, node: NodeSpec) -> Callable[[], bool]:
+        if node.kind == "consul":
+            return lambda: consul.is_ready(node)
+        if node.kind == "etcd":
+            return lambda: etcd.is_ready(node)
+        if node.kind == "prometheus":
+            return lambda: prometheus.is_ready(node)
+        agent = self._consul_agent()
+        if agent and self.config.registry in ("consul", "both"):
+            return lambda: service.is_serving(node) and service.is_passing_in_consul(node, agent)
+        return lambda: service.is_serving(node)
+
+    def _wait_ready(self, node: NodeSpec) -> float:
+        child = self.children[node.name]
+        check = self._ready_check(node)
+
+        def ready() -> bool:
+            if not child.alive():
+                raise NotReadyError(f"{node.name} exited with code {child.popen.poll()}:\n{child.tail()}")
+            return check()
+
+        try:
+            took = wait_until(ready, self.ready_timeout, node.name)
+        except NotReadyError as err:
+            if child.alive():
+                raise NotReadyError(f"{err}; last lines of {child.log_path}:\n{child.tail()}") from None
+            raise
+        self.timings[f"{node.name}_ready"] = took
+        return took
+
+    def _consul_agent(self) -> NodeSpec | None:
+        return self.nodes.get("consul-1")
+
+    # -- one process at a time -------------------------------------------------------------------------
+    def _child(self, name: str) -> processes.Child:
+        if name not in self.nodes:
+            raise UnknownProcessError(f"no lab process named {name!r}; the lab has: {', '.join(self.nodes) or 'nothing (run up first)'}")
+        child = self.children.get(name)
+        if child is None or not child.alive():
+            raise ProcessLookupError(f"{name} is not running; `start {name}` brings it back")
+        return child
+
+    def kill(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            child = self._child(name)
+            pid = child.pid
+            child.kill()
+            return {"name": name, "pid": pid, "action": "kill", "alive": processes.is_alive(pid)}
+
+    def stop(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            child = self._child(name)
+            pid = child.pid
+            code = child.stop()
+            return {"name": name, "pid": pid, "action": "stop", "exit_code": code}
+
+    def start(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            if name not in self.nodes:
+                self._child(name)
+            current = self.children.get(name)
+            if current is not None and current.alive():
+                return {"name": name, "pid": current.pid, "action": "start", "already_running": True}
+            node = self.nodes[name]
+            self._spawn(node)
+            took = self._wait_ready(node)
+            return {"name": name, "pid": self.children[name].pid, "action": "start", "seconds_to_ready": round(took, 3)}
+
+    def pause(self, name: str) -> dict[str, Any]:
+        return self._signal(name, signal.SIGSTOP, "pause")
+
+    def resume(self, name: str) -> dict[str, Any]:
+        return self._signal(name, signal.SIGCONT, "resume")
+
+    def _signal(self, name: str, sig: signal.Signals, action: str) -> dict[str, Any]:
+        with self._lock:
+            child = self._child(name)
+            child.send(sig)
+            return {"name": name, "pid": child.pid, "action": action}
+
+    # -- what is running -------------------------------------------------------------------------------
+    def state_of(self, name: str) -> str:
+        child = self.children.get(name)
+        if child is None or not child.alive():
+            return "stopped"
+        try:
+            return "paused" if psutil.Process(child.pid).status() == psutil.STATUS_STOPPED else "running"
+        except psutil.Error:
+            return "stopped"
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            by_kind: dict[str, list[NodeSpec]] = {}
+            for node in self.nodes.values():
+                by_kind.setdefault(node.kind, []).append(node)
+            consul_nodes, etcd_nodes = by_kind.get("consul", []), by_kind.get("etcd", [])
+            prom = by_kind.get("prometheus", [])
+            live_consul = [n for n in consul_nodes if self.state_of(n.name) == "running"]
+            live_etcd = [n for n in etcd_nodes if self.state_of(n.name) == "running"]
+            return {
+                "backend": self.backend,
+                "config": self.config.to_dict(),
+                "state_dir": str(self.base),
+                "consul": {
+                    "http": [n.addr("http") for n in consul_nodes],
+                    "dns": consul_nodes[0].addr("dns") if consul_nodes else None,
+                    "ui": consul_nodes[0].info["ui"] if consul_nodes else None,
+                    "leader": consul.leader_name(live_consul),
+                },
+                "etcd": {"endpoints": [n.addr("client") for n in etcd_nodes], "leader": etcd.leader_name(live_etcd)},
+                "prometheus": {"url": prom[0].info["url"] if prom else None, "config": prom[0].info["config"] if prom else None},
+                "services": [
+                    {"id": n.name, "name": n.info["service"], "address": n.addr("grpc"), "admin": n.info["admin"],
+                     "pid": self._pid(n.name), "metrics_url": n.info["metrics_url"], "state": self.state_of(n.name)}
+                    for n in by_kind.get("service", [])
+                ],
+                "processes": [
+                    {"name": n.name, "kind": n.kind, "pid": self._pid(n.name), "state": self.state_of(n.name),
+                     "ports": n.ports, "log": str(self.workdir / "logs" / f"{n.name}.log")}
+                    for n in self.nodes.values()
+                ],
+                "binaries": binaries.describe_binaries(),
+                "timings": {k: round(v, 3) for k, v in self.timings.items()},
+                "reaped": self.reaped,
+            }
+
+    def _pid(self, name: str) -> int | None:
+        child = self.children.get(name)
+        return child.pid if child is not None and child.alive() else None

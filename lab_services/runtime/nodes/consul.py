@@ -1,0 +1,76 @@
+"""Consul servers for the local lab: a config file per server, joined into one raft cluster on loopback."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lab_services.runtime.nodes import NodeSpec
+from lab_services.runtime.ports import PortAllocator
+from lab_services.runtime.probe import http_json
+
+PORT_NAMES = ("http", "dns", "serf_lan", "serf_wan", "server")
+
+
+def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_port: int | None = None) -> list[NodeSpec]:
+    """`count` servers (1 or 3) with their own ports; the first gets Consul's usual 8500/8600 when free."""
+    if count not in (1, 3):
+        raise ValueError(f"invalid argument: consul_servers: {count}; use 1 or 3 (raft needs an odd quorum)")
+    nodes = []
+    for i in range(1, count + 1):
+        first = i == 1
+        assigned = {
+            "http": ports.explicit(http_port, "--consul-http-port") if first and http_port else ports.free(8500 if first else None),
+            "dns": ports.free(8600 if first else None),
+            **{name: ports.free() for name in PORT_NAMES[2:]},
+        }
+        nodes.append(NodeSpec(f"consul-{i}", "consul", [], assigned, host=ports.host))
+    for node in nodes:
+        config = {
+            "node_name": node.name,
+            "datacenter": "lab",
+            "data_dir": str(workdir / node.name / "data"),
+            "server": True,
+            "bootstrap_expect": count,
+            "bind_addr": node.host,
+            "client_addr": node.host,
+            "advertise_addr": node.host,
+            "ports": {**{k: node.ports[k] for k in PORT_NAMES}, "grpc": -1},
+            "retry_join": [other.addr("serf_lan") for other in nodes if other is not node],
+            "retry_interval": "1s",
+            # raft_multiplier 1 brings leader election from ~6 s to ~1.5 s (DESIGN.md §4).
+            "performance": {"raft_multiplier": 1},
+            "telemetry": {"prometheus_retention_time": "60s", "disable_hostname": True},
+            "ui": True,
+            "log_level": "INFO",
+            "disable_update_check": True,
+            "leave_on_terminate": False,
+            "dns_config": {"allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"}},
+        }
+        path = workdir / node.name / "consul.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config, indent=2))
+        node.argv = [str(binary), "agent", f"-config-file={path}"]
+        node.info = {"url": f"http://{node.addr('http')}", "ui": f"http://{node.addr('http')}/ui/"}
+    return nodes
+
+
+def leader(node: NodeSpec) -> str:
+    """The raft leader's server address as this server sees it ('' while there is none)."""
+    return http_json(f"http://{node.addr('http')}/v1/status/leader") or ""
+
+
+def is_ready(node: NodeSpec) -> bool:
+    return bool(leader(node))
+
+
+def leader_name(nodes: list[NodeSpec]) -> str | None:
+    """Which lab process leads: the leader's address is its server port, so match that back to a node."""
+    for node in nodes:
+        try:
+            address = leader(node)
+        except OSError:
+            continue
+        for candidate in nodes:
+            if address == candidate.addr("server"):
+                return candidate.name
+    return None

@@ -1,0 +1,63 @@
+"""etcd members for the local lab: one static cluster on loopback ports."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_services.runtime.nodes import NodeSpec
+from lab_services.runtime.ports import PortAllocator
+from lab_services.runtime.probe import http_json
+
+
+def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path) -> list[NodeSpec]:
+    if count not in (1, 3):
+        raise ValueError(f"invalid argument: etcd_members: {count}; use 1 or 3 (raft needs an odd quorum)")
+    nodes = [
+        NodeSpec(f"etcd-{i}", "etcd", [], {"client": ports.free(2379 if i == 1 else None), "peer": ports.free()}, host=ports.host)
+        for i in range(1, count + 1)
+    ]
+    initial = ",".join(f"{n.name}=http://{n.addr('peer')}" for n in nodes)
+    for node in nodes:
+        node.argv = [
+            str(binary),
+            f"--name={node.name}",
+            f"--data-dir={workdir / node.name / 'data'}",
+            f"--listen-client-urls=http://{node.addr('client')}",
+            f"--advertise-client-urls=http://{node.addr('client')}",
+            f"--listen-peer-urls=http://{node.addr('peer')}",
+            f"--initial-advertise-peer-urls=http://{node.addr('peer')}",
+            f"--initial-cluster={initial}",
+            "--initial-cluster-state=new",
+            "--initial-cluster-token=discovery-lab",
+            # Short heartbeats keep leader loss visible in seconds on one machine.
+            "--heartbeat-interval=100",
+            "--election-timeout=1000",
+            "--log-level=info",
+        ]
+        node.info = {"endpoint": node.addr("client"), "metrics": f"http://{node.addr('client')}/metrics"}
+    return nodes
+
+
+def status(node: NodeSpec) -> dict:
+    """Member id, leader id and raft term, through etcd's JSON gateway (no client library needed)."""
+    return http_json(f"http://{node.addr('client')}/v3/maintenance/status", data={})
+
+
+def is_ready(node: NodeSpec) -> bool:
+    return http_json(f"http://{node.addr('client')}/health").get("health") == "true"
+
+
+def leader_name(nodes: list[NodeSpec]) -> str | None:
+    ids = {}
+    leader_id = None
+    for node in nodes:
+        try:
+            answer = status(node)
+        except OSError:
+            continue
+        ids[answer["header"]["member_id"]] = node.name
+        leader_id = answer.get("leader", leader_id)
+    return ids.get(leader_id) if leader_id else None
+
+
+def version(node: NodeSpec) -> str:
+    return http_json(f"http://{node.addr('client')}/version").get("etcdserver", "")

@@ -1,0 +1,39 @@
+"""Instances of the sample user service, registered in Consul and etcd the way the lessons expect."""
+from __future__ import annotations
+
+import sys
+
+from lab_services.runtime.nodes import NodeSpec
+from lab_services.runtime.ports import PortAllocator
+from lab_services.runtime.probe import http_get
+
+
+def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: list[NodeSpec], etcd: list[NodeSpec],
+         checks: tuple[str, ...] = ("grpc",), version: str = "v1") -> NodeSpec:
+    instance = f"{name}-{index}"
+    node = NodeSpec(instance, "service", [], {"grpc": ports.free(5000 + index), "http": ports.free()}, host=ports.host)
+    argv = [
+        sys.executable, "-m", "lab_services.service",
+        "--host", node.host, "--port", str(node.ports["grpc"]), "--http-port", str(node.ports["http"]),
+        "--name", name, "--id", instance, "--tags", version, "--meta", f"version={version}",
+        "--registry", registry if (consul or etcd) else "none",
+    ]
+    if consul:
+        argv += ["--consul", consul[0].addr("http")]
+    if etcd:
+        argv += ["--etcd", ",".join(n.addr("client") for n in etcd)]
+    for check in checks:
+        argv += ["--check", check]
+    node.argv = argv
+    node.info = {"service": name, "address": node.addr("grpc"), "metrics_url": f"http://{node.addr('http')}/metrics",
+                 "admin": node.addr("http")}
+    return node
+
+
+def is_serving(node: NodeSpec) -> bool:
+    return http_get(f"http://{node.addr('http')}/health")[0] == 200
+
+
+def is_passing_in_consul(node: NodeSpec, consul: NodeSpec) -> bool:
+    """The agent answers 200 only when every check of this instance passes."""
+    return http_get(f"http://{consul.addr('http')}/v1/agent/health/service/id/{node.name}")[0] == 200

@@ -1,0 +1,73 @@
+"""Pick loopback ports for the lab's servers, and say clearly who holds a port that is taken."""
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import psutil
+
+
+class PortInUseError(RuntimeError):
+    """A port the user asked for is taken; the message names the holder and the fix."""
+
+
+def require_loopback(host: str, field: str = "host") -> str:
+    """The lab only ever binds and connects inside 127.0.0.0/8."""
+    try:
+        ok = ipaddress.ip_address(host) in ipaddress.ip_network("127.0.0.0/8")
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"invalid argument: {field}: {host!r} is not a loopback address; the lab uses only 127.0.0.0/8")
+    return host
+
+
+def is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def holder(port: int) -> str:
+    """'pid 1234 (consul)' for the process listening on `port`, or 'another process' when we may not see it."""
+    try:
+        for conn in psutil.net_connections("inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid:
+                return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return "another process"
+
+
+class PortAllocator:
+    """Hands out distinct free ports; an explicit port must be free or the allocator says who holds it."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.host = require_loopback(host)
+        self._taken: set[int] = set()
+
+    def explicit(self, port: int, option: str) -> int:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"invalid argument: {option}: {port} is not a port (1-65535)")
+        if port in self._taken or not is_free(self.host, port):
+            raise PortInUseError(
+                f"port {port} on {self.host} is in use by {holder(port)}; run `discovery-lab down` or pass another {option}"
+            )
+        self._taken.add(port)
+        return port
+
+    def free(self, preferred: int | None = None) -> int:
+        """The preferred port when it is free (so Consul sits at its familiar 8500), else any free one."""
+        if preferred and preferred not in self._taken and is_free(self.host, preferred):
+            self._taken.add(preferred)
+            return preferred
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((self.host, 0))
+                port = sock.getsockname()[1]
+            if port not in self._taken:
+                self._taken.add(port)
+                return port
