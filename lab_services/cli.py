@@ -95,6 +95,33 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jupyter(args: argparse.Namespace) -> int:
+    """`make lab`: the lab cluster up, JupyterLab open on lesson 00, and everything stopped when JupyterLab ends."""
+    import subprocess
+
+    from lab_services.paths import REPO_DIR
+
+    cluster = SupervisedCluster()
+    started_here = not cluster.running()
+    status = cluster.status() if not started_here else cluster.launch(ClusterConfig())
+    _print_status(status)
+    lesson = sorted((REPO_DIR / "notebooks").glob("00_*.ipynb"))[0].relative_to(REPO_DIR)
+    argv = [sys.executable, "-m", "jupyter", "lab", str(lesson), f"--ServerApp.root_dir={REPO_DIR}",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}"]
+    if args.no_browser:
+        argv.append("--no-browser")
+    print(f"\nopening JupyterLab on {lesson}; the URL with its token follows. Ctrl-C stops JupyterLab"
+          + (" and the lab." if started_here else "; the lab keeps running."))
+    try:
+        return subprocess.call(argv)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if started_here:
+            cluster.down()
+            print("lab stopped")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab_services.bench import startup
 
@@ -128,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_process)
     sub.add_parser("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
     sub.add_parser("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
+    jupyter = sub.add_parser("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")
+    jupyter.add_argument("--no-browser", action="store_true")
+    jupyter.add_argument("--port", type=int, default=8888)
+    jupyter.set_defaults(func=cmd_jupyter)
     bench = sub.add_parser("bench", help="print performance numbers")
     bench.add_argument("which", choices=("startup",))
     bench.add_argument("--runs", type=int, default=3)

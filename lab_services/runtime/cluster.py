@@ -5,6 +5,8 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lab_services.runtime.ports import require_loopback
+
 REGISTRIES = ("none", "consul", "etcd", "both")
 
 
@@ -22,6 +24,7 @@ class ClusterConfig:
     consul_http_port: int | None = None
 
     def validate(self) -> "ClusterConfig":
+        require_loopback(self.host, "host")
         for field in ("consul_servers", "etcd_members"):
             if getattr(self, field) not in (0, 1, 3):
                 raise ValueError(f"invalid argument: {field}: {getattr(self, field)}; use 0, 1 or 3")

@@ -5,7 +5,7 @@ import sys
 
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.ports import PortAllocator
-from lab_services.runtime.probe import http_get
+from lab_services.runtime.probe import http_get, http_json
 
 
 def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: list[NodeSpec], etcd: list[NodeSpec],
@@ -35,5 +35,6 @@ def is_serving(node: NodeSpec) -> bool:
 
 
 def is_passing_in_consul(node: NodeSpec, consul: NodeSpec) -> bool:
-    """The agent answers 200 only when every check of this instance passes."""
-    return http_get(f"http://{consul.addr('http')}/v1/agent/health/service/id/{node.name}")[0] == 200
+    """Passing in the catalog, which is what clients read; the agent's own view is a few milliseconds ahead."""
+    entries = http_json(f"http://{consul.addr('http')}/v1/health/service/{node.info['service']}?passing")
+    return any(entry["Service"]["ID"] == node.name for entry in entries)

@@ -1,0 +1,50 @@
+"""Fixtures that start real lab servers on free loopback ports, and show their logs when a test fails."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from lab_services.runtime import processes
+from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.supervised import SupervisedCluster
+
+# One state directory for the whole session, set before anything reads it, so notebook kernels and
+# subprocesses started by tests find the same lab and never touch a developer's own `.lab/`.
+_SESSION_STATE = Path(tempfile.mkdtemp(prefix="lab-test-state-"))
+os.environ["LAB_STATE_DIR"] = str(_SESSION_STATE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plain_ipython(tmp_path_factory) -> None:
+    """Notebook tracebacks without colour codes, so a failing lesson reads plainly in the test log."""
+    profile = tmp_path_factory.mktemp("ipython")
+    (profile / "profile_default").mkdir()
+    (profile / "profile_default" / "ipython_config.py").write_text('c.InteractiveShell.colors = "nocolor"\n')
+    os.environ["IPYTHONDIR"] = str(profile)
+
+
+@pytest.fixture(scope="session")
+def lab() -> SupervisedCluster:
+    """The full lab (3 Consul servers, 3 etcd members, Prometheus, 3 services) shared by lessons and read-only tests."""
+    cluster = SupervisedCluster(_SESSION_STATE)
+    cluster.launch(ClusterConfig(consul_servers=3, etcd_members=3, services=3))
+    yield cluster
+    cluster.down()
+    leftovers = processes.live_records(_SESSION_STATE)
+    assert not leftovers, f"the lab left processes behind after down: {leftovers}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of every lab server log to a failing test, as py-consul's fixtures do."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    roots = [_SESSION_STATE] + ([item.funcargs["tmp_path"]] if "tmp_path" in item.funcargs else [])
+    for log in [log for root in roots for log in sorted(root.glob("**/logs/*.log"))]:
+        lines = log.read_text(errors="replace").splitlines()[-15:]
+        report.sections.append((f"server log {log}", "\n".join(lines)))

@@ -1,0 +1,130 @@
+"""The local runtime against real processes: readiness, per-process operations, status, and bad input."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from lab_services.runtime import processes
+from lab_services.runtime.cluster import ClusterConfig, UnknownProcessError
+from lab_services.runtime.local import LocalCluster
+from lab_services.runtime.ports import PortInUseError
+from lab_services.runtime.probe import http_json, wait_until
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cluster")
+    lab = LocalCluster(ClusterConfig(consul_servers=1, etcd_members=1, services=2), base=base)
+    lab.up()
+    yield lab
+    lab.down()
+    assert processes.live_records(base) == []
+
+
+def consul_health(lab: LocalCluster, passing: bool = False) -> list[str]:
+    status = lab.status()
+    url = f"http://{status['consul']['http'][0]}/v1/health/service/user" + ("?passing" if passing else "")
+    return sorted(entry["Service"]["ID"] for entry in http_json(url))
+
+
+def etcd_keys(lab: LocalCluster) -> list[str]:
+    import base64
+
+    endpoint = lab.status()["etcd"]["endpoints"][0]
+    prefix = base64.b64encode(b"/services/user/").decode()
+    end = base64.b64encode(b"/services/user0").decode()
+    answer = http_json(f"http://{endpoint}/v3/kv/range", data={"key": prefix, "range_end": end})
+    return sorted(base64.b64decode(kv["key"]).decode() for kv in answer.get("kvs", []))
+
+
+def test_status_reports_the_documented_fields(cluster):
+    status = json.loads(json.dumps(cluster.status()))
+    assert status["backend"] == "local"
+    assert len(status["consul"]["http"]) == 1 and status["consul"]["dns"].startswith("127.0.0.1:")
+    assert status["consul"]["leader"] == "consul-1"
+    assert len(status["etcd"]["endpoints"]) == 1 and status["etcd"]["leader"] == "etcd-1"
+    assert status["prometheus"]["url"].startswith("http://127.0.0.1:")
+    assert [s["id"] for s in status["services"]] == ["user-1", "user-2"]
+    for svc in status["services"]:
+        assert svc["address"].startswith("127.0.0.1:") and svc["pid"] and svc["metrics_url"].endswith("/metrics")
+    assert {p["name"] for p in status["processes"]} == {"consul-1", "etcd-1", "prometheus", "user-1", "user-2"}
+    assert all(p["pid"] and p["state"] == "running" for p in status["processes"])
+    assert status["binaries"]["consul"]["version"] == "1.8.7"
+    assert set(status["binaries"]) == {"consul", "etcd", "etcdctl", "prometheus"}
+
+
+def test_every_service_is_registered_in_both_registries(cluster):
+    assert consul_health(cluster, passing=True) == ["user-1", "user-2"]
+    assert etcd_keys(cluster) == ["/services/user/user-1", "/services/user/user-2"]
+
+
+def test_kill_marks_critical_and_start_brings_it_back(cluster):
+    pid = cluster.status()["services"][0]["pid"]
+    result = cluster.kill("user-1")
+    assert result["pid"] == pid and result["alive"] is False
+    assert not processes.is_alive(pid)
+    assert cluster.state_of("user-1") == "stopped"
+    wait_until(lambda: consul_health(cluster, passing=True) == ["user-2"], 15, "consul marking user-1 critical")
+    assert "user-1" in consul_health(cluster), "kill -9 leaves the registration, only its check goes critical"
+    wait_until(lambda: etcd_keys(cluster) == ["/services/user/user-2"], 20, "the etcd lease of user-1 expiring")
+    started = cluster.start("user-1")
+    assert started["pid"] != pid
+    assert consul_health(cluster, passing=True) == ["user-1", "user-2"]
+    wait_until(lambda: len(etcd_keys(cluster)) == 2, 10, "user-1 back in etcd")
+
+
+def test_graceful_stop_deregisters_before_exit(cluster):
+    result = cluster.stop("user-2")
+    assert result["exit_code"] == 0
+    # Deregistration happened before the process exited, so it is gone right away, not after a check.
+    assert consul_health(cluster) == ["user-1"]
+    assert etcd_keys(cluster) == ["/services/user/user-1"]
+    cluster.start("user-2")
+    assert consul_health(cluster, passing=True) == ["user-1", "user-2"]
+
+
+def test_pause_and_resume(cluster):
+    cluster.pause("user-2")
+    assert cluster.state_of("user-2") == "paused"
+    wait_until(lambda: consul_health(cluster, passing=True) == ["user-1"], 15, "a hung instance failing its check")
+    cluster.resume("user-2")
+    assert cluster.state_of("user-2") == "running"
+    wait_until(lambda: consul_health(cluster, passing=True) == ["user-1", "user-2"], 15, "the resumed instance passing")
+
+
+def test_unknown_process_names_the_valid_ones(cluster):
+    with pytest.raises(UnknownProcessError, match=r"no lab process named 'user-9'.*consul-1.*user-2"):
+        cluster.kill("user-9")
+
+
+def test_a_consul_port_in_use_is_reported_with_its_holder(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        lab = LocalCluster(ClusterConfig(consul_servers=1, etcd_members=0, services=0, prometheus=False,
+                                         registry="none", consul_http_port=port), base=tmp_path)
+        with pytest.raises(PortInUseError, match=rf"port {port} on 127.0.0.1 is in use by pid \d+ .*--consul-http-port"):
+            lab.up()
+    assert processes.live_records(tmp_path) == []
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("consul_servers", 2, "consul_servers: 2; use 0, 1 or 3"),
+    ("services", -1, "services: -1"),
+    ("registry", "zookeeper", "registry: 'zookeeper'"),
+    ("host", "10.0.0.1", "not a loopback address"),
+])
+def test_bad_cluster_shapes_are_refused(field, value, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        LocalCluster(ClusterConfig(**{field: value}), base=tmp_path).up()
+    assert processes.live_records(tmp_path) == []
+
+
+def test_a_missing_binary_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CONSUL_BIN", str(tmp_path / "no-such-consul"))
+    with pytest.raises(RuntimeError, match="LAB_CONSUL_BIN=.*is not an executable file"):
+        LocalCluster(ClusterConfig(services=0), base=tmp_path).up()
