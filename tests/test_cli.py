@@ -1,0 +1,102 @@
+"""`discovery-lab` from a shell: up, status, per-process commands, down, and errors with exit code 2."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab_services.runtime import processes
+from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.supervised import SupervisedCluster
+
+CLI = [sys.executable, "-m", "lab_services.cli"]
+
+
+def run(state, *args, check=True):
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "LAB_STATE_DIR": str(state)})
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_up_status_process_commands_and_down(tmp_path):
+    up = run(tmp_path, "up", "--consul-servers", "1", "--etcd-members", "1", "--services", "1", "--json")
+    status = json.loads(up.stdout)
+    try:
+        for key in ("backend", "consul", "etcd", "prometheus", "services", "processes", "binaries"):
+            assert key in status
+        assert status["consul"]["http"] and status["consul"]["dns"] and status["etcd"]["endpoints"]
+        service = status["services"][0]
+        assert {"id", "name", "address", "pid", "metrics_url"} <= set(service)
+        assert {b: set(v) >= {"path", "version"} for b, v in status["binaries"].items()} == dict.fromkeys(
+            ("consul", "etcd", "etcdctl", "prometheus"), True)
+
+        # The CLI process has exited, yet the lab keeps running under its supervisor.
+        again = json.loads(run(tmp_path, "status", "--json").stdout)
+        assert again["services"][0]["pid"] == service["pid"]
+        assert "user-1" in run(tmp_path, "status").stdout
+
+        killed = json.loads(run(tmp_path, "kill", "user-1", "--json").stdout)
+        assert killed["pid"] == service["pid"] and not processes.is_alive(service["pid"])
+        started = json.loads(run(tmp_path, "start", "user-1", "--json").stdout)
+        assert processes.is_alive(started["pid"])
+        run(tmp_path, "pause", "user-1")
+        assert json.loads(run(tmp_path, "status", "--json").stdout)["services"][0]["state"] == "paused"
+        run(tmp_path, "resume", "user-1")
+
+        wrong = run(tmp_path, "stop", "user-7", check=False)
+        assert wrong.returncode == 2 and "no lab process named 'user-7'" in wrong.stderr
+        twice = run(tmp_path, "up", "--json")
+        assert json.loads(twice.stdout)["services"][0]["pid"] == started["pid"], "a second up reuses the running lab"
+    finally:
+        run(tmp_path, "down")
+    assert processes.live_records(tmp_path) == []
+    assert not processes.is_alive(started["pid"])
+    assert "no lab was running" in run(tmp_path, "down").stdout, "down is idempotent"
+
+
+def test_commands_without_a_lab_say_how_to_start_one(tmp_path):
+    result = run(tmp_path, "kill", "user-1", check=False)
+    assert result.returncode == 2
+    assert "no lab is running" in result.stderr and "discovery-lab up" in result.stderr
+
+
+def test_doctor_lists_binaries_with_versions(tmp_path):
+    out = run(tmp_path, "doctor").stdout
+    assert "consul" in out and "1.8.7" in out and "prometheus" in out and "2.24.1" in out
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    result = run(tmp_path, "--backend", "kubernetes", "status", check=False)
+    assert result.returncode == 2 and "LAB_BACKEND: 'kubernetes'" in result.stderr
+
+
+def test_a_lab_owned_by_a_process_dies_with_it(tmp_path):
+    """A notebook kernel that is killed takes the lab it started with it: the supervisor watches its owner."""
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    cluster = SupervisedCluster(tmp_path)
+    status = cluster.launch(ClusterConfig(consul_servers=1, etcd_members=1, services=1, prometheus=False),
+                            owner_pid=owner.pid)
+    pids = [p["pid"] for p in status["processes"]]
+    supervisor = cluster.published()["pid"]
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(processes.is_alive(p) for p in [supervisor, *pids]):
+        time.sleep(0.1)
+    assert not [p for p in [supervisor, *pids] if processes.is_alive(p)], "lab processes outlived their owner"
+    assert not cluster.running()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["up", "--consul-servers", "2"], "invalid choice: 2"),
+    (["up", "--services", "99"], "services: 99"),
+])
+def test_bad_up_arguments(tmp_path, args, message):
+    result = run(tmp_path, *args, check=False)
+    assert result.returncode == 2 and message in result.stderr
