@@ -1,0 +1,152 @@
+"""`python -m lab_services.service`: run one user service instance, register it, drain on SIGTERM.
+
+Startup: validate flags, start gRPC and the side HTTP port, report SERVING, register, then print one
+line `READY {"id": ..., "name": ..., "address": ..., "http": ..., "pid": ...}` for the runtime.
+Shutdown (SIGTERM or SIGINT): NOT_SERVING, deregister, let in-flight calls drain for --grace, exit 0.
+Bad flags and ports in use exit 2 with a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from lab_services.runtime.ports import PortInUseError, require_loopback
+from lab_services.service.server import UserServer
+
+log = logging.getLogger("lab_services.service")
+
+CHECK_KINDS = ("grpc", "http", "tcp", "ttl")
+REGISTRIES = ("none", "consul", "etcd", "both")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m lab_services.service", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to bind, inside 127.0.0.0/8")
+    p.add_argument("--port", type=int, default=0, help="gRPC port; 0 picks a free one")
+    p.add_argument("--http-port", type=int, default=0, help="side HTTP port (/health, /metrics, /admin); 0 picks a free one")
+    p.add_argument("--name", default="user", help="service name to register")
+    p.add_argument("--id", help="instance id; default <name>-<port>")
+    p.add_argument("--tags", default="", help="comma-separated tags, e.g. v1,canary")
+    p.add_argument("--meta", action="append", default=[], metavar="K=V", help="service meta, repeatable")
+    p.add_argument("--registry", choices=REGISTRIES, default="none", help="where to register")
+    p.add_argument("--consul", default="127.0.0.1:8500", help="Consul HTTP address")
+    p.add_argument("--etcd", default="127.0.0.1:2379", help="etcd endpoints, host:port,host:port")
+    p.add_argument("--check", action="append", choices=CHECK_KINDS, help="Consul check kind, repeatable (default grpc)")
+    p.add_argument("--check-interval", default="1s", help="Consul check interval")
+    p.add_argument("--check-timeout", default="1s", help="Consul check timeout")
+    p.add_argument("--ttl", default="3s", help="TTL of a ttl check")
+    p.add_argument("--deregister-after", help="Consul DeregisterCriticalServiceAfter, e.g. 1m")
+    p.add_argument("--lease-ttl", type=int, default=5, help="etcd lease TTL in seconds")
+    p.add_argument("--grace", type=float, default=5.0, help="seconds to let in-flight calls finish on shutdown")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    args = p.parse_args(argv)
+    args.check = args.check or ["grpc"]
+    args.tags = tuple(t.strip() for t in args.tags.split(",") if t.strip())
+    try:
+        args.meta = dict(_key_value(item) for item in args.meta)
+    except ValueError as exc:
+        p.error(str(exc))
+    return args
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--meta {item!r}: expected KEY=VALUE, e.g. --meta version=v1")
+    return key, value
+
+
+def registration(args: argparse.Namespace, service_id: str, port: int, http_port: int) -> Any:
+    """The ServiceRegistration for this instance; meta always carries metrics_port for Prometheus."""
+    from lab_services.registry import CheckSpec, ServiceRegistration  # only needed when registering
+
+    checks = tuple(
+        CheckSpec(kind="ttl", ttl=args.ttl, deregister_critical_after=args.deregister_after)
+        if kind == "ttl"
+        else CheckSpec(
+            kind=kind, interval=args.check_interval, timeout=args.check_timeout,
+            deregister_critical_after=args.deregister_after,
+        )
+        for kind in args.check
+    )
+    return ServiceRegistration(
+        name=args.name, service_id=service_id, address=args.host, port=port, tags=args.tags,
+        meta={**args.meta, "metrics_port": str(http_port)}, http_port=http_port, checks=checks,
+    )
+
+
+def registrars(args: argparse.Namespace, reg: Any) -> list[Any]:
+    from lab_services.registry import ConsulRegistrar, EtcdRegistrar
+
+    found: list[Any] = []
+    if args.registry in ("consul", "both"):
+        found.append(ConsulRegistrar(reg, consul_http=args.consul))
+    if args.registry in ("etcd", "both"):
+        endpoints = [e.strip() for e in args.etcd.split(",") if e.strip()]
+        found.append(EtcdRegistrar(reg, endpoints=endpoints, lease_ttl=args.lease_ttl))
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Installed before starting, so a SIGTERM during startup still shuts down in order.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: (log.info("received %s", signal.Signals(signum).name), stop.set()))
+    try:
+        server, active = start(args)
+    except (ValueError, PortInUseError) as exc:  # bad flags (RegistrationError is a ValueError), a port in use
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ready = {"id": server.instance_id, "name": server.name, "address": server.address, "http": server.http_address, "pid": os.getpid()}
+    print("READY " + json.dumps(ready), flush=True)
+    stop.wait()
+    shutdown(server, active, args.grace)
+    return 0
+
+
+def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
+    """Serve, report SERVING, then register; bad flags raise ValueError before anything binds."""
+    require_loopback(args.host, "--host")
+    if args.registry != "none":
+        # Ports of 0 are only known after binding; check everything else before anything starts.
+        registration(args, args.id or args.name, args.port or 1, args.http_port or 1).validate()
+    server = UserServer(name=args.name, instance_id=args.id, host=args.host, port=args.port, http_port=args.http_port)
+    server.start()
+    active: list[Any] = []
+    if args.registry != "none":
+        reg = registration(args, server.instance_id, server.port, server.http_port)
+        try:
+            reg.validate()
+        except ValueError:
+            server.stop(0)
+            raise
+        for registrar in registrars(args, reg):
+            registrar.start()
+            active.append(registrar)
+            log.info("registering %s with %r", server.instance_id, registrar)
+    return server, active
+
+
+def shutdown(server: UserServer, active: list[Any], grace: float) -> None:
+    """NOT_SERVING first, so checks fail and clients move away; then deregister; then drain."""
+    log.info("shutting down: reporting NOT_SERVING")
+    server.set_serving(False)
+    for registrar in active:
+        log.info("deregistering with %r", registrar)
+        try:
+            registrar.stop()
+        except Exception:  # one registry being down must not stop the drain
+            log.exception("deregistering with %r failed", registrar)
+    log.info("draining in-flight calls for up to %gs", grace)
+    server.stop(grace)
+    log.info("stopped")

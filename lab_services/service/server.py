@@ -1,0 +1,143 @@
+"""Build, start and stop one user service instance: gRPC (user service, health, reflection) plus side HTTP.
+
+    server = UserServer(name="user").start()     # free ports on 127.0.0.1
+    server.address, server.http_address           # "127.0.0.1:41234", "127.0.0.1:41235"
+    server.stop(grace=5)
+
+Notebooks and tests run it in-process; `python -m lab_services.service` runs it as a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
+from lab_services.runtime.ports import PortInUseError, holder, require_loopback
+from lab_services.service.faults import FaultInjector, FaultInterceptor
+from lab_services.service.health import HealthState
+from lab_services.service.interceptors import ServedByInterceptor
+from lab_services.service.metrics import MetricsInterceptor, ServiceMetrics
+from lab_services.service.servicer import SERVICE_NAME, UserServicer
+from lab_services.service.sidecar_http import SidecarHTTP
+from lab_services.service.store import UserStore
+
+log = logging.getLogger(__name__)
+
+HEALTH_SERVICES = ("", SERVICE_NAME)
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+class UserServer:
+    """One instance of the user service; its id defaults to "<name>-<port>" once the port is bound."""
+
+    def __init__(
+        self,
+        name: str = "user",
+        instance_id: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        http_port: int = 0,
+        max_workers: int = 32,
+        store: UserStore | None = None,
+    ):
+        self.name = name
+        self.host = require_loopback(host)
+        self.requested_port = port
+        self.instance_id = instance_id or ""
+        # Streams (watch, chat, health watch) each hold a worker thread, so allow a few dozen.
+        self.max_workers = max_workers
+        self.store = store if store is not None else UserStore()  # an empty store is falsy (len 0)
+        self.health = HealthState(HEALTH_SERVICES)
+        self.faults = FaultInjector()
+        self.metrics = ServiceMetrics()
+        self.sidecar = SidecarHTTP(self.health, self.faults, self.metrics.registry, self.state, self.host, http_port)
+        self.port = 0
+        self._server: grpc.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def http_port(self) -> int:
+        return self.sidecar.port
+
+    @property
+    def http_address(self) -> str:
+        return self.sidecar.address
+
+    def start(self) -> UserServer:
+        """Bind both ports, start serving, then report SERVING; PortInUseError if a port is taken."""
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="grpc"),
+            interceptors=[
+                MetricsInterceptor(self.metrics),
+                ServedByInterceptor(lambda: self.instance_id),
+                FaultInterceptor(self.faults, SERVICE_NAME),
+            ],
+            # gRPC sets SO_REUSEPORT by default on Linux: a second server would then silently share
+            # a port already in use instead of failing, and calls would land on either at random.
+            options=[("grpc.so_reuseport", 0)],
+        )
+        try:
+            self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+        except RuntimeError:
+            raise PortInUseError(
+                f"port {self.requested_port} on {self.host} is in use by {holder(self.requested_port)}; "
+                "pass --port 0 for a free one"
+            ) from None
+        self.instance_id = self.instance_id or f"{self.name}-{self.port}"
+        pb_grpc.add_UserServiceServicer_to_server(UserServicer(self.store, self.instance_id), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
+        try:
+            self.sidecar.start()
+        except PortInUseError:
+            server.stop(None)  # release the gRPC port we already bound
+            raise
+        server.start()
+        self._server = server
+        self.set_serving(True)
+        log.info("%s serving gRPC on %s and HTTP on %s", self.instance_id, self.address, self.http_address)
+        return self
+
+    def set_serving(self, serving: bool) -> None:
+        """Set every health service ("" and the user service) to SERVING or NOT_SERVING."""
+        self.health.set_all("SERVING" if serving else "NOT_SERVING")
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Report NOT_SERVING, end watch streams, let other calls finish for `grace` seconds, then close.
+
+        Watch streams never finish on their own, so they are ended first with UNAVAILABLE and the
+        sequence to resume from; otherwise every shutdown would wait out the whole grace period.
+        """
+        if self._server is None:
+            return
+        self.set_serving(False)
+        stopped = self._server.stop(grace)  # from here on, new calls are refused
+        self.store.close_subscriptions()
+        stopped.wait()
+        self._server = None
+        self.sidecar.stop()
+        log.info("%s stopped", self.instance_id)
+
+    def state(self) -> dict[str, Any]:
+        """What /admin/state reports: who this is, its health, its faults and its data."""
+        return {
+            "id": self.instance_id,
+            "name": self.name,
+            "address": self.address,
+            "http": self.http_address,
+            "pid": os.getpid(),
+            "health": self.health.snapshot(),
+            "faults": self.faults.current.as_dict(),
+            "users": len(self.store),
+            "sequence": self.store.sequence,
+        }
