@@ -1,0 +1,176 @@
+"""Unit tests: registration validation, durations, check definitions, backoff; no servers needed."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+
+import pytest
+
+from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, EtcdRegistrar, RegistrationError, ServiceRegistration
+from lab_services.registry.consul import consul_checks
+from lab_services.registry.spec import parse_duration
+
+
+def registration(**changes) -> ServiceRegistration:
+    fields = dict(
+        name="user",
+        service_id="user-5001",
+        address="127.0.0.1",
+        port=5001,
+        tags=("v1",),
+        meta={"version": "v1", "metrics_port": "9101"},
+        http_port=9101,
+        checks=(
+            CheckSpec(kind="grpc", interval="1s", timeout="1s", deregister_critical_after=None),
+            CheckSpec(kind="ttl", ttl="3s"),
+            CheckSpec(kind="http"),
+            CheckSpec(kind="tcp", deregister_critical_after="1m30s"),
+        ),
+    )
+    fields.update(changes)
+    return ServiceRegistration(**fields)
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("500ms", 0.5), ("3s", 3.0), ("1m", 60.0), ("1h", 3600.0), ("1m30s", 90.0), ("1.5s", 1.5), ("250us", 0.00025)],
+)
+def test_durations_parse(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["3x", "3", "", "s", "-1s", "1 s", "3s ", None, 3])
+def test_malformed_durations_are_refused(text):
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+def test_valid_registrations_pass():
+    registration().validate()
+    registration(checks=()).validate()  # zero checks is allowed
+    registration(address="127.0.0.3", http_port=None, checks=(CheckSpec(kind="tcp"),)).validate()
+    registration(checks=(CheckSpec(kind="ttl", ttl="2s", status="critical"),)).validate()
+    registration(checks=(CheckSpec(kind="grpc", grpc_service="lab.user.v1.UserService", grpc_use_tls=True),)).validate()
+
+
+def test_error_message_names_field_and_fix():
+    bad = registration(checks=(CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3x")))
+    with pytest.raises(RegistrationError) as info:
+        bad.validate()
+    assert str(info.value) == "invalid argument: checks[1].ttl: '3x' is not a duration (use e.g. '3s', '500ms', '1m')"
+    assert info.value.field == "checks[1].ttl"
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "changes, field, words",
+    [
+        ({"name": ""}, "name", "not a service name"),
+        ({"name": "user_svc"}, "name", "letters, digits and dashes"),
+        ({"name": "-user"}, "name", "no leading"),
+        ({"name": "u" * 64}, "name", "at most 63"),
+        ({"service_id": ""}, "service_id", "must not be empty"),
+        ({"service_id": "user/5001"}, "service_id", "only letters"),
+        ({"address": "10.0.0.1"}, "address", "only uses loopback"),
+        ({"address": "localhost"}, "address", "127.0.0.0/8"),
+        ({"address": "::1"}, "address", "127.0.0.0/8"),
+        ({"port": 0}, "port", "1..65535"),
+        ({"port": 70000}, "port", "1..65535"),
+        ({"port": "5001"}, "port", "1..65535"),
+        ({"http_port": 65536}, "http_port", "1..65535"),
+        ({"tags": ("v1", "")}, "tags[1]", "non-empty"),
+        ({"meta": {"bad key": "x"}}, "meta['bad key']", "Consul's rule"),
+        ({"meta": {"consul-x": "x"}}, "meta['consul-x']", "reserved"),
+        ({"meta": {"port": 9101}}, "meta['port']", "must be a string"),
+        ({"meta": {"k": "v" * 513}}, "meta['k']", "512"),
+        ({"meta": {f"k{i}": "v" for i in range(65)}}, "meta", "64"),
+        ({"checks": (CheckSpec(kind="script"),)}, "checks[0].kind", "'http', 'tcp', 'grpc', 'ttl'"),
+        ({"checks": (CheckSpec(kind="ttl"),)}, "checks[0].ttl", "needs ttl"),
+        ({"checks": (CheckSpec(kind="ttl", ttl="500ms"),)}, "checks[0].ttl", "1s minimum"),
+        ({"checks": (CheckSpec(kind="tcp", ttl="3s"),)}, "checks[0].ttl", "only applies"),
+        ({"checks": (CheckSpec(kind="tcp", interval="500ms"),)}, "checks[0].interval", "minimum check interval of 1s"),
+        ({"checks": (CheckSpec(kind="tcp", interval="soon"),)}, "checks[0].interval", "not a duration"),
+        ({"checks": (CheckSpec(kind="grpc", timeout="0s"),)}, "checks[0].timeout", "longer than zero"),
+        (
+            {"checks": (CheckSpec(kind="grpc", deregister_critical_after="30s"),)},
+            "checks[0].deregister_critical_after",
+            "minimum of 1m",
+        ),
+        ({"http_port": None, "checks": (CheckSpec(kind="http"),)}, "checks[0].kind", "needs the registration's http_port"),
+        ({"checks": (CheckSpec(kind="http", http_path="health"),)}, "checks[0].http_path", "start with '/'"),
+        ({"checks": (CheckSpec(kind="grpc", grpc_service="a/b"),)}, "checks[0].grpc_service", "gRPC service name"),
+        ({"checks": (CheckSpec(kind="ttl", ttl="3s", status="ok"),)}, "checks[0].status", "'passing'"),
+        ({"checks": ("grpc",)}, "checks[0]", "not a CheckSpec"),
+    ],
+)
+def test_refusals_name_the_field(changes, field, words):
+    with pytest.raises(RegistrationError) as info:
+        registration(**changes).validate()
+    assert info.value.field == field
+    assert words in info.value.reason
+    assert str(info.value).startswith(f"invalid argument: {field}: ")
+
+
+def test_registration_is_frozen_and_copies_meta():
+    meta = {"version": "v1"}
+    reg = registration(meta=meta, tags=["v1"])
+    meta["version"] = "v2"
+    assert reg.meta == {"version": "v1"}
+    assert reg.tags == ("v1",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reg.port = 5002  # type: ignore[misc]
+    hash(reg)
+
+
+def test_check_ids_are_stable_and_readable():
+    reg = registration(checks=(CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3s"), CheckSpec(kind="grpc", grpc_service="x")))
+    assert reg.check_ids() == ["service:user-5001:grpc", "service:user-5001:ttl", "service:user-5001:grpc-2"]
+
+
+def test_consul_check_definitions():
+    by_id = {c["CheckID"]: c for c in consul_checks(registration())}
+    assert by_id["service:user-5001:grpc"]["grpc"] == "127.0.0.1:5001"
+    assert by_id["service:user-5001:grpc"]["timeout"] == "1s"
+    assert by_id["service:user-5001:ttl"] == {
+        "ttl": "3s", "CheckID": "service:user-5001:ttl", "Name": "TTL heartbeat within 3s", "Status": "passing",
+    }
+    assert by_id["service:user-5001:http"]["http"] == "http://127.0.0.1:9101/health"
+    assert by_id["service:user-5001:tcp"]["tcp"] == "127.0.0.1:5001"
+    assert by_id["service:user-5001:tcp"]["DeregisterCriticalServiceAfter"] == "1m30s"
+    tls = consul_checks(
+        registration(checks=(CheckSpec(kind="grpc", grpc_service="svc", grpc_use_tls=True, tls_skip_verify=True),))
+    )[0]
+    assert tls["grpc"] == "127.0.0.1:5001/svc"
+    assert tls["GRPCUseTLS"] is True and tls["TLSSkipVerify"] is True
+
+
+def test_registrars_validate_before_anything_happens():
+    bad = registration(port=0)
+    with pytest.raises(RegistrationError, match="port"):
+        ConsulRegistrar(bad, consul_http="127.0.0.1:1")
+    with pytest.raises(RegistrationError, match="port"):
+        EtcdRegistrar(bad, endpoints=["127.0.0.1:1"])
+    with pytest.raises(RegistrationError) as info:
+        EtcdRegistrar(registration(), endpoints=["127.0.0.1:1"], lease_ttl=1)
+    assert info.value.field == "lease_ttl"
+    with pytest.raises(RegistrationError) as info:
+        EtcdRegistrar(registration(), endpoints=["127.0.0.1"])
+    assert info.value.field == "endpoints[0]"
+    with pytest.raises(RegistrationError) as info:
+        ConsulRegistrar(registration(), consul_http="nowhere")
+    assert info.value.field == "consul_http"
+
+
+def test_backoff_full_jitter_stays_under_a_capped_exponential_ceiling():
+    backoff = Backoff(base=0.1, cap=2.0, rng=random.Random(1))
+    assert [backoff.ceiling(n) for n in range(7)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0])
+    delays = list(itertools.islice(backoff, 200))
+    assert all(0 <= d <= backoff.ceiling(n) for n, d in enumerate(delays))
+    assert len(set(delays)) == len(delays)  # jittered, not a fixed schedule
+    assert max(delays[10:]) > 1.0  # and it does grow towards the cap
+    assert backoff.attempt == 200 and backoff.ceiling(10_000) == 2.0
+    backoff.reset()
+    assert next(backoff) <= 0.1
+    with pytest.raises(ValueError):
+        Backoff(base=0)
