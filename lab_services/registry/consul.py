@@ -80,6 +80,10 @@ def parse_consul_http(consul_http: str) -> tuple[str, int]:
     return host, port
 
 
+class ConsulNotReadyError(RuntimeError):
+    """The agent answers but its cluster has not elected a leader yet; retried like an unreachable agent."""
+
+
 class ConsulRegistrar(Registrar):
     """Registers one instance with a Consul agent in a background thread; see `Registrar` for the lifecycle.
 
@@ -90,7 +94,7 @@ class ConsulRegistrar(Registrar):
     """
 
     backend = "consul"
-    unreachable_errors = (requests.ConnectionError, requests.Timeout)
+    unreachable_errors = (requests.ConnectionError, requests.Timeout, ConsulNotReadyError)
 
     def __init__(
         self,
@@ -121,6 +125,10 @@ class ConsulRegistrar(Registrar):
         return min(self._verify_every, self.heartbeat_every or self._verify_every)
 
     def _register(self) -> None:
+        # An agent accepts a registration before its cluster has a leader, but cannot sync it to the
+        # catalog until then, and its retry waits many seconds: registering after the election is faster.
+        if not self._client.status.leader():
+            raise ConsulNotReadyError(f"consul at {self.where} has no raft leader yet")
         reg = self.registration
         first, *extra = self.checks or [None]
         self._client.agent.service.register(
