@@ -32,15 +32,18 @@ def _print_status(status: dict[str, Any]) -> None:
         print(f"reaped a leftover from a dead session: {reaped}")
 
 
+def _show(status: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(status))
+    else:
+        _print_status(status)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
                            prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port)
     cluster = SupervisedCluster()
-    status = cluster.status() if cluster.running() else cluster.launch(config)
-    if args.json:
-        print(json.dumps(status))
-    else:
-        _print_status(status)
+    _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
 
 
@@ -53,11 +56,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = connect().status()
-    if args.json:
-        print(json.dumps(status))
-    else:
-        _print_status(status)
+    _show(connect().status(), args.json)
     return 0
 
 

@@ -30,6 +30,12 @@ def _owner_script(tmp_path, body: str) -> subprocess.Popen:
         def spawn(name):
             return processes.spawn(name, [sys.executable, "-c", "import time; time.sleep(600)"],
                                    log_path=base / "logs" / (name + ".log"), base=base)
+        def spawn_from_thread(name):
+            # From a worker thread the parent-death signal is not armed (it would follow that thread).
+            out = []
+            t = threading.Thread(target=lambda: out.append(spawn(name)))
+            t.start(); t.join()
+            return out[0]
     """) + textwrap.dedent(body)
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
 
@@ -68,10 +74,7 @@ def test_owner_killed_with_sigkill_takes_its_children(tmp_path):
 def test_reaper_kills_children_of_a_dead_owner(tmp_path):
     # Spawned from a worker thread, the child has no parent-death signal: only the reaper can find it.
     owner = _owner_script(tmp_path, """
-        out = []
-        t = threading.Thread(target=lambda: out.append(spawn("survivor")))
-        t.start(); t.join()
-        print(out[0].pid, flush=True)
+        print(spawn_from_thread("survivor").pid, flush=True)
         time.sleep(600)
     """)
     pid = int(owner.stdout.readline())
@@ -97,10 +100,7 @@ def test_reaper_leaves_children_of_a_live_owner_alone(tmp_path):
 
 def test_interpreter_exit_stops_children(tmp_path):
     owner = _owner_script(tmp_path, """
-        out = []
-        t = threading.Thread(target=lambda: out.append(spawn("atexit-child")))
-        t.start(); t.join()
-        print(out[0].pid, flush=True)
+        print(spawn_from_thread("atexit-child").pid, flush=True)
         sys.exit(0)
     """)
     pid = int(owner.stdout.readline())
