@@ -6,6 +6,7 @@ import socket
 import time
 
 import pytest
+from labs import local_lab
 
 from lab_services.runtime import processes
 from lab_services.runtime.cluster import ClusterConfig, UnknownProcessError
@@ -16,12 +17,8 @@ from lab_services.runtime.probe import http_json, wait_until
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cluster")
-    lab = LocalCluster(ClusterConfig(consul_servers=1, etcd_members=1, services=2), base=base)
-    lab.up()
-    yield lab
-    lab.down()
-    assert processes.live_records(base) == []
+    with local_lab(tmp_path_factory.mktemp("cluster"), consul_servers=1, etcd_members=1, services=2) as lab:
+        yield lab
 
 
 def consul_health(lab: LocalCluster, passing: bool = False) -> list[str]:

@@ -50,6 +50,7 @@ class SupervisedCluster(Cluster):
         config.validate()
         if self.running():
             raise RuntimeError(f"a lab is already running in {self.base}; run `discovery-lab down` first")
+        self._wait_for_previous()
         self.paths["state"].unlink(missing_ok=True)
         argv = [sys.executable, "-m", "lab_services.runtime.supervisor", "--config", json.dumps(config.to_dict())]
         if owner_pid:
@@ -72,6 +73,15 @@ class SupervisedCluster(Cluster):
             time.sleep(0.05)
         raise NotReadyError(f"the lab was not up after {timeout:.0f} s; see {self.paths['log']}")
 
+    def _wait_for_previous(self, timeout: float = 60.0) -> None:
+        """A supervisor that is still starting or stopping owns the work directory: let it finish first."""
+        deadline = time.monotonic() + timeout
+        while (state := self.published()) and "status" not in state:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the previous lab (supervisor pid {state['pid']}) has not finished after "
+                                   f"{timeout:.0f} s; see {self.paths['log']}")
+            time.sleep(0.05)
+
     # -- the Cluster interface -------------------------------------------------------------------------
     def _request(self, op: str, name: str = "") -> Any:
         state = self.published()
@@ -91,10 +101,11 @@ class SupervisedCluster(Cluster):
         state = self.published()
         if not state:
             return
-        try:
-            self._request("down")
-        except (LabNotRunningError, OSError, EOFError):
-            os.kill(state["pid"], 15)
+        if not state.get("stopping"):
+            try:
+                self._request("down")
+            except (LabNotRunningError, OSError, EOFError):
+                os.kill(state["pid"], 15)
         deadline = time.monotonic() + timeout
         while processes.is_alive(state["pid"]) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -73,8 +73,10 @@ def serve(config: ClusterConfig, base: Path, owner_pid: int | None) -> int:
     stopping = threading.Event()
 
     def on_term(signum, frame):
-        stopping.set()
-        raise SystemExit(0)
+        # Only the first signal interrupts; a second one must not cut the cleanup in `finally` short.
+        if not stopping.is_set():
+            stopping.set()
+            raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -109,6 +111,8 @@ def serve(config: ClusterConfig, base: Path, owner_pid: int | None) -> int:
                 except (EOFError, OSError, ValueError) as err:
                     log.warning("dropped a request: %s", err)
     finally:
+        # Say "stopping" first, so no client attaches to a lab that is going away and a new `up` waits.
+        _publish(paths["state"], {"pid": os.getpid(), "stopping": True})
         cluster.down()
         for name in ("socket", "key", "state"):
             paths[name].unlink(missing_ok=True)

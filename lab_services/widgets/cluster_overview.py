@@ -1,0 +1,73 @@
+"""ClusterOverview: the lab's nodes at a glance (Consul servers, etcd members, Prometheus, services), leaders marked."""
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+import ipywidgets as widgets
+
+from lab_services.display import html_table
+from lab_services.runtime.cluster import Cluster
+
+COLUMNS = ["role", "name", "address", "pid", "state", "leader", "version"]
+ROLES = {"consul": "Consul server", "etcd": "etcd member", "prometheus": "Prometheus", "service": "user service"}
+
+
+class ClusterOverview:
+    """One table row per lab process; `refresh()` (or the Refresh button) asks the cluster again.
+
+        overview = ClusterOverview(cluster)
+        display(overview.widget)
+        overview.rows          # the same table as plain dicts
+    """
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.rows: list[dict[str, Any]] = []
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh", tooltip="ask the cluster for its status again")
+        self.summary = widgets.HTML()
+        self.table = widgets.HTML()
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.widget = widgets.VBox([widgets.HBox([self.refresh_button, self.summary]), self.table])
+        self.refresh()
+
+    def refresh(self) -> list[dict[str, Any]]:
+        """Read `cluster.status()` and redraw; returns the rows."""
+        status = self.cluster.status()
+        self.rows = overview_rows(status)
+        self.table.value = html_table(self.rows, COLUMNS)
+        consul, etcd = status["consul"], status["etcd"]
+        running = sum(r["state"] == "running" for r in self.rows)
+        self.summary.value = (
+            f"{running} of {len(self.rows)} processes running &nbsp;·&nbsp; Consul leader: <b>{consul['leader'] or 'none'}</b>"
+            f" &nbsp;·&nbsp; etcd leader: <b>{etcd['leader'] or 'none'}</b>"
+            + (f" &nbsp;·&nbsp; <a href='{consul['ui']}' target='_blank'>Consul UI</a>" if consul.get("ui") else "")
+        )
+        return self.rows
+
+
+def overview_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the overview table from a `status()` dict: each process with its address, state, leadership, version."""
+    versions = {name: found.get("version") or "missing" for name, found in status["binaries"].items()}
+    try:
+        versions["service"] = metadata.version("service-discovery-lab")
+    except metadata.PackageNotFoundError:
+        versions["service"] = "source tree"
+    leaders = {status["consul"]["leader"], status["etcd"]["leader"]} - {None}
+    services = {s["id"]: s for s in status["services"]}
+    host = status.get("config", {}).get("host", "127.0.0.1")
+    rows = []
+    for proc in status["processes"]:
+        kind, ports = proc["kind"], proc["ports"]
+        port = ports.get("http") if kind in ("consul", "prometheus") else ports.get("client") if kind == "etcd" else None
+        address = services[proc["name"]]["address"] if proc["name"] in services else (f"{host}:{port}" if port else "-")
+        rows.append({
+            "role": ROLES.get(kind, kind),
+            "name": proc["name"],
+            "address": address,
+            "pid": proc["pid"],
+            "state": proc["state"],
+            "leader": "★ leader" if proc["name"] in leaders else "",
+            "version": versions.get(kind, "-"),
+        })
+    return rows

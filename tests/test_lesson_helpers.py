@@ -1,0 +1,140 @@
+"""The helpers lessons 00-02 call: environment check, Consul health reads and waits, call-mode helpers, exercises."""
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from labs import local_lab
+
+from lab_services import calls, exercises, reflection
+from lab_services.consul_health import ConsulHealth, go_duration
+from lab_services.display import Table
+from lab_services.environment import check_environment
+from lab_services.registry.consul import ConsulRegistrar
+from lab_services.registry.spec import CheckSpec, ServiceRegistration
+from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with local_lab(tmp_path_factory.mktemp("helpers-lab"), consul_servers=1, etcd_members=0, services=0, prometheus=False, registry="none") as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def consul_http(cluster) -> str:
+    return cluster.status()["consul"]["http"][0]
+
+
+@pytest.fixture
+def server():
+    srv = UserServer(name="helpers").start()
+    yield srv
+    srv.stop(grace=0)
+
+
+@pytest.fixture
+def stub(server):
+    with grpc.insecure_channel(server.address) as channel:
+        yield user_pb2_grpc.UserServiceStub(channel)
+
+
+def test_environment_check_passes_here_and_names_each_row():
+    report = check_environment()
+    assert report.ok, report.problems
+    names = {row["name"] for row in report.rows}
+    assert {"python", "grpcio", "py-consul", "consul", "etcd", "prometheus"} <= names
+    assert "everything the lab needs" in report._repr_html_()
+
+
+@pytest.mark.parametrize("ns, text", [(60_000_000_000, "1m0s"), (1_500_000_000, "1.5s"), (500_000_000, "500ms"),
+                                      (3_725_000_000_000, "1h2m5s")])
+def test_go_duration_prints_like_consul(ns, text):
+    assert go_duration(ns) == text
+
+
+def test_table_renders_text_and_escaped_html():
+    table = Table([{"a": "<b>", "b": 1.23456}])
+    assert "&lt;b&gt;" in table._repr_html_()
+    assert repr(table).splitlines() == ["a    b", "<b>  1.235"]
+
+
+def test_consul_health_reads_waits_and_times(consul_http, server):
+    registration = ServiceRegistration(
+        name="helpers", service_id=server.instance_id, address="127.0.0.1", port=server.port,
+        checks=[CheckSpec("grpc"), CheckSpec("ttl", ttl="2s", deregister_critical_after="1m")],
+    )
+    grpc_id, ttl_id = registration.check_ids()
+    registrar = ConsulRegistrar(registration, consul_http=consul_http).start()
+    with ConsulHealth(consul_http) as health:
+        try:
+            assert registrar.wait_registered(5)
+            assert health.wait_all(server.instance_id, "passing", timeout=10) < 10
+            assert health.wait_listed("helpers", server.instance_id, timeout=5) < 5
+            assert health.instances("helpers", passing=True) == [server.instance_id]
+            assert health.definition(ttl_id)["DeregisterCriticalServiceAfter"] == "1m0s"
+            assert [row["check"] for row in health.table(server.instance_id)] == [grpc_id, ttl_id]
+
+            flipped = time.monotonic()
+            server.set_serving(False)
+            assert health.wait_for(grpc_id, "critical", timeout=10, since=flipped) < 5
+            assert health.service_status(server.instance_id) == "critical"
+            assert health.wait_listed("helpers", server.instance_id, listed=False, timeout=5) < 5
+            assert health.instances("helpers", passing=True) == []
+            with pytest.raises(TimeoutError, match=f"{grpc_id} to be passing, but check {grpc_id} is 'critical'"):
+                health.wait_for(grpc_id, "passing", timeout=0.3)
+            with pytest.raises(ValueError, match="status: 'down'"):
+                health.wait_for(grpc_id, "down")
+        finally:
+            registrar.stop()
+        assert health.wait_gone(server.instance_id, timeout=5) < 5
+        assert health.status(grpc_id) is None
+
+
+def test_reflection_lists_the_four_call_modes(server):
+    assert "lab.user.v1.UserService" in reflection.list_services(server.address)
+    modes = {row["method"]: row["mode"] for row in reflection.describe_methods(server.address)}
+    assert modes["GetUser"] == "unary" and modes["ListUsers"] == "server streaming"
+    assert modes["ImportUsers"] == "client streaming" and modes["Chat"] == "bidirectional"
+
+
+def test_stream_collector_chat_and_status_table(server, stub):
+    since = AdminClient(server.http_address).state()["sequence"]
+    watch = calls.StreamCollector(stub.WatchUsers(user_pb2.WatchUsersRequest(since_sequence=since)))
+    stub.CreateUser(user_pb2.CreateUserRequest(name="Ada", email="ada@example.com"))
+    assert [e.user.name for e in watch.wait_for(1)] == ["Ada"]
+    watch.stop()
+    assert watch.error is None
+    with pytest.raises(TimeoutError, match="expected 2 messages, got 1"):
+        watch.wait_for(2, timeout=0.1)
+
+    transcript = calls.chat(stub, ["a", "b"])
+    assert [row["direction"] for row in transcript] == ["sent", "received", "sent", "received"]
+
+    table = calls.status_table({"missing": lambda: stub.GetUser(user_pb2.GetUserRequest(id="u-x"))})
+    assert table[0]["code"] == "NOT_FOUND" and "u-x" in table[0]["details"]
+
+
+def test_every_solution_satisfies_its_checker(cluster, consul_http, server, stub):
+    scope = {"cluster": cluster, "user_pb2": user_pb2}
+    exec(exercises.solution("00-leader"), scope)
+    assert exercises.check("00-leader", scope["answer"], cluster)
+
+    exec(exercises.solution("01-import"), scope)
+    assert exercises.check("01-import", scope["import_three"](stub))
+
+    exec(exercises.solution("02-ttl"), scope)
+    verdict = exercises.check("02-ttl", scope["my_ttl_registration"], server=server, consul_http=consul_http)
+    assert verdict, verdict.message
+    with ConsulHealth(consul_http) as health:
+        assert not health.registered(f"exercise-{server.port}"), "the checker should deregister what it checked"
+
+
+def test_checkers_explain_a_wrong_answer(cluster, consul_http, server):
+    assert "set `answer`" in exercises.check("00-leader", ..., cluster).message
+    assert not exercises.check("01-import", None)
+    verdict = exercises.check("02-ttl", lambda server, consul_http: None, server=server, consul_http=consul_http)
+    assert not verdict and "return the registrar" in verdict.message
+    with pytest.raises(KeyError, match="no exercise named 'nope'"):
+        exercises.solution("nope")
