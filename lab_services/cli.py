@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from typing import Any
 
@@ -96,9 +98,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_jupyter(args: argparse.Namespace) -> int:
     """`make lab`: the lab cluster up, JupyterLab open on lesson 00, and everything stopped when JupyterLab ends."""
-    import subprocess
-
     from lab_services.paths import REPO_DIR
+    from lab_services.runtime import processes
 
     cluster = SupervisedCluster()
     started_here = not cluster.running()
@@ -109,11 +110,19 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}"]
     if args.no_browser:
         argv.append("--no-browser")
+    if os.geteuid() == 0:
+        # Containers and CI machines often run as root, which JupyterLab refuses unless told.
+        argv.append("--allow-root")
     print(f"\nopening JupyterLab on {lesson}; the URL with its token follows. Ctrl-C stops JupyterLab"
           + (" and the lab." if started_here else "; the lab keeps running."))
+    # JupyterLab runs in its own session like every lab process, so Ctrl-C reaches only this command,
+    # which then stops JupyterLab and the lab in order instead of leaving either behind.
+    jupyter = processes.spawn("jupyterlab", argv, log_path=None, cwd=REPO_DIR)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it the same way as Ctrl-C
     try:
-        return subprocess.call(argv)
+        return jupyter.popen.wait()
     except KeyboardInterrupt:
+        jupyter.stop(timeout=20)
         return 0
     finally:
         if started_here:

@@ -129,12 +129,12 @@ def spawn(
     name: str,
     argv: list[str],
     *,
-    log_path: Path,
+    log_path: Path | None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     base: Path | None = None,
 ) -> Child:
-    """Start `argv` as a tracked child whose output goes to `log_path`.
+    """Start `argv` as a tracked child whose output goes to `log_path` (None: to this process's terminal).
 
     The child leads its own session (so a terminal's Ctrl-C or a kernel interrupt does not reach it, and
     its whole group can be signalled), and dies with its parent thread through PR_SET_PDEATHSIG. That
@@ -146,22 +146,28 @@ def spawn(
     setpriv = shutil.which("setpriv")
     if setpriv and threading.current_thread() is threading.main_thread():
         full = [setpriv, "--pdeathsig", "TERM", "--", *full]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    log = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_path, "ab")
+    try:
         popen = subprocess.Popen(
             full,
             stdin=subprocess.DEVNULL,
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
             env={**os.environ, **(env or {})},
             cwd=cwd,
         )
+    finally:
+        if log:
+            log.close()
     try:
         started = psutil.Process(popen.pid).create_time()
     except psutil.Error:
         started = time.time()
-    record = ProcessRecord(name, popen.pid, owner.pid, owner.create_time(), started, full, str(log_path))
+    record = ProcessRecord(name, popen.pid, owner.pid, owner.create_time(), started, full, str(log_path or ""))
     pid_file = pid_dir(base) / f"{name}.{popen.pid}.json"
     pid_file.write_text(json.dumps(asdict(record)))
     child = Child(name, popen, record, pid_file)
