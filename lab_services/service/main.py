@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lab_services.runtime.ports import PortInUseError, require_loopback
@@ -46,6 +47,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deregister-after", help="Consul DeregisterCriticalServiceAfter, e.g. 1m")
     p.add_argument("--lease-ttl", type=int, default=5, help="etcd lease TTL in seconds")
     p.add_argument("--grace", type=float, default=5.0, help="seconds to let in-flight calls finish on shutdown")
+    p.add_argument("--tls-cert", help="serve gRPC over TLS with this PEM certificate (needs --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--tls-ca", help="PEM CA whose client certificates are accepted (needs --mtls)")
+    p.add_argument("--mtls", action="store_true", help="require client certificates signed by --tls-ca")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = p.parse_args(argv)
     args.check = args.check or ["grpc"]
@@ -54,7 +59,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.meta = dict(_key_value(item) for item in args.meta)
     except ValueError as exc:
         p.error(str(exc))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together, e.g. --tls-cert server.crt --tls-key server.key")
+    if args.mtls and not (args.tls_cert and args.tls_ca):
+        p.error("--mtls needs --tls-cert, --tls-key and --tls-ca (the CA that signs client certificates)")
+    if args.tls_ca and not args.mtls:
+        p.error("--tls-ca only matters with --mtls; add --mtls to require client certificates")
     return args
+
+
+def server_tls(args: argparse.Namespace) -> Any:
+    """The ServerTLS for --tls-cert/--tls-key (and --tls-ca with --mtls), or None for plaintext."""
+    if not args.tls_cert:
+        return None
+    from lab_services.tls import CertPair, ServerTLS  # only needed with TLS
+
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--tls-ca", args.tls_ca)):
+        if path and not os.path.isfile(path):
+            raise ValueError(f"{flag} {path}: no such file; make one with lab_services.tls.TLSMaterial.create(dir)")
+    client_ca = CertPair(Path(args.tls_ca)) if args.mtls else None
+    return ServerTLS(CertPair(Path(args.tls_cert), Path(args.tls_key)), client_ca)
 
 
 def _key_value(item: str) -> tuple[str, str]:
@@ -120,7 +144,10 @@ def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
     if args.registry != "none":
         # Ports of 0 are only known after binding; check everything else before anything starts.
         registration(args, args.id or args.name, args.port or 1, args.http_port or 1).validate()
-    server = UserServer(name=args.name, instance_id=args.id, host=args.host, port=args.port, http_port=args.http_port)
+    server = UserServer(
+        name=args.name, instance_id=args.id, host=args.host, port=args.port, http_port=args.http_port,
+        tls=server_tls(args),
+    )
     server.start()
     active: list[Any] = []
     if args.registry != "none":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent import futures
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -27,6 +27,9 @@ from lab_services.service.metrics import MetricsInterceptor, ServiceMetrics
 from lab_services.service.servicer import SERVICE_NAME, UserServicer
 from lab_services.service.sidecar_http import SidecarHTTP
 from lab_services.service.store import UserStore
+
+if TYPE_CHECKING:
+    from lab_services.tls import ServerTLS
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class UserServer:
         http_port: int = 0,
         max_workers: int = 32,
         store: UserStore | None = None,
+        tls: ServerTLS | None = None,
     ):
         self.name = name
         self.host = require_loopback(host)
@@ -54,6 +58,8 @@ class UserServer:
         # Streams (watch, chat, health watch) each hold a worker thread, so allow a few dozen.
         self.max_workers = max_workers
         self.store = store if store is not None else UserStore()  # an empty store is falsy (len 0)
+        # With TLS the gRPC port speaks only TLS (mTLS if tls.client_ca is set); the side HTTP port stays plain.
+        self.tls = tls
         self.health = HealthState(HEALTH_SERVICES)
         self.faults = FaultInjector()
         self.metrics = ServiceMetrics()
@@ -86,8 +92,13 @@ class UserServer:
             # a port already in use instead of failing, and calls would land on either at random.
             options=[("grpc.so_reuseport", 0)],
         )
+        bind = f"{self.host}:{self.requested_port}"
+        credentials = self.tls.credentials() if self.tls else None  # reads the PEM files: fails before binding
         try:
-            self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+            if credentials is None:
+                self.port = server.add_insecure_port(bind)
+            else:
+                self.port = server.add_secure_port(bind, credentials)
         except RuntimeError:
             raise PortInUseError(
                 f"port {self.requested_port} on {self.host} is in use by {holder(self.requested_port)}; "
