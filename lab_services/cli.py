@@ -43,7 +43,8 @@ def _show(status: dict[str, Any], as_json: bool) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
-                           prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port)
+                           prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port,
+                           instance_addresses=args.instance_addresses)
     cluster = SupervisedCluster()
     _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
@@ -62,10 +63,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_process(args: argparse.Namespace) -> int:
-    result = getattr(connect(), args.command)(args.name)
-    print(json.dumps(result) if args.json else " ".join(f"{k}={v}" for k, v in result.items()))
+def _report(result: dict[str, Any], as_json: bool) -> int:
+    print(json.dumps(result) if as_json else " ".join(f"{k}={v}" for k, v in result.items()))
     return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    return _report(getattr(connect(), args.command)(args.name), args.json)
+
+
+def cmd_add_service(args: argparse.Namespace) -> int:
+    meta = dict(item.split("=", 1) for item in args.meta)
+    return _report(connect().add_service(version=args.version, meta=meta), args.json)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -138,6 +147,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _meta_item(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="discovery-lab", description="Run the Service Discovery Lab cluster.")
     parser.add_argument("--backend", default=None, help="local (default) or compose; LAB_BACKEND sets it too")
@@ -149,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--services", type=int, default=3)
     up.add_argument("--consul-http-port", type=int, default=None, help="fixed Consul HTTP port (default 8500 when free)")
     up.add_argument("--no-prometheus", action="store_true")
+    up.add_argument("--instance-addresses", choices=("shared", "distinct"), default="shared",
+                    help="distinct: instance i on 127.0.0.(10+i), all on one port (for Consul DNS clients)")
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
 
@@ -161,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_process)
+    add = sub.add_parser("add-service", help="start one more user-service instance, e.g. a v2 canary")
+    add.add_argument("--version", default="v1", help="version tag and meta (v2 for a canary)")
+    add.add_argument("--meta", action="append", default=[], type=_meta_item, metavar="K=V", help="extra meta, e.g. weight=3")
+    add.add_argument("--json", action="store_true")
+    add.set_defaults(func=cmd_add_service)
     sub.add_parser("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
     sub.add_parser("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
     jupyter = sub.add_parser("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")

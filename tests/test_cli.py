@@ -100,3 +100,15 @@ def test_a_lab_owned_by_a_process_dies_with_it(tmp_path):
 def test_bad_up_arguments(tmp_path, args, message):
     result = run(tmp_path, *args, check=False)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_add_service_through_the_supervisor(tmp_path):
+    run(tmp_path, "up", "--consul-servers", "1", "--etcd-members", "0", "--services", "0", "--no-prometheus")
+    try:
+        wrong = run(tmp_path, "add-service", "--meta", "noequals", check=False)
+        assert wrong.returncode == 2 and "'noequals' is not KEY=VALUE" in wrong.stderr
+        added = json.loads(run(tmp_path, "add-service", "--version", "v2", "--json").stdout)
+        assert added["name"] == "user-1" and added["version"] == "v2" and processes.is_alive(added["pid"])
+    finally:
+        run(tmp_path, "down")
+    assert not processes.is_alive(added["pid"])

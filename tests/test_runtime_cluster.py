@@ -125,3 +125,29 @@ def test_a_missing_binary_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CONSUL_BIN", str(tmp_path / "no-such-consul"))
     with pytest.raises(RuntimeError, match="LAB_CONSUL_BIN=.*is not an executable file"):
         LocalCluster(ClusterConfig(services=0), base=tmp_path).up()
+
+
+def test_add_service_starts_a_canary_that_passes(cluster):
+    added = cluster.add_service(version="v2", meta={"weight": "3"})
+    try:
+        assert added["name"] == "user-3" and added["version"] == "v2"
+        assert "user-3" in consul_health(cluster, passing=True)
+        entry = next(e for e in http_json(f"http://{cluster.status()['consul']['http'][0]}/v1/health/service/user")
+                     if e["Service"]["ID"] == "user-3")
+        assert entry["Service"]["Meta"]["version"] == "v2" and entry["Service"]["Meta"]["weight"] == "3"
+        assert entry["Service"]["Tags"] == ["v2"]
+    finally:
+        cluster.stop("user-3")
+
+
+def test_distinct_instance_addresses_share_one_port(tmp_path):
+    with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=2, prometheus=False, registry="consul",
+                   instance_addresses="distinct") as lab:
+        services = lab.status()["services"]
+        hosts = [s["address"].split(":")[0] for s in services]
+        ports = {s["address"].split(":")[1] for s in services}
+        assert hosts == ["127.0.0.11", "127.0.0.12"] and len(ports) == 1
+        added = lab.add_service()
+        assert added["address"] == f"127.0.0.13:{ports.pop()}"
+        entries = http_json(f"http://{lab.status()['consul']['http'][0]}/v1/health/service/user?passing")
+        assert sorted(e["Service"]["Address"] for e in entries) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]

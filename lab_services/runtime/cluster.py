@@ -22,6 +22,8 @@ class ClusterConfig:
     registry: str = "both"
     host: str = "127.0.0.1"
     consul_http_port: int | None = None
+    # "distinct": instance i listens on 127.0.0.(10+i), all on one port, as Consul DNS clients need.
+    instance_addresses: str = "shared"
 
     def validate(self) -> "ClusterConfig":
         require_loopback(self.host, "host")
@@ -32,6 +34,8 @@ class ClusterConfig:
             raise ValueError(f"invalid argument: services: {self.services}; use 0 to 20 instances")
         if self.registry not in REGISTRIES:
             raise ValueError(f"invalid argument: registry: {self.registry!r}; use one of {', '.join(REGISTRIES)}")
+        if self.instance_addresses not in ("shared", "distinct"):
+            raise ValueError(f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct")
         if self.registry in ("consul", "both") and self.services and not self.consul_servers:
             raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
         if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
@@ -50,6 +54,7 @@ class ClusterConfig:
             and (self.prometheus or not other.prometheus)
             and self.service_name == other.service_name
             and (self.registry == other.registry or self.registry == "both" or other.registry == "none")
+            and (self.instance_addresses == other.instance_addresses or other.instance_addresses == "shared")
         )
 
 
@@ -88,6 +93,10 @@ class Cluster(ABC):
     @abstractmethod
     def start(self, name: str) -> dict[str, Any]:
         """Start a stopped or killed process again with the same ports and data, and wait until it is ready."""
+
+    @abstractmethod
+    def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
+        """Start one more instance of the user service (e.g. a v2 canary) and wait until it passes."""
 
     @abstractmethod
     def pause(self, name: str) -> dict[str, Any]:

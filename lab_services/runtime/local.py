@@ -67,17 +67,41 @@ class LocalCluster(Cluster):
 
     def _plan(self, paths: dict[str, Path]) -> None:
         cfg = self.config
-        ports = PortAllocator(cfg.host)
+        self._ports = ports = PortAllocator(cfg.host)
         consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port) if cfg.consul_servers else []
         etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
         nodes = [*consul_nodes, *etcd_nodes]
         if cfg.prometheus:
             nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name))
-        registry_consul = consul_nodes if cfg.registry in ("consul", "both") else []
-        registry_etcd = etcd_nodes if cfg.registry in ("etcd", "both") else []
-        for i in range(1, cfg.services + 1):
-            nodes.append(service.plan(i, ports, cfg.service_name, cfg.registry, registry_consul, registry_etcd))
         self.nodes = {n.name: n for n in nodes}
+        self._shared_port = ports.free(5000) if cfg.instance_addresses == "distinct" else None
+        for i in range(1, cfg.services + 1):
+            node = self._plan_service(i)
+            self.nodes[node.name] = node
+
+    def _plan_service(self, index: int, version: str = "v1", meta: dict[str, str] | None = None) -> NodeSpec:
+        cfg = self.config
+        consul_nodes = [n for n in self.nodes.values() if n.kind == "consul"] if cfg.registry in ("consul", "both") else []
+        etcd_nodes = [n for n in self.nodes.values() if n.kind == "etcd"] if cfg.registry in ("etcd", "both") else []
+        return service.plan(index, self._ports, cfg.service_name, cfg.registry, consul_nodes, etcd_nodes,
+                            version=version, shared_port=self._shared_port, meta=meta)
+
+    def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
+        with self._lock:
+            if not self.children:
+                raise ProcessLookupError("the lab is not running; run up first")
+            index = 1 + max((int(n.name.rsplit("-", 1)[1]) for n in self.nodes.values() if n.kind == "service"), default=0)
+            node = self._plan_service(index, version, meta)
+            self.nodes[node.name] = node
+            self._spawn(node)
+            try:
+                took = self._wait_ready(node)
+            except BaseException:
+                self.children.pop(node.name).stop()
+                del self.nodes[node.name]
+                raise
+            return {"name": node.name, "pid": self.children[node.name].pid, "address": node.addr("grpc"),
+                    "version": version, "action": "add_service", "seconds_to_ready": round(took, 3)}
 
     def _start_group(self, nodes: list[NodeSpec]) -> None:
         """Spawn on this thread (so the parent-death signal is armed), then wait for readiness in parallel."""
@@ -202,7 +226,7 @@ class LocalCluster(Cluster):
                 "etcd": {"endpoints": [n.addr("client") for n in etcd_nodes], "leader": etcd.leader_name(live_etcd)},
                 "prometheus": {"url": prom[0].info["url"] if prom else None, "config": prom[0].info["config"] if prom else None},
                 "services": [
-                    {"id": n.name, "name": n.info["service"], "address": n.addr("grpc"), "admin": n.info["admin"],
+                    {"id": n.name, "name": n.info["service"], "version": n.info["version"], "address": n.addr("grpc"), "admin": n.info["admin"],
                      "pid": self._pid(n.name), "metrics_url": n.info["metrics_url"], "state": self.state_of(n.name)}
                     for n in by_kind.get("service", [])
                 ],

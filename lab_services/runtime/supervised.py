@@ -83,12 +83,12 @@ class SupervisedCluster(Cluster):
             time.sleep(0.05)
 
     # -- the Cluster interface -------------------------------------------------------------------------
-    def _request(self, op: str, name: str = "") -> Any:
+    def _request(self, op: str, **args: Any) -> Any:
         state = self.published()
         if not state or "socket" not in state:
             raise LabNotRunningError(f"no lab is running in {self.base}; start one with `discovery-lab up`")
         with Client(state["socket"], family="AF_UNIX", authkey=self.paths["key"].read_bytes()) as conn:
-            conn.send({"op": op, "name": name})
+            conn.send({"op": op, "args": args})
             reply = conn.recv()
         if not reply["ok"]:
             raise _ERRORS.get(reply["type"], RuntimeError)(reply["error"])
@@ -116,16 +116,19 @@ class SupervisedCluster(Cluster):
         return self._request("status")
 
     def kill(self, name: str) -> dict[str, Any]:
-        return self._request("kill", name)
+        return self._request("kill", name=name)
 
     def stop(self, name: str) -> dict[str, Any]:
-        return self._request("stop", name)
+        return self._request("stop", name=name)
 
     def start(self, name: str) -> dict[str, Any]:
-        return self._request("start", name)
+        return self._request("start", name=name)
+
+    def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._request("add_service", version=version, meta=meta)
 
     def pause(self, name: str) -> dict[str, Any]:
-        return self._request("pause", name)
+        return self._request("pause", name=name)
 
     def resume(self, name: str) -> dict[str, Any]:
-        return self._request("resume", name)
+        return self._request("resume", name=name)

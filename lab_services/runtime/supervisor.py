@@ -29,7 +29,7 @@ from lab_services.runtime.local import LocalCluster
 
 log = logging.getLogger("discovery-lab.supervisor")
 
-OPERATIONS = ("status", "kill", "stop", "start", "pause", "resume")
+OPERATIONS = ("status", "kill", "stop", "start", "pause", "resume", "add_service")
 
 
 def files(base: Path) -> dict[str, Path]:
@@ -59,11 +59,9 @@ def _handle(cluster: LocalCluster, request: dict[str, Any]) -> dict[str, Any]:
     if op not in OPERATIONS:
         return {"ok": False, "error": f"unknown operation {op!r}; use one of {', '.join(OPERATIONS)}", "type": "ValueError"}
     try:
-        method = getattr(cluster, op)
-        result = method() if op == "status" else method(request.get("name", ""))
-        return {"ok": True, "result": result}
+        return {"ok": True, "result": getattr(cluster, op)(**request.get("args", {}))}
     except Exception as err:  # Every failure goes back to the caller, who raises it with the same message.
-        log.warning("%s %s failed: %s", op, request.get("name", ""), err)
+        log.warning("%s %s failed: %s", op, request.get("args", {}), err)
         return {"ok": False, "error": str(err), "type": type(err).__name__}
 
 

@@ -8,16 +8,31 @@ from lab_services.runtime.ports import PortAllocator
 from lab_services.runtime.probe import http_get, http_json
 
 
+def own_address(index: int) -> str:
+    """Instance i on 127.0.0.(10+i): Consul DNS A records carry no port, so a `dns://` client needs one address
+    per instance and a port they share (DESIGN.md §4)."""
+    if not 1 <= index <= 240:
+        raise ValueError(f"invalid argument: services: instance {index} has no own loopback address (at most 240)")
+    return f"127.0.0.{10 + index}"
+
+
 def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: list[NodeSpec], etcd: list[NodeSpec],
-         checks: tuple[str, ...] = ("grpc",), version: str = "v1") -> NodeSpec:
+         checks: tuple[str, ...] = ("grpc",), version: str = "v1", shared_port: int | None = None,
+         meta: dict[str, str] | None = None) -> NodeSpec:
+    """One instance; with `shared_port` it gets its own loopback address and that port, else 127.0.0.1 and a free one."""
     instance = f"{name}-{index}"
-    node = NodeSpec(instance, "service", [], {"grpc": ports.free(5000 + index), "http": ports.free()}, host=ports.host)
+    if shared_port:
+        node = NodeSpec(instance, "service", [], {"grpc": shared_port, "http": ports.free()}, host=own_address(index))
+    else:
+        node = NodeSpec(instance, "service", [], {"grpc": ports.free(5000 + index), "http": ports.free()}, host=ports.host)
     argv = [
         sys.executable, "-m", "lab_services.service",
         "--host", node.host, "--port", str(node.ports["grpc"]), "--http-port", str(node.ports["http"]),
         "--name", name, "--id", instance, "--tags", version, "--meta", f"version={version}",
         "--registry", registry if (consul or etcd) else "none",
     ]
+    for key, value in (meta or {}).items():
+        argv += ["--meta", f"{key}={value}"]
     if consul:
         argv += ["--consul", consul[0].addr("http")]
     if etcd:
@@ -25,7 +40,7 @@ def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: lis
     for check in checks:
         argv += ["--check", check]
     node.argv = argv
-    node.info = {"service": name, "address": node.addr("grpc"), "metrics_url": f"http://{node.addr('http')}/metrics",
+    node.info = {"service": name, "version": version, "address": node.addr("grpc"), "metrics_url": f"http://{node.addr('http')}/metrics",
                  "admin": node.addr("http")}
     return node
 
