@@ -44,7 +44,7 @@ def _show(status: dict[str, Any], as_json: bool) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
                            prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port,
-                           instance_addresses=args.instance_addresses)
+                           instance_addresses=args.instance_addresses, tls=args.tls)
     cluster = SupervisedCluster()
     _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--services", type=int, default=3)
     up.add_argument("--consul-http-port", type=int, default=None, help="fixed Consul HTTP port (default 8500 when free)")
     up.add_argument("--no-prometheus", action="store_true")
+    up.add_argument("--tls", nargs="?", const="tls", default="off", choices=("off", "tls", "mtls"),
+                    help="serve the user service over TLS (--tls) or mutual TLS (--tls mtls)")
     up.add_argument("--instance-addresses", choices=("shared", "distinct"), default="shared",
                     help="distinct: instance i on 127.0.0.(10+i), all on one port (for Consul DNS clients)")
     up.add_argument("--json", action="store_true")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import socket
-import time
+from pathlib import Path
 
 import pytest
 from labs import local_lab
@@ -151,3 +151,25 @@ def test_distinct_instance_addresses_share_one_port(tmp_path):
         assert added["address"] == f"127.0.0.13:{ports.pop()}"
         entries = http_json(f"http://{lab.status()['consul']['http'][0]}/v1/health/service/user?passing")
         assert sorted(e["Service"]["Address"] for e in entries) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
+
+
+def test_up_with_mtls_serves_only_callers_with_a_client_certificate(tmp_path):
+    import grpc
+
+    from lab_services.service import user_pb2, user_pb2_grpc
+    from lab_services.tls import CertPair, client_credentials
+
+    with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul",
+                   tls="mtls") as lab:
+        status = lab.status()
+        tls, address = status["tls"], status["services"][0]["address"]
+        assert tls["mode"] == "mtls"
+        # The instance passed its Consul gRPC check over TLS, or up() would not have returned.
+        assert consul_health(lab, passing=True) == ["user-1"]
+        ca, client = CertPair(Path(tls["ca"])), CertPair(Path(tls["client_cert"]), Path(tls["client_key"]))
+        with grpc.secure_channel(address, client_credentials(ca, client)) as channel:
+            user = user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="Ada", email="ada@lab.test"), timeout=5)
+            assert user.served_by == "user-1"
+        with grpc.insecure_channel(address) as plain, pytest.raises(grpc.RpcError) as refused:
+            user_pb2_grpc.UserServiceStub(plain).GetUser(user_pb2.GetUserRequest(id=user.id), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

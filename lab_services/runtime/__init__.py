@@ -64,6 +64,7 @@ def _union(running: ClusterConfig, wanted: ClusterConfig) -> ClusterConfig:
         registry=wanted.registry if running.registry == wanted.registry else "both",
         host=running.host,
         consul_http_port=running.consul_http_port,
+        tls=wanted.tls,
         instance_addresses="distinct" if "distinct" in (running.instance_addresses, wanted.instance_addresses) else "shared",
     )
 

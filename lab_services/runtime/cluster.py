@@ -24,6 +24,7 @@ class ClusterConfig:
     consul_http_port: int | None = None
     # "distinct": instance i listens on 127.0.0.(10+i), all on one port, as Consul DNS clients need.
     instance_addresses: str = "shared"
+    tls: str = "off"  # "tls": services serve gRPC over TLS; "mtls": and require client certificates
 
     def validate(self) -> "ClusterConfig":
         require_loopback(self.host, "host")
@@ -34,6 +35,8 @@ class ClusterConfig:
             raise ValueError(f"invalid argument: services: {self.services}; use 0 to 20 instances")
         if self.registry not in REGISTRIES:
             raise ValueError(f"invalid argument: registry: {self.registry!r}; use one of {', '.join(REGISTRIES)}")
+        if self.tls not in ("off", "tls", "mtls"):
+            raise ValueError(f"invalid argument: tls: {self.tls!r}; use off, tls or mtls")
         if self.instance_addresses not in ("shared", "distinct"):
             raise ValueError(f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct")
         if self.registry in ("consul", "both") and self.services and not self.consul_servers:
@@ -55,6 +58,7 @@ class ClusterConfig:
             and self.service_name == other.service_name
             and (self.registry == other.registry or self.registry == "both" or other.registry == "none")
             and (self.instance_addresses == other.instance_addresses or other.instance_addresses == "shared")
+            and self.tls == other.tls
         )
 
 

@@ -18,6 +18,7 @@ from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.nodes import consul, etcd, prometheus, service
 from lab_services.runtime.ports import PortAllocator
 from lab_services.runtime.probe import NotReadyError, wait_until
+from lab_services.tls import TLSMaterial
 
 
 class LocalCluster(Cluster):
@@ -34,6 +35,7 @@ class LocalCluster(Cluster):
         self.children: dict[str, processes.Child] = {}
         self.reaped: list[str] = []
         self.timings: dict[str, float] = {}
+        self.tls = None
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -68,7 +70,13 @@ class LocalCluster(Cluster):
     def _plan(self, paths: dict[str, Path]) -> None:
         cfg = self.config
         self._ports = ports = PortAllocator(cfg.host)
-        consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port) if cfg.consul_servers else []
+        self.tls = None
+        if cfg.tls != "off":
+            # One server certificate for every instance, valid for every address an instance may get.
+            hosts = ["127.0.0.1", "localhost", *(service.own_address(i) for i in range(1, 41))]
+            self.tls = TLSMaterial.create(self.workdir / "tls", hosts=hosts)
+        consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port,
+                                   check_identity=self.tls.client if self.tls else None) if cfg.consul_servers else []
         etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
         nodes = [*consul_nodes, *etcd_nodes]
         if cfg.prometheus:
@@ -83,8 +91,13 @@ class LocalCluster(Cluster):
         cfg = self.config
         consul_nodes = [n for n in self.nodes.values() if n.kind == "consul"] if cfg.registry in ("consul", "both") else []
         etcd_nodes = [n for n in self.nodes.values() if n.kind == "etcd"] if cfg.registry in ("etcd", "both") else []
+        tls_flags = []
+        if self.tls:
+            tls_flags = ["--tls-cert", str(self.tls.server.cert_path), "--tls-key", str(self.tls.server.key_path)]
+            if cfg.tls == "mtls":
+                tls_flags += ["--tls-ca", str(self.tls.ca.cert_path), "--mtls"]
         return service.plan(index, self._ports, cfg.service_name, cfg.registry, consul_nodes, etcd_nodes,
-                            version=version, shared_port=self._shared_port, meta=meta)
+                            version=version, shared_port=self._shared_port, meta=meta, tls=tls_flags)
 
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
         with self._lock:
@@ -183,15 +196,17 @@ class LocalCluster(Cluster):
             return {"name": name, "pid": self.children[name].pid, "action": "start", "seconds_to_ready": round(took, 3)}
 
     def pause(self, name: str) -> dict[str, Any]:
-        return self._signal(name, signal.SIGSTOP, "pause")
+        return self._signal(name, signal.SIGSTOP, "pause", "paused")
 
     def resume(self, name: str) -> dict[str, Any]:
-        return self._signal(name, signal.SIGCONT, "resume")
+        return self._signal(name, signal.SIGCONT, "resume", "running")
 
-    def _signal(self, name: str, sig: signal.Signals, action: str) -> dict[str, Any]:
+    def _signal(self, name: str, sig: signal.Signals, action: str, expected: str) -> dict[str, Any]:
+        """Send `sig` and return once the kernel reports the new state (delivery is asynchronous)."""
         with self._lock:
             child = self._child(name)
             child.send(sig)
+            wait_until(lambda: self.state_of(name) == expected, 5.0, f"{name} to be {expected}", interval=0.005)
             return {"name": name, "pid": child.pid, "action": action}
 
     # -- what is running -------------------------------------------------------------------------------
@@ -235,6 +250,9 @@ class LocalCluster(Cluster):
                      "ports": n.ports, "log": str(self.workdir / "logs" / f"{n.name}.log")}
                     for n in self.nodes.values()
                 ],
+                "tls": None if not self.tls else {
+                    "mode": self.config.tls, "ca": str(self.tls.ca.cert_path),
+                    "client_cert": str(self.tls.client.cert_path), "client_key": str(self.tls.client.key_path)},
                 "binaries": binaries.describe_binaries(),
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "reaped": self.reaped,

@@ -98,6 +98,8 @@ def registration(args: argparse.Namespace, service_id: str, port: int, http_port
         else CheckSpec(
             kind=kind, interval=args.check_interval, timeout=args.check_timeout,
             deregister_critical_after=args.deregister_after,
+            # Consul's agent has no lab CA by default, so it checks a TLS instance without verifying it.
+            **({"grpc_use_tls": True, "tls_skip_verify": True} if kind == "grpc" and args.tls_cert else {}),
         )
         for kind in args.check
     )

@@ -7,12 +7,18 @@ from pathlib import Path
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.ports import PortAllocator
 from lab_services.runtime.probe import http_json
+from lab_services.tls import CertPair
 
 PORT_NAMES = ("http", "dns", "serf_lan", "serf_wan", "server")
 
 
-def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_port: int | None = None) -> list[NodeSpec]:
-    """`count` servers (1 or 3) with their own ports; the first gets Consul's usual 8500/8600 when free."""
+def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_port: int | None = None,
+         check_identity: CertPair | None = None) -> list[NodeSpec]:
+    """`count` servers (1 or 3) with their own ports; the first gets Consul's usual 8500/8600 when free.
+
+    With `check_identity`, the agents present that client certificate when they run gRPC and HTTP checks,
+    so checks still pass against services that demand mutual TLS.
+    """
     if count not in (1, 3):
         raise ValueError(f"invalid argument: consul_servers: {count}; use 1 or 3 (raft needs an odd quorum)")
     nodes = []
@@ -46,6 +52,9 @@ def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_por
             "leave_on_terminate": False,
             "dns_config": {"allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"}},
         }
+        if check_identity:
+            config.update(cert_file=str(check_identity.cert_path), key_file=str(check_identity.key_path),
+                          enable_agent_tls_for_checks=True)
         path = workdir / node.name / "consul.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(config, indent=2))
