@@ -1,0 +1,118 @@
+"""Follow the instances of a service in etcd: read the prefix, then watch it from the next revision.
+
+The read returns the instances and the store's revision; watching from revision+1 delivers every later
+put and delete exactly once, so nothing falls between the read and the watch. When the watch breaks (the
+member died, or the revision was compacted away) the watcher reads the prefix again and watches anew,
+backing off between attempts; with several endpoints, pyetcd moves on to the next after a failure.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+
+import pyetcd
+from pyetcd import events as etcd_events
+
+from lab_services.discovery.instance import Instance
+from lab_services.discovery.watcher import Watcher
+from lab_services.registry.backoff import Backoff
+from lab_services.registry.etcd import (
+    _CHANNEL_OPTIONS,
+    _ENDPOINT_RETRY_S,
+    DEFAULT_PREFIX,
+    parse_endpoint,
+    parse_instance,
+    service_prefix,
+)
+
+log = logging.getLogger(__name__)
+
+
+class EtcdWatcher(Watcher):
+    """Follows `service` under `prefix` in etcd (keys `{prefix}/{service}/{id}` written by EtcdRegistrar).
+
+    >>> w = EtcdWatcher("user", ["127.0.0.1:2379"]).start()
+    """
+
+    source = "etcd"
+
+    def __init__(
+        self,
+        service: str,
+        endpoints: str | list[str] | tuple[str, ...] = ("127.0.0.1:2379",),
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        request_timeout: float = 2.0,
+        backoff: Backoff | None = None,
+        max_events: int = 1000,
+    ):
+        super().__init__(service, backoff=backoff, max_events=max_events)
+        endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not endpoints:
+            raise ValueError("invalid argument: endpoints: need at least one etcd endpoint, e.g. ['127.0.0.1:2379']")
+        self.endpoints = [parse_endpoint(e, f"endpoints[{i}]") for i, e in enumerate(endpoints)]
+        self.prefix = service_prefix(prefix, service)
+        self.revision: int | None = None
+        self._client = pyetcd.MultiEndpointEtcd3Client(
+            endpoints=[
+                pyetcd.Endpoint(h, p, secure=False, time_retry=_ENDPOINT_RETRY_S, opts=_CHANNEL_OPTIONS)
+                for h, p in self.endpoints
+            ],
+            timeout=request_timeout,
+            failover=True,
+        )
+
+    @property
+    def where(self) -> str:
+        endpoint = self._client.endpoint_in_use
+        where = endpoint.netloc if endpoint is not None else ",".join(f"{h}:{p}" for h, p in self.endpoints)
+        return f"etcd at {where} under {self.prefix}"
+
+    def _decode(self, key: bytes, value: bytes) -> Instance | None:
+        try:
+            return Instance.from_etcd(parse_instance(key, value))
+        except ValueError as err:
+            log.warning("%s: skipping %s", self.where, err)
+            return None
+
+    def _follow(self) -> None:
+        response = self._client.get_prefix_response(self.prefix)
+        snapshot = {}
+        for kv in response.kvs:
+            instance = self._decode(kv.key, kv.value)
+            if instance is not None:
+                snapshot[instance.id] = instance
+        self.revision = response.header.revision
+        self._apply(snapshot)
+
+        updates: queue.Queue = queue.Queue()
+        watch_id = self._client.add_watch_prefix_callback(self.prefix, updates.put, start_revision=self.revision + 1)
+        self.backoff.reset()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    update = updates.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                # pyetcd hands the callback an exception when the stream breaks or the revision was compacted.
+                if isinstance(update, Exception):
+                    raise update
+                current = {i.id: i for i in self.instances()}
+                for event in update.events:
+                    key = event.key.decode()
+                    if isinstance(event, etcd_events.PutEvent):
+                        instance = self._decode(event.key, event.value)
+                        if instance is not None:
+                            current[instance.id] = instance
+                    elif isinstance(event, etcd_events.DeleteEvent):
+                        current.pop(key[len(self.prefix):], None)
+                self.revision = update.header.revision
+                self._apply(current)
+        finally:
+            try:
+                self._client.cancel_watch(watch_id)
+            except Exception:  # the stream is already gone; nothing to cancel
+                pass
+
+    def _close(self) -> None:
+        self._client.close()
