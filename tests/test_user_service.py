@@ -91,7 +91,7 @@ def test_create_errors_name_the_field(stub, name, email, code, details):
     create(stub)
     error = rpc_error(stub.CreateUser, user_pb2.CreateUserRequest(name=name, email=email))
     assert (error.code(), error.details()) == (code, details)
-    assert (SERVED_BY_HEADER, "user-test") in error.initial_metadata()
+    assert (SERVED_BY_HEADER, "user-test") in error.trailing_metadata()
 
 
 def test_unknown_id_is_not_found(stub):
@@ -320,7 +320,7 @@ def test_error_rate_one_fails_user_calls_but_not_health(stub, channel, admin):
     error = rpc_error(stub.GetUser, user_pb2.GetUserRequest(id="u-1"))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "injected fault" in error.details()
-    assert (SERVED_BY_HEADER, "user-test") in error.initial_metadata()
+    assert (SERVED_BY_HEADER, "user-test") in error.trailing_metadata()
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     admin.set_faults(error_rate=0)

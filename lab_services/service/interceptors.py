@@ -36,6 +36,20 @@ def wrap_handler(
     )
 
 
+def final_code(context: grpc.ServicerContext, failed: BaseException | None) -> grpc.StatusCode:
+    """The status a server call ended with, as the client will see it.
+
+    context.code() is None unless the handler set or aborted with a code; then a handler that raised
+    ends UNKNOWN, and one whose client went away (cancel, deadline) before it returned ends CANCELLED.
+    """
+    code = context.code()
+    if code is not None:
+        return code
+    if isinstance(failed, GeneratorExit) or (failed is None and not context.is_active()):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN if failed is not None else grpc.StatusCode.OK
+
+
 def split_method(full_method: str) -> tuple[str, str]:
     """'/lab.user.v1.UserService/GetUser' -> ('lab.user.v1.UserService', 'GetUser')."""
     service, _, method = full_method.lstrip("/").rpartition("/")
@@ -43,21 +57,46 @@ def split_method(full_method: str) -> tuple[str, str]:
 
 
 class ServedByInterceptor(grpc.ServerInterceptor):
-    """Sends `x-served-by: <instance id>` as initial metadata on every call, failed ones included.
+    """Tells the client which instance answered: `x-served-by: <instance id>` on every call, failed ones included.
 
-    Initial metadata goes out before the handler runs, so a client counting calls per instance sees
-    which instance answered even when the call then fails (an injected fault, a validation error).
+    It goes out with the first response message, not before the handler runs: gRPC never retries a call
+    once the server has sent headers (gRFC A6), so early headers would make every injected UNAVAILABLE
+    final. A call that fails before answering carries the header in its trailing metadata instead.
     """
 
     def __init__(self, instance_id: Callable[[], str]):
         self._instance_id = instance_id
 
     def intercept_service(self, continuation, handler_call_details):
-        def wrap(behavior: Behavior, _streaming: bool) -> Behavior:
-            def tagged(request, context: grpc.ServicerContext):
-                context.send_initial_metadata(((SERVED_BY_HEADER, self._instance_id()),))
-                return behavior(request, context)
+        def wrap(behavior: Behavior, streaming: bool) -> Behavior:
+            def tagged_unary(request, context: grpc.ServicerContext):
+                header = ((SERVED_BY_HEADER, self._instance_id()),)
+                try:
+                    response = behavior(request, context)
+                except BaseException:
+                    if context.is_active():  # a cancelled call has nobody left to tell
+                        context.set_trailing_metadata(header)
+                    raise
+                if context.is_active():
+                    context.send_initial_metadata(header)
+                return response
 
-            return tagged
+            def tagged_stream(request, context: grpc.ServicerContext):
+                header = ((SERVED_BY_HEADER, self._instance_id()),)
+                sent = False
+                try:
+                    for message in behavior(request, context):
+                        if not sent and context.is_active():
+                            context.send_initial_metadata(header)
+                            sent = True
+                        yield message
+                except BaseException:
+                    if not sent and context.is_active():
+                        context.set_trailing_metadata(header)
+                    raise
+                if not sent and context.is_active():
+                    context.send_initial_metadata(header)
+
+            return tagged_stream if streaming else tagged_unary
 
         return wrap_handler(continuation(handler_call_details), wrap)

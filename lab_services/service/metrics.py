@@ -12,7 +12,7 @@ import time
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from lab_services.service.interceptors import Behavior, split_method, wrap_handler
+from lab_services.service.interceptors import Behavior, final_code, split_method, wrap_handler
 
 
 class ServiceMetrics:
@@ -45,14 +45,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         metrics = self._metrics
 
         def finish(context: grpc.ServicerContext, started: float, failed: BaseException | None) -> None:
-            code = context.code()
-            if code is None:
-                if isinstance(failed, GeneratorExit) or (failed is None and not context.is_active()):
-                    code = grpc.StatusCode.CANCELLED  # the client went away mid-stream
-                elif failed is not None:
-                    code = grpc.StatusCode.UNKNOWN  # what grpc reports for an unhandled exception
-                else:
-                    code = grpc.StatusCode.OK
+            code = final_code(context, failed)
             metrics.in_flight.labels(*labels).dec()
             metrics.latency.labels(*labels).observe(time.perf_counter() - started)
             metrics.handled.labels(*labels, code.name).inc()
