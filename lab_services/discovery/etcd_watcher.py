@@ -17,9 +17,8 @@ from lab_services.discovery.instance import Instance
 from lab_services.discovery.watcher import Watcher
 from lab_services.registry.backoff import Backoff
 from lab_services.registry.etcd import (
-    _CHANNEL_OPTIONS,
-    _ENDPOINT_RETRY_S,
     DEFAULT_PREFIX,
+    etcd_client,
     parse_endpoint,
     parse_instance,
     service_prefix,
@@ -53,14 +52,7 @@ class EtcdWatcher(Watcher):
         self.endpoints = [parse_endpoint(e, f"endpoints[{i}]") for i, e in enumerate(endpoints)]
         self.prefix = service_prefix(prefix, service)
         self.revision: int | None = None
-        self._client = pyetcd.MultiEndpointEtcd3Client(
-            endpoints=[
-                pyetcd.Endpoint(h, p, secure=False, time_retry=_ENDPOINT_RETRY_S, opts=_CHANNEL_OPTIONS)
-                for h, p in self.endpoints
-            ],
-            timeout=request_timeout,
-            failover=True,
-        )
+        self._client = etcd_client(self.endpoints, request_timeout)
 
     @property
     def where(self) -> str:

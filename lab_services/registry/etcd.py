@@ -41,6 +41,16 @@ _CHANNEL_OPTIONS = [
 _ENDPOINT_RETRY_S = 1.0
 
 
+def etcd_client(endpoints: list[tuple[str, int]], timeout: float) -> pyetcd.MultiEndpointEtcd3Client:
+    """A failover client over `endpoints` that goes back to a restarted member within a second."""
+    return pyetcd.MultiEndpointEtcd3Client(
+        endpoints=[pyetcd.Endpoint(h, p, secure=False, time_retry=_ENDPOINT_RETRY_S, opts=_CHANNEL_OPTIONS)
+                   for h, p in endpoints],
+        timeout=timeout,
+        failover=True,
+    )
+
+
 def instance_key(prefix: str, name: str, service_id: str) -> str:
     return f"{prefix.rstrip('/')}/{name}/{service_id}"
 
@@ -130,14 +140,7 @@ class EtcdRegistrar(Registrar):
         self.key = instance_key(self.prefix, registration.name, registration.service_id)
         self.value = json.dumps(instance_value(registration), sort_keys=True)
         self.lease_id: int | None = None
-        self._client = pyetcd.MultiEndpointEtcd3Client(
-            endpoints=[
-                pyetcd.Endpoint(h, p, secure=False, time_retry=_ENDPOINT_RETRY_S, opts=_CHANNEL_OPTIONS)
-                for h, p in self.endpoints
-            ],
-            timeout=request_timeout,
-            failover=True,
-        )
+        self._client = etcd_client(self.endpoints, request_timeout)
 
     @property
     def where(self) -> str:

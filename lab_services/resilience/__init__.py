@@ -14,7 +14,7 @@ from lab_services.resilience.breaker import (
     breakers_for,
 )
 from lab_services.resilience.deadlines import GatewayServer, deadline_experiment, remaining_deadline
-from lab_services.resilience.errors import LocalRpcError
+from lab_services.rpc_errors import LocalRpcError
 from lab_services.resilience.interceptors import (
     BearerToken,
     CallLog,
