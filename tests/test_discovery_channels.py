@@ -9,11 +9,10 @@ import time
 
 import grpc
 import pytest
+from labs import local_lab
 
 from lab_services.discovery import CanarySplit, ConsulWatcher, EtcdWatcher, NativeChannel, NoInstanceError, PickerChannel
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
-from lab_services.runtime.cluster import ClusterConfig
-from lab_services.runtime.local import LocalCluster
 from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
 
 IDS = ["user-1", "user-2", "user-3"]
@@ -27,10 +26,8 @@ def new_user() -> user_pb2.CreateUserRequest:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    lab = LocalCluster(ClusterConfig(consul_servers=1, etcd_members=1, services=3), base=tmp_path_factory.mktemp("chan"))
-    lab.up()
-    yield lab
-    lab.down()
+    with local_lab(tmp_path_factory.mktemp("chan"), consul_servers=1, etcd_members=1, services=3) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,17 @@ import time
 import consul
 import pyetcd
 import pytest
+from labs import local_lab
 
 from lab_services.discovery import ConsulWatcher, EtcdWatcher
-from lab_services.runtime.cluster import ClusterConfig
-from lab_services.runtime.local import LocalCluster
 
 IDS = ["user-1", "user-2", "user-3"]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    lab = LocalCluster(ClusterConfig(consul_servers=1, etcd_members=1, services=3), base=tmp_path_factory.mktemp("disc"))
-    lab.up()
-    yield lab
-    lab.down()
+    with local_lab(tmp_path_factory.mktemp("disc"), consul_servers=1, etcd_members=1, services=3) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
