@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test down protos clean
+.PHONY: setup chromium lab test down protos clean
 
-setup: $(VENV)/.installed .cache/bin/.fetched
+setup: $(VENV)/.installed .cache/bin/.fetched chromium
 
 # Reinstalls only when pyproject.toml changes, so a second `make` downloads nothing.
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +19,20 @@ $(VENV)/.installed: pyproject.toml
 .cache/bin/.fetched: $(VENV)/.installed
 	$(BIN)/discovery-lab fetch
 	touch $@
+
+# The browser test drives Debian's chromium through playwright (never `playwright install`, which downloads
+# browsers). apt needs root, so this uses sudo when not root; it does nothing once /usr/bin/chromium exists.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "chromium: /usr/bin/chromium is installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "chromium: no apt-get here; install Chromium at /usr/bin/chromium for tests/test_browser.py (it skips without it)"; \
+	else \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		echo "chromium: installing Debian chromium for the browser test:"; \
+		echo "  $${sudo:+$$sudo }apt-get update && $${sudo:+$$sudo }apt-get install -y --no-install-recommends chromium"; \
+		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; \
+	fi
 
 lab: setup
 	$(BIN)/discovery-lab jupyter $(JUPYTER_ARGS)

@@ -36,14 +36,19 @@ class ClusterOverview:
         status = self.cluster.status()
         self.rows = overview_rows(status)
         self.table.value = html_table(self.rows, COLUMNS)
-        consul, etcd = status["consul"], status["etcd"]
-        running = sum(r["state"] == "running" for r in self.rows)
-        self.summary.value = (
-            f"{running} of {len(self.rows)} processes running &nbsp;·&nbsp; Consul leader: <b>{consul['leader'] or 'none'}</b>"
-            f" &nbsp;·&nbsp; etcd leader: <b>{etcd['leader'] or 'none'}</b>"
-            + (f" &nbsp;·&nbsp; <a href='{consul['ui']}' target='_blank'>Consul UI</a>" if consul.get("ui") else "")
-        )
+        self.summary.value = summary_html(status, self.rows)
         return self.rows
+
+
+def summary_html(status: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """One line: how many processes run, who leads Consul and etcd, and a link to the Consul UI."""
+    consul, etcd = status["consul"], status["etcd"]
+    running = sum(r["state"] == "running" for r in rows)
+    return (
+        f"{running} of {len(rows)} processes running &nbsp;·&nbsp; Consul leader: <b>{consul['leader'] or 'none'}</b>"
+        f" &nbsp;·&nbsp; etcd leader: <b>{etcd['leader'] or 'none'}</b>"
+        + (f" &nbsp;·&nbsp; <a href='{consul['ui']}' target='_blank'>Consul UI</a>" if consul.get("ui") else "")
+    )
 
 
 def overview_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
