@@ -77,6 +77,12 @@ def cmd_add_service(args: argparse.Namespace) -> int:
     return _report(connect().add_service(version=args.version, meta=meta), args.json)
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    steps = connect().restore()
+    print("\n".join(steps) if steps else "nothing to do: every process runs and no instance was added")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Everything a learner needs, checked one line at a time, with what to do about each failure."""
     from lab_services.runtime.ports import holder, is_free
@@ -140,10 +146,40 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab_services.bench import startup
+    from lab_services.bench import discovery, startup
 
-    result = startup.run(runs=args.runs)
-    print(json.dumps(result) if args.json else startup.describe(result))
+    if args.which == "startup":
+        result, describe = startup.run(runs=args.runs), startup.describe
+    else:
+        result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs)
+        describe = discovery.describe
+    print(json.dumps(result) if args.json else describe(result))
+    return 0
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    """Run one failure drill against the running lab and print its timeline (or list the drills)."""
+    from lab_services import drills
+
+    if args.list or not args.name:
+        for drill in drills.DRILLS.values():
+            print(f"{drill.name:<15}{drill.description}")
+        return 0
+    params = {k: v for k, v in (("check_interval", args.check_interval), ("check_timeout", args.check_timeout),
+                                ("ttl", args.ttl), ("deregister_after", args.deregister_after)) if v is not None}
+    if params and not args.name.startswith("service-"):
+        raise ValueError(f"invalid argument: {', '.join('--' + k.replace('_', '-') for k in params)}: only the service drills "
+                         "register a probe with check settings")
+    try:
+        result = drills.run(connect(), args.name, **params)
+    except TimeoutError as err:
+        raise RuntimeError(f"the {args.name} drill did not finish (the lab is put back as far as possible): {err}") from None
+    if args.json:
+        print(result.to_json())
+    else:
+        for event in result.timeline:
+            print(f"{event['t']:8.3f} s  {event['event']}")
+        print(" ".join(f"{k}={v}" for k, v in result.summary.items()))
     return 0
 
 
@@ -185,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--meta", action="append", default=[], type=_meta_item, metavar="K=V", help="extra meta, e.g. weight=3")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_add_service)
+    sub.add_parser("reset", help="back to the shape `up` made: resume, start, remove added instances").set_defaults(func=cmd_reset)
     sub.add_parser("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
     sub.add_parser("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
     jupyter = sub.add_parser("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")
@@ -192,10 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     jupyter.add_argument("--port", type=int, default=8888)
     jupyter.set_defaults(func=cmd_jupyter)
     bench = sub.add_parser("bench", help="print performance numbers")
-    bench.add_argument("which", choices=("startup",))
+    bench.add_argument("which", choices=("startup", "propagation", "failover", "overhead"))
+    bench.add_argument("--registry", choices=("consul", "etcd"), default="consul", help="where the discovery benchmarks watch")
+    bench.add_argument("--mode", choices=("picker", "native"), default="picker", help="PickerChannel or NativeChannel")
     bench.add_argument("--runs", type=int, default=3)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
+    drill = sub.add_parser("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")
+    drill.add_argument("name", nargs="?", help="e.g. service-kill, consul-leader")
+    drill.add_argument("--list", action="store_true", help="list the drills")
+    drill.add_argument("--check-interval", help="service drills: the probe's check interval, e.g. 10s")
+    drill.add_argument("--check-timeout", help="service drills: the probe's check timeout, e.g. 1s")
+    drill.add_argument("--ttl", help="service drills: add a TTL check, e.g. 9s")
+    drill.add_argument("--deregister-after", help="service drills: DeregisterCriticalServiceAfter, e.g. 1m")
+    drill.add_argument("--json", action="store_true")
+    drill.set_defaults(func=cmd_drill)
     return parser
 
 

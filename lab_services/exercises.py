@@ -275,10 +275,59 @@ def _check_lease(register: Callable[..., Any], server: Any, endpoints: list[str]
         client.close()
 
 
+def _check_promql(promql: Any, url: str, window: str = "30s") -> Verdict:
+    """08-promql: `promql` gives CreateUser calls per second per instance, as Prometheus finds them through Consul."""
+    from lab_services import prometheus
+
+    name = "08-promql"
+    if not isinstance(promql, str) or not promql.strip():
+        return Verdict(name, False, "set `my_query` to a PromQL string, e.g. 'sum by (instance) (rate(...[30s]))'")
+    try:
+        at = time.time()
+        theirs = prometheus.query(url, promql, at=at)
+    except prometheus.PrometheusError as err:
+        return Verdict(name, False, f"Prometheus refused it: {err}")
+    reference = (f'sum by (instance) (rate(grpc_server_handled_total{{job="{prometheus.CONSUL_JOB}",'
+                 f'grpc_method="CreateUser"}}[{window}]))')
+    expected = {s.labels.get("instance"): s.value for s in prometheus.query(url, reference, at=at)}
+    got = {s.labels.get("instance"): s.value for s in theirs}
+    if set(got) != set(expected):
+        extra = sorted({k for s in theirs for k in s.labels} - {"instance"})
+        hint = f" (your series also carry {extra}: sum them away with `sum by (instance)`)" if extra else ""
+        return Verdict(name, False, f"expected one series per instance {sorted(expected)}, got {sorted(map(str, got))}{hint}")
+    for instance, value in expected.items():
+        if abs(got[instance] - value) > max(0.05 * value, 0.01):
+            return Verdict(name, False, f"{instance}: your query says {got[instance]:.2f}/s, CreateUser calls are {value:.2f}/s; "
+                           f"count only grpc_method=\"CreateUser\" of job {prometheus.CONSUL_JOB} (each instance is scraped "
+                           f"twice, once per discovery path), over [{window}]")
+    return Verdict(name, True, f"{len(expected)} instances, CreateUser rates {', '.join(f'{k}={v:.1f}/s' for k, v in sorted(expected.items()))}")
+
+
+def _check_tuning(settings: Any, cluster: Cluster, within: float = 2.5) -> Verdict:
+    """09-tune: check settings with which a killed instance leaves the passing set within `within` seconds."""
+    from lab_services import drills
+
+    name = "09-tune"
+    allowed = {"check_interval", "check_timeout", "ttl"}
+    if not isinstance(settings, dict) or not settings or not set(settings) <= allowed:
+        return Verdict(name, False, f"return a dict with some of {sorted(allowed)}, e.g. {{'check_interval': '5s'}}")
+    try:
+        result = drills.service_kill(cluster, recover=False, **settings)
+    except ValueError as err:
+        return Verdict(name, False, f"Consul would refuse that: {err}")
+    removed = result.summary["seconds_to_removed"]
+    if removed is None or removed > within:
+        return Verdict(name, False, f"the killed probe left the passing set after {removed} s; it must within {within} s. "
+                       "A kill -9 is noticed at the next check, so the interval bounds the wait")
+    return Verdict(name, True, f"removed {removed:.2f} s after kill -9 with {settings}; Consul's 1 s minimum interval is the floor")
+
+
 _CHECKERS: dict[str, Callable[..., Verdict]] = {
     "00-leader": _check_leader,
     "01-import": _check_import,
     "02-ttl": _check_ttl,
+    "08-promql": _check_promql,
+    "09-tune": _check_tuning,
     "03-canary": _check_canary,
     "04-lease": _check_lease,
     "05-resume": _check_resume,
@@ -287,6 +336,13 @@ _CHECKERS: dict[str, Callable[..., Verdict]] = {
 }
 
 _SOLUTIONS = {
+    "08-promql": """
+        my_query = 'sum by (instance) (rate(grpc_server_handled_total{job="lab-services",grpc_method="CreateUser"}[30s]))'
+    """,
+    "09-tune": """
+        # A kill -9 fails the very next gRPC check, so the interval bounds the wait; 1 s is Consul's floor.
+        my_settings = {"check_interval": "1s", "check_timeout": "1s"}
+    """,
     "00-leader": """
         answer = cluster.status()["consul"]["leader"]
     """,

@@ -3,6 +3,7 @@
     from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, NativeChannel
 """
 from lab_services.discovery.consul_watcher import ConsulWatcher
+from lab_services.discovery.dns import SrvRecord, a_records, dns_target, srv_records
 from lab_services.discovery.errors import NoInstanceError
 from lab_services.discovery.etcd_watcher import EtcdWatcher
 from lab_services.discovery.instance import DiscoveryEvent, Instance
@@ -38,8 +39,12 @@ __all__ = [
     "PowerOfTwo",
     "Random",
     "RoundRobin",
+    "SrvRecord",
     "Watcher",
     "Weighted",
+    "a_records",
+    "dns_target",
     "make_policy",
     "matches",
+    "srv_records",
 ]

@@ -103,6 +103,10 @@ class Cluster(ABC):
         """Start one more instance of the user service (e.g. a v2 canary) and wait until it passes."""
 
     @abstractmethod
+    def restore(self) -> list[str]:
+        """Back to the shape `up` made (resume, start, remove added instances); returns the steps taken."""
+
+    @abstractmethod
     def pause(self, name: str) -> dict[str, Any]:
         """SIGSTOP: alive but hung, which only timeouts notice."""
 

@@ -13,7 +13,9 @@ import psutil
 
 from lab_services.paths import state_dir
 from lab_services.runtime import binaries, processes
+from lab_services.discovery.etcd_watcher import EtcdWatcher
 from lab_services.runtime.cluster import Cluster, ClusterConfig, UnknownProcessError
+from lab_services.runtime.file_sd import FileSDWriter
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.nodes import consul, etcd, prometheus, service
 from lab_services.runtime.ports import PortAllocator
@@ -36,6 +38,7 @@ class LocalCluster(Cluster):
         self.reaped: list[str] = []
         self.timings: dict[str, float] = {}
         self.tls = None
+        self._file_sd: FileSDWriter | None = None
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -54,6 +57,7 @@ class LocalCluster(Cluster):
                 # overlaps the raft elections, and its registrar retries until Consul and etcd answer.
                 self._start_group(list(self.nodes.values()))
                 self.timings["all_ready"] = time.monotonic() - started
+                self._start_file_sd()
             except BaseException:
                 self.down()
                 raise
@@ -61,11 +65,22 @@ class LocalCluster(Cluster):
 
     def down(self) -> None:
         with self._lock:
+            if self._file_sd is not None:
+                self._file_sd.stop()
+                self._file_sd = None
             # Services first, so they deregister while Consul and etcd still answer.
             order = sorted(self.children.values(), key=lambda c: self.nodes[c.name].kind != "service")
             for child in order:
                 child.stop(timeout=10.0)
             self.children.clear()
+
+    def _start_file_sd(self) -> None:
+        """Prometheus finds instances registered in etcd through a target file this writer keeps current."""
+        prom = self.nodes.get("prometheus")
+        if prom is None or not prom.info.get("etcd_targets"):
+            return
+        endpoints = [n.addr("client") for n in self.nodes.values() if n.kind == "etcd"]
+        self._file_sd = FileSDWriter(EtcdWatcher(self.config.service_name, endpoints), prom.info["etcd_targets"]).start()
 
     def _plan(self, paths: dict[str, Path]) -> None:
         cfg = self.config
@@ -80,7 +95,9 @@ class LocalCluster(Cluster):
         etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
         nodes = [*consul_nodes, *etcd_nodes]
         if cfg.prometheus:
-            nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name))
+            etcd_services = bool(etcd_nodes) and cfg.registry in ("etcd", "both")
+            nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name,
+                                         etcd_services=etcd_services))
         self.nodes = {n.name: n for n in nodes}
         self._shared_port = ports.free(5000) if cfg.instance_addresses == "distinct" else None
         for i in range(1, cfg.services + 1):
@@ -103,7 +120,7 @@ class LocalCluster(Cluster):
         with self._lock:
             if not self.children:
                 raise ProcessLookupError("the lab is not running; run up first")
-            index = 1 + max((int(n.name.rsplit("-", 1)[1]) for n in self.nodes.values() if n.kind == "service"), default=0)
+            index = 1 + max((self._index(n.name) for n in self.nodes.values() if n.kind == "service"), default=0)
             node = self._plan_service(index, version, meta)
             self.nodes[node.name] = node
             self._spawn(node)
@@ -117,11 +134,25 @@ class LocalCluster(Cluster):
                     "version": version, "action": "add_service", "seconds_to_ready": round(took, 3)}
 
     def _start_group(self, nodes: list[NodeSpec]) -> None:
-        """Spawn on this thread (so the parent-death signal is armed), then wait for readiness in parallel."""
-        for node in nodes:
+        """Spawn on this thread (so the parent-death signal is armed), then wait for readiness in parallel.
+
+        Prometheus starts once Consul has a leader: its Consul discovery sleeps 15 s after a failed first
+        query, which made a cold start take 20 s to the first scrape instead of about 6.
+        """
+        early = [n for n in nodes if n.kind != "prometheus"]
+        late = [n for n in nodes if n.kind == "prometheus"]
+        for node in early:
             self._spawn(node)
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-            list(pool.map(self._wait_ready, nodes))
+            waits = {node.name: pool.submit(self._wait_ready, node) for node in early}
+            for node in early:
+                if node.kind == "consul":
+                    waits[node.name].result()
+            for node in late:
+                self._spawn(node)
+                waits[node.name] = pool.submit(self._wait_ready, node)
+            for wait in waits.values():
+                wait.result()
 
     def _spawn(self, node: NodeSpec) -> None:
         log = self.workdir / "logs" / f"{node.name}.log"
@@ -194,6 +225,33 @@ class LocalCluster(Cluster):
             self._spawn(node)
             took = self._wait_ready(node)
             return {"name": name, "pid": self.children[name].pid, "action": "start", "seconds_to_ready": round(took, 3)}
+
+    def restore(self) -> list[str]:
+        """Back to the shape `up` made: resume the paused, start the stopped, remove instances added since.
+
+        Stopped servers start together and are waited for in parallel: one Consul or etcd server alone
+        cannot elect a leader when its peers are down too, so starting them one by one could never succeed.
+        """
+        with self._lock:
+            steps = []
+            for name in [n for n in self.nodes if self.state_of(n) == "paused"]:
+                self.resume(name)
+                steps.append(f"resumed {name}")
+            added = [n.name for n in self.nodes.values() if n.kind == "service" and self._index(n.name) > self.config.services]
+            for name in added:
+                if self.state_of(name) != "stopped":
+                    self.children[name].stop()
+                self.children.pop(name, None)
+                del self.nodes[name]
+                steps.append(f"removed {name}")
+            stopped = [n for n in self.nodes.values() if self.state_of(n.name) == "stopped"]
+            self._start_group(stopped)
+            steps += [f"started {n.name}" for n in stopped]
+            return steps
+
+    @staticmethod
+    def _index(name: str) -> int:
+        return int(name.rsplit("-", 1)[1])
 
     def pause(self, name: str) -> dict[str, Any]:
         return self._signal(name, signal.SIGSTOP, "pause", "paused")

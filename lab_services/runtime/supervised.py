@@ -127,6 +127,9 @@ class SupervisedCluster(Cluster):
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
         return self._request("add_service", version=version, meta=meta)
 
+    def restore(self) -> list[str]:
+        return self._request("restore")
+
     def pause(self, name: str) -> dict[str, Any]:
         return self._request("pause", name=name)
 

@@ -29,7 +29,7 @@ from lab_services.runtime.local import LocalCluster
 
 log = logging.getLogger("discovery-lab.supervisor")
 
-OPERATIONS = ("status", "kill", "stop", "start", "pause", "resume", "add_service")
+OPERATIONS = ("status", "kill", "stop", "start", "pause", "resume", "add_service", "restore")
 
 
 def files(base: Path) -> dict[str, Path]:

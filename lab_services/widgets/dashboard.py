@@ -22,6 +22,7 @@ from lab_services.display import html_table
 from lab_services.runtime.cluster import Cluster
 from lab_services.widgets.cluster_overview import overview_rows, summary_html
 from lab_services.widgets.health_board import COLOURS
+from lab_services.widgets.background import BackgroundThread
 
 ACTIONS = ("kill", "stop", "start", "pause", "resume")
 # The buttons that make sense in each state: a stopped process can only be started, a paused one resumed
@@ -36,8 +37,6 @@ TOOLTIPS = {
 }
 STYLES = {"kill": "danger", "stop": "warning", "start": "success", "pause": "", "resume": "info"}
 STATE_COLOURS = {"running": COLOURS["passing"], "paused": COLOURS["warning"], "stopped": COLOURS["critical"]}
-# Servers come back before the services that register with them; Prometheus only scrapes.
-START_ORDER = {"consul": 0, "etcd": 1, "prometheus": 2, "service": 3}
 
 
 class ProcessRow:
@@ -74,7 +73,7 @@ class ProcessRow:
             button.disabled = action not in allowed
 
 
-class LabDashboard:
+class LabDashboard(BackgroundThread):
     """Nodes and leaders, service instances with each Consul check, per-process buttons, and an instructor row.
 
     `refresh()` asks the cluster and Consul again and redraws; `start()` does it every `refresh_every` seconds
@@ -235,8 +234,8 @@ class LabDashboard:
     def reset(self) -> list[str]:
         """Bring the lab back to its clean shape and say what that took; returns the steps done.
 
-        Paused processes are resumed, stopped ones started (servers before services), and instances added
-        since `up` (canaries) are stopped, so they deregister; they stay listed as stopped.
+        The runtime's `restore()` resumes paused processes, starts stopped ones together (so a Consul or
+        etcd group that lost its quorum can elect again), and removes instances added since `up`.
         """
         with self._lock:
             self._busy = True
@@ -244,21 +243,9 @@ class LabDashboard:
             self._draw_rows()
         done, failed = [], []
         try:
-            status = self.cluster.status()
-            planned = status["config"]["services"]
-            added = {s["id"] for s in status["services"] if _index(s["id"]) > planned}
-            procs = sorted(status["processes"], key=lambda p: START_ORDER.get(p["kind"], 9))
-            steps = [("resume", p["name"]) for p in procs if p["state"] == "paused"]
-            steps += [("start", p["name"]) for p in procs if p["state"] == "stopped" and p["name"] not in added]
-            steps += [("stop", p["name"]) for p in procs if p["state"] != "stopped" and p["name"] in added]
-            for action, name in steps:
-                try:
-                    getattr(self.cluster, action)(name)
-                    done.append(f"{action} {name}")
-                except Exception as err:
-                    failed.append(f"{action} {name}: {err}")
+            done = self.cluster.restore()
         except Exception as err:
-            failed.append(f"the lab did not answer: {err}")
+            failed.append(str(err))
         finally:
             self._busy = False
         if failed:
@@ -284,20 +271,14 @@ class LabDashboard:
         return panel
 
     # -- the refresh thread ----------------------------------------------------------------------------
-    def start(self, duration: float | None = None) -> "LabDashboard":
-        """Refresh in a background thread until `stop()`, or for `duration` seconds (so a notebook never hangs on it)."""
-        if self.running:
-            return self
-        self._stopping.clear()
-        until = None if duration is None else time.monotonic() + duration
-        self._thread = threading.Thread(target=self._run, args=(until,), name="lab-dashboard", daemon=True)
-        self._thread.start()
+    thread_name = "lab-dashboard"
+
+    def _started(self) -> None:
         self._show_last_update()
-        return self
 
     def _run(self, until: float | None) -> None:
         try:
-            while not self._stopping.is_set() and (until is None or time.monotonic() < until):
+            while self._keep_running(until):
                 self.refresh()
                 self._stopping.wait(self.refresh_every)
         finally:
@@ -305,30 +286,14 @@ class LabDashboard:
 
     def stop(self) -> None:
         """End the refresh thread and wait for it; safe to call twice. The buttons keep working."""
-        self._stopping.set()
-        self.wait()
+        super().stop()
         with self._lock:
             for health in self._consul.values():
                 health.close()
             self._consul.clear()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the refresh thread to end (after `stop()` or its duration); True once it has."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
-
-
-def _index(service_id: str) -> int:
-    """user-4 -> 4: instances are numbered from 1 in the order they were started."""
-    return int(service_id.rsplit("-", 1)[1])
 
 
 def _describe(action: str, name: str, result: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import ipywidgets as widgets
 from lab_services.consul_health import ConsulHealth
 from lab_services.display import html_table
 from lab_services.service import AdminClient
+from lab_services.widgets.background import BackgroundThread
 
 COLOURS = {"passing": "#1a7f37", "warning": "#9a6700", "critical": "#cf222e", "gone": "#57606a"}
 
@@ -31,7 +32,7 @@ class Transition:
     status: str
 
 
-class HealthBoard:
+class HealthBoard(BackgroundThread):
     """Polls the Consul agent for one instance's checks and records every status change in `timeline`.
 
     The poll thread only writes widget values (`checks`, `history`) and appends to `timeline`; the buttons
@@ -53,6 +54,7 @@ class HealthBoard:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.thread_name = f"health-board-{service_id}"
 
         self.serving_button = widgets.Button(description="SERVING", button_style="success", tooltip="report SERVING")
         self.not_serving_button = widgets.Button(description="NOT_SERVING", button_style="danger", tooltip="report NOT_SERVING")
@@ -116,20 +118,12 @@ class HealthBoard:
         )
         return current
 
-    def start(self, duration: float | None = None) -> "HealthBoard":
-        """Poll in a background thread until `stop()`, or for `duration` seconds (so a notebook never hangs on it)."""
-        if self._thread is not None and self._thread.is_alive():
-            return self
-        self._stopping.clear()
-        until = None if duration is None else time.monotonic() + duration
-        self._thread = threading.Thread(target=self._run, args=(until,), name=f"health-board-{self.service_id}", daemon=True)
-        self._thread.start()
+    def _started(self) -> None:
         self._show_polling()
-        return self
 
     def _run(self, until: float | None) -> None:
         try:
-            while not self._stopping.is_set() and (until is None or time.monotonic() < until):
+            while self._keep_running(until):
                 self.poll_once()
                 self._stopping.wait(self.poll_every)
         finally:
@@ -137,19 +131,8 @@ class HealthBoard:
 
     def stop(self) -> None:
         """End the poll thread and wait for it; safe to call twice."""
-        self._stopping.set()
-        self.wait()
+        super().stop()
         self.consul.close()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the poll thread to end (after `stop()` or its duration); True once it has."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     # -- measuring ---------------------------------------------------------------------------------------
     def seconds_after_flip(self, check_id: str, status: str, timeout: float = 15.0) -> float:

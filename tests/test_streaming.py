@@ -1,0 +1,98 @@
+"""Long-lived streams against real servers: a watch resumed across kill -9 without gap or duplicate, backpressure, deadlines."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from labs import local_lab
+from lab_services.discovery import ConsulWatcher
+from lab_services.service import UserServer
+from lab_services.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, stream_outcome
+
+pytestmark = pytest.mark.timeout(120)
+
+IDS = ["user-1", "user-2", "user-3"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with local_lab(tmp_path_factory.mktemp("stream"), consul_servers=1, etcd_members=0, services=3,
+                   prometheus=False, registry="consul") as lab:
+        yield lab
+
+
+@pytest.fixture()
+def watcher(cluster):
+    w = ConsulWatcher("user", cluster.status()["consul"]["http"], wait="5s").start()
+    assert w.wait_for(lambda xs: [i.id for i in xs] == IDS, 15)
+    yield w
+    w.stop()
+
+
+def test_watch_resumes_after_kill_9_without_gap_or_duplicate(cluster, watcher):
+    writer = FanOutWriter(watcher)
+    start = writer.start_sequence()  # the instances started together and have taken the same changes
+    # A short avoid_for, so the restarted instance is tried (and refuses) before the third one is chosen.
+    with ResumableWatch(watcher, since_sequence=start, avoid_for=0.5) as watch:
+        first = watch.wait_serving(5)
+        writer.create_many(30)
+        assert watch.wait_for_sequence(writer.sequence, 5)
+        cluster.kill(first)
+        writer.create_many(30, interval=0.005)
+        assert watch.wait_for_sequence(writer.sequence, 10), watch.failures
+
+        # The killed instance comes back empty: it cannot resume our sequence and must be passed over.
+        cluster.start(first)
+        assert watcher.wait_for(lambda xs: first in [i.id for i in xs], 15)
+        time.sleep(0.6)  # past avoid_for, so the watch may pick it again
+        second = watch.current
+        cluster.kill(second)
+        writer.create_many(30, interval=0.005)
+        assert watch.wait_for_sequence(writer.sequence, 10), watch.failures
+        result = watch.check(first=start + 1, last=writer.sequence)
+    cluster.start(second)
+    writer.close()
+    assert result["gaps"] == [] and result["duplicates"] == [], result
+    assert result["events"] == 90
+    assert len(result["instances"]) == 3 and result["instances"][0] == first and result["instances"][1] == second
+    assert any("OUT_OF_RANGE" in why for _, instance, why in watch.failures if instance == first), watch.failures
+    assert watch.switches[1].since > start
+
+
+def test_watch_gives_up_when_no_instance_exists(cluster):
+    with ConsulWatcher("nobody", cluster.status()["consul"]["http"], wait="1s") as empty:
+        empty.wait_ready(5)
+        watch = ResumableWatch(empty, give_up_after=0.5).start()
+        assert not watch.wait_for_sequence(1, 5)
+        watch.stop()
+    assert "no instance of 'nobody'" in watch.error
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = UserServer(name="stream-test").start()
+    for n in range(20):
+        s.store.create(f"user {n}", f"user{n}@example.org")
+    yield s
+    s.stop(0)
+
+
+def test_slow_reader_stalls_the_sender(server):
+    result = backpressure_experiment(server.address, seconds=2.5, read_every=0.02, fast_for=0.5)
+    assert result["sender_stalled"], {k: v for k, v in result.items() if k != "samples"}
+    # The sender is ahead by what the buffers hold, and that stays bounded once the reader slows down.
+    assert 0 < result["ahead_at_end"] <= result["max_ahead"] < 2000
+    assert result["fast_sender_rate"] > 5 * result["sender_rate"], result
+
+
+def test_stream_deadline_covers_the_whole_stream(server):
+    ended = stream_outcome(server.address, timeout=0.35, interval_ms=100)
+    assert ended["code"] == "DEADLINE_EXCEEDED" and 2 <= ended["received"] <= 4 and ended["seconds"] < 1
+    complete = stream_outcome(server.address, timeout=5, interval_ms=5)
+    assert complete["code"] == "OK" and complete["received"] == 20
+
+
+def test_cancelled_stream_ends_on_both_sides(server):
+    ended = stream_outcome(server.address, cancel_after=0.25, interval_ms=100)
+    assert ended["code"] == "CANCELLED" and ended["seconds"] < 1
