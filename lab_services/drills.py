@@ -132,6 +132,10 @@ class Stopwatch:
     def since(self) -> float:
         return time.monotonic() - (self.t0 or time.monotonic())
 
+    def first(self, key: str) -> float | None:
+        """Seconds since the fault of the first event recorded under `key`, rounded as the timeline is."""
+        return round(self.firsts[key], 3) if key in self.firsts else None
+
     def timeline(self) -> list[dict[str, Any]]:
         with self._lock:
             return [{"t": round(t, 3), "event": text} for t, _, text in sorted(self.entries)]
@@ -166,9 +170,8 @@ def _host(status: dict[str, Any]) -> str:
 class Probe:
     """A separate instance of the lab's service, registered in Consul only, with the drill's check settings."""
 
-    def __init__(self, cluster: Cluster, status: dict[str, Any], check_interval: str, check_timeout: str,
-                 ttl: str | None, deregister_after: str | None):
-        self.cluster = cluster
+    def __init__(self, status: dict[str, Any], check_interval: str, check_timeout: str, ttl: str | None,
+                 deregister_after: str | None):
         self.service = status["config"]["service_name"]
         self.id = f"{self.service}-drill-{uuid.uuid4().hex[:4]}"
         self.consul_http = status["consul"]["http"][0]
@@ -264,12 +267,14 @@ def _service_drill(cluster: Cluster, name: str, fault: str, check_interval: str,
     CheckSpec("grpc", interval=check_interval, timeout=check_timeout, deregister_critical_after=deregister_after).validate("grpc check")
     if ttl:
         CheckSpec("ttl", ttl=ttl).validate("ttl check")
+    if wait_deregister and not deregister_after:
+        raise ValueError("invalid argument: wait_deregister: needs deregister_after, e.g. '1m'")
     interval, timeout_s = parse_duration(check_interval), parse_duration(check_timeout)
     ttl_s = parse_duration(ttl) if ttl else 0.0
     # Long enough for the slowest legitimate case: a check's first run is staggered by up to one interval.
     patience = 3 * interval + timeout_s + ttl_s + 15
     status = cluster.status()
-    probe = Probe(cluster, status, check_interval, check_timeout, ttl, deregister_after)
+    probe = Probe(status, check_interval, check_timeout, ttl, deregister_after)
     watch = Stopwatch()
     health = ConsulHealth(probe.consul_http)
     watcher = ConsulWatcher(probe.service, status["consul"]["http"]).start()
@@ -291,9 +296,7 @@ def _service_drill(cluster: Cluster, name: str, fault: str, check_interval: str,
         _wait(lambda: load.first_served_by(probe.id, before), 10, f"a call served by {probe.id}")
         time.sleep(random.uniform(0, interval) if settle is None else settle)
 
-        stop_sampling = threading.Event()
-
-        recovering = threading.Event()
+        stop_sampling, recovering = threading.Event(), threading.Event()
 
         def sample() -> None:
             seen_in_picker = True
@@ -350,17 +353,15 @@ def _service_drill(cluster: Cluster, name: str, fault: str, check_interval: str,
         health.wait_listed(probe.service, probe.id, listed=False, timeout=patience)
         _wait(lambda: "dropped" in watch.firsts, 10, "the picker to drop the probe")
         if wait_deregister and fault != "term":
-            if not deregister_after:
-                raise ValueError("invalid argument: wait_deregister: needs deregister_after, e.g. '1m'")
             health.wait_gone(probe.id, timeout=parse_duration(deregister_after) + 90)
             watch.mark("Consul: reaped the critical instance (DeregisterCriticalServiceAfter)", key="reaped")
         if fault == "term":
             exited.wait(15)
         summary: dict[str, Any] = {
-            "seconds_to_critical": watch.firsts.get("critical"),
-            "seconds_to_removed": watch.firsts.get("watch-removed"),
-            "seconds_to_client_stopped": watch.firsts.get("dropped"),
-            "seconds_to_first_client_failure": watch.firsts.get("probe-failed"),
+            "seconds_to_critical": watch.first("critical"),
+            "seconds_to_removed": watch.first("watch-removed"),
+            "seconds_to_client_stopped": watch.first("dropped"),
+            "seconds_to_first_client_failure": watch.first("probe-failed"),
         }
         if recover:
             recovering.set()
@@ -377,7 +378,7 @@ def _service_drill(cluster: Cluster, name: str, fault: str, check_interval: str,
             _wait(lambda: "watch-added" in watch.firsts, 10, f"the watcher to see {probe.id} passing again")
             served = _wait(lambda: load.first_served_by(probe.id, resumed), 10, f"calls to reach {probe.id} again")
             watch.mark(f"client: calls served by {probe.id} again", at=served, key="served-again")
-            summary["seconds_to_recovered"] = round(watch.firsts["served-again"] - summary["recovery_started"], 3)
+            summary["seconds_to_recovered"] = round(watch.first("served-again") - summary["recovery_started"], 3)
         stop_sampling.set()
         sampler.join(2)
         summary.update(client_calls=load.calls(fault_at), client_errors=sum(load.errors(fault_at).values()),
@@ -480,9 +481,9 @@ def consul_leader(cluster: Cluster, patience: float = 30.0) -> DrillResult:
         _wait(lambda: set(ask.instances(service, passing=True)) >= set(registered), patience, "every registration passing")
         watch.mark("every registration passing again", key="passing")
         return DrillResult("consul-leader", {"patience": patience}, watch.timeline(), {
-            "old_leader": leader, "new_leader": new, "seconds_to_new_leader": watch.firsts["elected"],
+            "old_leader": leader, "new_leader": new, "seconds_to_new_leader": watch.first("elected"),
             "kv_survived": survived_kv, "registrations_before": len(registered), "registrations_after": len(still),
-            "recovery_started": summary_recovery, "seconds_to_all_passing": watch.firsts["passing"]})
+            "recovery_started": summary_recovery, "seconds_to_all_passing": watch.first("passing")})
     finally:
         if killed:
             cluster.start(leader)
@@ -589,10 +590,10 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
         _wait(lambda: _etcd_leader_name(status, list(members)) not in (None,), patience, "one leader for all members")
         watch.mark(f"all {len(members)} members agree on leader {_etcd_leader_name(status, list(members))}", key="agreed")
         return DrillResult("etcd-leader", {"lease_ttl": lease_ttl, "patience": patience}, watch.timeline(), {
-            "old_leader": leader, "new_leader": new, "seconds_to_new_leader": watch.firsts["elected"],
-            "seconds_to_write": watch.firsts["write"], "seconds_to_watch_resumed": watch.firsts["watch-after"],
-            "seconds_to_keepalive": watch.firsts["keepalive"], "lab_registrations": int(lab_keys),
-            "recovery_started": recovery, "seconds_to_healthy": watch.firsts["healthy"]})
+            "old_leader": leader, "new_leader": new, "seconds_to_new_leader": watch.first("elected"),
+            "seconds_to_write": watch.first("write"), "seconds_to_watch_resumed": watch.first("watch-after"),
+            "seconds_to_keepalive": watch.first("keepalive"), "lab_registrations": int(lab_keys),
+            "recovery_started": recovery, "seconds_to_healthy": watch.first("healthy")})
     finally:
         stop_keepalive.set()
         if killed:
@@ -654,8 +655,8 @@ def etcd_quorum(cluster: Cluster, down_for: float = 2.0, patience: float = 30.0)
         watch.mark(f"{victims[1]} healthy: all {len(members)} members back", key="all-back")
         return DrillResult("etcd-quorum", {"down_for": down_for, "patience": patience}, watch.timeline(), {
             "killed": victims, "survivor": survivor, "refused_writes": attempts, "recovery_started": recovery,
-            "seconds_to_quorum": watch.firsts["quorum"], "seconds_to_write_ok": watch.firsts["write-ok"],
-            "seconds_to_all_back": watch.firsts["all-back"]})
+            "seconds_to_quorum": watch.first("quorum"), "seconds_to_write_ok": watch.first("write-ok"),
+            "seconds_to_all_back": watch.first("all-back")})
     finally:
         for name in down:
             cluster.start(name)

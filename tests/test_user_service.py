@@ -417,3 +417,19 @@ def test_second_server_on_a_taken_port_fails_instead_of_sharing_it(server):
         UserServer(port=server.port).start()
     with pytest.raises(PortInUseError, match=f"port {server.http_port} on 127.0.0.1 is in use.*--http-port 0"):
         UserServer(http_port=server.http_port).start()
+
+
+def test_max_connection_age_closes_connections_so_clients_reconnect():
+    """The server sends GOAWAY after the age; the channel goes IDLE and would re-resolve on the next call."""
+    import threading
+
+    server = UserServer(name="aging", max_connection_age_ms=300).start()
+    seen_idle = threading.Event()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            user_pb2_grpc.UserServiceStub(channel).ListUsers(user_pb2.ListUsersRequest(), timeout=5)
+            channel.subscribe(lambda state: state == grpc.ChannelConnectivity.IDLE and seen_idle.set())
+            assert seen_idle.wait(10), "the connection was never closed by the server"
+            user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="Ada", email="age@example.org"), timeout=5)
+    finally:
+        server.stop(grace=0)

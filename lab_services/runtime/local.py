@@ -99,7 +99,9 @@ class LocalCluster(Cluster):
             nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name,
                                          etcd_services=etcd_services))
         self.nodes = {n.name: n for n in nodes}
-        self._shared_port = ports.free(5000) if cfg.instance_addresses == "distinct" else None
+        # The shared port must be free on every address an instance may get, not just on 127.0.0.1.
+        self._shared_port = (ports.free(5000, hosts=tuple(service.own_address(i) for i in range(1, 41)))
+                             if cfg.instance_addresses == "distinct" else None)
         for i in range(1, cfg.services + 1):
             node = self._plan_service(i)
             self.nodes[node.name] = node

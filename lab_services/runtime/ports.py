@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 import socket
 
 import psutil
+
+
+# Below the kernel's ephemeral range (net.ipv4.ip_local_port_range starts at 32768) and above common services.
+ALLOCATED_RANGE = (20000, 32000)
 
 
 class PortInUseError(RuntimeError):
@@ -48,6 +53,7 @@ class PortAllocator:
     def __init__(self, host: str = "127.0.0.1"):
         self.host = require_loopback(host)
         self._taken: set[int] = set()
+        self._random = random.Random()
 
     def explicit(self, port: int, option: str) -> int:
         if not 1 <= port <= 65535:
@@ -59,15 +65,22 @@ class PortAllocator:
         self._taken.add(port)
         return port
 
-    def free(self, preferred: int | None = None) -> int:
-        """The preferred port when it is free (so Consul sits at its familiar 8500), else any free one."""
-        if preferred and preferred not in self._taken and is_free(self.host, preferred):
+    def free(self, preferred: int | None = None, hosts: tuple[str, ...] = ()) -> int:
+        """The preferred port when it is free (so Consul sits at its familiar 8500), else a free one.
+
+        Ports come from below Linux's ephemeral range (32768 and up): the kernel hands those to outgoing
+        connections, which could take a port between our check and the server binding it. With `hosts`
+        the port must be free on each of those addresses too (instances that share one port).
+        """
+        def usable(port: int) -> bool:
+            return port not in self._taken and all(is_free(h, port) for h in (self.host, *hosts))
+
+        if preferred and usable(preferred):
             self._taken.add(preferred)
             return preferred
-        while True:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((self.host, 0))
-                port = sock.getsockname()[1]
-            if port not in self._taken:
+        for _ in range(1000):
+            port = self._random.randint(*ALLOCATED_RANGE)
+            if usable(port):
                 self._taken.add(port)
                 return port
+        raise PortInUseError(f"no free port in {ALLOCATED_RANGE[0]}-{ALLOCATED_RANGE[1]} on {self.host}; run `discovery-lab down`")

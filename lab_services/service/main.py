@@ -51,6 +51,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--tls-ca", help="PEM CA whose client certificates are accepted (needs --mtls)")
     p.add_argument("--mtls", action="store_true", help="require client certificates signed by --tls-ca")
+    p.add_argument("--max-connection-age-ms", type=int, default=None,
+                   help="close client connections after this long, so DNS clients re-resolve (lesson 03)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = p.parse_args(argv)
     args.check = args.check or ["grpc"]
@@ -148,7 +150,7 @@ def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
         registration(args, args.id or args.name, args.port or 1, args.http_port or 1).validate()
     server = UserServer(
         name=args.name, instance_id=args.id, host=args.host, port=args.port, http_port=args.http_port,
-        tls=server_tls(args),
+        tls=server_tls(args), max_connection_age_ms=args.max_connection_age_ms,
     )
     server.start()
     active: list[Any] = []

@@ -50,6 +50,8 @@ class UserServer:
         max_workers: int = 32,
         store: UserStore | None = None,
         tls: ServerTLS | None = None,
+        max_connection_age_ms: int | None = None,
+        interceptors: tuple[grpc.ServerInterceptor, ...] = (),
     ):
         self.name = name
         self.host = require_loopback(host)
@@ -60,6 +62,10 @@ class UserServer:
         self.store = store if store is not None else UserStore()  # an empty store is falsy (len 0)
         # With TLS the gRPC port speaks only TLS (mTLS if tls.client_ca is set); the side HTTP port stays plain.
         self.tls = tls
+        # Closing connections after this age makes DNS clients re-resolve and find new instances (lesson 03).
+        self.max_connection_age_ms = max_connection_age_ms
+        # Extra interceptors (auth, logging) run after the lab's own metrics, served-by and fault interceptors.
+        self.extra_interceptors = tuple(interceptors)
         self.health = HealthState(HEALTH_SERVICES)
         self.faults = FaultInjector()
         self.metrics = ServiceMetrics()
@@ -87,10 +93,12 @@ class UserServer:
                 MetricsInterceptor(self.metrics),
                 ServedByInterceptor(lambda: self.instance_id),
                 FaultInterceptor(self.faults, SERVICE_NAME),
+                *self.extra_interceptors,
             ],
             # gRPC sets SO_REUSEPORT by default on Linux: a second server would then silently share
             # a port already in use instead of failing, and calls would land on either at random.
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 0)]
+            + ([("grpc.max_connection_age_ms", self.max_connection_age_ms)] if self.max_connection_age_ms else []),
         )
         bind = f"{self.host}:{self.requested_port}"
         credentials = self.tls.credentials() if self.tls else None  # reads the PEM files: fails before binding

@@ -50,7 +50,9 @@ def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_por
             "log_level": "INFO",
             "disable_update_check": True,
             "leave_on_terminate": False,
-            "dns_config": {"allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"}},
+            # Over UDP Consul answers at most 3 records by default, so a dns:// client would see 3 instances.
+            "dns_config": {"allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"},
+                           "udp_answer_limit": 64, "enable_truncate": True},
         }
         if check_identity:
             config.update(cert_file=str(check_identity.cert_path), key_file=str(check_identity.key_path),
