@@ -141,3 +141,20 @@ def test_watchers_move_on_from_a_dead_server(cluster):
             assert w.wait_for(lambda xs: ids(xs) == IDS, 10), (w.where, w.last_error)
             assert w.connected and dead not in w.where
         assert consul_w.errors >= 1
+
+
+def test_etcd_watcher_keeps_following_after_a_compaction(cluster, watchers):
+    """Compacting away the history the watch started from must not stop it: it re-reads and resumes."""
+    w = watchers["etcd"]
+    host, port = cluster.status()["etcd"]["endpoints"][0].rsplit(":", 1)
+    client = pyetcd.client(host=host, port=int(port))
+    try:
+        client.compact(client.get_prefix_response("/").header.revision, physical=True)
+        remove = add_probe_instance(cluster, "etcd")
+        assert w.wait_for(lambda xs: "probe-1" in ids(xs), 10), "a put after the compaction is seen"
+        remove()
+        assert w.wait_for(lambda xs: ids(xs) == IDS, 10), "and so is the delete"
+        with pytest.raises(pyetcd.exceptions.RevisionCompactedError):
+            list(client.watch_prefix("/services/user/", start_revision=1)[0])
+    finally:
+        client.close()
