@@ -13,6 +13,9 @@ DEFAULT_CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # Channels to one address share a global subchannel, with its reconnect backoff, by default: a
+    # channel opened for a restarted instance would inherit the dead one's backoff and fail its first call.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
