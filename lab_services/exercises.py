@@ -427,7 +427,10 @@ def check(exercise: str, *args: Any, **kwargs: Any) -> Verdict:
     """Run the checker of `exercise` (e.g. "02-ttl") on the learner's answer; see each lesson for its arguments."""
     if exercise not in _CHECKERS:
         raise KeyError(f"no exercise named {exercise!r}; the exercises are {', '.join(names())}")
-    verdict = _CHECKERS[exercise](*args, **kwargs)
+    try:
+        verdict = _CHECKERS[exercise](*args, **kwargs)
+    except Exception as err:  # A learner's half-written answer must get a verdict, not a traceback.
+        verdict = Verdict(exercise, False, f"checking your answer raised {type(err).__name__}: {err}")
     return replace(verdict, solution=solution(exercise)) if _revealed else verdict
 
 
