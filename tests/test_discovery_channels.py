@@ -240,3 +240,16 @@ def test_a_killed_instance_loses_its_traffic_without_failed_calls(cluster, consu
         time.sleep(5.0 if mode == "picker" else 0.5)
         counts = served_by(channel, 60)
         assert counts["user-3"] > 5, counts
+
+
+def test_an_unreachable_registry_is_named_in_the_error():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    with ConsulWatcher("user", dead, wait="1s") as watcher, PickerChannel(watcher, ready_timeout=0.5) as channel:
+        time.sleep(0.5)
+        with pytest.raises(NoInstanceError) as err:
+            user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-1"), timeout=2)
+    assert err.value.details().startswith(f"no passing instance of 'user' in consul at {dead} (unreachable: ConnectionError")

@@ -26,10 +26,23 @@ class DiscoveryChannel(grpc.Channel):
     is the name of the grpc.Channel method that made it, e.g. 'unary_unary'.
     """
 
-    def __init__(self, watcher: Watcher, channel_options: list[tuple[str, Any]] | None, ready_timeout: float):
+    def __init__(self, watcher: Watcher, channel_options: list[tuple[str, Any]] | None, ready_timeout: float,
+                 credentials: grpc.ChannelCredentials | None = None, server_name: str | None = None):
         self.watcher = watcher
         self.channel_options = list(DEFAULT_CHANNEL_OPTIONS) + list(channel_options or [])
         self.ready_timeout = ready_timeout
+        self.credentials = credentials
+        # With TLS, the name checked against each instance's certificate; the address itself by default.
+        self.server_name = server_name
+
+    def _open(self, target: str, options: list[tuple[str, Any]] | None = None) -> grpc.Channel:
+        """A plaintext channel, or a TLS one when the discovery channel was given credentials."""
+        options = self.channel_options + list(options or [])
+        if self.credentials is None:
+            return grpc.insecure_channel(target, options=options)
+        if self.server_name:
+            options.append(("grpc.ssl_target_name_override", self.server_name))
+        return grpc.secure_channel(target, self.credentials, options=options)
 
     def _multi_callable(self, key: tuple) -> Any:
         raise NotImplementedError
@@ -40,7 +53,11 @@ class DiscoveryChannel(grpc.Channel):
             self.watcher.wait_ready(self.ready_timeout)
 
     def _no_instance(self) -> NoInstanceError:
-        return NoInstanceError(self.watcher.service, self.watcher.where)
+        error = NoInstanceError(self.watcher.service, self.watcher.where)
+        if not self.watcher.connected and self.watcher.last_error is not None:
+            # Say why the list is empty when the registry itself could not be reached.
+            error = NoInstanceError(self.watcher.service, f"{self.watcher.where} (unreachable: {self.watcher.last_error})")
+        return error
 
     def _key(self, kind: str, method: str, serializer, deserializer, kwargs: dict) -> tuple:
         return (kind, method, (serializer, deserializer), tuple(sorted(kwargs.items())))

@@ -71,8 +71,10 @@ class NativeChannel(DiscoveryChannel):
         drain_grace: float = 5.0,
         ready_timeout: float = 5.0,
         served_by_header: str = SERVED_BY_HEADER,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str | None = None,
     ):
-        super().__init__(watcher, channel_options, ready_timeout)
+        super().__init__(watcher, channel_options, ready_timeout, credentials, server_name)
         self.drain_grace = drain_grace
         self.served_by_header = served_by_header
         self.target: str | None = None
@@ -101,8 +103,12 @@ class NativeChannel(DiscoveryChannel):
             if self._closed or target == self.target:
                 return
             old = self._channel
-            options = self.channel_options + [("grpc.service_config", SERVICE_CONFIG)]
-            self._channel = grpc.insecure_channel(target, options=options) if target else None
+            options = [("grpc.service_config", SERVICE_CONFIG)]
+            if self.credentials is not None and not self.server_name and addresses:
+                # A multi-address target has no single host name to verify certificates against; check the
+                # first instance's address, which the lab's server certificate lists with all the others.
+                options.append(("grpc.ssl_target_name_override", addresses[0].rsplit(":", 1)[0]))
+            self._channel = self._open(target, options) if target else None
             self._callables = {}
             self.target = target
             self.rebuilds += 1

@@ -139,12 +139,14 @@ class PickerChannel(DiscoveryChannel):
         drain_grace: float = 5.0,
         ready_timeout: float = 5.0,
         breakers: BreakerRegistry | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str | None = None,
     ):
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"invalid argument: retries: {retries!r}; use a whole number >= 0")
         if not isinstance(eject_for, (int, float)) or eject_for < 0:
             raise ValueError(f"invalid argument: eject_for: {eject_for!r}; use seconds >= 0, e.g. 5.0")
-        super().__init__(watcher, channel_options, ready_timeout)
+        super().__init__(watcher, channel_options, ready_timeout, credentials, server_name)
         self.policy = make_policy(policy)
         self.retries = retries
         self.eject_for = float(eject_for)
@@ -182,7 +184,7 @@ class PickerChannel(DiscoveryChannel):
                     self._stats[instance_id].instance = instance  # tags or meta may have changed
                 else:
                     self._stats[instance_id] = InstanceStats(instance)
-                    self._channels[instance_id] = grpc.insecure_channel(instance.address, options=self.channel_options)
+                    self._channels[instance_id] = self._open(instance.address)
             subscribers = list(self._connectivity)
         for channel in retired:
             # Calls in flight on the old channel get `drain_grace` seconds to finish.

@@ -1,0 +1,52 @@
+"""Both discovery channel modes over TLS and mutual TLS, against a lab started with `up --tls mtls`."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import grpc
+import pytest
+from labs import local_lab
+
+from lab_services.discovery import ConsulWatcher, NativeChannel, PickerChannel
+from lab_services.service import user_pb2, user_pb2_grpc
+from lab_services.tls import CertPair, client_credentials
+
+
+@pytest.fixture(scope="module")
+def tls_lab(tmp_path_factory):
+    with local_lab(tmp_path_factory.mktemp("tls-lab"), consul_servers=1, etcd_members=0, services=2, prometheus=False,
+                   registry="consul", tls="mtls") as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def watcher(tls_lab):
+    with ConsulWatcher("user", tls_lab.status()["consul"]["http"]) as w:
+        assert w.wait_for(lambda xs: len(xs) == 2, 15)
+        yield w
+
+
+def credentials(lab, with_client_cert: bool = True) -> grpc.ChannelCredentials:
+    tls = lab.status()["tls"]
+    client = CertPair(Path(tls["client_cert"]), Path(tls["client_key"])) if with_client_cert else None
+    return client_credentials(CertPair(Path(tls["ca"])), client)
+
+
+def spread(channel, calls: int = 40) -> Counter:
+    stub = user_pb2_grpc.UserServiceStub(channel)
+    return Counter(stub.CreateUser(user_pb2.CreateUserRequest(name="T", email=f"t{n}-{id(channel)}@example.org"),
+                                   timeout=5).served_by for n in range(calls))
+
+
+@pytest.mark.parametrize("mode", [PickerChannel, NativeChannel])
+def test_discovery_channel_over_mtls_reaches_every_instance(tls_lab, watcher, mode):
+    with mode(watcher, credentials=credentials(tls_lab)) as channel:
+        assert set(spread(channel)) == {"user-1", "user-2"}
+
+
+def test_without_a_client_certificate_every_call_is_refused(tls_lab, watcher):
+    with PickerChannel(watcher, retries=1, credentials=credentials(tls_lab, with_client_cert=False)) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-1"), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
