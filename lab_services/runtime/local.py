@@ -91,6 +91,7 @@ class LocalCluster(Cluster):
             hosts = ["127.0.0.1", "localhost", *(service.own_address(i) for i in range(1, 41))]
             self.tls = TLSMaterial.create(self.workdir / "tls", hosts=hosts)
         consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port,
+                                   check_ca=self.tls.ca if self.tls else None,
                                    check_identity=self.tls.client if self.tls else None) if cfg.consul_servers else []
         etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
         nodes = [*consul_nodes, *etcd_nodes]
@@ -112,7 +113,8 @@ class LocalCluster(Cluster):
         etcd_nodes = [n for n in self.nodes.values() if n.kind == "etcd"] if cfg.registry in ("etcd", "both") else []
         tls_flags = []
         if self.tls:
-            tls_flags = ["--tls-cert", str(self.tls.server.cert_path), "--tls-key", str(self.tls.server.key_path)]
+            tls_flags = ["--tls-cert", str(self.tls.server.cert_path), "--tls-key", str(self.tls.server.key_path),
+                         "--check-tls-verify"]
             if cfg.tls == "mtls":
                 tls_flags += ["--tls-ca", str(self.tls.ca.cert_path), "--mtls"]
         return service.plan(index, self._ports, cfg.service_name, cfg.registry, consul_nodes, etcd_nodes,

@@ -51,6 +51,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--tls-ca", help="PEM CA whose client certificates are accepted (needs --mtls)")
     p.add_argument("--mtls", action="store_true", help="require client certificates signed by --tls-ca")
+    p.add_argument("--check-tls-verify", action="store_true",
+                   help="let Consul verify the certificate in its gRPC check (its agent must have the CA as ca_file)")
     p.add_argument("--max-connection-age-ms", type=int, default=None,
                    help="close client connections after this long, so DNS clients re-resolve (lesson 03)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -100,8 +102,9 @@ def registration(args: argparse.Namespace, service_id: str, port: int, http_port
         else CheckSpec(
             kind=kind, interval=args.check_interval, timeout=args.check_timeout,
             deregister_critical_after=args.deregister_after,
-            # Consul's agent has no lab CA by default, so it checks a TLS instance without verifying it.
-            **({"grpc_use_tls": True, "tls_skip_verify": True} if kind == "grpc" and args.tls_cert else {}),
+            # Unless its agent was given the lab CA (--check-tls-verify), Consul checks a TLS instance
+            # without verifying its certificate.
+            **({"grpc_use_tls": True, "tls_skip_verify": not args.check_tls_verify} if kind == "grpc" and args.tls_cert else {}),
         )
         for kind in args.check
     )

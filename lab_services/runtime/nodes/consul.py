@@ -13,11 +13,11 @@ PORT_NAMES = ("http", "dns", "serf_lan", "serf_wan", "server")
 
 
 def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_port: int | None = None,
-         check_identity: CertPair | None = None) -> list[NodeSpec]:
+         check_ca: CertPair | None = None, check_identity: CertPair | None = None) -> list[NodeSpec]:
     """`count` servers (1 or 3) with their own ports; the first gets Consul's usual 8500/8600 when free.
 
-    With `check_identity`, the agents present that client certificate when they run gRPC and HTTP checks,
-    so checks still pass against services that demand mutual TLS.
+    With `check_ca` the agents verify a TLS service's certificate against that CA when they check it, and
+    with `check_identity` they present that client certificate, so checks pass against mutual TLS too.
     """
     if count not in (1, 3):
         raise ValueError(f"invalid argument: consul_servers: {count}; use 1 or 3 (raft needs an odd quorum)")
@@ -54,9 +54,12 @@ def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_por
             "dns_config": {"allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"},
                            "udp_answer_limit": 64, "enable_truncate": True},
         }
+        if check_ca:
+            # Consul verifies a checked certificate against its own server_name (default: the node name),
+            # not the address it dials; the lab's server certificate names localhost.
+            config.update(ca_file=str(check_ca.cert_path), enable_agent_tls_for_checks=True, server_name="localhost")
         if check_identity:
-            config.update(cert_file=str(check_identity.cert_path), key_file=str(check_identity.key_path),
-                          enable_agent_tls_for_checks=True)
+            config.update(cert_file=str(check_identity.cert_path), key_file=str(check_identity.key_path))
         path = workdir / node.name / "consul.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(config, indent=2))
