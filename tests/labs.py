@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from lab_services.discovery import ConsulWatcher
 from lab_services.runtime import processes
 from lab_services.runtime.cluster import ClusterConfig
 from lab_services.runtime.local import LocalCluster
@@ -19,3 +20,14 @@ def local_lab(base: Path, **shape) -> Iterator[LocalCluster]:
     finally:
         lab.down()
     assert processes.live_records(base) == [], "the lab left processes behind after down"
+
+
+@contextmanager
+def consul_watcher(lab: LocalCluster, ids: list[str]) -> Iterator[ConsulWatcher]:
+    """A started watcher on the lab's Consul that already lists exactly `ids`."""
+    watcher = ConsulWatcher("user", lab.status()["consul"]["http"], wait="5s").start()
+    try:
+        assert watcher.wait_for(lambda xs: [i.id for i in xs] == ids, 15), f"the watcher never listed {ids}"
+        yield watcher
+    finally:
+        watcher.stop()

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from labs import local_lab
-from lab_services.discovery import ConsulWatcher
+from labs import consul_watcher, local_lab
 from lab_services.service import AdminClient
 from lab_services.streaming import FanOutWriter, ResumableWatch
 from lab_services.widgets import FaultPanel, StreamMeter
@@ -23,10 +22,8 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture()
 def watcher(cluster):
-    w = ConsulWatcher("user", cluster.status()["consul"]["http"], wait="5s").start()
-    assert w.wait_for(lambda xs: [i.id for i in xs] == IDS, 15)
-    yield w
-    w.stop()
+    with consul_watcher(cluster, IDS) as w:
+        yield w
 
 
 def test_stream_meter_kill_button_moves_the_stream_without_a_gap(cluster, watcher):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from labs import local_lab
+from labs import consul_watcher, local_lab
 from lab_services.discovery import ConsulWatcher
 from lab_services.service import UserServer
 from lab_services.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, stream_outcome
@@ -24,10 +24,8 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture()
 def watcher(cluster):
-    w = ConsulWatcher("user", cluster.status()["consul"]["http"], wait="5s").start()
-    assert w.wait_for(lambda xs: [i.id for i in xs] == IDS, 15)
-    yield w
-    w.stop()
+    with consul_watcher(cluster, IDS) as w:
+        yield w
 
 
 def test_watch_resumes_after_kill_9_without_gap_or_duplicate(cluster, watcher):

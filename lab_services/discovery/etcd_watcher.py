@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import queue
 
-import pyetcd
 from pyetcd import events as etcd_events
 
 from lab_services.discovery.instance import Instance
