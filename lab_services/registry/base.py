@@ -119,9 +119,18 @@ class Registrar:
     def _describe(self, err: BaseException) -> str:
         return "unreachable" if isinstance(err, self.unreachable_errors) else f"{type(err).__name__}: {err}"
 
+    # A server that answers but is still electing a leader will be ready within moments: poll it
+    # quickly instead of backing off as from an outage (subclasses name such errors here).
+    not_ready_errors: tuple[type[BaseException], ...] = ()
+    NOT_READY_POLL = 0.1
+
     def _retry_later(self, err: BaseException) -> None:
-        delay = next(self.backoff)
         self.last_error = self._describe(err)
+        if isinstance(err, self.not_ready_errors):
+            self._log.info("%s at %s not ready (%s), asking again in %.1fs", self.backend, self.where, err, self.NOT_READY_POLL)
+            self._stopping.wait(self.NOT_READY_POLL)
+            return
+        delay = next(self.backoff)
         if isinstance(err, self.unreachable_errors):
             self._log.warning("%s at %s unreachable, retrying in %.1fs", self.backend, self.where, delay)
         else:

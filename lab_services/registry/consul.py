@@ -94,7 +94,8 @@ class ConsulRegistrar(Registrar):
     """
 
     backend = "consul"
-    unreachable_errors = (requests.ConnectionError, requests.Timeout, ConsulNotReadyError)
+    unreachable_errors = (requests.ConnectionError, requests.Timeout)
+    not_ready_errors = (ConsulNotReadyError,)
 
     def __init__(
         self,

@@ -1,72 +1,27 @@
-"""Pick the runtime (`LAB_BACKEND`) and get a running lab cluster, starting one only when none fits."""
+"""The lab's runtimes: processes, ports, binaries and clusters (see `lab.py` for the entry points).
+
+Names are loaded on first use: user-service processes import `lab_services.runtime.ports` and must not
+pay for the whole cluster runtime when they start.
+"""
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from typing import Any
 
-from lab_services.runtime.cluster import Cluster, ClusterConfig
-from lab_services.runtime.supervised import LabNotRunningError, SupervisedCluster
-
-BACKENDS = ("local", "compose")
-
-
-def backend_name(explicit: str | None = None) -> str:
-    name = (explicit or os.environ.get("LAB_BACKEND") or "local").strip().lower()
-    if name not in BACKENDS:
-        raise ValueError(f"invalid argument: LAB_BACKEND: {name!r}; use one of {', '.join(BACKENDS)}")
-    if name == "compose":
-        raise NotImplementedError(
-            "the compose runtime is not built yet (see compose/README.md); unset LAB_BACKEND to use the local runtime"
-        )
-    return name
+_EXPORTS = {
+    "Cluster": "lab_services.runtime.cluster",
+    "ClusterConfig": "lab_services.runtime.cluster",
+    "LabNotRunningError": "lab_services.runtime.supervised",
+    "SupervisedCluster": "lab_services.runtime.supervised",
+    "backend_name": "lab_services.runtime.lab",
+    "connect": "lab_services.runtime.lab",
+    "ensure_cluster": "lab_services.runtime.lab",
+}
+__all__ = sorted(_EXPORTS)
 
 
-def connect(base: Path | None = None, backend: str | None = None) -> SupervisedCluster:
-    """The running lab in this state directory; raises LabNotRunningError when there is none."""
-    backend_name(backend)
-    cluster = SupervisedCluster(base)
-    if not cluster.running():
-        raise LabNotRunningError(f"no lab is running in {cluster.base}; start one with `discovery-lab up`")
-    return cluster
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
 
-
-def ensure_cluster(base: Path | None = None, backend: str | None = None, **shape) -> SupervisedCluster:
-    """Reuse the running lab if it has at least the asked-for shape; otherwise (re)start it.
-
-    A lab started from a notebook is owned by that kernel: when the kernel dies, the lab goes with it.
-    A lab started with `discovery-lab up` (as `make lab` does) has no owner and runs until `down`.
-    """
-    backend_name(backend)
-    wanted = ClusterConfig(**shape).validate()
-    cluster = SupervisedCluster(base)
-    state = cluster.published()
-    if state and "status" in state:
-        running = ClusterConfig(**state["status"]["config"])
-        if running.covers(wanted):
-            return cluster
-        print(f"restarting the lab: it runs {running}, this lesson needs {wanted}")
-        owner = state.get("owner_pid")
-        cluster.down()
-        cluster.launch(_union(running, wanted), owner_pid=owner)
-        return cluster
-    cluster.launch(wanted, owner_pid=os.getpid())
-    return cluster
-
-
-def _union(running: ClusterConfig, wanted: ClusterConfig) -> ClusterConfig:
-    """The smallest shape that serves both the lesson that started the lab and the one asking now."""
-    return ClusterConfig(
-        consul_servers=max(running.consul_servers, wanted.consul_servers),
-        etcd_members=max(running.etcd_members, wanted.etcd_members),
-        services=max(running.services, wanted.services),
-        prometheus=running.prometheus or wanted.prometheus,
-        service_name=wanted.service_name,
-        registry=wanted.registry if running.registry == wanted.registry else "both",
-        host=running.host,
-        consul_http_port=running.consul_http_port,
-        tls=wanted.tls,
-        instance_addresses="distinct" if "distinct" in (running.instance_addresses, wanted.instance_addresses) else "shared",
-    )
-
-
-__all__ = ["Cluster", "ClusterConfig", "LabNotRunningError", "SupervisedCluster", "backend_name", "connect", "ensure_cluster"]
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lab_services.runtime' has no attribute {name!r}")
