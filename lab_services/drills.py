@@ -438,6 +438,16 @@ def _consul_leader_name(status: dict[str, Any], asked: list[str]) -> str | None:
     return None
 
 
+def _kill_leader(cluster: Cluster, watch: Stopwatch, leader: str, what: str, leader_name: Callable[[], str | None],
+                 patience: float) -> str:
+    """kill -9 the leader, as a crash would, and return the survivor the others elected (timed on `watch`)."""
+    watch.fault(f"kill -9 {leader} (the {what} leader)")
+    cluster.kill(leader)
+    new = _wait(lambda: (name := leader_name()) not in (None, leader) and name, patience, f"a new {what} leader")
+    watch.mark(f"new leader elected: {new}", key="elected")
+    return new
+
+
 def consul_leader(cluster: Cluster, patience: float = 30.0) -> DrillResult:
     """kill -9 the Consul leader: a new one is elected, registrations and a KV key survive; then restart it."""
     status = cluster.status()
@@ -457,14 +467,9 @@ def consul_leader(cluster: Cluster, patience: float = 30.0) -> DrillResult:
     watcher = ConsulWatcher(service, [http[n] for n in survivors]).start()
     watcher.wait_ready(10)
     watcher.subscribe(lambda e: watch.mark(f"watcher: {e.instance.id} {e.kind} in the passing set", wall=e.at))
-    killed = False
+    killed = True  # from here on, `finally` starts the leader again (a no-op if it still runs)
     try:
-        watch.fault(f"kill -9 {leader} (the Consul leader)")
-        cluster.kill(leader)
-        killed = True
-        new = _wait(lambda: _consul_leader_name(status, survivors) not in (None, leader) and _consul_leader_name(status, survivors),
-                    patience, "a new Consul leader")
-        watch.mark(f"new leader elected: {new}", key="elected")
+        new = _kill_leader(cluster, watch, leader, "Consul", lambda: _consul_leader_name(status, survivors), patience)
         value = _wait(lambda: ask.client.kv.get(key)[1], patience, f"KV {key} to be readable")
         survived_kv = value["Value"].decode() == token
         watch.mark(f"KV {key} read back {'intact' if survived_kv else 'CHANGED'}", key="kv")
@@ -565,14 +570,9 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
                     break
 
     threading.Thread(target=keepalive, name="drill-keepalive", daemon=True).start()
-    killed = False
+    killed = True  # from here on, `finally` starts the leader again (a no-op if it still runs)
     try:
-        watch.fault(f"kill -9 {leader} (the etcd leader)")
-        cluster.kill(leader)
-        killed = True
-        new = _wait(lambda: _etcd_leader_name(status, survivors) not in (None, leader) and _etcd_leader_name(status, survivors),
-                    patience, "a new etcd leader")
-        watch.mark(f"new leader elected: {new}", key="elected")
+        new = _kill_leader(cluster, watch, leader, "etcd", lambda: _etcd_leader_name(status, survivors), patience)
         _wait(lambda: _put(endpoint[new], f"/services/{service}/after", _drill_instance(service, "after", 2), lease), patience,
               "a write to the new leader")
         watch.mark("write accepted by the new leader", key="write")
