@@ -38,6 +38,7 @@ class LocalCluster(Cluster):
         self.reaped: list[str] = []
         self.timings: dict[str, float] = {}
         self.tls = None
+        self.binaries: dict[str, dict[str, str]] = {}
         self._file_sd: FileSDWriter | None = None
         self._lock = threading.RLock()
 
@@ -48,6 +49,8 @@ class LocalCluster(Cluster):
                 return self.status()
             self.reaped = [f"{r.name} (pid {r.pid})" for r in processes.reap_orphans(self.base)]
             paths = {name: binaries.find_binary(name) for name in ("consul", "etcd", "prometheus")}
+            # Asked once per up: each version costs a process, and dashboards ask for status every second or two.
+            self.binaries = binaries.describe_binaries()
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir.mkdir(parents=True)
             self._plan(paths)
@@ -315,7 +318,7 @@ class LocalCluster(Cluster):
                 "tls": None if not self.tls else {
                     "mode": self.config.tls, "ca": str(self.tls.ca.cert_path),
                     "client_cert": str(self.tls.client.cert_path), "client_key": str(self.tls.client.key_path)},
-                "binaries": binaries.describe_binaries(),
+                "binaries": self.binaries,
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "reaped": self.reaped,
             }
