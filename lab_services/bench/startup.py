@@ -9,9 +9,9 @@ from typing import Any
 
 import psutil
 
+from lab_services import prometheus
 from lab_services.runtime.cluster import ClusterConfig
 from lab_services.runtime.local import LocalCluster
-from lab_services.runtime.probe import http_json, wait_until
 
 FULL = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
 
@@ -29,12 +29,6 @@ def total_rss_mb(pids: list[int]) -> float:
     return total / 2**20
 
 
-def scraped_all(prometheus_url: str, expected: int) -> bool:
-    targets = http_json(f"{prometheus_url}/api/v1/targets")["data"]["activeTargets"]
-    up = [t for t in targets if t["labels"].get("job") == "lab-services" and t["health"] == "up"]
-    return len(up) >= expected
-
-
 def one_run(config: ClusterConfig) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         cluster = LocalCluster(config, base=Path(tmp))
@@ -42,7 +36,7 @@ def one_run(config: ClusterConfig) -> dict[str, float]:
         try:
             status = cluster.up()
             to_passing = time.monotonic() - start
-            wait_until(lambda: scraped_all(status["prometheus"]["url"], config.services), 60, "prometheus scrape", 0.1)
+            prometheus.wait_for_targets(status["prometheus"]["url"], "lab-services", config.services, timeout=60)
             to_scraped = time.monotonic() - start
             rss = total_rss_mb([p["pid"] for p in status["processes"] if p["pid"]])
         finally:

@@ -1,0 +1,13 @@
+"""`discovery-lab bench startup` measures a real cold start and reports the documented figures."""
+from __future__ import annotations
+
+from lab_services.bench import startup
+from lab_services.runtime.cluster import ClusterConfig
+
+
+def test_one_cold_start_reports_every_figure():
+    result = startup.run(runs=1, config=ClusterConfig(consul_servers=1, etcd_members=1, services=2))
+    for key in ("median_seconds_to_passing", "max_seconds_to_passing", "median_seconds_to_scraped", "total_rss_mb"):
+        assert isinstance(result[key], float) and result[key] > 0, key
+    assert result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"]
+    assert "resident memory of the stack" in startup.describe(result)
