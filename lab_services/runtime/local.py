@@ -173,9 +173,13 @@ class LocalCluster(Cluster):
         if node.kind == "prometheus":
             return lambda: prometheus.is_ready(node)
         agent = self._consul_agent()
-        if agent and self.config.registry in ("consul", "both"):
-            return lambda: service.is_serving(node) and service.is_passing_in_consul(node, agent)
-        return lambda: service.is_serving(node)
+        members = [n for n in self.nodes.values() if n.kind == "etcd"]
+        in_consul = bool(agent) and self.config.registry in ("consul", "both")
+        in_etcd = bool(members) and self.config.registry in ("etcd", "both")
+        # Ready means findable: serving, and listed in every registry it registers with.
+        return lambda: (service.is_serving(node)
+                        and (not in_consul or service.is_passing_in_consul(node, agent))
+                        and (not in_etcd or any(service.is_registered_in_etcd(node, m) for m in members)))
 
     def _wait_ready(self, node: NodeSpec) -> float:
         child = self.children[node.name]

@@ -1,6 +1,7 @@
 """Instances of the sample user service, registered in Consul and etcd the way the lessons expect."""
 from __future__ import annotations
 
+import base64
 import sys
 
 from lab_services.runtime.nodes import NodeSpec
@@ -54,3 +55,13 @@ def is_passing_in_consul(node: NodeSpec, consul: NodeSpec) -> bool:
     """Passing in the catalog, which is what clients read; the agent's own view is a few milliseconds ahead."""
     entries = http_json(f"http://{consul.addr('http')}/v1/health/service/{node.info['service']}?passing")
     return any(entry["Service"]["ID"] == node.name for entry in entries)
+
+
+def is_registered_in_etcd(node: NodeSpec, member: NodeSpec, prefix: str = "/services") -> bool:
+    """The instance's key exists (asked through etcd's JSON gateway on one member; a dead member answers no)."""
+    key = base64.b64encode(f"{prefix}/{node.info['service']}/{node.name}".encode()).decode()
+    try:
+        answer = http_json(f"http://{member.addr('client')}/v3/kv/range", data={"key": key, "count_only": True})
+    except OSError:
+        return False
+    return int(answer.get("count", 0)) > 0
