@@ -1,18 +1,7 @@
-"""Service Discovery Lab: the package the lessons drive (cluster runtime, user service, registries, discovery).
+"""Service Discovery Lab: gRPC service registration and discovery against real Consul, etcd and Prometheus.
 
-The runtime is imported on first use, not here: every user-service process imports this package too,
-and should not pay for the cluster runtime's imports in start-up time and memory.
+Three layers, imports only going down (docs/architecture.md): `core` at the bottom; the library
+(`registry`, `discovery`, `service`, `runtime`, `resilience`, `tls`, `metrics`); and `lessons`, the one
+facade a notebook imports: `from lab_services import lessons as lab`. This file imports nothing, because
+every user-service process imports the package and should not pay for the rest of it.
 """
-from __future__ import annotations
-
-from typing import Any
-
-__all__ = ["ClusterConfig", "connect", "ensure_cluster"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from lab_services import runtime
-
-        return getattr(runtime, name)
-    raise AttributeError(f"module 'lab_services' has no attribute {name!r}")

@@ -85,7 +85,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Everything a learner needs, checked one line at a time, with what to do about each failure."""
-    from lab_services.runtime.ports import holder, is_free
+    from lab_services.core.ports import holder, is_free
 
     problems = 0
     print(f"python      {sys.version.split()[0]} at {sys.executable}")
@@ -113,7 +113,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_jupyter(args: argparse.Namespace) -> int:
     """`make lab`: the lab cluster up, JupyterLab open on lesson 00, and everything stopped when JupyterLab ends."""
-    from lab_services.paths import REPO_DIR
+    from lab_services.core.paths import REPO_DIR
     from lab_services.runtime import processes
 
     cluster = SupervisedCluster()
@@ -159,7 +159,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_drill(args: argparse.Namespace) -> int:
     """Run one failure drill against the running lab and print its timeline (or list the drills)."""
-    from lab_services import drills
+    from lab_services.lessons import drills
 
     if args.list or not args.name:
         for drill in drills.DRILLS.values():

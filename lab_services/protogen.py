@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lab_services.paths import PACKAGE_DIR, REPO_DIR
+from lab_services.core.paths import PACKAGE_DIR, REPO_DIR
 
 PROTO_ROOT = REPO_DIR / "protos"
 OUT_DIR = PACKAGE_DIR / "_proto"

@@ -11,7 +11,7 @@ import pyetcd
 import pytest
 
 from lab_services.runtime.binaries import find_binary
-from lab_services.runtime.ports import PortAllocator
+from lab_services.core.ports import PortAllocator
 from lab_services.runtime.processes import spawn
 
 

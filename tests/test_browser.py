@@ -13,10 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab_services.paths import REPO_DIR
+from lab_services.core.paths import REPO_DIR
 from lab_services.runtime import processes
-from lab_services.runtime.ports import PortAllocator
-from lab_services.runtime.probe import http_get, wait_until
+from lab_services.core.ports import PortAllocator
+from lab_services.core.http import http_get
+from lab_services.core.wait import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 # DESIGN.md §6: Debian's chromium, never `playwright install`, and nothing that phones home.

@@ -8,10 +8,10 @@ import psutil
 import pytest
 from labs import local_lab
 
-from lab_services import exercises
-from lab_services.consul_health import ConsulHealth
+from lab_services.lessons import exercises
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.runtime import processes
-from lab_services.widgets import LabDashboard
+from lab_services.lessons.widgets import LabDashboard
 
 
 @pytest.fixture(scope="module")

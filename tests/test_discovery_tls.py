@@ -59,7 +59,7 @@ def test_without_a_client_certificate_every_call_is_refused(tls_lab, watcher):
 
 def test_consul_verifies_certificates_in_its_grpc_checks(tls_lab, tmp_path):
     """The agents check with the lab CA: a server whose certificate another CA signed fails, unless skip-verify."""
-    from lab_services.consul_health import ConsulHealth
+    from lab_services.registry.consul_health import ConsulHealth
     from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
     from lab_services.service import UserServer
     from lab_services.tls import ServerTLS, TLSMaterial

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lab_services import drills
+from lab_services.lessons import drills
 from lab_services.runtime import processes
 from lab_services.runtime.cluster import ClusterConfig
 from lab_services.runtime.supervised import SupervisedCluster

@@ -5,7 +5,7 @@ import tempfile
 
 import pytest
 
-from lab_services import exercises
+from lab_services.lessons import exercises
 from lab_services.discovery import ConsulWatcher
 from lab_services.resilience import retry_service_config
 from lab_services.service import UserServer, user_pb2

@@ -7,10 +7,10 @@ import grpc
 import pytest
 from labs import local_lab
 
-from lab_services import calls, exercises, reflection
-from lab_services.consul_health import ConsulHealth, go_duration
-from lab_services.display import Table
-from lab_services.environment import check_environment
+from lab_services.lessons import calls, exercises, reflection
+from lab_services.registry.consul_health import ConsulHealth, go_duration
+from lab_services.core.table import Table
+from lab_services.lessons.environment import check_environment
 from lab_services.registry.consul import ConsulRegistrar
 from lab_services.registry.spec import CheckSpec, ServiceRegistration
 from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc

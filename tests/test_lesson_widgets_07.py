@@ -5,8 +5,8 @@ import pytest
 
 from labs import consul_watcher, local_lab
 from lab_services.service import AdminClient
-from lab_services.streaming import FanOutWriter, ResumableWatch
-from lab_services.widgets import FaultPanel, StreamMeter
+from lab_services.lessons.streaming import FanOutWriter, ResumableWatch
+from lab_services.lessons.widgets import FaultPanel, StreamMeter
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,7 +5,7 @@ import json
 import re
 import tomllib
 
-from lab_services.paths import REPO_DIR
+from lab_services.core.paths import REPO_DIR
 
 
 def _normalise(requirement: str) -> str:

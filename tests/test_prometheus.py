@@ -9,7 +9,7 @@ import grpc
 import pytest
 from labs import local_lab
 
-from lab_services import prometheus
+from lab_services.metrics import prometheus
 from lab_services.runtime.file_sd import file_sd_groups
 from lab_services.discovery.instance import Instance
 from lab_services.service import user_pb2, user_pb2_grpc

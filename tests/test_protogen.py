@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from lab_services import protogen
-from lab_services.paths import REPO_DIR
+from lab_services.core.paths import REPO_DIR
 
 
 def test_committed_code_is_current():

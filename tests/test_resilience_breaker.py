@@ -14,8 +14,8 @@ from lab_services.resilience import (
     CircuitOpenError,
     State,
     breakers_for,
-    server_attempts,
 )
+from lab_services.lessons.resilience.measure import server_attempts
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 
 pytestmark = pytest.mark.timeout(60)

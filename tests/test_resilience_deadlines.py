@@ -6,7 +6,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from lab_services.resilience import GatewayServer, deadline_experiment, remaining_deadline
+from lab_services.lessons.resilience.gateway import GatewayServer, deadline_experiment
+from lab_services.resilience import remaining_deadline
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 
 pytestmark = pytest.mark.timeout(60)

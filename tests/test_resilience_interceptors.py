@@ -9,7 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from lab_services.resilience import BearerToken, CallLog, ClientLogging, ClientStats, RequireBearerToken, ServerLogging
+from lab_services.resilience.interceptors import BearerToken, CallLog, ClientLogging, ClientStats, RequireBearerToken, ServerLogging
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.servicer import UserServicer
 from lab_services.service.store import UserStore

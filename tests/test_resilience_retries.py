@@ -7,17 +7,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from lab_services.resilience import (
-    GatewayServer,
-    attempts_experiment,
-    channel_options,
-    hedging_experiment,
-    hedging_service_config,
-    plot_backoff,
-    retry_service_config,
-    sample_delays,
-)
-from lab_services.registry.backoff import Backoff
+from lab_services.lessons.resilience.backoff_plot import plot_backoff, sample_delays
+from lab_services.lessons.resilience.gateway import GatewayServer
+from lab_services.lessons.resilience.retries import attempts_experiment, hedging_experiment
+from lab_services.resilience import channel_options, hedging_service_config, retry_service_config
+from lab_services.core.backoff import Backoff
 from lab_services.service import UserServer
 
 pytestmark = pytest.mark.timeout(60)

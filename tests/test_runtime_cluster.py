@@ -11,8 +11,9 @@ from labs import local_lab
 from lab_services.runtime import processes
 from lab_services.runtime.cluster import ClusterConfig, UnknownProcessError
 from lab_services.runtime.local import LocalCluster
-from lab_services.runtime.ports import PortInUseError
-from lab_services.runtime.probe import http_json, wait_until
+from lab_services.core.ports import PortInUseError
+from lab_services.core.http import http_json
+from lab_services.core.wait import wait_until
 
 
 @pytest.fixture(scope="module")

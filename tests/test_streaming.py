@@ -8,7 +8,7 @@ import pytest
 from labs import consul_watcher, local_lab
 from lab_services.discovery import ConsulWatcher
 from lab_services.service import UserServer
-from lab_services.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, stream_outcome
+from lab_services.lessons.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, stream_outcome
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,12 +16,12 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from lab_services import tls_errors
-from lab_services.paths import REPO_DIR
+from lab_services.tls import explain as tls_explain
+from lab_services.core.paths import REPO_DIR
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.main import parse_args, server_tls
 from lab_services.tls import ServerTLS, TLSMaterial, channel, make_server_cert, san_names
-from lab_services.tls_errors import explain
+from lab_services.tls.explain import explain
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -96,32 +96,32 @@ def test_good_calls_succeed(material: TLSMaterial, mtls: bool):
 Case = tuple[Callable[[TLSMaterial], ServerTLS | None], Callable[[str, TLSMaterial], grpc.Channel], dict, str]
 CASES: dict[str, Case] = {
     "unknown CA": (
-        lambda m: m.server_tls(), lambda a, m: channel(a, m, ca=m.other_ca), {}, tls_errors.UNKNOWN_CA,
+        lambda m: m.server_tls(), lambda a, m: channel(a, m, ca=m.other_ca), {}, tls_explain.UNKNOWN_CA,
     ),
     "wrong SAN": (
-        lambda m: m.server_tls(cert=m.wrong_san_server), lambda a, m: channel(a, m), {}, tls_errors.HOSTNAME_MISMATCH,
+        lambda m: m.server_tls(cert=m.wrong_san_server), lambda a, m: channel(a, m), {}, tls_explain.HOSTNAME_MISMATCH,
     ),
     "wrong server name": (
         lambda m: m.server_tls(), lambda a, m: channel(a, m, server_name="other.example.test"), {},
-        tls_errors.HOSTNAME_MISMATCH,
+        tls_explain.HOSTNAME_MISMATCH,
     ),
     "expired": (
-        lambda m: m.server_tls(cert=m.expired_server), lambda a, m: channel(a, m), {}, tls_errors.EXPIRED,
+        lambda m: m.server_tls(cert=m.expired_server), lambda a, m: channel(a, m), {}, tls_explain.EXPIRED,
     ),
     "TLS client, plaintext server": (
-        lambda m: None, lambda a, m: channel(a, m), {}, tls_errors.TLS_TO_PLAINTEXT,
+        lambda m: None, lambda a, m: channel(a, m), {}, tls_explain.TLS_TO_PLAINTEXT,
     ),
     "mTLS, no client certificate": (
         lambda m: m.server_tls(mtls=True), lambda a, m: channel(a, m),
-        {"client_tls": True, "client_cert": False}, tls_errors.CLIENT_CERT_MISSING,
+        {"client_tls": True, "client_cert": False}, tls_explain.CLIENT_CERT_MISSING,
     ),
     "mTLS, client certificate from another CA": (
         lambda m: m.server_tls(mtls=True), lambda a, m: channel(a, m, client_cert=m.other_client),
-        {"client_tls": True, "client_cert": True}, tls_errors.CLIENT_CERT_OTHER_CA,
+        {"client_tls": True, "client_cert": True}, tls_explain.CLIENT_CERT_OTHER_CA,
     ),
     "plaintext client, TLS server": (
         lambda m: m.server_tls(), lambda a, m: grpc.insecure_channel(a),
-        {"client_tls": False}, tls_errors.PLAINTEXT_TO_TLS,
+        {"client_tls": False}, tls_explain.PLAINTEXT_TO_TLS,
     ),
 }
 
@@ -138,11 +138,11 @@ def test_failure_is_explained(material: TLSMaterial, case: str):
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     why = explain(err, **hints)
     assert why.cause == cause, why.detail
-    assert why.code == grpc.StatusCode.UNAVAILABLE and why.fix == tls_errors.FIXES[cause]
+    assert why.code == grpc.StatusCode.UNAVAILABLE and why.fix == tls_explain.FIXES[cause]
     assert str(why).startswith(f"{cause} (UNAVAILABLE): ")
     if hints:  # only the server saw why; without the hints the client must not guess
         unsure = explain(err)
-        assert unsure.cause == tls_errors.SERVER_CLOSED and cause in unsure.candidates
+        assert unsure.cause == tls_explain.SERVER_CLOSED and cause in unsure.candidates
 
 
 def test_other_errors_are_unknown(material: TLSMaterial):
@@ -150,8 +150,8 @@ def test_other_errors_are_unknown(material: TLSMaterial):
         address = server.address
     with grpc.insecure_channel(address) as ch:  # the server is gone: connection refused
         err = get_user(ch)
-    assert explain(err).cause == tls_errors.UNKNOWN and "Connection refused" in explain(err).detail
-    assert explain(FileNotFoundError("server.crt")).cause == tls_errors.UNKNOWN
+    assert explain(err).cause == tls_explain.UNKNOWN and "Connection refused" in explain(err).detail
+    assert explain(FileNotFoundError("server.crt")).cause == tls_explain.UNKNOWN
     assert explain(FileNotFoundError("server.crt")).code is None
 
 
@@ -177,9 +177,9 @@ def test_process_serves_mtls_and_its_log_names_each_rejection(material: TLSMater
         with channel(address, material, mtls=True) as ch:
             assert get_user(ch) is None
         rejected = {
-            tls_errors.CLIENT_CERT_MISSING: lambda: channel(address, material),
-            tls_errors.CLIENT_CERT_OTHER_CA: lambda: channel(address, material, client_cert=material.other_client),
-            tls_errors.PLAINTEXT_TO_TLS: lambda: grpc.insecure_channel(address),
+            tls_explain.CLIENT_CERT_MISSING: lambda: channel(address, material),
+            tls_explain.CLIENT_CERT_OTHER_CA: lambda: channel(address, material, client_cert=material.other_client),
+            tls_explain.PLAINTEXT_TO_TLS: lambda: grpc.insecure_channel(address),
         }
         for cause, dial in rejected.items():
             seen = log_path.read_text().count("Handshake failed")

@@ -7,7 +7,7 @@ import pytest
 from labs import local_lab
 
 from lab_services.discovery import CanarySplit, ConsulWatcher, PickerChannel, Random
-from lab_services.widgets import TrafficSplit
+from lab_services.lessons.widgets import TrafficSplit
 
 IDS = ["user-1", "user-2", "user-3"]
 

@@ -19,8 +19,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from lab_services.paths import REPO_DIR
-from lab_services.runtime.ports import PortInUseError
+from lab_services.core.paths import REPO_DIR
+from lab_services.core.ports import PortInUseError
 from lab_services.service import SERVED_BY_HEADER, SERVICE_NAME, AdminClient, UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.store import UserStore
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 from labs import local_lab
 
-from lab_services.consul_health import ConsulHealth
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.consul import ConsulRegistrar
 from lab_services.registry.spec import CheckSpec, ServiceRegistration
 from lab_services.service import UserServer
-from lab_services.widgets import ClusterOverview, HealthBoard
+from lab_services.lessons.widgets import ClusterOverview, HealthBoard
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 
-from lab_services import prometheus
+from lab_services.metrics import prometheus
 from lab_services.runtime.cluster import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 

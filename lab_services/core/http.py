@@ -1,11 +1,10 @@
-"""Ask a server over HTTP whether it is ready, and wait for an answer, instead of sleeping and hoping."""
+"""Plain HTTP with the standard library: a status and body, or a JSON answer (servers' readiness and admin APIs)."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -25,21 +24,3 @@ def http_json(url: str, data: Any = None, timeout: float = 2.0) -> Any:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as resp:
         return json.loads(resp.read() or b"null")
-
-
-class NotReadyError(RuntimeError):
-    """A server did not become ready in time; the message carries the tail of its log."""
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> float:
-    """Poll `check` until it is true; return the seconds it took, or raise NotReadyError naming `what`."""
-    start = time.monotonic()
-    while True:
-        try:
-            if check():
-                return time.monotonic() - start
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() - start > timeout:
-            raise NotReadyError(f"{what} not ready after {timeout:.0f} s")
-        time.sleep(interval)

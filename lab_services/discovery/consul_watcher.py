@@ -12,7 +12,7 @@ import consul
 from lab_services.discovery.instance import Instance
 from lab_services.discovery.routing import matches
 from lab_services.discovery.watcher import Watcher
-from lab_services.registry.backoff import Backoff
+from lab_services.core.backoff import Backoff
 from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.spec import parse_duration
 

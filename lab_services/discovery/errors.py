@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import grpc
 
-from lab_services.rpc_errors import LocalRpcError
+from lab_services.core.rpc_errors import LocalRpcError
 
 
 class NoInstanceError(LocalRpcError):

@@ -14,7 +14,7 @@ from pyetcd import events as etcd_events
 
 from lab_services.discovery.instance import Instance
 from lab_services.discovery.watcher import Watcher
-from lab_services.registry.backoff import Backoff
+from lab_services.core.backoff import Backoff
 from lab_services.registry.etcd import (
     DEFAULT_PREFIX,
     etcd_client,

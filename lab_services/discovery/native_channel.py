@@ -18,7 +18,7 @@ import grpc
 
 from lab_services.discovery.channel import DiscoveryChannel
 from lab_services.discovery.watcher import Watcher
-from lab_services.service.interceptors import SERVED_BY_HEADER
+from lab_services.core.wire import SERVED_BY_HEADER
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 from lab_services.discovery.instance import DiscoveryEvent, Instance
-from lab_services.registry.backoff import Backoff
+from lab_services.core.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import grpc
 
-from lab_services.display import Table
+from lab_services.core.table import Table
 from lab_services.service import user_pb2
 
 

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 
-from lab_services.display import html_table, text_table
+from lab_services.core.table import html_table, text_table
 from lab_services.runtime.binaries import describe_binaries
 
 MIN_PYTHON = (3, 11)

@@ -5,7 +5,7 @@ import grpc
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from lab_services.display import Table
+from lab_services.core.table import Table
 
 
 def call_mode(client_streaming: bool, server_streaming: bool) -> str:

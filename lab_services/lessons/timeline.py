@@ -14,7 +14,7 @@ from typing import Iterable
 
 from lab_services.discovery.instance import DiscoveryEvent
 from lab_services.discovery.watcher import Watcher
-from lab_services.display import Table
+from lab_services.core.table import Table
 
 # One colour per kind of event, shared by the plot and anything else that draws a timeline.
 KIND_COLOURS = {"added": "#1a7f37", "changed": "#9a6700", "removed": "#cf222e"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from lab_services.registry.backoff import Backoff
+from lab_services.core.backoff import Backoff
 from lab_services.registry.spec import ServiceRegistration
 
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import consul
 import requests
 
-from lab_services.registry.backoff import Backoff
+from lab_services.core.backoff import Backoff
 from lab_services.registry.base import Registrar
 from lab_services.registry.spec import CheckSpec, RegistrationError, ServiceRegistration
 

@@ -11,7 +11,6 @@ Polling keeps going through connection errors, so a wait also works while a less
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +18,9 @@ from typing import Any, Callable
 import consul
 import requests
 
-from lab_services.display import Table
+from lab_services.core.durations import go_duration
+from lab_services.core.table import Table
+from lab_services.core.wait import wait_until
 from lab_services.registry.consul import parse_consul_http
 
 STATUSES = ("passing", "warning", "critical")
@@ -143,24 +144,8 @@ class ConsulHealth:
                           f"{service_id} to be deregistered", timeout, since)
 
     def _wait(self, reached: Callable[[], bool], describe: Callable[[], str], wanted: str, timeout: float,
-              since: float | None, poll: float = 0.05) -> float:
-        start = time.monotonic() if since is None else since
-        deadline = time.monotonic() + timeout
-        last_error = ""
-        while True:
-            try:
-                if reached():
-                    return time.monotonic() - start
-                last_error = ""
-            except _UNREACHABLE as err:
-                last_error = f"; Consul at {self.consul_http} did not answer ({type(err).__name__})"
-            if time.monotonic() >= deadline:
-                try:
-                    seen = describe()
-                except _UNREACHABLE:
-                    seen = "Consul did not answer"
-                raise TimeoutError(f"waited {timeout:.0f} s for {wanted}, but {seen}{last_error}")
-            time.sleep(poll)
+              since: float | None) -> float:
+        return wait_until(reached, timeout, wanted, since=since, not_yet=_UNREACHABLE, seen=describe)
 
     def close(self) -> None:
         self.client.http.session.close()
@@ -173,21 +158,6 @@ class ConsulHealth:
 
 
 _DURATION_FIELDS = {"Interval", "Timeout", "TTL", "DeregisterCriticalServiceAfter"}
-
-
-def go_duration(nanoseconds: int) -> str:
-    """Nanoseconds as Go prints a duration, the way Consul shows it: 60000000000 -> '1m0s', 1500000000 -> '1.5s'."""
-    seconds = nanoseconds / 1e9
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{secs:g}s"
-    if minutes or hours:
-        text = f"{int(minutes)}m{text}"
-    if hours:
-        text = f"{int(hours)}h{text}"
-    return text
 
 
 def _known(status: str) -> None:

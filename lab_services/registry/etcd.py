@@ -23,11 +23,12 @@ import grpc
 import pyetcd
 from pyetcd.exceptions import ConnectionFailedError, ConnectionTimeoutError, NoServerAvailableError
 
-from lab_services.registry.backoff import Backoff
+from lab_services.core.backoff import Backoff
+from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.registry.base import Registrar
 from lab_services.registry.spec import RegistrationError, ServiceRegistration
 
-DEFAULT_PREFIX = "/services"
+DEFAULT_PREFIX = ETCD_SERVICES_PREFIX
 # etcd raises shorter TTLs to its minimum (about 2 s with default election timings, DESIGN.md §4).
 MIN_LEASE_TTL = 2
 # gRPC backs off reconnecting to a dead server for up to two minutes by default; a lab member restarted

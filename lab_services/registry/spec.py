@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from lab_services.runtime.ports import require_loopback
+from lab_services.core.durations import DURATION_HINT, parse_duration
+from lab_services.core.ports import require_loopback
 
 CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
 CHECK_STATUSES = ("passing", "warning", "critical")
@@ -21,9 +22,6 @@ MIN_INTERVAL_S = 1.0
 MIN_DEREGISTER_S = 60.0
 MIN_TTL_S = 1.0
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_HINT = "(use e.g. '3s', '500ms', '1m')"
 _SERVICE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 _GRPC_SERVICE = re.compile(r"^[A-Za-z0-9._-]*$")
@@ -43,27 +41,13 @@ class RegistrationError(ValueError):
         self.reason = reason
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Consul (Go) duration such as '500ms', '3s', '1m', '1h' or '1m30s'; ValueError otherwise."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"{text!r} is not a duration {_DURATION_HINT}")
-    pos, total = 0, 0.0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            raise ValueError(f"{text!r} is not a duration {_DURATION_HINT}")
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    return total
-
-
 def _duration(value: object, field: str, minimum: float = 0.0, why: str = "") -> float:
     try:
         seconds = parse_duration(value)  # type: ignore[arg-type]
     except ValueError as err:
         raise RegistrationError(field, str(err)) from None
     if seconds <= 0:
-        raise RegistrationError(field, f"{value!r} must be longer than zero {_DURATION_HINT}")
+        raise RegistrationError(field, f"{value!r} must be longer than zero {DURATION_HINT}")
     if seconds < minimum:
         raise RegistrationError(field, f"{value!r} is below {why}")
     return seconds

@@ -1,8 +1,13 @@
-"""Resilience for gRPC calls: retry and hedging configs, backoff plots, deadline propagation, circuit breakers, interceptors.
+"""Resilience mechanisms for gRPC calls: retry and hedging configs, deadline propagation, circuit breakers.
 
-    from lab_services.resilience import retry_service_config, channel_options, CircuitBreaker, GatewayServer
+    from lab_services.resilience import retry_service_config, channel_options, CircuitBreaker
+
+Client and server interceptors (logging, bearer tokens, call statistics) are in `resilience.interceptors`,
+imported on their own: its server half builds on the service's handler plumbing, and a client that only
+wants a breaker (discovery's PickerChannel) must not load the server. Lesson 07's experiments on these
+mechanisms are in `lessons.resilience`.
 """
-from lab_services.resilience.backoff_plot import plot_backoff, sample_delays
+from lab_services.core.rpc_errors import LocalRpcError
 from lab_services.resilience.breaker import (
     FAILURE_CODES,
     BreakerInterceptor,
@@ -13,58 +18,23 @@ from lab_services.resilience.breaker import (
     Transition,
     breakers_for,
 )
-from lab_services.resilience.deadlines import GatewayServer, deadline_experiment, remaining_deadline
-from lab_services.rpc_errors import LocalRpcError
-from lab_services.resilience.interceptors import (
-    BearerToken,
-    CallLog,
-    CallRecord,
-    ClientLogging,
-    ClientStats,
-    RequireBearerToken,
-    ServerLogging,
-)
-from lab_services.resilience.measure import create_user_call, run_calls, server_attempts, server_codes, wait_idle
+from lab_services.resilience.deadlines import remaining_deadline
 from lab_services.resilience.observe import ObservingClientInterceptor
-from lab_services.resilience.retry_policy import (
-    attempts_experiment,
-    channel_options,
-    hedging_experiment,
-    hedging_service_config,
-    retry_service_config,
-)
+from lab_services.resilience.retry_policy import channel_options, hedging_service_config, retry_service_config
 
 __all__ = [
     "FAILURE_CODES",
-    "BearerToken",
     "BreakerInterceptor",
     "BreakerRegistry",
-    "CallLog",
-    "CallRecord",
     "CircuitBreaker",
     "CircuitOpenError",
-    "ClientLogging",
-    "ClientStats",
-    "GatewayServer",
     "LocalRpcError",
     "ObservingClientInterceptor",
-    "RequireBearerToken",
-    "ServerLogging",
     "State",
     "Transition",
-    "attempts_experiment",
     "breakers_for",
     "channel_options",
-    "create_user_call",
-    "deadline_experiment",
-    "hedging_experiment",
     "hedging_service_config",
-    "plot_backoff",
     "remaining_deadline",
     "retry_service_config",
-    "run_calls",
-    "sample_delays",
-    "server_attempts",
-    "server_codes",
-    "wait_idle",
 ]

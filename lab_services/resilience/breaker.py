@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import grpc
 
-from lab_services.rpc_errors import LocalRpcError
+from lab_services.core.rpc_errors import LocalRpcError
 from lab_services.resilience.observe import ObservingClientInterceptor
 
 log = logging.getLogger(__name__)

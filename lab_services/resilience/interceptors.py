@@ -24,6 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 
+from lab_services.core.wire import AUTHORIZATION_HEADER
 from lab_services.resilience.observe import ObservingClientInterceptor, with_metadata
 from lab_services.service.interceptors import Behavior, final_code, split_method, wrap_handler
 
@@ -120,7 +121,7 @@ class BearerToken(ObservingClientInterceptor):
     def __init__(self, token: str):
         if not token or any(c.isspace() for c in token):
             raise ValueError(f"invalid argument: token: {token!r}; use a non-empty string without spaces")
-        self._header = ("authorization", f"Bearer {token}")
+        self._header = (AUTHORIZATION_HEADER, f"Bearer {token}")
 
     def _before(self, client_call_details):
         return with_metadata(client_call_details, self._header)
@@ -140,7 +141,7 @@ class RequireBearerToken(grpc.ServerInterceptor):
         self._exempt = frozenset(exempt)
 
     def _problem(self, metadata) -> str | None:
-        values = [v for k, v in metadata or () if k == "authorization"]
+        values = [v for k, v in metadata or () if k == AUTHORIZATION_HEADER]
         scheme, _, token = (values[0] if values else "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return "missing bearer token"

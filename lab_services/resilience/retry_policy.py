@@ -6,8 +6,8 @@
 gRPC retries a call only while it is not committed: once the server has sent response headers (any
 initial metadata) the attempt's outcome is final, whatever its code (gRFC A6). Before attempt n+1 it
 waits a random time between 0 and min(initialBackoff * backoffMultiplier**(n-1), maxBackoff): the same
-"full jitter" as registry.backoff.Backoff. Python gRPC parses a hedgingPolicy and then ignores it;
-`hedging_experiment` shows that by counting the attempts a server receives.
+"full jitter" as core.backoff.Backoff. Python gRPC parses a hedgingPolicy and then ignores it;
+`lessons.resilience.retries.hedging_experiment` shows that by counting the attempts a server receives.
 """
 from __future__ import annotations
 
@@ -15,14 +15,9 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
-
-from lab_services.resilience.measure import create_user_call, run_calls, server_attempts, wait_idle
-
-if TYPE_CHECKING:
-    from lab_services.service import UserServer
 
 DEFAULT_SERVICE = "lab.user.v1.UserService"
 MAX_ATTEMPTS = 5  # gRPC lowers any larger maxAttempts to 5; we refuse it so the config says what happens.
@@ -134,43 +129,3 @@ def hedging_service_config(
 def channel_options(config: dict[str, Any]) -> list[tuple[str, Any]]:
     """Channel options that apply `config`: pass them to grpc.insecure_channel(address, options=...)."""
     return [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", 1)]
-
-
-def attempts_experiment(
-    server: UserServer,
-    options: list[tuple[str, Any]] | None = None,
-    calls: int = 200,
-    timeout: float = 5.0,
-    address: str | None = None,
-) -> dict[str, Any]:
-    """Make `calls` CreateUser calls to an in-process UserServer (or through `address`, e.g. a gateway in front).
-
-    Returns {"calls", "ok", "codes", "server_attempts"}: what the client saw and how many attempts
-    reached `server`, read from its metrics. Faults are whatever is set on the server now.
-    """
-    before = server_attempts(server)
-    with grpc.insecure_channel(address or server.address, options=options or []) as channel:
-        codes = run_calls(create_user_call(channel, timeout), calls)
-    wait_idle(server)
-    return {"calls": calls, "ok": codes.get("OK", 0), "codes": dict(codes), "server_attempts": server_attempts(server) - before}
-
-
-def hedging_experiment(server: UserServer, latency_ms: float = 300, max_attempts: int = 3, hedging_delay: str = "0.05s") -> dict[str, Any]:
-    """One call with a hedging policy to a server slowed by `latency_ms`; how many attempts did it get?
-
-    A client that implemented hedging would send another attempt every `hedging_delay` while the first
-    one is slow, up to `max_attempts` in all. Python gRPC sends exactly one.
-    """
-    config = hedging_service_config(max_attempts=max_attempts, hedging_delay=hedging_delay)
-    previous = server.faults.current
-    server.faults.set(latency_ms=latency_ms, error_rate=0)
-    try:
-        result = attempts_experiment(server, channel_options(config), calls=1, timeout=latency_ms / 1000 + 10)
-    finally:
-        server.faults.set(latency_ms=previous.latency_ms, error_rate=previous.error_rate)
-    delay = float(hedging_delay[:-1])
-    return {
-        "hedging_would_send": min(max_attempts, 1 + math.floor(latency_ms / 1000 / delay)) if delay else max_attempts,
-        "server_attempts": result["server_attempts"],
-        "ok": result["ok"],
-    }

@@ -1,27 +1,20 @@
-"""The lab's runtimes: processes, ports, binaries and clusters (see `lab.py` for the entry points).
+"""The lab's runtimes: processes, binaries and clusters behind one Cluster interface (entry points in `lab.py`).
 
-Names are loaded on first use: user-service processes import `lab_services.runtime.ports` and must not
-pay for the whole cluster runtime when they start.
+Service processes never import this package (they need only `core`), so it loads its names directly.
 """
 from __future__ import annotations
 
-from typing import Any
+from lab_services.runtime.cluster import Cluster, ClusterConfig, NotReadyError
+from lab_services.runtime.lab import backend_name, connect, ensure_cluster
+from lab_services.runtime.supervised import LabNotRunningError, SupervisedCluster
 
-_EXPORTS = {
-    "Cluster": "lab_services.runtime.cluster",
-    "ClusterConfig": "lab_services.runtime.cluster",
-    "LabNotRunningError": "lab_services.runtime.supervised",
-    "SupervisedCluster": "lab_services.runtime.supervised",
-    "backend_name": "lab_services.runtime.lab",
-    "connect": "lab_services.runtime.lab",
-    "ensure_cluster": "lab_services.runtime.lab",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'lab_services.runtime' has no attribute {name!r}")
+__all__ = [
+    "Cluster",
+    "ClusterConfig",
+    "LabNotRunningError",
+    "NotReadyError",
+    "SupervisedCluster",
+    "backend_name",
+    "connect",
+    "ensure_cluster",
+]

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab_services.paths import cache_dir
+from lab_services.core.paths import cache_dir
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,13 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lab_services.runtime.ports import require_loopback
+from lab_services.core.ports import require_loopback
 
 REGISTRIES = ("none", "consul", "etcd", "both")
+
+
+class NotReadyError(RuntimeError):
+    """A lab process did not become ready (or exited); the message carries the tail of its log."""
 
 
 @dataclass

@@ -11,15 +11,15 @@ from typing import Any, Callable
 
 import psutil
 
-from lab_services.paths import state_dir
+from lab_services.core.paths import state_dir
 from lab_services.runtime import binaries, processes
 from lab_services.discovery.etcd_watcher import EtcdWatcher
-from lab_services.runtime.cluster import Cluster, ClusterConfig, UnknownProcessError
+from lab_services.runtime.cluster import Cluster, ClusterConfig, NotReadyError, UnknownProcessError
 from lab_services.runtime.file_sd import FileSDWriter
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.nodes import consul, etcd, prometheus, service
-from lab_services.runtime.ports import PortAllocator
-from lab_services.runtime.probe import NotReadyError, wait_until
+from lab_services.core.ports import PortAllocator
+from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.tls import TLSMaterial
 
 
@@ -191,11 +191,9 @@ class LocalCluster(Cluster):
             return check()
 
         try:
-            took = wait_until(ready, self.ready_timeout, node.name)
-        except NotReadyError as err:
-            if child.alive():
-                raise NotReadyError(f"{err}; last lines of {child.log_path}:\n{child.tail()}") from None
-            raise
+            took = wait_until(ready, self.ready_timeout, f"{node.name} to be ready")
+        except WaitTimeout as err:
+            raise NotReadyError(f"{err}; last lines of {child.log_path}:\n{child.tail()}") from None
         self.timings[f"{node.name}_ready"] = took
         return took
 

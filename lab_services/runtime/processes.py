@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from lab_services.paths import state_dir
+from lab_services.core.paths import state_dir
 
 _children: dict[int, "Child"] = {}
 _lock = threading.Lock()

@@ -9,10 +9,9 @@ from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
-from lab_services.paths import state_dir
+from lab_services.core.paths import state_dir
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import Cluster, ClusterConfig, UnknownProcessError
-from lab_services.runtime.probe import NotReadyError
+from lab_services.runtime.cluster import Cluster, ClusterConfig, NotReadyError, UnknownProcessError
 from lab_services.runtime.supervisor import files
 
 _ERRORS = {"UnknownProcessError": UnknownProcessError, "ProcessLookupError": ProcessLookupError,

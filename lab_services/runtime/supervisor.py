@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from lab_services.paths import state_dir
+from lab_services.core.paths import state_dir
 from lab_services.runtime.cluster import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 

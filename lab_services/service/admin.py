@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from lab_services.runtime.ports import require_loopback
+from lab_services.core.ports import require_loopback
 
 
 class AdminClient:

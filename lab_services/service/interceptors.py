@@ -11,8 +11,9 @@ from typing import Any
 
 import grpc
 
+from lab_services.core.wire import SERVED_BY_HEADER
+
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
-SERVED_BY_HEADER = "x-served-by"
 
 _FACTORIES = {
     (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),

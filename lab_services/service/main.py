@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab_services.runtime.ports import PortInUseError, require_loopback
+from lab_services.core.ports import PortInUseError, require_loopback
 from lab_services.service.server import UserServer
 
 log = logging.getLogger("lab_services.service")

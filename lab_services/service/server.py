@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
-from lab_services.runtime.ports import PortInUseError, holder, require_loopback
+from lab_services.core.ports import PortInUseError, holder, require_loopback
 from lab_services.service.faults import FaultInjector, FaultInterceptor
 from lab_services.service.health import HealthState
 from lab_services.service.interceptors import ServedByInterceptor

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from lab_services.runtime.ports import PortInUseError, holder, require_loopback
+from lab_services.core.ports import PortInUseError, holder, require_loopback
 from lab_services.service.faults import FaultInjector
 from lab_services.service.health import HealthState
 

@@ -31,17 +31,17 @@ from typing import Any, Callable
 
 import grpc
 
-from lab_services.consul_health import ConsulHealth
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.discovery.consul_watcher import ConsulWatcher
 from lab_services.discovery.etcd_watcher import EtcdWatcher
 from lab_services.discovery.instance import DiscoveryEvent
 from lab_services.discovery.picker_channel import PickerChannel
-from lab_services.display import Table
+from lab_services.core.table import Table
 from lab_services.registry.spec import CheckSpec, parse_duration
 from lab_services.runtime import processes
 from lab_services.runtime.cluster import Cluster
-from lab_services.runtime.ports import PortAllocator
-from lab_services.runtime.probe import http_json
+from lab_services.core.ports import PortAllocator
+from lab_services.core.http import http_json
 from lab_services.service import user_pb2, user_pb2_grpc
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from html import escape
 from typing import Any, Callable
 
-from lab_services.consul_health import ConsulHealth
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.base import Registrar
 from lab_services.runtime.cluster import Cluster
 
@@ -144,7 +144,7 @@ def _check_mtls_channel(make_channel: Callable[..., Any], material: Any) -> Verd
     import grpc
 
     from lab_services.service import UserServer, user_pb2, user_pb2_grpc
-    from lab_services.tls_errors import explain
+    from lab_services.tls.explain import explain
 
     name = "06-mtls"
     server = UserServer(name="exercise06", tls=material.server_tls(mtls=True)).start()
@@ -168,7 +168,8 @@ def _check_retry_config(config: Any, error_rate: float = 0.5, calls: int = 100) 
     """07-retry: a service config that retries CreateUser on UNAVAILABLE with 4 attempts; tried against a failing server."""
     import json
 
-    from lab_services.resilience import attempts_experiment, channel_options
+    from lab_services.lessons.resilience.retries import attempts_experiment
+    from lab_services.resilience import channel_options
     from lab_services.service import UserServer
 
     name = "07-retry"
@@ -277,7 +278,7 @@ def _check_lease(register: Callable[..., Any], server: Any, endpoints: list[str]
 
 def _check_promql(promql: Any, url: str, window: str = "30s") -> Verdict:
     """08-promql: `promql` gives CreateUser calls per second per instance, as Prometheus finds them through Consul."""
-    from lab_services import prometheus
+    from lab_services.metrics import prometheus
 
     name = "08-promql"
     if not isinstance(promql, str) or not promql.strip():
@@ -305,7 +306,7 @@ def _check_promql(promql: Any, url: str, window: str = "30s") -> Verdict:
 
 def _check_tuning(settings: Any, cluster: Cluster, within: float = 2.5) -> Verdict:
     """09-tune: check settings with which a killed instance leaves the passing set within `within` seconds."""
-    from lab_services import drills
+    from lab_services.lessons import drills
 
     name = "09-tune"
     allowed = {"check_interval", "check_timeout", "ttl"}

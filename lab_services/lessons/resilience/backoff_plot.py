@@ -8,7 +8,7 @@ import random
 
 from matplotlib.figure import Figure
 
-from lab_services.registry.backoff import Backoff
+from lab_services.core.backoff import Backoff
 
 
 def sample_delays(base: float = 0.1, cap: float = 2.0, factor: float = 2.0, attempts: int = 10, runs: int = 200, seed: int | None = 0) -> list[list[float]]:

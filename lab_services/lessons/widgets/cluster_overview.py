@@ -6,7 +6,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from lab_services.display import html_table
+from lab_services.core.table import html_table
 from lab_services.runtime.cluster import Cluster
 
 COLUMNS = ["role", "name", "address", "pid", "state", "leader", "version"]

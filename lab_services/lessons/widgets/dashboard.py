@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from lab_services import exercises
-from lab_services.consul_health import CheckState, ConsulHealth
-from lab_services.display import html_table
+from lab_services.lessons import exercises
+from lab_services.registry.consul_health import CheckState, ConsulHealth
+from lab_services.core.table import html_table
 from lab_services.runtime.cluster import Cluster
-from lab_services.widgets.cluster_overview import overview_rows, summary_html
-from lab_services.widgets.health_board import COLOURS
-from lab_services.widgets.background import BackgroundThread
+from lab_services.lessons.widgets.cluster_overview import overview_rows, summary_html
+from lab_services.lessons.widgets.health_board import COLOURS
+from lab_services.lessons.widgets.background import BackgroundThread
 
 ACTIONS = ("kill", "stop", "start", "pause", "resume")
 # The buttons that make sense in each state: a stopped process can only be started, a paused one resumed

@@ -22,11 +22,11 @@ from matplotlib.figure import Figure
 
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.discovery.watcher import Watcher
-from lab_services.display import html_table
+from lab_services.core.table import html_table
 from lab_services.resilience.breaker import BreakerRegistry, CircuitOpenError
-from lab_services.resilience.measure import create_user_call
+from lab_services.lessons.resilience.measure import create_user_call
 from lab_services.service import AdminClient
-from lab_services.widgets.background import BackgroundThread
+from lab_services.lessons.widgets.background import BackgroundThread
 
 
 class FaultPanel(BackgroundThread):

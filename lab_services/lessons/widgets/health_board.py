@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from lab_services.consul_health import ConsulHealth
-from lab_services.display import html_table
+from lab_services.registry.consul_health import ConsulHealth
+from lab_services.core.table import html_table
 from lab_services.service import AdminClient
-from lab_services.widgets.background import BackgroundThread
+from lab_services.lessons.widgets.background import BackgroundThread
 
 COLOURS = {"passing": "#1a7f37", "warning": "#9a6700", "critical": "#cf222e", "gone": "#57606a"}
 

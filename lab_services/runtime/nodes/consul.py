@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 from lab_services.runtime.nodes import NodeSpec
-from lab_services.runtime.ports import PortAllocator
-from lab_services.runtime.probe import http_json
+from lab_services.core.ports import PortAllocator
+from lab_services.core.http import http_json
 from lab_services.tls import CertPair
 
 PORT_NAMES = ("http", "dns", "serf_lan", "serf_wan", "server")

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab_services.runtime.nodes import NodeSpec
-from lab_services.runtime.ports import PortAllocator
-from lab_services.runtime.probe import http_json
+from lab_services.core.ports import PortAllocator
+from lab_services.core.etcd_gateway import etcd_leader
+from lab_services.core.http import http_json
 
 
 def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path) -> list[NodeSpec]:
@@ -37,26 +38,13 @@ def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path) -> list[
     return nodes
 
 
-def status(node: NodeSpec) -> dict:
-    """Member id, leader id and raft term, through etcd's JSON gateway (no client library needed)."""
-    return http_json(f"http://{node.addr('client')}/v3/maintenance/status", data={})
-
-
 def is_ready(node: NodeSpec) -> bool:
     return http_json(f"http://{node.addr('client')}/health").get("health") == "true"
 
 
 def leader_name(nodes: list[NodeSpec]) -> str | None:
-    ids = {}
-    leader_id = None
-    for node in nodes:
-        try:
-            answer = status(node)
-        except OSError:
-            continue
-        ids[answer["header"]["member_id"]] = node.name
-        leader_id = answer.get("leader", leader_id)
-    return ids.get(leader_id) if leader_id else None
+    """The leader among the live `nodes`, as the members themselves report it."""
+    return etcd_leader({node.name: node.addr("client") for node in nodes})
 
 
 def version(node: NodeSpec) -> str:

@@ -1,12 +1,13 @@
 """Instances of the sample user service, registered in Consul and etcd the way the lessons expect."""
 from __future__ import annotations
 
-import base64
 import sys
 
 from lab_services.runtime.nodes import NodeSpec
-from lab_services.runtime.ports import PortAllocator
-from lab_services.runtime.probe import http_get, http_json
+from lab_services.core.ports import PortAllocator
+from lab_services.core.etcd_gateway import EtcdGateway
+from lab_services.core.http import http_get, http_json
+from lab_services.core.wire import ETCD_SERVICES_PREFIX
 
 
 def own_address(index: int) -> str:
@@ -57,11 +58,9 @@ def is_passing_in_consul(node: NodeSpec, consul: NodeSpec) -> bool:
     return any(entry["Service"]["ID"] == node.name for entry in entries)
 
 
-def is_registered_in_etcd(node: NodeSpec, member: NodeSpec, prefix: str = "/services") -> bool:
+def is_registered_in_etcd(node: NodeSpec, member: NodeSpec, prefix: str = ETCD_SERVICES_PREFIX) -> bool:
     """The instance's key exists (asked through etcd's JSON gateway on one member; a dead member answers no)."""
-    key = base64.b64encode(f"{prefix}/{node.info['service']}/{node.name}".encode()).decode()
     try:
-        answer = http_json(f"http://{member.addr('client')}/v3/kv/range", data={"key": key, "count_only": True})
+        return EtcdGateway(member.addr("client")).count(f"{prefix}/{node.info['service']}/{node.name}") > 0
     except OSError:
         return False
-    return int(answer.get("count", 0)) > 0

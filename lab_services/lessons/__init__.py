@@ -1,0 +1,50 @@
+"""The lessons layer and the one facade a notebook imports: `from lab_services import lessons as lab`.
+
+    lab.ensure_cluster(lab.ClusterConfig(services=3))
+    board = lab.HealthBoard(...); lab.check("03.route_v2", ...); lab.prom.query(url, "up")
+
+It gathers what the lessons use from every layer below (runtime, registry, discovery, service, resilience,
+tls, metrics, core) and adds the lessons' own experiments, drills, widgets, exercises and display helpers.
+Nothing in the library imports this package (docs/architecture.md; tests/test_layers.py checks it).
+"""
+from __future__ import annotations
+
+from lab_services.core.durations import parse_duration
+from lab_services.core.table import Table
+from lab_services.core.wait import WaitTimeout, wait_for, wait_until
+from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
+from lab_services.lessons import drills
+from lab_services.lessons.calls import StreamCollector, chat, status_table
+from lab_services.lessons.environment import check_environment
+from lab_services.lessons.exercises import check, reveal_solutions, solution
+from lab_services.lessons.reflection import describe_methods, list_services
+from lab_services.lessons.resilience.backoff_plot import plot_backoff
+from lab_services.lessons.resilience.gateway import deadline_experiment
+from lab_services.lessons.resilience.retries import attempts_experiment, hedging_experiment
+from lab_services.lessons.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, plot_flow, stream_outcome
+from lab_services.lessons.timeline import plot_timeline, timeline_table, wait_event
+from lab_services.lessons.widgets import ClusterOverview, FaultPanel, HealthBoard, LabDashboard, StreamMeter, TrafficSplit
+from lab_services.metrics import prometheus as prom
+from lab_services.registry import CheckSpec, ConsulRegistrar, EtcdRegistrar, RegistrationError, ServiceRegistration
+from lab_services.registry.consul_health import ConsulHealth
+from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.resilience import BreakerRegistry, channel_options, retry_service_config
+from lab_services.resilience.interceptors import BearerToken, ClientStats, RequireBearerToken
+from lab_services.runtime import ClusterConfig, connect, ensure_cluster
+from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
+from lab_services.tls import TLSMaterial, channel, san_names
+from lab_services.tls import explain as tls_errors
+from lab_services.tls.explain import explain
+
+__all__ = [
+    "AdminClient", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
+    "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
+    "HealthBoard", "LabDashboard", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
+    "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",
+    "WaitTimeout", "a_records", "attempts_experiment", "backpressure_experiment", "channel", "channel_options", "chat",
+    "check", "check_environment", "connect", "deadline_experiment", "describe_methods", "drills", "ensure_cluster",
+    "etcd_client", "explain", "hedging_experiment", "list_services", "parse_duration", "parse_endpoint", "plot_backoff",
+    "plot_flow", "plot_timeline", "prom", "retry_service_config", "reveal_solutions", "san_names", "solution",
+    "srv_records", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
+    "wait_event", "wait_for", "wait_until",
+]

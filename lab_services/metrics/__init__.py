@@ -1,0 +1,1 @@
+"""Metrics the lab reads back: Prometheus's HTTP API (`prometheus`). The service's own exporter is `service.metrics`."""
