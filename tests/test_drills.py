@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from lab_services.lessons import drills
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.runtime import processes
 from lab_services.runtime.cluster import ClusterConfig
 from lab_services.runtime.supervised import SupervisedCluster
@@ -31,6 +32,9 @@ def as_found(cluster) -> None:
     status = cluster.status()
     assert all(p["state"] == "running" for p in status["processes"]), status["processes"]
     assert status["consul"]["leader"] and status["etcd"]["leader"]
+    with ConsulHealth(status["consul"]["http"][0]) as health:
+        registered = health.instances(status["config"]["service_name"])
+    assert registered and not [i for i in registered if "-drill-" in i], f"a probe instance is still registered: {registered}"
 
 
 def in_order(result: drills.DrillResult, *prefixes: str) -> list[float]:
@@ -113,6 +117,15 @@ def test_etcd_quorum_loss_refuses_writes_until_a_member_returns(cluster):
 def test_unknown_drill_and_misplaced_parameters_are_refused(cluster):
     with pytest.raises(ValueError, match="use one of service-kill"):
         drills.run(cluster, "service-explode")
+    # A service drill's knob given to a server drill, a server drill's to a service drill, and reaping to a
+    # drill that never waits for it: each refused before anything is started or killed.
+    with pytest.raises(TypeError, match="check_interval"):
+        drills.run(cluster, "consul-leader", check_interval="10s")
+    with pytest.raises(TypeError, match="lease_ttl"):
+        drills.run(cluster, "service-kill", lease_ttl=5)
+    with pytest.raises(TypeError, match="wait_deregister"):
+        drills.run(cluster, "service-term", wait_deregister=True)
+    as_found(cluster)
 
 
 def cli(base, *args) -> subprocess.CompletedProcess:

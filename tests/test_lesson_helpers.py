@@ -8,6 +8,7 @@ import pytest
 from labs import local_lab
 
 from lab_services.lessons import calls, exercises, reflection
+from lab_services.lessons.exercises import lesson_00, lesson_01, lesson_02
 from lab_services.registry.consul_health import ConsulHealth, go_duration
 from lab_services.core.table import Table
 from lab_services.lessons.environment import check_environment
@@ -117,15 +118,9 @@ def test_stream_collector_chat_and_status_table(server, stub):
 
 
 def test_every_solution_satisfies_its_checker(cluster, consul_http, server, stub):
-    scope = {"cluster": cluster, "user_pb2": user_pb2}
-    exec(exercises.solution("00-leader"), scope)
-    assert exercises.check("00-leader", scope["answer"], cluster)
-
-    exec(exercises.solution("01-import"), scope)
-    assert exercises.check("01-import", scope["import_three"](stub))
-
-    exec(exercises.solution("02-ttl"), scope)
-    verdict = exercises.check("02-ttl", scope["my_ttl_registration"], server=server, consul_http=consul_http)
+    assert exercises.check("00-leader", lesson_00.leader_name(cluster), cluster)
+    assert exercises.check("01-import", lesson_01.import_three(stub))
+    verdict = exercises.check("02-ttl", lesson_02.my_ttl_registration, server=server, consul_http=consul_http)
     assert verdict, verdict.message
     with ConsulHealth(consul_http) as health:
         assert not health.registered(f"exercise-{server.port}"), "the checker should deregister what it checked"

@@ -11,7 +11,8 @@ LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_lessons():
-    assert len(LESSONS) >= 3, f"expected the numbered lessons in {REPO_DIR / 'notebooks'}, found {LESSONS}"
+    numbers = [p.name[:2] for p in LESSONS]
+    assert numbers == [f"{n:02d}" for n in range(10)], f"expected lessons 00-09 in {REPO_DIR / 'notebooks'}, found {numbers}"
 
 
 @pytest.mark.notebook

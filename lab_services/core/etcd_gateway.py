@@ -54,17 +54,3 @@ class EtcdGateway:
 
     def delete(self, key: str, timeout: float | None = None) -> dict[str, Any]:
         return self.call("kv/deleterange", {"key": _b64(key)}, timeout=timeout)
-
-
-def etcd_leader(endpoints: Mapping[str, str], timeout: float = 1.0) -> str | None:
-    """The name of the leader among members `{name: endpoint}`, asking each; None while there is none (or none answers)."""
-    ids: dict[str, str] = {}
-    leader_id = None
-    for name, endpoint in endpoints.items():
-        try:
-            answer = EtcdGateway(endpoint, timeout).status()
-        except (OSError, ValueError):
-            continue
-        ids[answer["header"]["member_id"]] = name
-        leader_id = answer.get("leader", leader_id)
-    return ids.get(leader_id) if leader_id else None

@@ -7,6 +7,7 @@ from pathlib import Path
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.core.ports import PortAllocator
 from lab_services.core.http import http_json
+from lab_services.core.raft import ConsulServer, consul_leader
 from lab_services.tls import CertPair
 
 PORT_NAMES = ("http", "dns", "serf_lan", "serf_wan", "server")
@@ -78,13 +79,5 @@ def is_ready(node: NodeSpec) -> bool:
 
 
 def leader_name(nodes: list[NodeSpec]) -> str | None:
-    """Which lab process leads: the leader's address is its server port, so match that back to a node."""
-    for node in nodes:
-        try:
-            address = leader(node)
-        except OSError:
-            continue
-        for candidate in nodes:
-            if address == candidate.addr("server"):
-                return candidate.name
-    return None
+    """Which of the live `nodes` leads, as the first of them that answers sees it."""
+    return consul_leader({node.name: ConsulServer(node.addr("http"), node.addr("server")) for node in nodes})

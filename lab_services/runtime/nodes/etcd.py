@@ -5,7 +5,7 @@ from pathlib import Path
 
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.core.ports import PortAllocator
-from lab_services.core.etcd_gateway import etcd_leader
+from lab_services.core.raft import etcd_leader
 from lab_services.core.http import http_json
 
 

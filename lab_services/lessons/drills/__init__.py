@@ -1,0 +1,82 @@
+"""Failure drills: inject one fault into the running lab, time what notices and what recovers, and put everything back.
+
+    result = run(cluster, "service-kill", check_interval="10s")
+    result.timeline          # [{"t": 0.0, "event": "kill -9 user-drill"}, {"t": 4.213, "event": "Consul: check critical"}, ...]
+    result.summary           # {"seconds_to_critical": 4.213, "seconds_to_removed": 4.221, "client_errors": 0, ...}
+    result.plot()            # a matplotlib Figure of the timeline
+    print(result.to_json())
+
+`t` is seconds since the fault. One module per drill family: `service` (a probe instance killed, stopped or
+paused under load), `consul` and `etcd` (a real leader killed, or two etcd members). The server drills always
+start what they killed again and wait for a leader before they return, also when something in between failed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lab_services.core.table import Table
+from lab_services.lessons.drills.consul import consul_leader
+from lab_services.lessons.drills.etcd import etcd_leader, etcd_quorum
+from lab_services.lessons.drills.probe import Load, Probe
+from lab_services.lessons.drills.result import DrillResult, Stopwatch
+from lab_services.lessons.drills.service import ServiceDrillParams, service_kill, service_pause, service_term
+from lab_services.runtime.cluster import Cluster
+
+__all__ = [
+    "DRILLS", "Drill", "DrillResult", "Load", "Probe", "ServiceDrillParams", "Stopwatch", "consul_leader", "describe",
+    "etcd_leader", "etcd_quorum", "removal_comparison", "run", "service_kill", "service_pause", "service_term",
+]
+
+
+@dataclass(frozen=True)
+class Drill:
+    name: str
+    description: str
+    run: Callable[..., DrillResult]
+
+
+DRILLS: dict[str, Drill] = {d.name: d for d in (
+    Drill("service-kill", "kill -9 an instance under load: check critical, removed from the passing set, clients move, restart", service_kill),
+    Drill("service-term", "SIGTERM an instance under load: it deregisters first, so clients see no errors", service_term),
+    Drill("service-pause", "SIGSTOP an instance under load: only timeouts notice until its check times out; then SIGCONT", service_pause),
+    Drill("consul-leader", "kill -9 the Consul leader: time to a new leader, registrations and KV survive, restart it", consul_leader),
+    Drill("etcd-leader", "kill -9 the etcd leader: new leader, leases and watches carry on, restart it", etcd_leader),
+    Drill("etcd-quorum", "kill 2 of 3 etcd members: writes fail without quorum, succeed once one is back", etcd_quorum),
+)}
+
+
+def run(cluster: Cluster, name: str, **params: Any) -> DrillResult:
+    """Run the drill `name` (see DRILLS) against `cluster` with its parameters, e.g. check_interval="10s"."""
+    if name not in DRILLS:
+        raise ValueError(f"invalid argument: drill: {name!r}; use one of {', '.join(DRILLS)}")
+    return DRILLS[name].run(cluster, **params)
+
+
+def describe() -> Table:
+    """The drills and what each does, for a notebook."""
+    return Table([{"drill": d.name, "what it does": d.description} for d in DRILLS.values()], ["drill", "what it does"])
+
+
+def removal_comparison(cluster: Cluster, settings: dict[str, dict[str, Any]], repeats: int = 1,
+                       drill: str = "service-kill") -> Table:
+    """Run a service drill (without recovery) `repeats` times per named check setting and tabulate the removal times.
+
+        removal_comparison(cluster, {"default 10s": {"check_interval": "10s"}, "tuned 3s": {"check_interval": "3s"}})
+
+    With drill="service-pause" the probe hangs instead of dying, so the check has to time out as well.
+    """
+    if drill not in ("service-kill", "service-pause"):
+        raise ValueError(f"invalid argument: drill: {drill!r}; compare with service-kill or service-pause")
+    rows = []
+    for label, params in settings.items():
+        removed = []
+        for _ in range(repeats):
+            result = DRILLS[drill].run(cluster, recover=False, **params)
+            removed.append(result.summary["seconds_to_removed"])
+        rows.append({"setting": label, "drill": drill, **{k: v for k, v in params.items()}, "runs": repeats,
+                     "mean_seconds_to_removed": round(sum(removed) / len(removed), 2),
+                     "max_seconds_to_removed": round(max(removed), 2), "samples": [round(r, 2) for r in removed]})
+    columns = ["setting", "drill", *sorted({k for p in settings.values() for k in p}), "runs", "mean_seconds_to_removed",
+               "max_seconds_to_removed", "samples"]
+    return Table(rows, columns)
