@@ -1,4 +1,4 @@
-"""Count what happened: the status codes a batch of calls got, and the attempts an in-process UserServer handled.
+"""Count what happened: the status codes a batch of calls got, the attempts an in-process UserServer handled, client latencies.
 
 The server side is read from the server's own metrics (grpc_server_handled_total and
 grpc_server_in_flight), so an attempt is counted whether it came from a first try or a retry.
@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from lab_services.resilience.interceptors import ClientStats
     from lab_services.service import UserServer
 
 
@@ -77,3 +80,19 @@ def wait_idle(server: UserServer, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{server.instance_id} still has {in_flight(server)} calls in flight after {timeout} s")
         time.sleep(0.01)
+
+
+def plot_latencies(stats: ClientStats, method: str, title: str | None = None) -> Figure:
+    """A histogram of the latencies a ClientStats interceptor saw for `method`, with its p95 marked."""
+    from matplotlib.figure import Figure  # only lessons that plot pay for matplotlib
+
+    summary = stats.snapshot()[method]
+    figure = Figure(figsize=(7, 3), layout="constrained")
+    axes = figure.add_subplot()
+    axes.hist([s * 1000 for s in stats.latencies(method)], bins=30)
+    axes.axvline(summary["p95_ms"], color="tab:red", linestyle="--", label=f"p95 {summary['p95_ms']:.1f} ms")
+    axes.set_xlabel("latency (ms)")
+    axes.set_ylabel("calls")
+    axes.legend()
+    axes.set_title(title or f"{method.rsplit('/', 1)[-1]}: {summary['codes']}")
+    return figure
