@@ -11,32 +11,33 @@ from typing import Any
 from lab_services.runtime import ClusterConfig, SupervisedCluster, backend_name, connect
 from lab_services.runtime import binaries
 from lab_services.runtime.cluster import UnknownProcessError
+from lab_services.runtime.status import ClusterStatus
 from lab_services.runtime.supervised import LabNotRunningError
 
 PROCESS_OPS = ("kill", "stop", "start", "pause", "resume")
 
 
-def _print_status(status: dict[str, Any]) -> None:
-    consul, etcd = status["consul"], status["etcd"]
-    print(f"backend     {status['backend']}   (state in {status['state_dir']})")
-    if consul["http"]:
-        print(f"consul      {', '.join(consul['http'])}   leader: {consul['leader']}   dns: {consul['dns']}   ui: {consul['ui']}")
-    if etcd["endpoints"]:
-        print(f"etcd        {', '.join(etcd['endpoints'])}   leader: {etcd['leader']}")
-    if status["prometheus"]["url"]:
-        print(f"prometheus  {status['prometheus']['url']}")
+def _print_status(status: ClusterStatus) -> None:
+    consul, etcd = status.consul, status.etcd
+    print(f"backend     {status.backend}   (state in {status.state_dir})")
+    if consul.http:
+        print(f"consul      {', '.join(consul.http)}   leader: {consul.leader}   dns: {consul.dns}   ui: {consul.ui}")
+    if etcd.endpoints:
+        print(f"etcd        {', '.join(etcd.endpoints)}   leader: {etcd.leader}")
+    if status.prometheus.url:
+        print(f"prometheus  {status.prometheus.url}")
     print()
     print(f"{'process':<14}{'kind':<12}{'pid':>8}  {'state':<9}ports")
-    for proc in status["processes"]:
-        ports = " ".join(f"{k}={v}" for k, v in proc["ports"].items())
-        print(f"{proc['name']:<14}{proc['kind']:<12}{proc['pid'] or '-':>8}  {proc['state']:<9}{ports}")
-    for reaped in status.get("reaped", []):
+    for proc in status.processes:
+        ports = " ".join(f"{k}={v}" for k, v in proc.ports.items())
+        print(f"{proc.name:<14}{proc.kind:<12}{proc.pid or '-':>8}  {proc.state:<9}{ports}")
+    for reaped in status.reaped:
         print(f"reaped a leftover from a dead session: {reaped}")
 
 
-def _show(status: dict[str, Any], as_json: bool) -> None:
+def _show(status: ClusterStatus, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(status))
+        print(json.dumps(status.to_dict()))
     else:
         _print_status(status)
 
@@ -99,7 +100,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         state = "free" if is_free("127.0.0.1", port) else f"in use by {holder(port)} (the lab will pick another port)"
         print(f"port {port:<6} {who:<12} {state}")
     try:
-        print(f"lab         running, {len(connect().status()['processes'])} processes")
+        print(f"lab         running, {len(connect().status().processes)} processes")
     except LabNotRunningError:
         print("lab         not running (`discovery-lab up` starts it)")
     return 1 if problems else 0

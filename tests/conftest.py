@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.supervised import SupervisedCluster
 
 # One state directory for the whole session, set before anything reads it, so notebook kernels and

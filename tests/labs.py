@@ -7,7 +7,7 @@ from typing import Iterator
 
 from lab_services.discovery import ConsulWatcher
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 
 
@@ -25,7 +25,7 @@ def local_lab(base: Path, **shape) -> Iterator[LocalCluster]:
 @contextmanager
 def consul_watcher(lab: LocalCluster, ids: list[str]) -> Iterator[ConsulWatcher]:
     """A started watcher on the lab's Consul that already lists exactly `ids`."""
-    watcher = ConsulWatcher("user", lab.status()["consul"]["http"], wait="5s").start()
+    watcher = ConsulWatcher("user", lab.status().consul.http, wait="5s").start()
     try:
         assert watcher.wait_for(lambda xs: [i.id for i in xs] == ids, 15), f"the watcher never listed {ids}"
         yield watcher

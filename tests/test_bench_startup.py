@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from lab_services.bench import startup
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 
 
 def test_one_cold_start_reports_every_figure():

@@ -28,7 +28,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def watcher(cluster):
-    w = ConsulWatcher("user", cluster.status()["consul"]["http"], wait="5s").start()
+    w = ConsulWatcher("user", cluster.status().consul.http, wait="5s").start()
     assert w.wait_for(lambda xs: [i.id for i in xs] == IDS, 15)
     yield w
     w.stop()
@@ -36,7 +36,7 @@ def watcher(cluster):
 
 @pytest.fixture()
 def admins(cluster):
-    clients = {s["id"]: AdminClient(s["admin"]) for s in cluster.status()["services"]}
+    clients = {s.id: AdminClient(s.admin) for s in cluster.status().services}
     yield clients
     for client in clients.values():
         client.set_faults(latency_ms=0, error_rate=0)

@@ -20,7 +20,7 @@ from lab_services.core.http import http_get
 from lab_services.core.wait import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
-# DESIGN.md §6: Debian's chromium, never `playwright install`, and nothing that phones home.
+# docs/architecture.md: Debian's chromium, never `playwright install`, and nothing that phones home.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # No news pop-up over the notebook, and every cell attached to the page so the dashboard is always in the DOM.
@@ -140,7 +140,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 def _pid(lab, name: str) -> int | None:
-    return next(p["pid"] for p in lab.status()["processes"] if p["name"] == name)
+    return next(p.pid for p in lab.status().processes if p.name == name)
 
 
 @pytest.mark.notebook

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.supervised import SupervisedCluster
 
 CLI = [sys.executable, "-m", "lab_services.cli"]
@@ -82,7 +82,7 @@ def test_a_lab_owned_by_a_process_dies_with_it(tmp_path):
     cluster = SupervisedCluster(tmp_path)
     status = cluster.launch(ClusterConfig(consul_servers=1, etcd_members=1, services=1, prometheus=False),
                             owner_pid=owner.pid)
-    pids = [p["pid"] for p in status["processes"]]
+    pids = [p.pid for p in status.processes]
     supervisor = cluster.published()["pid"]
     owner.kill()
     owner.wait()

@@ -27,7 +27,7 @@ def dashboard(cluster):
     board.stop()
     # Whatever a test did, the next one starts from the lab's clean shape.
     board.reset()
-    assert all(p["state"] == "running" for p in cluster.status()["processes"] if p["name"] in ("consul-1", "etcd-1", "user-1", "user-2"))
+    assert all(p.state == "running" for p in cluster.status().processes if p.name in ("consul-1", "etcd-1", "user-1", "user-2"))
 
 
 def enabled(board: LabDashboard, name: str) -> set[str]:
@@ -120,7 +120,7 @@ def test_a_failed_action_is_shown_not_raised(dashboard):
 
 
 def test_reset_restores_the_clean_shape(cluster, dashboard):
-    consul_http = cluster.status()["consul"]["http"][0]
+    consul_http = cluster.status().consul.http[0]
     dashboard.buttons("user-1")["pause"].click()
     dashboard.buttons("user-2")["kill"].click()
     dashboard.start()

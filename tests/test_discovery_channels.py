@@ -32,7 +32,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def consul_http(cluster):
-    return cluster.status()["consul"]["http"]
+    return cluster.status().consul.http
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def consul_watcher(consul_http):
 
 @pytest.fixture(scope="module")
 def etcd_watcher(cluster):
-    w = EtcdWatcher("user", cluster.status()["etcd"]["endpoints"]).start()
+    w = EtcdWatcher("user", cluster.status().etcd.endpoints).start()
     assert w.wait_for(lambda xs: [i.id for i in xs] == IDS, 15)
     yield w
     w.stop()
@@ -57,7 +57,7 @@ def served_by(channel, n: int) -> collections.Counter:
 
 
 def admin(cluster, instance_id: str) -> AdminClient:
-    return AdminClient(next(s["admin"] for s in cluster.status()["services"] if s["id"] == instance_id))
+    return AdminClient(next(s.admin for s in cluster.status().services if s.id == instance_id))
 
 
 @pytest.mark.parametrize("mode", ["picker", "native"])
@@ -197,7 +197,7 @@ def test_no_instance_error_names_service_and_registry(consul_http, cluster):
             user_pb2_grpc.UserServiceStub(channel).CreateUser(new_user())
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert info.value.details() == f"no passing instance of 'nobody' in consul at {consul_http[0]}"
-    with EtcdWatcher("nobody", cluster.status()["etcd"]["endpoints"]) as etcd_w, NativeChannel(etcd_w) as channel:
+    with EtcdWatcher("nobody", cluster.status().etcd.endpoints) as etcd_w, NativeChannel(etcd_w) as channel:
         assert etcd_w.wait_ready(5)
         with pytest.raises(NoInstanceError, match="no passing instance of 'nobody' in etcd at .* under /services/nobody/"):
             user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="1"))

@@ -29,12 +29,12 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def consul_dns(lab) -> str:
-    return lab.status()["consul"]["dns"]
+    return lab.status().consul.dns
 
 
 def passing(lab) -> dict[str, str]:
     """{instance id: 'host:port'} of the running user-service instances."""
-    return {s["id"]: s["address"] for s in lab.status()["services"] if s["state"] == "running"}
+    return {s.id: s.address for s in lab.status().services if s.state == "running"}
 
 
 def shared_port(lab) -> int:

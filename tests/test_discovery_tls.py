@@ -21,15 +21,15 @@ def tls_lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def watcher(tls_lab):
-    with ConsulWatcher("user", tls_lab.status()["consul"]["http"]) as w:
+    with ConsulWatcher("user", tls_lab.status().consul.http) as w:
         assert w.wait_for(lambda xs: len(xs) == 2, 15)
         yield w
 
 
 def credentials(lab, with_client_cert: bool = True) -> grpc.ChannelCredentials:
-    tls = lab.status()["tls"]
-    client = CertPair(Path(tls["client_cert"]), Path(tls["client_key"])) if with_client_cert else None
-    return client_credentials(CertPair(Path(tls["ca"])), client)
+    tls = lab.status().tls
+    client = CertPair(Path(tls.client_cert), Path(tls.client_key)) if with_client_cert else None
+    return client_credentials(CertPair(Path(tls.ca)), client)
 
 
 def served_by(channel, want: set[str], limit: int = 300) -> set[str]:
@@ -66,7 +66,7 @@ def test_consul_verifies_certificates_in_its_grpc_checks(tls_lab, tmp_path):
 
     stranger = TLSMaterial.create(tmp_path / "other")  # its own CA, unknown to the lab's agents
     server = UserServer(name="stranger", tls=ServerTLS(stranger.server)).start()
-    consul_http = tls_lab.status()["consul"]["http"][0]
+    consul_http = tls_lab.status().consul.http[0]
     registrars = []
     try:
         for skip in (False, True):

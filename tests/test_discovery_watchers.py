@@ -24,8 +24,8 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def watchers(cluster):
     status = cluster.status()
-    consul_w = ConsulWatcher("user", status["consul"]["http"], wait="5s").start()
-    etcd_w = EtcdWatcher("user", status["etcd"]["endpoints"]).start()
+    consul_w = ConsulWatcher("user", status.consul.http, wait="5s").start()
+    etcd_w = EtcdWatcher("user", status.etcd.endpoints).start()
     yield {"consul": consul_w, "etcd": etcd_w}
     consul_w.stop()
     etcd_w.stop()
@@ -40,7 +40,7 @@ def test_watcher_sees_every_instance(watchers, cluster, source):
     w = watchers[source]
     assert w.wait_ready(10)
     assert w.wait_for(lambda xs: ids(xs) == IDS, 10), ids(w.instances())
-    addresses = {s["id"]: s["address"] for s in cluster.status()["services"]}
+    addresses = {s.id: s.address for s in cluster.status().services}
     assert {i.id: i.address for i in w.instances()} == addresses
     assert all(e.kind == "added" and e.source == source for e in w.events)
 
@@ -109,11 +109,11 @@ def add_probe_instance(cluster, source):
     """Register a fake 'user' instance straight in the registry; returns the function that removes it."""
     status = cluster.status()
     if source == "consul":
-        host, port = status["consul"]["http"][0].rsplit(":", 1)
+        host, port = status.consul.http[0].rsplit(":", 1)
         agent = consul.Consul(host=host, port=int(port)).agent
         agent.service.register("user", service_id="probe-1", address="127.0.0.1", port=1)
         return lambda: agent.service.deregister("probe-1")
-    host, port = status["etcd"]["endpoints"][0].rsplit(":", 1)
+    host, port = status.etcd.endpoints[0].rsplit(":", 1)
     client = pyetcd.client(host=host, port=int(port))
     key = "/services/user/probe-1"
     client.put(key, json.dumps({"id": "probe-1", "name": "user", "address": "127.0.0.1:1", "host": "127.0.0.1", "port": 1}))
@@ -135,8 +135,8 @@ def test_watchers_move_on_from_a_dead_server(cluster):
         s.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{s.getsockname()[1]}"
     status = cluster.status()
-    with ConsulWatcher("user", [dead] + status["consul"]["http"], wait="5s") as consul_w, \
-            EtcdWatcher("user", [dead] + status["etcd"]["endpoints"]) as etcd_w:
+    with ConsulWatcher("user", [dead] + status.consul.http, wait="5s") as consul_w, \
+            EtcdWatcher("user", [dead] + status.etcd.endpoints) as etcd_w:
         for w in (consul_w, etcd_w):
             assert w.wait_for(lambda xs: ids(xs) == IDS, 10), (w.where, w.last_error)
             assert w.connected and dead not in w.where
@@ -146,7 +146,7 @@ def test_watchers_move_on_from_a_dead_server(cluster):
 def test_etcd_watcher_keeps_following_after_a_compaction(cluster, watchers):
     """Compacting away the history the watch started from must not stop it: it re-reads and resumes."""
     w = watchers["etcd"]
-    host, port = cluster.status()["etcd"]["endpoints"][0].rsplit(":", 1)
+    host, port = cluster.status().etcd.endpoints[0].rsplit(":", 1)
     client = pyetcd.client(host=host, port=int(port))
     try:
         client.compact(client.get_prefix_response("/").header.revision, physical=True)

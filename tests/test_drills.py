@@ -11,7 +11,7 @@ import pytest
 from lab_services.lessons import drills
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.supervised import SupervisedCluster
 
 
@@ -30,10 +30,10 @@ def cluster(tmp_path_factory):
 def as_found(cluster) -> None:
     """Every process runs again, both raft clusters have a leader, and no probe instance is left registered."""
     status = cluster.status()
-    assert all(p["state"] == "running" for p in status["processes"]), status["processes"]
-    assert status["consul"]["leader"] and status["etcd"]["leader"]
-    with ConsulHealth(status["consul"]["http"][0]) as health:
-        registered = health.instances(status["config"]["service_name"])
+    assert all(p.state == "running" for p in status.processes), status.processes
+    assert status.consul.leader and status.etcd.leader
+    with ConsulHealth(status.consul.http[0]) as health:
+        registered = health.instances(status.config.service_name)
     assert registered and not [i for i in registered if "-drill-" in i], f"a probe instance is still registered: {registered}"
 
 

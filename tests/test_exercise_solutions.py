@@ -16,7 +16,7 @@ def test_03_canary(lab):
     status = lab.status()
     canary = lab.add_service(version="v2")
     try:
-        with ConsulWatcher("user", status["consul"]["http"]) as watcher:
+        with ConsulWatcher("user", status.consul.http) as watcher:
             assert watcher.wait_for(lambda xs: canary["name"] in {i.id for i in xs}, 10)
             verdict = exercises.check("03-canary", lesson_03.canary_channel, watcher=watcher)
         assert verdict, verdict.message
@@ -28,7 +28,7 @@ def test_04_lease(lab):
     server = UserServer(name="exercise").start()
     try:
         verdict = exercises.check("04-lease", lesson_04.register_with_lease, server=server,
-                                  endpoints=lab.status()["etcd"]["endpoints"])
+                                  endpoints=lab.status().etcd.endpoints)
         assert verdict, verdict.message
     finally:
         server.stop(grace=0)

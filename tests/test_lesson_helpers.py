@@ -25,7 +25,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def consul_http(cluster) -> str:
-    return cluster.status()["consul"]["http"][0]
+    return cluster.status().consul.http[0]
 
 
 @pytest.fixture

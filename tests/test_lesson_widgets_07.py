@@ -59,7 +59,7 @@ def test_stream_meter_kill_without_stream_says_so(watcher):
 
 
 def test_fault_panel_sliders_toggles_and_breakers(cluster, watcher):
-    admins = {s["id"]: s["admin"] for s in cluster.status()["services"]}
+    admins = {s.id: s.admin for s in cluster.status().services}
     panel = FaultPanel(watcher, admins, target="user-2", calls_per_tick=30,
                        breaker_settings={"failure_threshold": 3, "window": 10, "open_for": 30.0})
     try:

@@ -25,4 +25,4 @@ def test_lesson_runs_top_to_bottom(path, lab, tmp_path):
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     nbformat.write(notebook, tmp_path / path.name)
-    assert lab.status()["consul"]["leader"], "a lesson must leave the shared lab running with a leader"
+    assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"

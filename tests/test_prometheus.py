@@ -25,13 +25,13 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def url(cluster):
-    return cluster.status()["prometheus"]["url"]
+    return cluster.status().prometheus.url
 
 
 @pytest.fixture(scope="module")
 def traffic(cluster, url):
     """Calls to every instance (some NOT_FOUND) until Prometheus sees them as rates: a rate needs two scrapes apart."""
-    stubs = [user_pb2_grpc.UserServiceStub(grpc.insecure_channel(s["address"])) for s in cluster.status()["services"]]
+    stubs = [user_pb2_grpc.UserServiceStub(grpc.insecure_channel(s.address)) for s in cluster.status().services]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         for stub in stubs:
@@ -57,7 +57,7 @@ def test_every_instance_is_up_through_both_discovery_paths(url):
 
 def test_the_config_has_a_file_sd_job_for_etcd(cluster):
     status = cluster.status()
-    config = json.loads(open(status["prometheus"]["config"]).read())
+    config = json.loads(open(status.prometheus.config).read())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["lab-services"]["consul_sd_configs"][0]["refresh_interval"] == "1s"
     (file_sd,) = jobs["lab-services-etcd"]["file_sd_configs"]

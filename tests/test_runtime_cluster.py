@@ -9,8 +9,10 @@ import pytest
 from labs import local_lab
 
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import ClusterConfig, UnknownProcessError
+from lab_services.runtime.cluster import UnknownProcessError
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
+from lab_services.runtime.status import ClusterStatus
 from lab_services.core.ports import PortInUseError
 from lab_services.core.http import http_json
 from lab_services.core.wait import wait_until
@@ -24,14 +26,14 @@ def cluster(tmp_path_factory):
 
 def consul_health(lab: LocalCluster, passing: bool = False) -> list[str]:
     status = lab.status()
-    url = f"http://{status['consul']['http'][0]}/v1/health/service/user" + ("?passing" if passing else "")
+    url = f"http://{status.consul.http[0]}/v1/health/service/user" + ("?passing" if passing else "")
     return sorted(entry["Service"]["ID"] for entry in http_json(url))
 
 
 def etcd_keys(lab: LocalCluster) -> list[str]:
     import base64
 
-    endpoint = lab.status()["etcd"]["endpoints"][0]
+    endpoint = lab.status().etcd.endpoints[0]
     prefix = base64.b64encode(b"/services/user/").decode()
     end = base64.b64encode(b"/services/user0").decode()
     answer = http_json(f"http://{endpoint}/v3/kv/range", data={"key": prefix, "range_end": end})
@@ -39,7 +41,7 @@ def etcd_keys(lab: LocalCluster) -> list[str]:
 
 
 def test_status_reports_the_documented_fields(cluster):
-    status = json.loads(json.dumps(cluster.status()))
+    status = json.loads(json.dumps(cluster.status().to_dict()))  # what `status --json` prints
     assert status["backend"] == "local"
     assert len(status["consul"]["http"]) == 1 and status["consul"]["dns"].startswith("127.0.0.1:")
     assert status["consul"]["leader"] == "consul-1"
@@ -54,13 +56,22 @@ def test_status_reports_the_documented_fields(cluster):
     assert set(status["binaries"]) == {"consul", "etcd", "etcdctl", "prometheus"}
 
 
+def test_the_typed_status_reads_back_from_its_json(cluster):
+    status = cluster.status()
+    assert ClusterStatus.from_dict(json.loads(json.dumps(status.to_dict()))) == status
+    assert list(status.to_dict()) == ["backend", "config", "state_dir", "consul", "etcd", "prometheus", "services",
+                                      "processes", "tls", "binaries", "timings", "reaped"]
+    assert status.service("user-2").address == status.services[1].address
+    assert set(status.processes_of("consul")) == {"consul-1"}
+
+
 def test_every_service_is_registered_in_both_registries(cluster):
     assert consul_health(cluster, passing=True) == ["user-1", "user-2"]
     assert etcd_keys(cluster) == ["/services/user/user-1", "/services/user/user-2"]
 
 
 def test_kill_marks_critical_and_start_brings_it_back(cluster):
-    pid = cluster.status()["services"][0]["pid"]
+    pid = cluster.status().services[0].pid
     result = cluster.kill("user-1")
     assert result["pid"] == pid and result["alive"] is False
     assert not processes.is_alive(pid)
@@ -133,7 +144,7 @@ def test_add_service_starts_a_canary_that_passes(cluster):
     try:
         assert added["name"] == "user-3" and added["version"] == "v2"
         assert "user-3" in consul_health(cluster, passing=True)
-        entry = next(e for e in http_json(f"http://{cluster.status()['consul']['http'][0]}/v1/health/service/user")
+        entry = next(e for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user")
                      if e["Service"]["ID"] == "user-3")
         assert entry["Service"]["Meta"]["version"] == "v2" and entry["Service"]["Meta"]["weight"] == "3"
         assert entry["Service"]["Tags"] == ["v2"]
@@ -144,13 +155,13 @@ def test_add_service_starts_a_canary_that_passes(cluster):
 def test_distinct_instance_addresses_share_one_port(tmp_path):
     with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=2, prometheus=False, registry="consul",
                    instance_addresses="distinct") as lab:
-        services = lab.status()["services"]
-        hosts = [s["address"].split(":")[0] for s in services]
-        ports = {s["address"].split(":")[1] for s in services}
+        services = lab.status().services
+        hosts = [s.address.split(":")[0] for s in services]
+        ports = {s.address.split(":")[1] for s in services}
         assert hosts == ["127.0.0.11", "127.0.0.12"] and len(ports) == 1
         added = lab.add_service()
         assert added["address"] == f"127.0.0.13:{ports.pop()}"
-        entries = http_json(f"http://{lab.status()['consul']['http'][0]}/v1/health/service/user?passing")
+        entries = http_json(f"http://{lab.status().consul.http[0]}/v1/health/service/user?passing")
         assert sorted(e["Service"]["Address"] for e in entries) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 
 
@@ -163,11 +174,11 @@ def test_up_with_mtls_serves_only_callers_with_a_client_certificate(tmp_path):
     with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul",
                    tls="mtls") as lab:
         status = lab.status()
-        tls, address = status["tls"], status["services"][0]["address"]
-        assert tls["mode"] == "mtls"
+        tls, address = status.tls, status.services[0].address
+        assert tls.mode == "mtls"
         # The instance passed its Consul gRPC check over TLS, or up() would not have returned.
         assert consul_health(lab, passing=True) == ["user-1"]
-        ca, client = CertPair(Path(tls["ca"])), CertPair(Path(tls["client_cert"]), Path(tls["client_key"]))
+        ca, client = CertPair(Path(tls.ca)), CertPair(Path(tls.client_cert), Path(tls.client_key))
         with grpc.secure_channel(address, client_credentials(ca, client)) as channel:
             user = user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="Ada", email="ada@lab.test"), timeout=5)
             assert user.served_by == "user-1"

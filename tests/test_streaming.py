@@ -59,7 +59,7 @@ def test_watch_resumes_after_kill_9_without_gap_or_duplicate(cluster, watcher):
 
 
 def test_watch_gives_up_when_no_instance_exists(cluster):
-    with ConsulWatcher("nobody", cluster.status()["consul"]["http"], wait="1s") as empty:
+    with ConsulWatcher("nobody", cluster.status().consul.http, wait="1s") as empty:
         empty.wait_ready(5)
         watch = ResumableWatch(empty, give_up_after=0.5).start()
         assert not watch.wait_for_sequence(1, 5)

@@ -19,7 +19,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def consul_http(cluster) -> str:
-    return cluster.status()["consul"]["http"][0]
+    return cluster.status().consul.http[0]
 
 
 @pytest.fixture
@@ -45,8 +45,8 @@ def test_overview_marks_the_leaders_and_lists_every_process(cluster):
     assert set(by_name) == {"consul-1", "etcd-1", "user-1"}
     assert by_name["consul-1"]["leader"] and by_name["etcd-1"]["leader"]
     assert not by_name["user-1"]["leader"]
-    assert by_name["consul-1"]["version"] == cluster.status()["binaries"]["consul"]["version"]
-    assert by_name["user-1"]["address"] == cluster.status()["services"][0]["address"]
+    assert by_name["consul-1"]["version"] == cluster.status().binaries["consul"]["version"]
+    assert by_name["user-1"]["address"] == cluster.status().services[0].address
     assert "consul-1" in overview.summary.value and "consul-1" in overview.table.value
 
 

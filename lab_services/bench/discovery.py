@@ -24,7 +24,7 @@ from lab_services.discovery import ConsulWatcher, EtcdWatcher, NativeChannel, Pi
 from lab_services.discovery.channel import DiscoveryChannel
 from lab_services.discovery.native_channel import SERVICE_CONFIG, static_target
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 from lab_services.service import user_pb2, user_pb2_grpc
 
@@ -66,8 +66,8 @@ def _check(registry: str, mode: str) -> None:
 def _watcher(cluster: LocalCluster, registry: str) -> Watcher:
     status = cluster.status()
     if registry == "consul":
-        return ConsulWatcher("user", status["consul"]["http"]).start()
-    return EtcdWatcher("user", status["etcd"]["endpoints"]).start()
+        return ConsulWatcher("user", status.consul.http).start()
+    return EtcdWatcher("user", status.etcd.endpoints).start()
 
 
 def _channel(watcher: Watcher, mode: str) -> DiscoveryChannel:
@@ -77,7 +77,7 @@ def _channel(watcher: Watcher, mode: str) -> DiscoveryChannel:
 @contextlib.contextmanager
 def _discovery(cluster: LocalCluster, registry: str, mode: str) -> Iterator[DiscoveryChannel]:
     """A channel over the running instances, returned once the watcher lists all of them."""
-    running = {s["id"] for s in cluster.status()["services"] if s["state"] == "running"}
+    running = {s.id for s in cluster.status().services if s.state == "running"}
     watcher = _watcher(cluster, registry)
     try:
         if not watcher.wait_for(lambda xs: {i.id for i in xs} == running, 15):
@@ -96,7 +96,7 @@ def _summary(name: str, registry: str, mode: str, runs: int) -> dict[str, Any]:
 
 def _one_propagation(cluster: LocalCluster, channel: DiscoveryChannel, timeout: float) -> dict[str, Any]:
     stub = user_pb2_grpc.UserServiceStub(channel)
-    known = {s["id"] for s in cluster.status()["services"]}
+    known = {s.id for s in cluster.status().services}
     first_call: dict[str, float] = {}
     stop = threading.Event()
 
@@ -282,7 +282,7 @@ def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seco
     _check(registry, mode)
     samples = []
     with small_lab() as cluster, _discovery(cluster, registry, mode) as discovered:
-        addresses = [s["address"] for s in cluster.status()["services"]]
+        addresses = [s.address for s in cluster.status().services]
         plain = grpc.insecure_channel(addresses[0])
         # gRPC's round_robin over the same fixed addresses, with no discovery: it shows how much of the gap
         # to one instance comes from spreading calls over three processes rather than from discovery.

@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 
 from lab_services.metrics import prometheus
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 
 FULL = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
@@ -36,9 +36,9 @@ def one_run(config: ClusterConfig) -> dict[str, float]:
         try:
             status = cluster.up()
             to_passing = time.monotonic() - start
-            prometheus.wait_for_targets(status["prometheus"]["url"], "lab-services", config.services, timeout=60)
+            prometheus.wait_for_targets(status.prometheus.url, "lab-services", config.services, timeout=60)
             to_scraped = time.monotonic() - start
-            rss = total_rss_mb([p["pid"] for p in status["processes"] if p["pid"]])
+            rss = total_rss_mb([p.pid for p in status.processes if p.pid])
         finally:
             cluster.down()
     return {"seconds_to_passing": to_passing, "seconds_to_scraped": to_scraped, "rss_mb": rss}

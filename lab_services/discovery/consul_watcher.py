@@ -1,7 +1,7 @@
 """Follow the passing instances of a service in Consul with blocking queries on /v1/health/service/<name>?passing.
 
 A blocking query (`index` + `wait`) is answered as soon as the result changes, or after `wait` with the
-same index; a change arrives within milliseconds (DESIGN.md §4). If the index goes backwards (a restarted
+same index; a change arrives within milliseconds (docs/architecture.md). If the index goes backwards (a restarted
 dev server) the watcher starts again from a fresh read. When a server is unreachable the watcher backs off
 and asks the next one of the given servers; it keeps the last known instances until one answers.
 """

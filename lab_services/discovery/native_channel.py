@@ -3,7 +3,7 @@
 gRPC Python cannot take a custom name resolver, so the channel is rebuilt whenever membership changes:
 a static `ipv4:127.0.0.1:5001,127.0.0.1:5002` target with the round_robin policy (a new channel costs
 about 4 ms). New calls go to the new channel at once; the old one is closed after `drain_grace` seconds
-so calls in flight on it can finish. Across a kill -9 this lost 0 of 254 calls (DESIGN.md §4).
+so calls in flight on it can finish. Across a kill -9 this lost 0 of 254 calls (docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A grpc.Channel that keeps one connection per discovered instance and picks one per call with a policy.
 
-Python gRPC has no pluggable name resolver (DESIGN.md §4), so policies beyond round robin live here, in a
+Python gRPC has no pluggable name resolver (docs/architecture.md), so policies beyond round robin live here, in a
 pool of channels fed by a watcher. Picking yourself means failing over yourself: a unary call that ends
 UNAVAILABLE is tried again on another instance (up to `retries` times) and the failed instance is ejected
 for `eject_for` seconds (passive health checking). After the cool-down it is used again if the registry

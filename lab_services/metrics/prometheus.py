@@ -1,13 +1,13 @@
 """Ask the lab's Prometheus over its HTTP API: instant and range queries, targets, the lesson's named queries and plots.
 
-    url = cluster.status()["prometheus"]["url"]
+    url = cluster.status().prometheus.url
     wait_for_targets(url, "lab-services", 3, timeout=15)
     calls_per_second(url)                       # {"user-1": 12.4, "user-2": 12.1, ...}
     latency_quantiles(url)                      # {"CreateUser": {0.5: 0.0004, 0.95: 0.0011, 0.99: 0.002}}
     query(url, 'up{job="lab-services"}')        # [Sample(labels={...}, value=1.0, at=...)]
     plot_rate(url, seconds=120)                 # a matplotlib Figure
 
-Debian's Prometheus builds have no web UI (DESIGN.md §4), so these functions are the lab's window on it.
+Debian's Prometheus builds have no web UI (docs/architecture.md), so these functions are the lab's window on it.
 Only the standard library talks to the server. Every service instance is scraped twice, once per discovery
 path (job `lab-services` through Consul, `lab-services-etcd` through etcd), so the named queries select one
 job, by default the Consul one, and never add the two.

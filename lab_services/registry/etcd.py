@@ -29,7 +29,7 @@ from lab_services.registry.base import Registrar
 from lab_services.registry.spec import RegistrationError, ServiceRegistration
 
 DEFAULT_PREFIX = ETCD_SERVICES_PREFIX
-# etcd raises shorter TTLs to its minimum (about 2 s with default election timings, DESIGN.md §4).
+# etcd raises shorter TTLs to its minimum (about 2 s with default election timings, docs/architecture.md).
 MIN_LEASE_TTL = 2
 # gRPC backs off reconnecting to a dead server for up to two minutes by default; a lab member restarted
 # on stage must be used again within a second.

@@ -17,7 +17,7 @@ CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
 CHECK_STATUSES = ("passing", "warning", "critical")
 
 # Consul refuses check intervals below one second and DeregisterCriticalServiceAfter below one minute
-# (DESIGN.md §4); a TTL below one second leaves no room for heartbeats sent every ttl/3 over HTTP.
+# (docs/architecture.md); a TTL below one second leaves no room for heartbeats sent every ttl/3 over HTTP.
 MIN_INTERVAL_S = 1.0
 MIN_DEREGISTER_S = 60.0
 MIN_TTL_S = 1.0

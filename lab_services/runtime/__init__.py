@@ -4,7 +4,8 @@ Service processes never import this package (they need only `core`), so it loads
 """
 from __future__ import annotations
 
-from lab_services.runtime.cluster import Cluster, ClusterConfig, NotReadyError
+from lab_services.runtime.cluster import Cluster, NotReadyError
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.lab import backend_name, connect, ensure_cluster
 from lab_services.runtime.supervised import LabNotRunningError, SupervisedCluster
 

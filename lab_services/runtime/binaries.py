@@ -26,7 +26,7 @@ class Tool:
         return f"LAB_{self.name.upper()}_BIN"
 
 
-# Consul left Debian after bullseye; only bullseye's Prometheus still has consul_sd_configs (DESIGN.md §4).
+# Consul left Debian after bullseye; only bullseye's Prometheus still has consul_sd_configs (docs/architecture.md).
 TOOLS: dict[str, Tool] = {
     "consul": Tool("consul", "consul", "bullseye", ("version",)),
     "etcd": Tool("etcd", "etcd-server", "trixie", ("--version",)),

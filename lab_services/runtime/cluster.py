@@ -2,68 +2,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from lab_services.core.ports import require_loopback
-
-REGISTRIES = ("none", "consul", "etcd", "both")
+from lab_services.runtime.status import ClusterStatus
 
 
 class NotReadyError(RuntimeError):
     """A lab process did not become ready (or exited); the message carries the tail of its log."""
-
-
-@dataclass
-class ClusterConfig:
-    """The shape of a lab cluster; the defaults are the full topology a workshop starts with."""
-
-    consul_servers: int = 3
-    etcd_members: int = 3
-    services: int = 3
-    prometheus: bool = True
-    service_name: str = "user"
-    registry: str = "both"
-    host: str = "127.0.0.1"
-    consul_http_port: int | None = None
-    # "distinct": instance i listens on 127.0.0.(10+i), all on one port, as Consul DNS clients need.
-    instance_addresses: str = "shared"
-    tls: str = "off"  # "tls": services serve gRPC over TLS; "mtls": and require client certificates
-
-    def validate(self) -> "ClusterConfig":
-        require_loopback(self.host, "host")
-        for field in ("consul_servers", "etcd_members"):
-            if getattr(self, field) not in (0, 1, 3):
-                raise ValueError(f"invalid argument: {field}: {getattr(self, field)}; use 0, 1 or 3")
-        if not 0 <= self.services <= 20:
-            raise ValueError(f"invalid argument: services: {self.services}; use 0 to 20 instances")
-        if self.registry not in REGISTRIES:
-            raise ValueError(f"invalid argument: registry: {self.registry!r}; use one of {', '.join(REGISTRIES)}")
-        if self.tls not in ("off", "tls", "mtls"):
-            raise ValueError(f"invalid argument: tls: {self.tls!r}; use off, tls or mtls")
-        if self.instance_addresses not in ("shared", "distinct"):
-            raise ValueError(f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct")
-        if self.registry in ("consul", "both") and self.services and not self.consul_servers:
-            raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
-        if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
-            raise ValueError("invalid argument: registry: services register in etcd but etcd_members is 0")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def covers(self, other: "ClusterConfig") -> bool:
-        """True when a running cluster of this shape can serve a lesson that asked for `other`."""
-        return (
-            self.consul_servers >= other.consul_servers
-            and self.etcd_members >= other.etcd_members
-            and self.services >= other.services
-            and (self.prometheus or not other.prometheus)
-            and self.service_name == other.service_name
-            and (self.registry == other.registry or self.registry == "both" or other.registry == "none")
-            and (self.instance_addresses == other.instance_addresses or other.instance_addresses == "shared")
-            and self.tls == other.tls
-        )
 
 
 class UnknownProcessError(KeyError):
@@ -79,7 +24,7 @@ class Cluster(ABC):
     backend: str
 
     @abstractmethod
-    def up(self) -> dict[str, Any]:
+    def up(self) -> ClusterStatus:
         """Start everything and wait until it is really ready; returns `status()`."""
 
     @abstractmethod
@@ -87,8 +32,8 @@ class Cluster(ABC):
         """Stop every process; safe to call twice."""
 
     @abstractmethod
-    def status(self) -> dict[str, Any]:
-        """Addresses, processes with pids and states, leaders, binaries: the `status --json` object."""
+    def status(self) -> ClusterStatus:
+        """Addresses, processes with pids and states, leaders, binaries; `.to_dict()` is the `status --json` object."""
 
     @abstractmethod
     def kill(self, name: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Prometheus file_sd for instances registered in etcd: a JSON target file rewritten whenever an etcd watcher sees a change.
 
-Prometheus has no etcd service discovery, but every build reads `file_sd_configs` (DESIGN.md §4). So a
+Prometheus has no etcd service discovery, but every build reads `file_sd_configs` (docs/architecture.md). So a
 watcher follows the instances in etcd and this writer turns each snapshot into the file Prometheus reads:
 
     [{"targets": ["127.0.0.1:9101"], "labels": {"instance": "user-1", "service": "user", "registry": "etcd"}}]

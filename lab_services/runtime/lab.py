@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lab_services.runtime.cluster import Cluster, ClusterConfig
+from lab_services.runtime.cluster import Cluster
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.supervised import LabNotRunningError, SupervisedCluster
 
 BACKENDS = ("local", "compose")

@@ -14,9 +14,12 @@ import psutil
 from lab_services.core.paths import state_dir
 from lab_services.runtime import binaries, processes
 from lab_services.discovery.etcd_watcher import EtcdWatcher
-from lab_services.runtime.cluster import Cluster, ClusterConfig, NotReadyError, UnknownProcessError
+from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessError
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.file_sd import FileSDWriter
 from lab_services.runtime.nodes import NodeSpec
+from lab_services.runtime.status import (ClusterStatus, ConsulStatus, EtcdStatus, ProcessStatus, PrometheusStatus,
+                                         ServiceStatus, TLSStatus)
 from lab_services.runtime.nodes import consul, etcd, prometheus, service
 from lab_services.core.ports import PortAllocator
 from lab_services.core.wait import WaitTimeout, wait_until
@@ -43,7 +46,7 @@ class LocalCluster(Cluster):
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def up(self) -> dict[str, Any]:
+    def up(self) -> ClusterStatus:
         with self._lock:
             if self.children:
                 return self.status()
@@ -286,7 +289,7 @@ class LocalCluster(Cluster):
         except psutil.Error:
             return "stopped"
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ClusterStatus:
         with self._lock:
             by_kind: dict[str, list[NodeSpec]] = {}
             for node in self.nodes.values():
@@ -295,35 +298,37 @@ class LocalCluster(Cluster):
             prom = by_kind.get("prometheus", [])
             live_consul = [n for n in consul_nodes if self.state_of(n.name) == "running"]
             live_etcd = [n for n in etcd_nodes if self.state_of(n.name) == "running"]
-            return {
-                "backend": self.backend,
-                "config": self.config.to_dict(),
-                "state_dir": str(self.base),
-                "consul": {
-                    "http": [n.addr("http") for n in consul_nodes],
-                    "dns": consul_nodes[0].addr("dns") if consul_nodes else None,
-                    "ui": consul_nodes[0].info["ui"] if consul_nodes else None,
-                    "leader": consul.leader_name(live_consul),
-                },
-                "etcd": {"endpoints": [n.addr("client") for n in etcd_nodes], "leader": etcd.leader_name(live_etcd)},
-                "prometheus": {"url": prom[0].info["url"] if prom else None, "config": prom[0].info["config"] if prom else None},
-                "services": [
-                    {"id": n.name, "name": n.info["service"], "version": n.info["version"], "address": n.addr("grpc"), "admin": n.info["admin"],
-                     "pid": self._pid(n.name), "metrics_url": n.info["metrics_url"], "state": self.state_of(n.name)}
+            return ClusterStatus(
+                backend=self.backend,
+                config=ClusterConfig(**self.config.to_dict()),
+                state_dir=str(self.base),
+                consul=ConsulStatus(
+                    http=[n.addr("http") for n in consul_nodes],
+                    dns=consul_nodes[0].addr("dns") if consul_nodes else None,
+                    ui=consul_nodes[0].info["ui"] if consul_nodes else None,
+                    leader=consul.leader_name(live_consul),
+                ),
+                etcd=EtcdStatus(endpoints=[n.addr("client") for n in etcd_nodes], leader=etcd.leader_name(live_etcd)),
+                prometheus=PrometheusStatus(url=prom[0].info["url"] if prom else None,
+                                            config=prom[0].info["config"] if prom else None),
+                services=[
+                    ServiceStatus(id=n.name, name=n.info["service"], version=n.info["version"], address=n.addr("grpc"),
+                                  admin=n.info["admin"], pid=self._pid(n.name), metrics_url=n.info["metrics_url"],
+                                  state=self.state_of(n.name))
                     for n in by_kind.get("service", [])
                 ],
-                "processes": [
-                    {"name": n.name, "kind": n.kind, "pid": self._pid(n.name), "state": self.state_of(n.name),
-                     "ports": n.ports, "log": str(self.workdir / "logs" / f"{n.name}.log")}
+                processes=[
+                    ProcessStatus(name=n.name, kind=n.kind, pid=self._pid(n.name), state=self.state_of(n.name),
+                                  ports=dict(n.ports), log=str(self.workdir / "logs" / f"{n.name}.log"))
                     for n in self.nodes.values()
                 ],
-                "tls": None if not self.tls else {
-                    "mode": self.config.tls, "ca": str(self.tls.ca.cert_path),
-                    "client_cert": str(self.tls.client.cert_path), "client_key": str(self.tls.client.key_path)},
-                "binaries": self.binaries,
-                "timings": {k: round(v, 3) for k, v in self.timings.items()},
-                "reaped": self.reaped,
-            }
+                tls=None if not self.tls else TLSStatus(
+                    mode=self.config.tls, ca=str(self.tls.ca.cert_path),
+                    client_cert=str(self.tls.client.cert_path), client_key=str(self.tls.client.key_path)),
+                binaries=dict(self.binaries),
+                timings={k: round(v, 3) for k, v in self.timings.items()},
+                reaped=list(self.reaped),
+            )
 
     def _pid(self, name: str) -> int | None:
         child = self.children.get(name)

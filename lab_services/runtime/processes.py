@@ -1,6 +1,6 @@
 """The one way the lab starts a child process, and the ways it stops and reaps them, so nothing outlives its owner.
 
-Every child gets three safety nets (DESIGN.md §5): the kernel sends it SIGTERM when its parent dies
+Every child gets three safety nets (docs/architecture.md): the kernel sends it SIGTERM when its parent dies
 (`setpriv --pdeathsig`), an `atexit` handler stops it when the interpreter exits normally, and a pid file
 in the state directory lets the next `up` find and kill it if its owner died without cleaning up.
 """

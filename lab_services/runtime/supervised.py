@@ -11,7 +11,9 @@ from typing import Any
 
 from lab_services.core.paths import state_dir
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import Cluster, ClusterConfig, NotReadyError, UnknownProcessError
+from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessError
+from lab_services.runtime.config import ClusterConfig
+from lab_services.runtime.status import ClusterStatus
 from lab_services.runtime.supervisor import files
 
 _ERRORS = {"UnknownProcessError": UnknownProcessError, "ProcessLookupError": ProcessLookupError,
@@ -44,7 +46,7 @@ class SupervisedCluster(Cluster):
         state = self.published()
         return bool(state and "status" in state)
 
-    def launch(self, config: ClusterConfig, owner_pid: int | None = None, timeout: float = 120.0) -> dict[str, Any]:
+    def launch(self, config: ClusterConfig, owner_pid: int | None = None, timeout: float = 120.0) -> ClusterStatus:
         """Start a supervisor (and so the cluster) and wait until it is up or says why it is not."""
         config.validate()
         if self.running():
@@ -65,7 +67,7 @@ class SupervisedCluster(Cluster):
                 if "error" in state:
                     popen.wait(30)
                     raise RuntimeError(f"the lab did not start: {state['error']}")
-                return state["status"]
+                return ClusterStatus.from_dict(state["status"])
             if popen.poll() is not None:
                 raise RuntimeError(f"the lab supervisor exited with code {popen.returncode}; see {self.paths['log']}:\n"
                                    + "\n".join(self.paths["log"].read_text(errors="replace").splitlines()[-30:]))
@@ -93,7 +95,7 @@ class SupervisedCluster(Cluster):
             raise _ERRORS.get(reply["type"], RuntimeError)(reply["error"])
         return reply["result"]
 
-    def up(self) -> dict[str, Any]:
+    def up(self) -> ClusterStatus:
         return self.status() if self.running() else self.launch(ClusterConfig())
 
     def down(self, timeout: float = 60.0) -> None:
@@ -111,8 +113,8 @@ class SupervisedCluster(Cluster):
         if processes.is_alive(state["pid"]):
             os.kill(state["pid"], 9)
 
-    def status(self) -> dict[str, Any]:
-        return self._request("status")
+    def status(self) -> ClusterStatus:
+        return ClusterStatus.from_dict(self._request("status"))
 
     def kill(self, name: str) -> dict[str, Any]:
         return self._request("kill", name=name)

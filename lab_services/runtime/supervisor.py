@@ -24,8 +24,9 @@ from typing import Any
 import psutil
 
 from lab_services.core.paths import state_dir
-from lab_services.runtime.cluster import ClusterConfig
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
+from lab_services.runtime.status import ClusterStatus
 
 log = logging.getLogger("discovery-lab.supervisor")
 
@@ -59,7 +60,9 @@ def _handle(cluster: LocalCluster, request: dict[str, Any]) -> dict[str, Any]:
     if op not in OPERATIONS:
         return {"ok": False, "error": f"unknown operation {op!r}; use one of {', '.join(OPERATIONS)}", "type": "ValueError"}
     try:
-        return {"ok": True, "result": getattr(cluster, op)(**request.get("args", {}))}
+        result = getattr(cluster, op)(**request.get("args", {}))
+        # The status goes over the socket as its JSON object; the client reads it back typed.
+        return {"ok": True, "result": result.to_dict() if isinstance(result, ClusterStatus) else result}
     except Exception as err:  # Every failure goes back to the caller, who raises it with the same message.
         log.warning("%s %s failed: %s", op, request.get("args", {}), err)
         return {"ok": False, "error": str(err), "type": type(err).__name__}
@@ -95,7 +98,7 @@ def serve(config: ClusterConfig, base: Path, owner_pid: int | None) -> int:
         log.info("cluster ready in %.2f s", time.monotonic() - started)
         with Listener(str(paths["socket"]), family="AF_UNIX", authkey=key) as listener:
             _publish(paths["state"], {"pid": os.getpid(), "owner_pid": owner_pid, "socket": str(paths["socket"]),
-                                      "status": status})
+                                      "status": status.to_dict()})
             while True:
                 # Requests are served on the main thread on purpose: a process restarted by `start`
                 # gets its parent-death signal from the thread that forks it.

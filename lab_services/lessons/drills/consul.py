@@ -15,13 +15,13 @@ from lab_services.runtime.cluster import Cluster
 def consul_leader(cluster: Cluster, patience: float = 30.0) -> DrillResult:
     """kill -9 the Consul leader: a new one is elected, registrations and a KV key survive; then restart it."""
     status = cluster.status()
-    leader = status["consul"]["leader"]
+    leader = status.consul.leader
     servers = consul_servers(status)
     if len(servers) < 3 or leader is None:
         raise RuntimeError(f"the consul-leader drill needs 3 Consul servers with a leader; the lab has {len(servers)} "
                            f"(leader {leader}); start it with consul_servers=3")
     survivors = [n for n in servers if n != leader]
-    service = status["config"]["service_name"]
+    service = status.config.service_name
     key, token = "drills/consul-leader", uuid.uuid4().hex
     ask = ConsulHealth(servers[survivors[0]].http)
     ask.client.kv.put(key, token)

@@ -29,9 +29,13 @@ def _drill_instance(service: str, instance_id: str, port: int) -> str:
 
 
 def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) -> DrillResult:
-    """kill -9 the etcd leader: a new one is elected, a lease kept alive survives, a watch resumes; then restart it."""
+    """kill -9 the etcd leader: a new one is elected, a lease kept alive survives, a watch resumes; then restart it.
+
+    One scripted sequence under one try/finally, longer than most functions on purpose: whatever fails in
+    between, the `finally` must stop the keepalive, start the killed leader again and revoke the lease.
+    """
     status = cluster.status()
-    leader = status["etcd"]["leader"]
+    leader = status.etcd.leader
     endpoint = etcd_endpoints(status)
     members = list(endpoint)
     if len(members) < 3 or leader is None:
@@ -75,7 +79,7 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
         watch.mark("write accepted by the new leader", key="write")
         wait_for(lambda: "watch-after" in watch.firsts, patience, "the watcher to deliver the write made after the failover")
         wait_for(lambda: "keepalive" in watch.firsts, patience, "a lease keepalive after the failover")
-        lab_keys = len(_gateway(endpoint[new]).keys(f"{ETCD_SERVICES_PREFIX}/{status['config']['service_name']}/"))
+        lab_keys = len(_gateway(endpoint[new]).keys(f"{ETCD_SERVICES_PREFIX}/{status.config.service_name}/"))
         watch.mark(f"the lab's {lab_keys} registrations are still there (their leases survived)", key="registrations")
         recovery = round(watch.since(), 3)
         watch.mark(f"start {leader} again")
@@ -107,7 +111,7 @@ def etcd_quorum(cluster: Cluster, down_for: float = 2.0, patience: float = 30.0)
     status = cluster.status()
     endpoint = etcd_endpoints(status)
     members = list(endpoint)
-    leader = status["etcd"]["leader"]
+    leader = status.etcd.leader
     if len(members) < 3:
         raise RuntimeError(f"the etcd-quorum drill needs 3 etcd members; the lab has {len(members)}; start it with etcd_members=3")
     # The leader stays, so it is the leader that finds itself alone and has to step down.

@@ -7,30 +7,30 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import grpc
 
 from lab_services.core.ports import PortAllocator
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.runtime import processes
+from lab_services.runtime.status import ClusterStatus
 from lab_services.service import user_pb2, user_pb2_grpc
 
 
 class Probe:
     """A separate instance of the lab's service, registered in Consul only, with the drill's check settings."""
 
-    def __init__(self, status: dict[str, Any], check_interval: str, check_timeout: str, ttl: str | None,
+    def __init__(self, status: ClusterStatus, check_interval: str, check_timeout: str, ttl: str | None,
                  deregister_after: str | None):
-        self.service = status["config"]["service_name"]
+        self.service = status.config.service_name
         self.id = f"{self.service}-drill-{uuid.uuid4().hex[:4]}"
-        self.consul_http = status["consul"]["http"][0]
-        self.base = Path(status["state_dir"])
-        ports = PortAllocator(status["config"]["host"])
+        self.consul_http = status.consul.http[0]
+        self.base = Path(status.state_dir)
+        ports = PortAllocator(status.host)
         self.port, self.http_port = ports.free(), ports.free()
         checks = ["--check", "grpc"] + (["--check", "ttl", "--ttl", ttl] if ttl else [])
         self.argv = [
-            sys.executable, "-m", "lab_services.service", "--host", status["config"]["host"], "--port", str(self.port),
+            sys.executable, "-m", "lab_services.service", "--host", status.host, "--port", str(self.port),
             "--http-port", str(self.http_port), "--name", self.service, "--id", self.id, "--tags", "drill",
             "--meta", "version=drill", "--registry", "consul", "--consul", self.consul_http,
             "--check-interval", check_interval, "--check-timeout", check_timeout, "--grace", "1", *checks,

@@ -1,33 +1,24 @@
-"""What the server drills share: the lab's processes of one kind, and killing a raft leader as a crash would."""
+"""What the server drills share: the lab's Consul servers and etcd members, and killing a raft leader as a crash would."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from lab_services.core.raft import ConsulServer
 from lab_services.core.wait import wait_for
 from lab_services.lessons.drills.result import Stopwatch
 from lab_services.runtime.cluster import Cluster
+from lab_services.runtime.status import ClusterStatus
 
 
-def processes_of(status: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    """The lab's processes of `kind` ('consul', 'etcd', ...) by name, as `status()` lists them."""
-    return {p["name"]: p for p in status["processes"] if p["kind"] == kind}
-
-
-def host_of(status: dict[str, Any]) -> str:
-    return status["config"]["host"]
-
-
-def consul_servers(status: dict[str, Any]) -> dict[str, ConsulServer]:
+def consul_servers(status: ClusterStatus) -> dict[str, ConsulServer]:
     """The lab's Consul servers by name, with their HTTP and raft addresses."""
-    host = host_of(status)
-    return {n: ConsulServer(f"{host}:{p['ports']['http']}", f"{host}:{p['ports']['server']}")
-            for n, p in processes_of(status, "consul").items()}
+    return {n: ConsulServer(f"{status.host}:{p.ports['http']}", f"{status.host}:{p.ports['server']}")
+            for n, p in status.processes_of("consul").items()}
 
 
-def etcd_endpoints(status: dict[str, Any]) -> dict[str, str]:
+def etcd_endpoints(status: ClusterStatus) -> dict[str, str]:
     """The lab's etcd members by name, with their client endpoints."""
-    return {n: f"{host_of(status)}:{p['ports']['client']}" for n, p in processes_of(status, "etcd").items()}
+    return {n: f"{status.host}:{p.ports['client']}" for n, p in status.processes_of("etcd").items()}
 
 
 def kill_leader(cluster: Cluster, watch: Stopwatch, leader: str, what: str, leader_name: Callable[[], str | None],

@@ -81,7 +81,7 @@ class ServiceDrill:
         self.probe = Probe(status, params.check_interval, params.check_timeout, params.ttl, params.deregister_after)
         self.watch = Stopwatch()
         self.health = ConsulHealth(self.probe.consul_http)
-        self.watcher = ConsulWatcher(self.probe.service, status["consul"]["http"])
+        self.watcher = ConsulWatcher(self.probe.service, status.consul.http)
         self.channel: PickerChannel | None = None
         self.load: Load | None = None
         self.stop_sampling, self.recovering, self.exited = threading.Event(), threading.Event(), threading.Event()

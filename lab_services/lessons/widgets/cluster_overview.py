@@ -8,6 +8,7 @@ import ipywidgets as widgets
 
 from lab_services.core.table import html_table
 from lab_services.runtime.cluster import Cluster
+from lab_services.runtime.status import ClusterStatus
 
 COLUMNS = ["role", "name", "address", "pid", "state", "leader", "version"]
 ROLES = {"consul": "Consul server", "etcd": "etcd member", "prometheus": "Prometheus", "service": "user service"}
@@ -40,39 +41,39 @@ class ClusterOverview:
         return self.rows
 
 
-def summary_html(status: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+def summary_html(status: ClusterStatus, rows: list[dict[str, Any]]) -> str:
     """One line: how many processes run, who leads Consul and etcd, and a link to the Consul UI."""
-    consul, etcd = status["consul"], status["etcd"]
+    consul, etcd = status.consul, status.etcd
     running = sum(r["state"] == "running" for r in rows)
     return (
-        f"{running} of {len(rows)} processes running &nbsp;·&nbsp; Consul leader: <b>{consul['leader'] or 'none'}</b>"
-        f" &nbsp;·&nbsp; etcd leader: <b>{etcd['leader'] or 'none'}</b>"
-        + (f" &nbsp;·&nbsp; <a href='{consul['ui']}' target='_blank'>Consul UI</a>" if consul.get("ui") else "")
+        f"{running} of {len(rows)} processes running &nbsp;·&nbsp; Consul leader: <b>{consul.leader or 'none'}</b>"
+        f" &nbsp;·&nbsp; etcd leader: <b>{etcd.leader or 'none'}</b>"
+        + (f" &nbsp;·&nbsp; <a href='{consul.ui}' target='_blank'>Consul UI</a>" if consul.ui else "")
     )
 
 
-def overview_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the overview table from a `status()` dict: each process with its address, state, leadership, version."""
-    versions = {name: found.get("version") or "missing" for name, found in status["binaries"].items()}
+def overview_rows(status: ClusterStatus) -> list[dict[str, Any]]:
+    """Rows of the overview table from a `status()`: each process with its address, state, leadership, version."""
+    versions = {name: found.get("version") or "missing" for name, found in status.binaries.items()}
     try:
         versions["service"] = metadata.version("service-discovery-lab")
     except metadata.PackageNotFoundError:
         versions["service"] = "source tree"
-    leaders = {status["consul"]["leader"], status["etcd"]["leader"]} - {None}
-    services = {s["id"]: s for s in status["services"]}
-    host = status.get("config", {}).get("host", "127.0.0.1")
+    leaders = {status.consul.leader, status.etcd.leader} - {None}
+    services = {s.id: s for s in status.services}
+    host = status.host
     rows = []
-    for proc in status["processes"]:
-        kind, ports = proc["kind"], proc["ports"]
+    for proc in status.processes:
+        kind, ports = proc.kind, proc.ports
         port = ports.get("http") if kind in ("consul", "prometheus") else ports.get("client") if kind == "etcd" else None
-        address = services[proc["name"]]["address"] if proc["name"] in services else (f"{host}:{port}" if port else "-")
+        address = services[proc.name].address if proc.name in services else (f"{host}:{port}" if port else "-")
         rows.append({
             "role": ROLES.get(kind, kind),
-            "name": proc["name"],
+            "name": proc.name,
             "address": address,
-            "pid": proc["pid"],
-            "state": proc["state"],
-            "leader": "★ leader" if proc["name"] in leaders else "",
+            "pid": proc.pid,
+            "state": proc.state,
+            "leader": "★ leader" if proc.name in leaders else "",
             "version": versions.get(kind, "-"),
         })
     return rows

@@ -20,6 +20,7 @@ from lab_services.lessons import exercises
 from lab_services.registry.consul_health import CheckState, ConsulHealth
 from lab_services.core.table import html_table
 from lab_services.runtime.cluster import Cluster
+from lab_services.runtime.status import ClusterStatus
 from lab_services.lessons.widgets.cluster_overview import overview_rows, summary_html
 from lab_services.lessons.widgets.health_board import COLOURS
 from lab_services.lessons.widgets.background import BackgroundThread
@@ -85,7 +86,7 @@ class LabDashboard(BackgroundThread):
     def __init__(self, cluster: Cluster, refresh_every: float = 2.0):
         self.cluster = cluster
         self.refresh_every = refresh_every
-        self.status: dict[str, Any] = {}
+        self.status: ClusterStatus | None = None
         self.rows: list[dict[str, Any]] = []
         self.checks: dict[str, list[CheckState]] | None = {}  # None while no Consul server answers
         self.updated = ""
@@ -160,11 +161,11 @@ class LabDashboard(BackgroundThread):
             if row["name"] in self.process_rows:
                 self.process_rows[row["name"]].show(row, self._busy)
 
-    def _read_checks(self, status: dict[str, Any]) -> dict[str, list[CheckState]] | None:
+    def _read_checks(self, status: ClusterStatus) -> dict[str, list[CheckState]] | None:
         """{service_id: its checks} from the catalog of the first running Consul server that answers; None if none does."""
-        consul_names = [p["name"] for p in status["processes"] if p["kind"] == "consul"]
-        states = {p["name"]: p["state"] for p in status["processes"]}
-        for name, address in zip(consul_names, status["consul"]["http"]):
+        consul_names = [p.name for p in status.processes if p.kind == "consul"]
+        states = {p.name: p.state for p in status.processes}
+        for name, address in zip(consul_names, status.consul.http):
             if states.get(name) != "running":
                 continue
             if address not in self._consul:
@@ -180,18 +181,18 @@ class LabDashboard(BackgroundThread):
             return found
         return None
 
-    def _services_table(self, status: dict[str, Any]) -> str:
+    def _services_table(self, status: ClusterStatus) -> str:
         rows = []
-        for service in status["services"]:
-            checks = sorted((self.checks or {}).get(service["id"], []), key=lambda c: c.check_id)
-            prefix = f"service:{service['id']}:"
+        for service in status.services:
+            checks = sorted((self.checks or {}).get(service.id, []), key=lambda c: c.check_id)
+            prefix = f"service:{service.id}:"
             cell = " &nbsp;".join(
                 f"{escape(c.check_id.removeprefix(prefix))} <b style='color:{COLOURS.get(c.status, '#000')}'>{c.status}</b>"
                 for c in checks
             )
             rows.append({
-                "instance": service["id"], "version": service["version"], "address": service["address"],
-                "process": f"<b style='color:{STATE_COLOURS.get(service['state'], '#000')}'>{service['state']}</b>",
+                "instance": service.id, "version": service.version, "address": service.address,
+                "process": f"<b style='color:{STATE_COLOURS.get(service.state, '#000')}'>{service.state}</b>",
                 "Consul checks": cell or f"<span style='color:{COLOURS['gone']}'>"
                                          f"{'not registered' if self.checks is not None else 'no Consul server answered'}</span>",
             })

@@ -43,6 +43,7 @@ class TrafficSplit(BackgroundThread):
 
     def __init__(self, channel: PickerChannel, calls_per_second: float = 50, cluster: Any = None, window: float = 2.0,
                  redraw_every: float = 0.25):
+        """Builds every widget of the panel as an attribute (a flat list of controls, long but without logic)."""
         if not isinstance(channel, PickerChannel):
             raise TypeError(f"invalid argument: channel: {type(channel).__name__}; pass a PickerChannel, "
                             "e.g. PickerChannel(ConsulWatcher('user', consul_http))")
@@ -256,7 +257,7 @@ class TrafficSplit(BackgroundThread):
         if self.cluster is None:
             names = [(i.id, i.id) for i in self.watcher.instances()]
         else:
-            names = [(f"{s['id']} ({s['version']}, {s['state']})", s["id"]) for s in self.cluster.status()["services"]]
+            names = [(f"{s.id} ({s.version}, {s.state})", s.id) for s in self.cluster.status().services]
         current = self.instance_dropdown.value
         self.instance_dropdown.options = names
         if current in [value for _, value in names]:

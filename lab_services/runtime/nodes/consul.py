@@ -44,7 +44,7 @@ def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_por
             "ports": {**{k: node.ports[k] for k in PORT_NAMES}, "grpc": -1},
             "retry_join": [other.addr("serf_lan") for other in nodes if other is not node],
             "retry_interval": "1s",
-            # raft_multiplier 1 brings leader election from ~6 s to ~1.5 s (DESIGN.md §4).
+            # raft_multiplier 1 brings leader election from ~6 s to ~1.5 s (docs/architecture.md).
             "performance": {"raft_multiplier": 1},
             "telemetry": {"prometheus_retention_time": "60s", "disable_hostname": True},
             "ui": True,

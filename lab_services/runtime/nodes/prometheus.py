@@ -23,7 +23,7 @@ def config(consul: list[NodeSpec], etcd: list[NodeSpec], service_name: str, scra
     if consul:
         scrape.append({
             "job_name": "lab-services",
-            # refresh 1 s: the default 30 s made a cold start take 36 s to first scrape (DESIGN.md §4).
+            # refresh 1 s: the default 30 s made a cold start take 36 s to first scrape (docs/architecture.md).
             "consul_sd_configs": [{"server": consul[0].addr("http"), "services": [service_name], "refresh_interval": "1s"}],
             "relabel_configs": [
                 {"source_labels": ["__meta_consul_address", "__meta_consul_service_metadata_metrics_port"],

@@ -12,7 +12,7 @@ from lab_services.core.wire import ETCD_SERVICES_PREFIX
 
 def own_address(index: int) -> str:
     """Instance i on 127.0.0.(10+i): Consul DNS A records carry no port, so a `dns://` client needs one address
-    per instance and a port they share (DESIGN.md §4)."""
+    per instance and a port they share (docs/architecture.md)."""
     if not 1 <= index <= 240:
         raise ValueError(f"invalid argument: services: instance {index} has no own loopback address (at most 240)")
     return f"127.0.0.{10 + index}"

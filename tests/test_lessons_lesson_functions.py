@@ -1,0 +1,79 @@
+"""The functions that replaced long notebook cells: lesson 06's failure catalogue, 04's lease control, 07's token demo and plot."""
+from __future__ import annotations
+
+import grpc
+
+from lab_services.core.wait import wait_until
+from lab_services.lessons.resilience.auth import TokenProtectedServer, create_through
+from lab_services.lessons.resilience.measure import plot_latencies
+from lab_services.lessons.tls_catalogue import failure_cases, failure_catalogue
+from lab_services.lessons.widgets import LeaseControl
+from lab_services.registry import EtcdRegistrar, ServiceRegistration
+from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.resilience.interceptors import BearerToken, ClientStats
+from lab_services.service import UserServer, user_pb2, user_pb2_grpc
+from lab_services.tls import TLSMaterial
+from lab_services.tls import explain as causes
+
+EXPECTED = {
+    "unknown CA": causes.UNKNOWN_CA,
+    "wrong SAN": causes.HOSTNAME_MISMATCH,
+    "wrong server name": causes.HOSTNAME_MISMATCH,
+    "expired certificate": causes.EXPIRED,
+    "TLS client, plaintext server": causes.TLS_TO_PLAINTEXT,
+    "plaintext client, TLS server": causes.PLAINTEXT_TO_TLS,
+    "mTLS, no client certificate": causes.CLIENT_CERT_MISSING,
+    "mTLS, client certificate from another CA": causes.CLIENT_CERT_OTHER_CA,
+}
+
+
+def test_the_failure_catalogue_fails_every_case_fast_and_names_its_cause(tmp_path):
+    material = TLSMaterial.create(tmp_path)
+    assert list(failure_cases(material)) == list(EXPECTED)
+    catalogue, errors = failure_catalogue(material, call_timeout=3.0)
+    assert {row["case"]: row["cause"] for row in catalogue} == EXPECTED
+    assert all(row["failed"] and row["code"] == "UNAVAILABLE" and row["ms"] < 1500 for row in catalogue), catalogue.rows
+    assert all(isinstance(err, grpc.RpcError) for err in errors.values())
+
+
+def test_only_the_right_bearer_token_gets_through():
+    with TokenProtectedServer("s3cret") as server:
+        assert create_through(server.address).startswith("UNAUTHENTICATED")
+        assert create_through(server.address, BearerToken("guess")).startswith("UNAUTHENTICATED")
+        assert create_through(server.address, BearerToken("s3cret")).startswith("OK, created u-")
+
+
+def test_client_latencies_plot_with_their_p95():
+    server = UserServer(name="plot").start()
+    stats = ClientStats()
+    try:
+        with grpc.intercept_channel(grpc.insecure_channel(server.address), stats) as channel:
+            stub = user_pb2_grpc.UserServiceStub(channel)
+            for n in range(5):
+                stub.CreateUser(user_pb2.CreateUserRequest(name="Plot", email=f"plot{n}@example.org"), timeout=2)
+    finally:
+        server.stop(0)
+    figure = plot_latencies(stats, "/lab.user.v1.UserService/CreateUser")
+    assert figure.axes[0].get_title() == "CreateUser: {'OK': 5}"
+
+
+def test_lease_control_stops_keepalives_and_registers_again(lab):
+    endpoints = lab.status().etcd.endpoints
+    server = UserServer(name="lease-test").start()
+    registration = ServiceRegistration(name="lease-test", service_id=server.instance_id, address="127.0.0.1", port=server.port)
+    control = LeaseControl(EtcdRegistrar(registration, endpoints=endpoints, lease_ttl=2).start(), registration, endpoints)
+    etcd = etcd_client([parse_endpoint(e) for e in endpoints], 2.0)
+    first = control.registrar
+    try:
+        assert first.wait_registered(5)
+        control.stop_button.click()
+        assert "keepalive stopped" in control.state.value
+        wait_until(lambda: etcd.get(first.key)[0] is None, 6, f"{first.key} to expire with its lease")
+        control.ttl_slider.value = 3
+        control.register_button.click()
+        assert control.registrar is not first and control.registrar.lease_ttl == 3
+        assert etcd.get(control.registrar.key)[0] is not None and "TTL 3 s" in control.state.value
+    finally:
+        control.registrar.stop()
+        server.stop(0)
+        etcd.close()
