@@ -9,7 +9,9 @@ import pytest
 
 from lab_services.runtime import processes
 from lab_services.runtime.config import ClusterConfig
+from lab_services.runtime.local import LocalCluster
 from lab_services.runtime.supervised import SupervisedCluster
+from labs import ConsulNode, EtcdNode, local_lab
 
 # One state directory for the whole session, set before anything reads it, so notebook kernels and
 # subprocesses started by tests find the same lab and never touch a developer's own `.lab/`.
@@ -37,6 +39,20 @@ def lab() -> SupervisedCluster:
     assert not leftovers, f"the lab left processes behind after down: {leftovers}"
 
 
+@pytest.fixture(scope="module")
+def consul_node(tmp_path_factory) -> ConsulNode:
+    """One real Consul server for a module, started by the runtime (nothing else in that lab)."""
+    with local_lab(tmp_path_factory.mktemp("consul"), consul_servers=1, etcd_members=0, services=0, prometheus=False) as lab:
+        yield ConsulNode(lab, "consul-1")
+
+
+@pytest.fixture(scope="module")
+def etcd_node(tmp_path_factory) -> EtcdNode:
+    """One real etcd member for a module, started by the runtime (nothing else in that lab)."""
+    with local_lab(tmp_path_factory.mktemp("etcd"), consul_servers=0, etcd_members=1, services=0, prometheus=False) as lab:
+        yield EtcdNode(lab, "etcd-1")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Attach the tail of every lab server log to a failing test, as py-consul's fixtures do."""
@@ -45,6 +61,8 @@ def pytest_runtest_makereport(item, call):
     if report.when != "call" or not report.failed:
         return
     roots = [_SESSION_STATE] + ([item.funcargs["tmp_path"]] if "tmp_path" in item.funcargs else [])
+    # Module-scoped servers (a ConsulNode, an EtcdNode, a LocalCluster) keep their logs in their own lab's base.
+    roots += [lab.base for lab in (getattr(v, "lab", v) for v in item.funcargs.values()) if isinstance(lab, LocalCluster)]
     for log in [log for root in roots for log in sorted(root.glob("**/logs/*.log"))]:
         lines = log.read_text(errors="replace").splitlines()[-15:]
         report.sections.append((f"server log {log}", "\n".join(lines)))

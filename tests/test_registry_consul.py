@@ -13,15 +13,14 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, RegistrationError, ServiceRegistration
-from registry_servers import ConsulAgent, wait_for
+from lab_services.core.wait import wait_for
+from labs import ConsulNode, local_lab
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory):
-    base = tmp_path_factory.mktemp("consul")
-    agent = ConsulAgent(base, "consul-registry-tests", data_dir=base / "data").start()
-    yield agent
-    agent.stop()
+def agent(consul_node):
+    """The module's Consul server (conftest), read through its agent API."""
+    return consul_node
 
 
 @pytest.fixture
@@ -93,7 +92,7 @@ def test_each_check_kind_alone_passes(agent, grpc_target, http_target, registrar
     registrars.append(r.start())
     assert r.wait_registered(5), agent.tail()
     check_id = f"service:{name}-1:{check.kind}"
-    wait_for(lambda: agent.statuses(name) == {check_id: "passing"}, 5, f"{check_id} passing", agent)
+    wait_for(lambda: agent.statuses(name) == {check_id: "passing"}, 5, f"{check_id} passing")
     service = agent.service(f"{name}-1")
     assert (service["Service"], service["Address"], service["Port"]) == (name, "127.0.0.1", grpc_target.port)
     assert service["Tags"] == ["v1"] and service["Meta"]["version"] == "v1"
@@ -104,21 +103,21 @@ def test_all_checks_together_and_health_flips(agent, grpc_target, http_target, r
     reg = make_reg("user-all", grpc_target.port, http_target.server_port, checks)
     registrars.append(ConsulRegistrar(reg, consul_http=agent.http).start())
     ids = {k: f"service:user-all:{k}" for k in ("grpc", "http", "tcp", "ttl")}
-    wait_for(lambda: set(agent.statuses("user").items()) >= {(i, "passing") for i in ids.values()}, 5, "all passing", agent)
+    wait_for(lambda: set(agent.statuses("user").items()) >= {(i, "passing") for i in ids.values()}, 5, "all passing")
     names = {cid: c["Name"] for cid, c in agent.checks("user").items()}
     assert names[ids["grpc"]] == f"gRPC health 127.0.0.1:{grpc_target.port}"
     assert names[ids["http"]] == f"HTTP GET http://127.0.0.1:{http_target.server_port}/health"
 
     grpc_target.servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-    wait_for(lambda: agent.statuses("user")[ids["grpc"]] == "critical", 4, "gRPC check critical on NOT_SERVING", agent)
+    wait_for(lambda: agent.statuses("user")[ids["grpc"]] == "critical", 4, "gRPC check critical on NOT_SERVING")
     assert agent.statuses("user")[ids["ttl"]] == "passing"
     grpc_target.servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    wait_for(lambda: agent.statuses("user")[ids["grpc"]] == "passing", 4, "gRPC check passing again", agent)
+    wait_for(lambda: agent.statuses("user")[ids["grpc"]] == "passing", 4, "gRPC check passing again")
 
     http_target.health_code = 503
-    wait_for(lambda: agent.statuses("user")[ids["http"]] == "critical", 4, "HTTP check critical on 503", agent)
+    wait_for(lambda: agent.statuses("user")[ids["http"]] == "critical", 4, "HTTP check critical on 503")
     http_target.health_code = 200
-    wait_for(lambda: agent.statuses("user")[ids["http"]] == "passing", 4, "HTTP check passing again", agent)
+    wait_for(lambda: agent.statuses("user")[ids["http"]] == "passing", 4, "HTTP check passing again")
 
 
 def test_ttl_passes_while_heartbeating_and_goes_critical_after_a_crash(agent, grpc_target):
@@ -133,7 +132,7 @@ def test_ttl_passes_while_heartbeating_and_goes_critical_after_a_crash(agent, gr
             time.sleep(0.5)
         r.stop(deregister=False)
         crashed = time.monotonic()
-        wait_for(lambda: agent.statuses("ttl") == {"service:ttl-1:ttl": "critical"}, 4, "TTL critical", agent)
+        wait_for(lambda: agent.statuses("ttl") == {"service:ttl-1:ttl": "critical"}, 4, "TTL critical")
         assert time.monotonic() - crashed > 0.5  # it was the TTL running out, not something immediate
         assert agent.service("ttl-1") is not None  # the drill stops heartbeats but leaves the service
     finally:
@@ -145,7 +144,7 @@ def test_stop_deregisters_and_is_idempotent(agent, grpc_target):
     reg = make_reg("user-stop", grpc_target.port, checks=[CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3s")])
     r = ConsulRegistrar(reg, consul_http=agent.http).start()
     assert r.wait_registered(5) and r.registered
-    wait_for(lambda: agent.service("user-stop"), 2, "the service in the agent", agent)
+    wait_for(lambda: agent.service("user-stop"), 2, "the service in the agent")
     r.stop()
     assert not r.registered
     assert agent.service("user-stop") is None
@@ -180,15 +179,24 @@ def test_deregister_critical_after_reaches_consul(agent, grpc_target, registrars
                 return saved["ChkType"]
         return None
 
-    definition = wait_for(persisted, 5, "the persisted check definition", agent)
+    definition = wait_for(persisted, 5, "the persisted check definition")
     assert definition["DeregisterCriticalServiceAfter"] == 90 * 10**9  # nanoseconds
     assert definition["GRPC"] == f"127.0.0.1:{grpc_target.port}"
     assert definition["Interval"] == definition["Timeout"] == 10**9
 
 
-def test_consul_down_at_start_then_up_then_restarted(tmp_path, grpc_target, caplog):
-    """Registers once Consul appears, and again after a -dev agent restarts and forgets everything."""
-    consul = ConsulAgent(tmp_path, "consul-late")
+@pytest.fixture
+def stopped_consul(tmp_path):
+    """A Consul server the runtime started and stopped again: its address is known, and nothing answers there yet."""
+    with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=0, prometheus=False) as lab:
+        consul = ConsulNode(lab, "consul-1")
+        consul.stop()
+        yield consul
+
+
+def test_consul_down_at_start_then_up_then_restarted(stopped_consul, grpc_target, caplog):
+    """Registers once Consul appears, and again after a Consul server restarts without its data and forgets everything."""
+    consul = stopped_consul
     reg = make_reg("user-late", grpc_target.port, checks=[CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3s")])
     r = ConsulRegistrar(reg, consul_http=consul.http, backoff=Backoff(base=0.1, cap=0.5))
     caplog.set_level(logging.INFO, logger="lab_services.registry.consul")
@@ -200,16 +208,16 @@ def test_consul_down_at_start_then_up_then_restarted(tmp_path, grpc_target, capl
 
         consul.start()
         assert r.wait_registered(5), consul.tail()
-        wait_for(lambda: consul.statuses("user").get("service:user-late:grpc") == "passing", 5, "gRPC passing", consul)
+        wait_for(lambda: consul.statuses("user").get("service:user-late:grpc") == "passing", 5, "gRPC passing")
 
-        consul.stop()  # a -dev agent keeps everything in memory: this loses the registration
+        consul.forget()  # the server comes back without its data: this loses the registration
         wait_for(lambda: not r.registered, 5, "the registrar to notice Consul is gone")
         consul.start()
-        wait_for(lambda: consul.service("user-late"), 8, "registration again after the restart", consul)
+        wait_for(lambda: consul.service("user-late"), 8, "registration again after the restart")
         assert r.wait_registered(5)
         wait_for(
             lambda: consul.statuses("user") == {"service:user-late:grpc": "passing", "service:user-late:ttl": "passing"},
-            5, "both checks passing after the restart", consul,
+            5, "both checks passing after the restart",
         )
         assert "registered user-late" in caplog.text
 
@@ -220,4 +228,3 @@ def test_consul_down_at_start_then_up_then_restarted(tmp_path, grpc_target, capl
         assert "could not deregister user-late" in caplog.text
     finally:
         r.stop()
-        consul.stop()

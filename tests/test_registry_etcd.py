@@ -9,18 +9,34 @@ import pytest
 
 from lab_services.registry import Backoff, EtcdRegistrar, ServiceRegistration, parse_instance
 from lab_services.registry.etcd import service_prefix
-from registry_servers import EtcdMember, wait_for
+from lab_services.core.wait import wait_for
+from labs import EtcdNode, local_lab
 
 TTL = 2  # etcd's minimum lease TTL with default timings: the fastest drills
 
 
 @pytest.fixture(scope="module")
-def etcd(tmp_path_factory):
-    member = EtcdMember(tmp_path_factory.mktemp("etcd"), "e1").start()
-    member.kv = member.client()
-    yield member
-    member.kv.close()
-    member.stop()
+def etcd(etcd_node):
+    """The module's etcd member (conftest), with a client on it as `.kv`."""
+    etcd_node.kv = etcd_node.client()
+    yield etcd_node
+    etcd_node.kv.close()
+
+
+@pytest.fixture
+def stopped_etcd(tmp_path):
+    """An etcd member the runtime started and stopped again: its address is known, nothing answers there yet."""
+    with local_lab(tmp_path, consul_servers=0, etcd_members=1, services=0, prometheus=False) as lab:
+        member = EtcdNode(lab, "etcd-1")
+        member.stop()
+        yield member
+
+
+@pytest.fixture
+def three_members(tmp_path):
+    """Three etcd members in one raft cluster, started by the runtime."""
+    with local_lab(tmp_path, consul_servers=0, etcd_members=3, services=0, prometheus=False) as lab:
+        yield [EtcdNode(lab, f"etcd-{i}") for i in (1, 2, 3)]
 
 
 def make_reg(service_id: str, port: int = 5001) -> ServiceRegistration:
@@ -75,7 +91,7 @@ def test_crash_drill_key_expires_after_the_lease_ttl(etcd):
         r.stop(deregister=False)
         crashed = time.monotonic()
         assert read(etcd.kv, r.key)[0] is not None  # nothing removed by the "crash" itself
-        wait_for(lambda: read(etcd.kv, r.key) == (None, None), TTL + 2, "the key to expire with its lease", etcd)
+        wait_for(lambda: read(etcd.kv, r.key) == (None, None), TTL + 2, "the key to expire with its lease")
         assert time.monotonic() - crashed > 0.5
     finally:
         r.stop()
@@ -90,20 +106,20 @@ def test_lost_lease_and_deleted_key_are_put_back(etcd, caplog):
         first_lease = r.lease_id
         etcd.kv.revoke_lease(first_lease)  # as if it expired while etcd was unreachable
         assert read(etcd.kv, r.key) == (None, None)
-        wait_for(lambda: read(etcd.kv, r.key)[1] not in (None, first_lease), 4, "a new lease and the key back", etcd)
+        wait_for(lambda: read(etcd.kv, r.key)[1] not in (None, first_lease), 4, "a new lease and the key back")
         assert "lost lease" in caplog.text
         assert r.wait_registered(2)
 
         etcd.kv.delete(r.key)  # the lease lives on, the key is gone
-        wait_for(lambda: read(etcd.kv, r.key)[0] is not None, 3, "the deleted key put back", etcd)
+        wait_for(lambda: read(etcd.kv, r.key)[0] is not None, 3, "the deleted key put back")
         assert read(etcd.kv, r.key)[1] == r.lease_id
     finally:
         r.stop()
 
 
-def test_etcd_down_at_start_then_restarted_with_its_data(tmp_path, caplog):
+def test_etcd_down_at_start_then_restarted_with_its_data(stopped_etcd, caplog):
     caplog.set_level(logging.INFO, logger="lab_services.registry.etcd")
-    member = EtcdMember(tmp_path, "e-restart")
+    member = stopped_etcd
     r = EtcdRegistrar(make_reg("user-restart"), endpoints=[member.endpoint], lease_ttl=TTL, backoff=Backoff(0.1, 0.5))
     r.start()
     try:
@@ -130,39 +146,28 @@ def test_etcd_down_at_start_then_restarted_with_its_data(tmp_path, caplog):
         member.kv.close()
     finally:
         r.stop()
-        member.stop()
 
 
-def test_fails_over_to_another_member(tmp_path):
-    members = [EtcdMember(tmp_path, f"m{i}") for i in range(3)]
-    cluster = ",".join(f"{m.name}={m.peer_url}" for m in members)
-    for m in members:
-        m.cluster = cluster
-        m.start(wait=False)
+def test_fails_over_to_another_member(three_members):
+    members = three_members
+    r = EtcdRegistrar(make_reg("user-failover"), endpoints=[m.endpoint for m in members], lease_ttl=TTL)
+    r.start()
     try:
-        for m in members:
-            m.wait_healthy()
-        r = EtcdRegistrar(make_reg("user-failover"), endpoints=[m.endpoint for m in members], lease_ttl=TTL)
-        r.start()
-        try:
-            assert r.wait_registered(5)
-            lease_id = r.lease_id
-            in_use = next(m for m in members if m.endpoint == r.endpoint_in_use)
-            in_use.stop()
-            survivor = next(m for m in members if m is not in_use)
-            kv = survivor.client()
-            deadline = time.monotonic() + 3 * TTL
-            while time.monotonic() < deadline:
-                assert read(kv, r.key)[1] == lease_id, survivor.tail()
-                time.sleep(0.25)
-            assert r.endpoint_in_use != in_use.endpoint
-            assert r.wait_registered(1) and r.lease_id == lease_id  # same lease, kept alive through another member
-            kv.close()
-        finally:
-            r.stop()
+        assert r.wait_registered(5)
+        lease_id = r.lease_id
+        in_use = next(m for m in members if m.endpoint == r.endpoint_in_use)
+        in_use.stop()
+        survivor = next(m for m in members if m is not in_use)
+        kv = survivor.client()
+        deadline = time.monotonic() + 3 * TTL
+        while time.monotonic() < deadline:
+            assert read(kv, r.key)[1] == lease_id, survivor.tail()
+            time.sleep(0.25)
+        assert r.endpoint_in_use != in_use.endpoint
+        assert r.wait_registered(1) and r.lease_id == lease_id  # same lease, kept alive through another member
+        kv.close()
     finally:
-        for m in members:
-            m.stop()
+        r.stop()
 
 
 def test_parse_instance_refuses_foreign_values():
