@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,21 @@ def etcd_node(tmp_path_factory) -> EtcdNode:
     """One real etcd member for a module, started by the runtime (nothing else in that lab)."""
     with local_lab(tmp_path_factory.mktemp("etcd"), consul_servers=0, etcd_members=1, services=0, prometheus=False) as lab:
         yield EtcdNode(lab, "etcd-1")
+
+
+@pytest.fixture
+def stopped_server(tmp_path):
+    """`stopped_server("consul" | "etcd")`: a server the runtime started and stopped again; its address is known and
+    nothing answers there yet, so a test can start a client first and the server later."""
+    with ExitStack() as stack:
+        def make(kind: str) -> ConsulNode | EtcdNode:
+            shape = {"consul_servers": int(kind == "consul"), "etcd_members": int(kind == "etcd")}
+            lab = stack.enter_context(local_lab(tmp_path, services=0, prometheus=False, **shape))
+            node = (ConsulNode if kind == "consul" else EtcdNode)(lab, f"{kind}-1")
+            node.stop()
+            return node
+
+        yield make
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,13 +1,12 @@
 """The lab dashboard driven with button.click() against a real Consul, etcd and two user-service instances."""
 from __future__ import annotations
 
-import time
-
 import ipywidgets as widgets
 import psutil
 import pytest
 from labs import local_lab
 
+from lab_services.core.wait import wait_for
 from lab_services.lessons import exercises
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.runtime import processes
@@ -36,14 +35,6 @@ def enabled(board: LabDashboard, name: str) -> set[str]:
 
 def row(board: LabDashboard, name: str) -> dict:
     return next(r for r in board.rows if r["name"] == name)
-
-
-def wait_for(condition, timeout: float = 10.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:g} s for {what}")
-        time.sleep(0.05)
 
 
 def test_dashboard_shows_leaders_processes_and_checks(dashboard):
@@ -126,7 +117,7 @@ def test_reset_restores_the_clean_shape(cluster, dashboard):
     dashboard.start()
     canary = cluster.add_service(version="v2", meta={"track": "canary"})["name"]
     # The background thread only writes values: it lists the canary but leaves its buttons to the notebook's refresh.
-    wait_for(lambda: f"new: {canary}" in dashboard.summary.value, timeout=5, what="the canary to be noticed")
+    wait_for(lambda: f"new: {canary}" in dashboard.summary.value, 5, "the canary to be noticed")
     assert canary not in dashboard.process_rows and canary in dashboard.services.value
     dashboard.refresh()
     assert canary in dashboard.process_rows, "a refresh from the notebook adds rows for new processes"
@@ -152,12 +143,12 @@ def test_refresh_thread_updates_the_label_and_sees_changes_made_elsewhere(cluste
     dashboard.start()
     assert dashboard.running and "refreshing every 0.2 s" in dashboard.last_update.value
     first = dashboard.last_update.value
-    wait_for(lambda: dashboard.last_update.value != first, timeout=5, what="the last update label to change")
+    wait_for(lambda: dashboard.last_update.value != first, 5, "the last update label to change")
 
     # Paused behind the dashboard's back: the background thread notices and disables the right buttons.
     cluster.pause("etcd-1")
     try:
-        wait_for(lambda: "paused" in dashboard.process_rows["etcd-1"].state.value, timeout=5, what="etcd-1 to show paused")
+        wait_for(lambda: "paused" in dashboard.process_rows["etcd-1"].state.value, 5, "etcd-1 to show paused")
         assert enabled(dashboard, "etcd-1") == {"kill", "stop", "resume"}
     finally:
         cluster.resume("etcd-1")

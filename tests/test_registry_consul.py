@@ -14,7 +14,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, RegistrationError, ServiceRegistration
 from lab_services.core.wait import wait_for
-from labs import ConsulNode, local_lab
 
 
 @pytest.fixture(scope="module")
@@ -185,18 +184,9 @@ def test_deregister_critical_after_reaches_consul(agent, grpc_target, registrars
     assert definition["Interval"] == definition["Timeout"] == 10**9
 
 
-@pytest.fixture
-def stopped_consul(tmp_path):
-    """A Consul server the runtime started and stopped again: its address is known, and nothing answers there yet."""
-    with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=0, prometheus=False) as lab:
-        consul = ConsulNode(lab, "consul-1")
-        consul.stop()
-        yield consul
-
-
-def test_consul_down_at_start_then_up_then_restarted(stopped_consul, grpc_target, caplog):
+def test_consul_down_at_start_then_up_then_restarted(stopped_server, grpc_target, caplog):
     """Registers once Consul appears, and again after a Consul server restarts without its data and forgets everything."""
-    consul = stopped_consul
+    consul = stopped_server("consul")
     reg = make_reg("user-late", grpc_target.port, checks=[CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3s")])
     r = ConsulRegistrar(reg, consul_http=consul.http, backoff=Backoff(base=0.1, cap=0.5))
     caplog.set_level(logging.INFO, logger="lab_services.registry.consul")

@@ -24,15 +24,6 @@ def etcd(etcd_node):
 
 
 @pytest.fixture
-def stopped_etcd(tmp_path):
-    """An etcd member the runtime started and stopped again: its address is known, nothing answers there yet."""
-    with local_lab(tmp_path, consul_servers=0, etcd_members=1, services=0, prometheus=False) as lab:
-        member = EtcdNode(lab, "etcd-1")
-        member.stop()
-        yield member
-
-
-@pytest.fixture
 def three_members(tmp_path):
     """Three etcd members in one raft cluster, started by the runtime."""
     with local_lab(tmp_path, consul_servers=0, etcd_members=3, services=0, prometheus=False) as lab:
@@ -117,9 +108,9 @@ def test_lost_lease_and_deleted_key_are_put_back(etcd, caplog):
         r.stop()
 
 
-def test_etcd_down_at_start_then_restarted_with_its_data(stopped_etcd, caplog):
+def test_etcd_down_at_start_then_restarted_with_its_data(stopped_server, caplog):
     caplog.set_level(logging.INFO, logger="lab_services.registry.etcd")
-    member = stopped_etcd
+    member = stopped_server("etcd")
     r = EtcdRegistrar(make_reg("user-restart"), endpoints=[member.endpoint], lease_ttl=TTL, backoff=Backoff(0.1, 0.5))
     r.start()
     try:
