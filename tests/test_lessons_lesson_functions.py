@@ -1,15 +1,19 @@
-"""The functions that replaced long notebook cells: lesson 06's failure catalogue, 04's lease control, 07's token demo and plot."""
+"""The functions that replaced long notebook cells: lesson 06's tables, 04's lease control, 07's token demo and plot, refusals."""
 from __future__ import annotations
+
+import dataclasses
 
 import grpc
 
 from lab_services.core.wait import wait_until
 from lab_services.lessons.resilience.auth import TokenProtectedServer, create_through
 from lab_services.lessons.resilience.measure import plot_latencies
-from lab_services.lessons.tls_catalogue import failure_cases, failure_catalogue
+from lab_services.lessons.refusals import refusals
+from lab_services.lessons.tls_catalogue import certificate_table, failure_cases, failure_catalogue
 from lab_services.lessons.widgets import LeaseControl
-from lab_services.registry import EtcdRegistrar, ServiceRegistration
+from lab_services.registry import EtcdRegistrar, RegistrationError, ServiceRegistration
 from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.resilience import retry_service_config
 from lab_services.resilience.interceptors import BearerToken, ClientStats
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 from lab_services.tls import TLSMaterial
@@ -77,3 +81,21 @@ def test_lease_control_stops_keepalives_and_registers_again(lab):
         control.registrar.stop()
         server.stop(0)
         etcd.close()
+
+
+def test_the_certificate_table_names_each_certificate_and_its_sans(tmp_path):
+    table = certificate_table(TLSMaterial.create(tmp_path))
+    by_name = {row["certificate"]: row for row in table}
+    assert by_name["server"]["SANs"] == "127.0.0.1, localhost" and by_name["CA"]["SANs"] == "-"
+    assert by_name["server with a wrong SAN"]["SANs"] == "wrong.example.test"
+    assert by_name["client of the other CA"]["issuer"] == by_name["other CA"]["subject"]
+
+
+def test_refusals_tabulate_each_refused_change_and_skip_accepted_ones():
+    table = refusals({"six attempts": {"max_attempts": 6}, "fine": {"max_attempts": 3}}, retry_service_config, ValueError,
+                     label="mistake")
+    assert [row["mistake"] for row in table] == ["six attempts"] and "max_attempts" in table[0]["error"]
+    registration = ServiceRegistration(name="user", service_id="user-1", address="127.0.0.1", port=5001)
+    table = refusals({"a name with a space": {"name": "user service"}},
+                     lambda **change: dataclasses.replace(registration, **change).validate(), RegistrationError)
+    assert table[0]["field"] == "name" and table[0]["attempt"] == "a name with a space"

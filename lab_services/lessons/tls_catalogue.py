@@ -1,4 +1,6 @@
-"""Lesson 06's TLS failure catalogue: every classic mistake provoked against a real server, with its error and its cause.
+"""Lesson 06's TLS tables: the lab's certificates described, and every classic mistake provoked against a real server.
+
+    certificate_table(material)        # each certificate's subject, issuer, SANs and expiry
 
     catalogue, errors = failure_catalogue(material, call_timeout=3.0)
     catalogue            # a Table: case, code, ms, cause, fix (the rows stay plain data for the checkpoints)
@@ -14,10 +16,11 @@ import time
 from typing import Any, Callable, NamedTuple
 
 import grpc
+from cryptography import x509
 
 from lab_services.core.table import Table
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
-from lab_services.tls import ServerTLS, TLSMaterial, channel
+from lab_services.tls import ServerTLS, TLSMaterial, channel, san_names
 from lab_services.tls.explain import explain
 
 Dial = Callable[[str], grpc.Channel]
@@ -29,6 +32,25 @@ class Case(NamedTuple):
     server_tls: ServerTLS | None
     dial: Dial
     hints: dict[str, bool]
+
+
+def certificate_table(material: TLSMaterial) -> Table:
+    """Each certificate of `material` with its subject, issuer, SANs ('-' for a CA, which has none) and expiry."""
+    certificates = {
+        "CA": material.ca, "server": material.server, "client": material.client,
+        "other CA": material.other_ca, "client of the other CA": material.other_client,
+        "expired server": material.expired_server, "server with a wrong SAN": material.wrong_san_server,
+    }
+    rows = []
+    for label, pair in certificates.items():
+        cert = pair.load()
+        try:
+            sans = ", ".join(san_names(pair))
+        except x509.ExtensionNotFound:  # a CA certificate carries no SAN extension
+            sans = "-"
+        rows.append({"certificate": label, "subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
+                     "SANs": sans, "valid until": cert.not_valid_after_utc.strftime("%Y-%m-%d")})
+    return Table(rows)
 
 
 def failure_cases(material: TLSMaterial) -> dict[str, Case]:
