@@ -1,4 +1,8 @@
-"""`discovery-lab`: start, inspect and disturb the lab cluster from a shell."""
+"""`discovery-lab`: start, inspect and disturb the lab cluster from a shell.
+
+A thin shell over the library (the runtime and its typed status). Two commands reach above it, loaded only
+when run: `drill` runs the lessons' drills and `bench` the benchmarks (docs/architecture.md: consumers on top).
+"""
 from __future__ import annotations
 
 import argparse

@@ -14,6 +14,7 @@ from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 from lab_services.runtime.status import ClusterStatus
 from lab_services.core.ports import PortInUseError
+from lab_services.core.etcd_gateway import EtcdGateway
 from lab_services.core.http import http_json
 from lab_services.core.wait import wait_until
 
@@ -31,13 +32,7 @@ def consul_health(lab: LocalCluster, passing: bool = False) -> list[str]:
 
 
 def etcd_keys(lab: LocalCluster) -> list[str]:
-    import base64
-
-    endpoint = lab.status().etcd.endpoints[0]
-    prefix = base64.b64encode(b"/services/user/").decode()
-    end = base64.b64encode(b"/services/user0").decode()
-    answer = http_json(f"http://{endpoint}/v3/kv/range", data={"key": prefix, "range_end": end})
-    return sorted(base64.b64decode(kv["key"]).decode() for kv in answer.get("kvs", []))
+    return EtcdGateway(lab.status().etcd.endpoints[0]).keys("/services/user/")
 
 
 def test_status_reports_the_documented_fields(cluster):
