@@ -1,7 +1,9 @@
 """The lessons layer and the one facade a notebook imports: `from lab_services import lessons as lab`.
 
-    lab.ensure_cluster(lab.ClusterConfig(services=3))
-    board = lab.HealthBoard(...); lab.check("03.route_v2", ...); lab.prom.query(url, "up")
+    cluster = lab.ensure_cluster(consul_servers=1, etcd_members=1, services=3)
+    watcher = lab.ConsulWatcher("user", cluster.status().consul.http).start()
+    lab.check("03-canary", canary_channel, watcher=watcher)       # a verdict that says why
+    lab.prom.query(cluster.status().prometheus.url, "up")
 
 It gathers what the lessons use from every layer below (runtime, registry, discovery, service, resilience,
 tls, metrics, core) and adds the lessons' own experiments, drills, widgets, exercises and display helpers.
