@@ -71,7 +71,7 @@ def test_policy_dropdown_rebuilds_the_channel_and_the_slider_follows_canary(spli
 def test_add_a_v2_canary_route_a_share_to_it_then_drain_it(cluster, watcher, split):
     split.add_version.value = "v2"
     split.add_button.click()
-    added = next(s for s in cluster.status().services if s.version == "v2" and s.state == "running")["id"]
+    added = next(s for s in cluster.status().services if s.version == "v2" and s.state == "running").id
     assert f"{added} (v2, running)" in [label for label, _ in split.instance_dropdown.options]
     assert watcher.wait_for(lambda xs: added in [i.id for i in xs], 10)
 
