@@ -1,13 +1,18 @@
-"""The functions that replaced long notebook cells: lesson 06's tables, 04's lease control, 07's token demo and plot, refusals."""
+"""The functions that replaced long notebook cells: 03's blocking query, 04's lease control, 06's tables, 07's token demo
+and plot, 08's wait for rates, and the refusal tables of 02 and 07."""
 from __future__ import annotations
 
 import dataclasses
 
+import consul
 import grpc
+import pytest
 
-from lab_services.core.wait import wait_until
+from lab_services.core.wait import WaitTimeout, wait_until
+from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.resilience.auth import TokenProtectedServer, create_through
 from lab_services.lessons.resilience.measure import plot_latencies
+from lab_services.lessons.scrapes import wait_for_rates
 from lab_services.lessons.refusals import refusals
 from lab_services.lessons.tls_catalogue import certificate_table, failure_cases, failure_catalogue
 from lab_services.lessons.widgets import LeaseControl
@@ -99,3 +104,17 @@ def test_refusals_tabulate_each_refused_change_and_skip_accepted_ones():
     table = refusals({"a name with a space": {"name": "user service"}},
                      lambda **change: dataclasses.replace(registration, **change).validate(), RegistrationError)
     assert table[0]["field"] == "name" and table[0]["attempt"] == "a name with a space"
+
+
+def test_a_parked_blocking_query_returns_soon_after_the_change(consul_node):
+    host, port = consul_node.http.split(":")
+    parked = time_a_blocking_query(consul.Consul(host=host, port=int(port)), "blocking-test")
+    assert parked.index_after != parked.index_before and parked.ids == ["blocking-test-1"]
+    assert 0 <= parked.ms < 1000, parked
+    assert consul_node.service("blocking-test-1") is None, "the demo instance is deregistered again"
+
+
+def test_wait_for_rates_says_what_prometheus_showed_when_the_rates_never_come(lab):
+    url = lab.status().prometheus.url
+    with pytest.raises(WaitTimeout, match=r"waited 2 s for Prometheus to show 99 instances' call rates, latencies, but rates"):
+        wait_for_rates(url, 99, timeout=2)

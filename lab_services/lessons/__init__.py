@@ -16,6 +16,7 @@ from lab_services.core.table import Table
 from lab_services.core.wait import WaitTimeout, wait_for, wait_until
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
 from lab_services.lessons import drills
+from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
 from lab_services.lessons.environment import check_environment
 from lab_services.lessons.exercises import check, reveal_solutions, solution
@@ -26,6 +27,7 @@ from lab_services.lessons.resilience.auth import TokenProtectedServer, create_th
 from lab_services.lessons.resilience.gateway import deadline_experiment
 from lab_services.lessons.resilience.measure import plot_latencies
 from lab_services.lessons.resilience.retries import attempts_experiment, hedging_experiment
+from lab_services.lessons.scrapes import wait_for_rates
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, plot_flow, stream_outcome
 from lab_services.lessons.timeline import plot_timeline, timeline_table, wait_event
 from lab_services.lessons.tls_catalogue import certificate_table, failure_catalogue
@@ -52,6 +54,6 @@ __all__ = [
     "check", "check_environment", "connect", "deadline_experiment", "describe_methods", "drills", "ensure_cluster",
     "etcd_client", "explain", "hedging_experiment", "list_services", "parse_duration", "parse_endpoint", "plot_backoff",
     "plot_flow", "plot_latencies", "plot_timeline", "prom", "retry_service_config", "refusals", "reveal_solutions", "san_names", "solution",
-    "srv_records", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
+    "srv_records", "time_a_blocking_query", "wait_for_rates", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
     "wait_event", "wait_for", "wait_until",
 ]
