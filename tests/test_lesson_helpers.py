@@ -9,7 +9,7 @@ from labs import local_lab
 
 from lab_services.lessons import calls, exercises, reflection
 from lab_services.lessons.exercises import lesson_00, lesson_01, lesson_02
-from lab_services.registry.consul_health import ConsulHealth, go_duration
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.core.table import Table
 from lab_services.lessons.environment import check_environment
 from lab_services.registry.consul import ConsulRegistrar
@@ -47,12 +47,6 @@ def test_environment_check_passes_here_and_names_each_row():
     names = {row["name"] for row in report.rows}
     assert {"python", "grpcio", "py-consul", "consul", "etcd", "prometheus"} <= names
     assert "everything the lab needs" in report._repr_html_()
-
-
-@pytest.mark.parametrize("ns, text", [(60_000_000_000, "1m0s"), (1_500_000_000, "1.5s"), (500_000_000, "500ms"),
-                                      (3_725_000_000_000, "1h2m5s")])
-def test_go_duration_prints_like_consul(ns, text):
-    assert go_duration(ns) == text
 
 
 def test_table_renders_text_and_escaped_html():

@@ -9,7 +9,6 @@ import pytest
 
 from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, EtcdRegistrar, RegistrationError, ServiceRegistration
 from lab_services.registry.consul import consul_checks
-from lab_services.registry.spec import parse_duration
 
 
 def registration(**changes) -> ServiceRegistration:
@@ -30,20 +29,6 @@ def registration(**changes) -> ServiceRegistration:
     )
     fields.update(changes)
     return ServiceRegistration(**fields)
-
-
-@pytest.mark.parametrize(
-    "text, seconds",
-    [("500ms", 0.5), ("3s", 3.0), ("1m", 60.0), ("1h", 3600.0), ("1m30s", 90.0), ("1.5s", 1.5), ("250us", 0.00025)],
-)
-def test_durations_parse(text, seconds):
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["3x", "3", "", "s", "-1s", "1 s", "3s ", None, 3])
-def test_malformed_durations_are_refused(text):
-    with pytest.raises(ValueError, match="is not a duration"):
-        parse_duration(text)
 
 
 def test_valid_registrations_pass():
