@@ -145,6 +145,7 @@ class ConsulHealth:
 
     def _wait(self, reached: Callable[[], bool], describe: Callable[[], str], wanted: str, timeout: float,
               since: float | None) -> float:
+        """core.wait_until with Consul's client errors counted as "not yet": a wait must outlast a server restart."""
         return wait_until(reached, timeout, wanted, since=since, not_yet=_UNREACHABLE, seen=describe)
 
     def close(self) -> None:
