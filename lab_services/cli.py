@@ -30,6 +30,9 @@ def _print_status(status: dict[str, Any]) -> None:
     for proc in status["processes"]:
         ports = " ".join(f"{k}={v}" for k, v in proc["ports"].items())
         print(f"{proc['name']:<14}{proc['kind']:<12}{proc['pid'] or '-':>8}  {proc['state']:<9}{ports}")
+    for moved in status.get("moved_ports", []):
+        print(f"{moved['process']} {moved['port_name']} is on {moved['port']}, not {moved['preferred']}: "
+              f"{moved['preferred']} was in use by {moved['held_by']}")
     for reaped in status.get("reaped", []):
         print(f"reaped a leftover from a dead session: {reaped}")
 

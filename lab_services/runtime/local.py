@@ -40,6 +40,7 @@ class LocalCluster(Cluster):
         self.tls = None
         self.binaries: dict[str, dict[str, str]] = {}
         self._file_sd: FileSDWriter | None = None
+        self._ports: PortAllocator | None = None
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -325,7 +326,14 @@ class LocalCluster(Cluster):
                 "binaries": self.binaries,
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "reaped": self.reaped,
+                "moved_ports": self._moved_ports(),
             }
+
+    def _moved_ports(self) -> list[dict[str, Any]]:
+        """Each port that is not the familiar one because something else listened there at `up`."""
+        moved = self._ports.moved if self._ports else {}
+        return [{"process": n.name, "port_name": port_name, "port": port, **moved[port]}
+                for n in self.nodes.values() for port_name, port in n.ports.items() if port in moved]
 
     def _pid(self, name: str) -> int | None:
         child = self.children.get(name)
