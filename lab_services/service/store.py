@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Stated limits, in characters: without them a 100 KB name was stored and sent to every watcher. 254 is
+# the longest address SMTP can carry (RFC 5321's 256-octet path minus its angle brackets).
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
 
 
 class StoreError(Exception):
@@ -65,9 +69,13 @@ class Change:
 
 
 def validate(name: str, email: str) -> None:
-    """Raise InvalidUser naming the first bad field."""
+    """Raise InvalidUser naming the first bad field (lengths first, so an error never echoes a huge value)."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidUser("name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}")
     if not name.strip():
         raise InvalidUser("name", "must not be empty")
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidUser("email", f"must be at most {MAX_EMAIL_LENGTH} characters, got {len(email)}")
     if not EMAIL.match(email):
         raise InvalidUser("email", f"{email!r} is not a valid address")
 
