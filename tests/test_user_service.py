@@ -27,9 +27,10 @@ from lab_services.service.store import UserStore
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server() -> Iterator[UserServer]:
-    server = UserServer(instance_id="user-test").start()
+@pytest.fixture(params=["aio", "threads"])
+def server(request) -> Iterator[UserServer]:
+    """Both server kinds: the asyncio default and the thread pool lesson 05 keeps for comparison behave alike."""
+    server = UserServer(instance_id="user-test", server_kind=request.param).start()
     yield server
     server.stop(0)
 
