@@ -6,8 +6,6 @@ import os
 import random
 import socket
 
-import psutil
-
 
 # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range starts at 32768) and above common services.
 ALLOCATED_RANGE = (20000, 32000)
@@ -49,6 +47,8 @@ def is_free(host: str, port: int) -> bool:
 
 def holder(port: int) -> str:
     """'pid 1234 (consul)' for the process listening on `port`, or 'another process' when we may not see it."""
+    import psutil  # only when a port is taken: every service process imports this module at start-up
+
     try:
         for conn in psutil.net_connections("inet"):
             if conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid:
