@@ -48,23 +48,29 @@ class LocalCluster(Cluster):
         with self._lock:
             if self.children:
                 return self.status()
+            began = time.monotonic()
             self.reaped = [f"{r.name} (pid {r.pid})" for r in processes.reap_orphans(self.base)]
             paths = {name: binaries.find_binary(name) for name in ("consul", "etcd", "prometheus")}
-            # Asked once per up: each version costs a process, and dashboards ask for status every second or two.
-            self.binaries = binaries.describe_binaries()
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir.mkdir(parents=True)
-            self._plan(paths)
-            started = time.monotonic()
-            try:
-                # Everything starts at once: a service spends its first second importing gRPC, which
-                # overlaps the raft elections, and its registrar retries until Consul and etcd answer.
-                self._start_group(list(self.nodes.values()))
-                self.timings["all_ready"] = time.monotonic() - started
-                self._start_file_sd()
-            except BaseException:
-                self.down()
-                raise
+            # Asked once per up (each version costs a process, and dashboards ask for status every second or
+            # two), and in the background: asked first, the four version commands delayed every server's
+            # start by 0.16-0.8 s on two busy cores.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="versions") as versions:
+                described = versions.submit(binaries.describe_binaries)
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                self.workdir.mkdir(parents=True)
+                self._plan(paths)
+                started = time.monotonic()
+                self.timings["before_spawn"] = started - began
+                try:
+                    # Everything starts at once: a service spends its first second importing gRPC, which
+                    # overlaps the raft elections, and its registrar retries until Consul and etcd answer.
+                    self._start_group(list(self.nodes.values()))
+                    self.timings["all_ready"] = time.monotonic() - started
+                    self._start_file_sd()
+                except BaseException:
+                    self.down()
+                    raise
+                self.binaries = described.result()
             return self.status()
 
     def down(self) -> None:
