@@ -181,7 +181,7 @@ class UserServer:
 
     def _serve(self, server: grpc.Server | aio.Server, credentials: grpc.ServerCredentials | None,
                servicer: type[UserServicer], health_servicer: Any) -> None:
-        """Bind the gRPC port, add the user, health and reflection services, and start the side HTTP port."""
+        """Bind the gRPC port and add the user, health and reflection services (either server kind)."""
         bind = f"{self.host}:{self.requested_port}"
         try:
             if credentials is None:
