@@ -8,6 +8,7 @@ import psutil
 import pytest
 from labs import local_lab
 
+from lab_services import cli
 from lab_services.discovery import ConsulWatcher, PickerChannel
 from lab_services.runtime.ports import PORT_OFFSET_ENV, PortAllocator, is_free
 from lab_services.service import user_pb2, user_pb2_grpc
@@ -93,7 +94,7 @@ def test_up_traffic_down_up_keeps_the_familiar_ports(tmp_path, own_familiar_port
         assert status["moved_ports"] == []
 
 
-def test_status_says_when_consul_moved(tmp_path, own_familiar_ports):
+def test_status_says_when_consul_moved(tmp_path, own_familiar_ports, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 8500 + own_familiar_ports))
         taken.listen()
@@ -103,3 +104,6 @@ def test_status_says_when_consul_moved(tmp_path, own_familiar_ports):
             assert moved["process"] == "consul-1" and moved["port_name"] == "http"
             assert moved["preferred"] == 8500 + own_familiar_ports and moved["held_by"].startswith("pid ")
             assert status["consul"]["http"] == [f"127.0.0.1:{moved['port']}"]
+            cli._print_status(status)
+    preferred = 8500 + own_familiar_ports
+    assert f"consul-1 http is on {moved['port']}, not {preferred}: {preferred} was in use by pid " in capsys.readouterr().out
