@@ -7,7 +7,8 @@ PYTEST_ARGS ?=
 
 .PHONY: setup chromium lab test down protos clean
 
-setup: $(VENV)/.installed .cache/bin/.fetched chromium
+# What the lab needs and nothing more: no system packages, no sudo (the browser is only for `make test`).
+setup: $(VENV)/.installed .cache/bin/.fetched
 
 # Reinstalls only when pyproject.toml changes, so a second `make` downloads nothing.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The browser test drives Debian's chromium through playwright (never `playwright install`, which downloads
 # browsers). apt needs root, so this uses sudo when not root; it does nothing once /usr/bin/chromium exists.
+# Only `make test` (and so CI's .ci/run) depends on it: `make lab` never asks for a password.
 chromium:
 	@if [ -x /usr/bin/chromium ]; then \
 		echo "chromium: /usr/bin/chromium is installed"; \
@@ -37,7 +39,7 @@ chromium:
 lab: setup
 	$(BIN)/discovery-lab jupyter $(JUPYTER_ARGS)
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 down:

@@ -35,6 +35,9 @@ def _print_status(status: ClusterStatus) -> None:
     for proc in status.processes:
         ports = " ".join(f"{k}={v}" for k, v in proc.ports.items())
         print(f"{proc.name:<14}{proc.kind:<12}{proc.pid or '-':>8}  {proc.state:<9}{ports}")
+    for moved in status.moved_ports:
+        print(f"{moved.process} {moved.port_name} is on {moved.port}, not {moved.preferred}: "
+              f"{moved.preferred} was in use by {moved.held_by}")
     for reaped in status.reaped:
         print(f"reaped a leftover from a dead session: {reaped}")
 
@@ -151,10 +154,12 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab_services.bench import discovery, startup
+    from lab_services.bench import discovery, startup, streams
 
     if args.which == "startup":
         result, describe = startup.run(runs=args.runs), startup.describe
+    elif args.which == "streams":
+        result, describe = streams.run(streams=args.streams, kind=args.kind), streams.describe
     else:
         result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs)
         describe = discovery.describe
@@ -234,10 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     jupyter.add_argument("--port", type=int, default=8888)
     jupyter.set_defaults(func=cmd_jupyter)
     bench = sub.add_parser("bench", help="print performance numbers")
-    bench.add_argument("which", choices=("startup", "propagation", "failover", "overhead"))
+    bench.add_argument("which", choices=("startup", "propagation", "failover", "overhead", "streams"))
     bench.add_argument("--registry", choices=("consul", "etcd"), default="consul", help="where the discovery benchmarks watch")
     bench.add_argument("--mode", choices=("picker", "native"), default="picker", help="PickerChannel or NativeChannel")
     bench.add_argument("--runs", type=int, default=3)
+    bench.add_argument("--streams", type=int, default=1000, help="streams: how many to hold open on one instance")
+    bench.add_argument("--kind", choices=("watch", "chat"), default="watch", help="streams: WatchUsers or Chat")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
     drill = sub.add_parser("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")

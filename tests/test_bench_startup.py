@@ -11,3 +11,7 @@ def test_one_cold_start_reports_every_figure():
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"]
     assert "resident memory of the stack" in startup.describe(result)
+    by_process = result["rss_mb_by_process"]
+    assert set(by_process) == {"consul-1", "etcd-1", "prometheus", "user-1", "user-2"}
+    assert all(mb > 0 for mb in by_process.values())
+    assert abs(sum(by_process.values()) - result["total_rss_mb"]) < 1

@@ -46,3 +46,18 @@ def test_notebooks_open_with_a_parameters_cell():
     for nb in sorted((REPO_DIR / "notebooks").glob("*.ipynb")):
         code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
         assert "parameters" in code[0].get("metadata", {}).get("tags", []), f"{nb.name}: first code cell must be tagged 'parameters'"
+
+
+def _make_dry_run(target: str) -> str:
+    """What `make TARGET` would run on a fresh clone (-B: as if nothing were built yet), without running it."""
+    import subprocess
+
+    return subprocess.run(["make", "-n", "-B", target], cwd=REPO_DIR, capture_output=True, text=True, check=True).stdout
+
+
+def test_make_lab_installs_no_system_package():
+    assert "apt-get" not in _make_dry_run("lab") and "sudo" not in _make_dry_run("lab")
+
+
+def test_make_test_still_installs_the_browser_for_ci():
+    assert "apt-get install -y --no-install-recommends chromium" in _make_dry_run("test")

@@ -27,9 +27,10 @@ from lab_services.service.store import UserStore
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def server() -> Iterator[UserServer]:
-    server = UserServer(instance_id="user-test").start()
+@pytest.fixture(params=["aio", "threads"])
+def server(request) -> Iterator[UserServer]:
+    """Both server kinds: the asyncio default and the thread pool lesson 05 keeps for comparison behave alike."""
+    server = UserServer(instance_id="user-test", server_kind=request.param).start()
     yield server
     server.stop(0)
 
@@ -92,6 +93,28 @@ def test_create_errors_name_the_field(stub, name, email, code, details):
     error = rpc_error(stub.CreateUser, user_pb2.CreateUserRequest(name=name, email=email))
     assert (error.code(), error.details()) == (code, details)
     assert (SERVED_BY_HEADER, "user-test") in error.trailing_metadata()
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "details"),
+    [
+        ("x" * 201, "a@example.org", "name: must be at most 200 characters, got 201"),
+        ("x" * 100_000, "a@example.org", "name: must be at most 200 characters, got 100000"),
+        ("Ada", "a" * 243 + "@example.org", "email: must be at most 254 characters, got 255"),
+    ],
+)
+def test_over_long_fields_are_refused_with_the_limit(stub, name, email, details):
+    error = rpc_error(stub.CreateUser, user_pb2.CreateUserRequest(name=name, email=email))
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, details)
+    user = create(stub)
+    error = rpc_error(stub.UpdateUser, user_pb2.UpdateUserRequest(id=user.id, name=name, email=email))
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, details)
+    assert stub.GetUser(user_pb2.GetUserRequest(id=user.id), timeout=5).name == "Ada"
+
+
+def test_fields_at_the_limit_are_accepted(stub):
+    user = create(stub, name="n" * 200, email="a" * 242 + "@example.org")
+    assert (len(user.name), len(user.email)) == (200, 254)
 
 
 def test_unknown_id_is_not_found(stub):

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import socket
-
-import psutil
 
 
 # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range starts at 32768) and above common services.
 ALLOCATED_RANGE = (20000, 32000)
+# Added to every familiar port (8500, 8600, 2379, 9090, 5001...). 0 for learners; a test that must get
+# "its" familiar ports while other labs share the machine sets it to a block nobody else uses.
+PORT_OFFSET_ENV = "LAB_PORT_OFFSET"
 
 
 class PortInUseError(RuntimeError):
@@ -28,7 +30,14 @@ def require_loopback(host: str, field: str = "host") -> str:
 
 
 def is_free(host: str, port: int) -> bool:
+    """True when a server could listen on host:port now.
+
+    The check binds with SO_REUSEADDR, as Consul, etcd, Prometheus (Go's net.Listen) and gRPC do: then a
+    port whose last connections linger in TIME_WAIT after `down` counts as free (the servers bind it fine),
+    while a port another socket listens on, here or on 0.0.0.0, still does not.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -38,6 +47,8 @@ def is_free(host: str, port: int) -> bool:
 
 def holder(port: int) -> str:
     """'pid 1234 (consul)' for the process listening on `port`, or 'another process' when we may not see it."""
+    import psutil  # only when a port is taken: every service process imports this module at start-up
+
     try:
         for conn in psutil.net_connections("inet"):
             if conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid:
@@ -47,11 +58,29 @@ def holder(port: int) -> str:
     return "another process"
 
 
-class PortAllocator:
-    """Hands out distinct free ports; an explicit port must be free or the allocator says who holds it."""
+def port_offset() -> int:
+    """The offset from `LAB_PORT_OFFSET` (default 0), checked so that every familiar port stays a port."""
+    text = os.environ.get(PORT_OFFSET_ENV, "0") or "0"
+    try:
+        offset = int(text)
+    except ValueError:
+        offset = -1
+    if not 0 <= offset <= 65535 - 9090:
+        raise ValueError(f"invalid argument: {PORT_OFFSET_ENV}: {text!r}; use a whole number from 0 to {65535 - 9090}")
+    return offset
 
-    def __init__(self, host: str = "127.0.0.1"):
+
+class PortAllocator:
+    """Hands out distinct free ports; an explicit port must be free or the allocator says who holds it.
+
+    `moved` maps each port handed out instead of a preferred one to why: `{"preferred": 8500,
+    "held_by": "pid 1234 (consul)"}`, so `status` can say that Consul is not where the tutorials put it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", offset: int | None = None):
         self.host = require_loopback(host)
+        self.offset = port_offset() if offset is None else offset
+        self.moved: dict[int, dict[str, int | str]] = {}
         self._taken: set[int] = set()
         self._random = random.Random()
 
@@ -66,7 +95,7 @@ class PortAllocator:
         return port
 
     def free(self, preferred: int | None = None, hosts: tuple[str, ...] = ()) -> int:
-        """The preferred port when it is free (so Consul sits at its familiar 8500), else a free one.
+        """The preferred port (plus the offset) when it is free (so Consul sits at its familiar 8500), else a free one.
 
         Ports come from below Linux's ephemeral range (32768 and up): the kernel hands those to outgoing
         connections, which could take a port between our check and the server binding it. With `hosts`
@@ -75,12 +104,16 @@ class PortAllocator:
         def usable(port: int) -> bool:
             return port not in self._taken and all(is_free(h, port) for h in (self.host, *hosts))
 
-        if preferred and usable(preferred):
-            self._taken.add(preferred)
-            return preferred
+        if preferred:
+            preferred += self.offset
+            if usable(preferred):
+                self._taken.add(preferred)
+                return preferred
         for _ in range(1000):
             port = self._random.randint(*ALLOCATED_RANGE)
             if usable(port):
                 self._taken.add(port)
+                if preferred and preferred not in self._taken:
+                    self.moved[port] = {"preferred": preferred, "held_by": holder(preferred)}
                 return port
         raise PortInUseError(f"no free port in {ALLOCATED_RANGE[0]}-{ALLOCATED_RANGE[1]} on {self.host}; run `discovery-lab down`")

@@ -67,6 +67,17 @@ class TLSStatus:
 
 
 @dataclass(frozen=True)
+class MovedPort:
+    """A port that is not the familiar one, because something else listened there when the lab came up."""
+
+    process: str
+    port_name: str
+    port: int
+    preferred: int
+    held_by: str
+
+
+@dataclass(frozen=True)
 class ClusterStatus:
     """The whole lab; the field order is the JSON's key order."""
 
@@ -82,6 +93,7 @@ class ClusterStatus:
     binaries: dict[str, Any]
     timings: dict[str, float]
     reaped: list[str] = field(default_factory=list)
+    moved_ports: list[MovedPort] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the `status --json` object (and the supervisor's answer to "status")."""
@@ -102,6 +114,7 @@ class ClusterStatus:
             binaries=data["binaries"],
             timings=data["timings"],
             reaped=data.get("reaped", []),
+            moved_ports=[MovedPort(**m) for m in data.get("moved_ports", [])],
         )
 
     @property

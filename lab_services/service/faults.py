@@ -72,13 +72,22 @@ class FaultInjector:
             self._faults = faults
             return faults
 
+    def draw(self) -> tuple[float, str | None]:
+        """For one call: seconds to delay it, and the UNAVAILABLE details to fail it with (None: let it through).
+
+        Both servers use it; the thread server sleeps, the asyncio one awaits, so latency never blocks its loop.
+        """
+        faults = self.current
+        failed = bool(faults.error_rate) and self._rng.random() < faults.error_rate
+        return faults.latency_ms / 1000, f"injected fault (error_rate={faults.error_rate:g})" if failed else None
+
     def apply(self, context: grpc.ServicerContext) -> None:
         """Sleep for the latency, then abort with UNAVAILABLE with probability error_rate."""
-        faults = self.current
-        if faults.latency_ms:
-            time.sleep(faults.latency_ms / 1000)
-        if faults.error_rate and self._rng.random() < faults.error_rate:
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"injected fault (error_rate={faults.error_rate:g})")
+        delay, error = self.draw()
+        if delay:
+            time.sleep(delay)
+        if error:
+            context.abort(grpc.StatusCode.UNAVAILABLE, error)
 
 
 class FaultInterceptor(grpc.ServerInterceptor):

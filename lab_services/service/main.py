@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_services.core.ports import PortInUseError, require_loopback
-from lab_services.service.server import UserServer
+from lab_services.service.server import DEFAULT_MAX_STREAMS, SERVER_KINDS, UserServer
 
 log = logging.getLogger("lab_services.service")
 
@@ -55,6 +55,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="let Consul verify the certificate in its gRPC check (its agent must have the CA as ca_file)")
     p.add_argument("--max-connection-age-ms", type=int, default=None,
                    help="close client connections after this long, so DNS clients re-resolve (lesson 03)")
+    p.add_argument("--server", choices=SERVER_KINDS, default="aio",
+                   help="aio: one event loop serves every stream; threads: the old thread pool (lesson 05's failure)")
+    p.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS,
+                   help="open streams (aio) beyond which new ones get RESOURCE_EXHAUSTED")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = p.parse_args(argv)
     args.check = args.check or ["grpc"]
@@ -154,6 +158,7 @@ def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
     server = UserServer(
         name=args.name, instance_id=args.id, host=args.host, port=args.port, http_port=args.http_port,
         tls=server_tls(args), max_connection_age_ms=args.max_connection_age_ms,
+        server_kind=args.server, max_streams=args.max_streams,
     )
     server.start()
     active: list[Any] = []

@@ -33,6 +33,16 @@ class ServiceMetrics:
             "grpc_server_in_flight", "RPCs started and not yet finished.", labels, registry=self.registry,
         )
 
+    def begin(self, labels: tuple[str, str]) -> float:
+        """Count a call in flight; returns its start time for end()."""
+        self.in_flight.labels(*labels).inc()
+        return time.perf_counter()
+
+    def end(self, labels: tuple[str, str], started: float, code: grpc.StatusCode) -> None:
+        self.in_flight.labels(*labels).dec()
+        self.latency.labels(*labels).observe(time.perf_counter() - started)
+        self.handled.labels(*labels, code.name).inc()
+
 
 class MetricsInterceptor(grpc.ServerInterceptor):
     """Records ServiceMetrics for every call; put it first so it also times the other interceptors."""
@@ -45,15 +55,11 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         metrics = self._metrics
 
         def finish(context: grpc.ServicerContext, started: float, failed: BaseException | None) -> None:
-            code = final_code(context, failed)
-            metrics.in_flight.labels(*labels).dec()
-            metrics.latency.labels(*labels).observe(time.perf_counter() - started)
-            metrics.handled.labels(*labels, code.name).inc()
+            metrics.end(labels, started, final_code(context, failed))
 
         def wrap(behavior: Behavior, streaming: bool) -> Behavior:
             def measured_unary(request, context):
-                metrics.in_flight.labels(*labels).inc()
-                started = time.perf_counter()
+                started = metrics.begin(labels)
                 try:
                     response = behavior(request, context)
                 except BaseException as exc:
@@ -63,8 +69,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 return response
 
             def measured_stream(request, context):
-                metrics.in_flight.labels(*labels).inc()
-                started = time.perf_counter()
+                started = metrics.begin(labels)
                 try:
                     yield from behavior(request, context)
                 except BaseException as exc:

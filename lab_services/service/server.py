@@ -9,12 +9,16 @@ Notebooks and tests run it in-process; `python -m lab_services.service` runs it 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import threading
+from collections.abc import Coroutine
 from concurrent import futures
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
+from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -29,11 +33,16 @@ from lab_services.service.sidecar_http import SidecarHTTP
 from lab_services.service.store import UserStore
 
 if TYPE_CHECKING:
+    from lab_services.service.aio_interceptors import StreamLimit
     from lab_services.tls import ServerTLS
 
 log = logging.getLogger(__name__)
 
 HEALTH_SERVICES = ("", SERVICE_NAME)
+SERVER_KINDS = ("aio", "threads")
+# Open WatchUsers/ListUsers/ImportUsers/Chat streams one asyncio instance accepts before refusing more.
+DEFAULT_MAX_STREAMS = 2000
+T = TypeVar("T")
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
@@ -48,30 +57,44 @@ class UserServer:
         port: int = 0,
         http_port: int = 0,
         max_workers: int = 32,
+        server_kind: str = "aio",
+        max_streams: int = DEFAULT_MAX_STREAMS,
         store: UserStore | None = None,
         tls: ServerTLS | None = None,
         max_connection_age_ms: int | None = None,
-        interceptors: tuple[grpc.ServerInterceptor, ...] = (),
+        interceptors: tuple[grpc.ServerInterceptor | aio.ServerInterceptor, ...] = (),
     ):
         self.name = name
         self.host = require_loopback(host)
         self.requested_port = port
         self.instance_id = instance_id or ""
-        # Streams (watch, chat, health watch) each hold a worker thread, so allow a few dozen.
+        if server_kind not in SERVER_KINDS:
+            raise ValueError(f"invalid argument: server_kind: {server_kind!r}; use one of {', '.join(SERVER_KINDS)}")
+        if max_streams < 1:
+            raise ValueError(f"invalid argument: max_streams: {max_streams}; must be at least 1")
+        # "aio" (default): one event loop serves every call; an open stream is a suspended coroutine, and
+        # beyond max_streams open streams new ones get RESOURCE_EXHAUSTED. "threads": the old thread pool,
+        # where each open stream (watch, chat, health watch) holds one of max_workers threads until it ends,
+        # so a few dozen streams starve health checks (lesson 05 shows that failure next to the fix).
+        self.server_kind = server_kind
         self.max_workers = max_workers
+        self.max_streams = max_streams
+        self.stream_limit: StreamLimit | None = None
+        self._loop: _LoopThread | None = None
         self.store = store if store is not None else UserStore()  # an empty store is falsy (len 0)
         # With TLS the gRPC port speaks only TLS (mTLS if tls.client_ca is set); the side HTTP port stays plain.
         self.tls = tls
         # Closing connections after this age makes DNS clients re-resolve and find new instances (lesson 03).
         self.max_connection_age_ms = max_connection_age_ms
-        # Extra interceptors (auth, logging) run after the lab's own metrics, served-by and fault interceptors.
+        # Extra interceptors (auth, logging) run after the lab's own metrics, served-by and fault interceptors;
+        # grpc.aio.ServerInterceptor ones for the "aio" server, grpc.ServerInterceptor ones for "threads".
         self.extra_interceptors = tuple(interceptors)
         self.health = HealthState(HEALTH_SERVICES)
         self.faults = FaultInjector()
         self.metrics = ServiceMetrics()
         self.sidecar = SidecarHTTP(self.health, self.faults, self.metrics.registry, self.state, self.host, http_port)
         self.port = 0
-        self._server: grpc.Server | None = None
+        self._server: grpc.Server | aio.Server | None = None
 
     @property
     def address(self) -> str:
@@ -87,21 +110,79 @@ class UserServer:
 
     def start(self) -> UserServer:
         """Bind both ports, start serving, then report SERVING; PortInUseError if a port is taken."""
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="grpc"),
+        credentials = self.tls.credentials() if self.tls else None  # reads the PEM files: fails before binding
+        if self.server_kind == "threads":
+            server = grpc.server(
+                futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="grpc"),
+                interceptors=[
+                    MetricsInterceptor(self.metrics),
+                    ServedByInterceptor(lambda: self.instance_id),
+                    FaultInterceptor(self.faults, SERVICE_NAME),
+                    *self.extra_interceptors,
+                ],
+                options=self._options(),
+            )
+            self._serve(server, credentials, UserServicer, self.health.servicer)
+            try:
+                self.sidecar.start()
+            except PortInUseError:
+                server.stop(None)  # release the gRPC port we already bound
+                raise
+            server.start()
+        else:
+            self._loop = _LoopThread(f"grpc-aio-{self.name}")
+            try:
+                server = self._loop.run(self._start_aio(credentials))
+            except BaseException:
+                self._loop.close()
+                self._loop = None
+                raise
+        self._server = server
+        self.set_serving(True)
+        log.info("%s serving gRPC (%s) on %s and HTTP on %s", self.instance_id, self.server_kind, self.address, self.http_address)
+        return self
+
+    async def _start_aio(self, credentials: grpc.ServerCredentials | None) -> aio.Server:
+        """Build and start the asyncio server on the loop thread (grpc.aio binds a server to the loop it is made on)."""
+        from lab_services.service.aio_interceptors import (
+            AsyncFaultInterceptor,
+            AsyncMetricsInterceptor,
+            AsyncServedByInterceptor,
+            StreamLimit,
+        )
+        from lab_services.service.aio_servicer import AsyncUserServicer
+
+        self.stream_limit = StreamLimit(self.max_streams, SERVICE_NAME, lambda: self.instance_id)
+        server = aio.server(
             interceptors=[
-                MetricsInterceptor(self.metrics),
-                ServedByInterceptor(lambda: self.instance_id),
-                FaultInterceptor(self.faults, SERVICE_NAME),
+                AsyncMetricsInterceptor(self.metrics),
+                AsyncServedByInterceptor(lambda: self.instance_id),
+                self.stream_limit,
+                AsyncFaultInterceptor(self.faults, SERVICE_NAME),
                 *self.extra_interceptors,
             ],
-            # gRPC sets SO_REUSEPORT by default on Linux: a second server would then silently share
-            # a port already in use instead of failing, and calls would land on either at random.
-            options=[("grpc.so_reuseport", 0)]
-            + ([("grpc.max_connection_age_ms", self.max_connection_age_ms)] if self.max_connection_age_ms else []),
+            options=self._options(),
         )
+        try:
+            self._serve(server, credentials, AsyncUserServicer, await self.health.serve_on_asyncio())
+            self.sidecar.start()
+        except PortInUseError:
+            await server.stop(None)  # release the gRPC port if it was bound
+            self.health.serve_on_threads()
+            raise
+        await server.start()
+        return server
+
+    def _options(self) -> list[tuple[str, int]]:
+        # gRPC sets SO_REUSEPORT by default on Linux: a second server would then silently share
+        # a port already in use instead of failing, and calls would land on either at random.
+        return [("grpc.so_reuseport", 0)] + (
+            [("grpc.max_connection_age_ms", self.max_connection_age_ms)] if self.max_connection_age_ms else [])
+
+    def _serve(self, server: grpc.Server | aio.Server, credentials: grpc.ServerCredentials | None,
+               servicer: type[UserServicer], health_servicer: Any) -> None:
+        """Bind the gRPC port and add the user, health and reflection services (either server kind)."""
         bind = f"{self.host}:{self.requested_port}"
-        credentials = self.tls.credentials() if self.tls else None  # reads the PEM files: fails before binding
         try:
             if credentials is None:
                 self.port = server.add_insecure_port(bind)
@@ -113,19 +194,9 @@ class UserServer:
                 "pass --port 0 for a free one"
             ) from None
         self.instance_id = self.instance_id or f"{self.name}-{self.port}"
-        pb_grpc.add_UserServiceServicer_to_server(UserServicer(self.store, self.instance_id), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
+        pb_grpc.add_UserServiceServicer_to_server(servicer(self.store, self.instance_id), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
-        try:
-            self.sidecar.start()
-        except PortInUseError:
-            server.stop(None)  # release the gRPC port we already bound
-            raise
-        server.start()
-        self._server = server
-        self.set_serving(True)
-        log.info("%s serving gRPC on %s and HTTP on %s", self.instance_id, self.address, self.http_address)
-        return self
 
     def set_serving(self, serving: bool) -> None:
         """Set every health service ("" and the user service) to SERVING or NOT_SERVING."""
@@ -140,9 +211,17 @@ class UserServer:
         if self._server is None:
             return
         self.set_serving(False)
-        stopped = self._server.stop(grace)  # from here on, new calls are refused
-        self.store.close_subscriptions()
-        stopped.wait()
+        if self._loop is None:
+            stopped = self._server.stop(grace)  # from here on, new calls are refused
+            self.store.close_subscriptions()
+            stopped.wait()
+        else:
+            stopped = self._loop.submit(self._server.stop(grace))
+            self.store.close_subscriptions()
+            stopped.result()
+            self._loop.close()
+            self._loop = None
+            self.health.serve_on_threads()
         self._server = None
         self.sidecar.stop()
         log.info("%s stopped", self.instance_id)
@@ -159,4 +238,28 @@ class UserServer:
             "faults": self.faults.current.as_dict(),
             "users": len(self.store),
             "sequence": self.store.sequence,
+            "server": self.server_kind,
+            # Read off the loop thread: an int read is atomic, and a figure a moment old is fine here.
+            "open_streams": self.stream_limit.open if self.stream_limit else None,
+            "max_streams": self.max_streams if self.server_kind == "aio" else None,
         }
+
+
+class _LoopThread:
+    """An asyncio event loop on its own daemon thread, so the synchronous UserServer API can drive an aio server."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coro).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()

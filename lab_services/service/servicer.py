@@ -36,6 +36,11 @@ _CODES: dict[type[StoreError], grpc.StatusCode] = {
 }
 
 
+def status_of(error: StoreError) -> tuple[grpc.StatusCode, str]:
+    """The status code and details a store error becomes."""
+    return _CODES[type(error)], str(error)
+
+
 class UserServicer(pb_grpc.UserServiceServicer):
     """Serves one UserStore and stamps every response with this instance's id (`served_by`)."""
 
@@ -76,39 +81,45 @@ class UserServicer(pb_grpc.UserServiceServicer):
             for change in subscription:
                 yield self._event(change)
         except StoreClosed:
-            context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"instance {self.instance_id} is shutting down; reconnect with since_sequence={self.store.sequence}",
-            )
+            context.abort(grpc.StatusCode.UNAVAILABLE, self._shutting_down())
         finally:
             subscription.close()
 
     def ImportUsers(self, request_iterator: Iterator[pb.CreateUserRequest], context: grpc.ServicerContext) -> pb.ImportSummary:
         summary = pb.ImportSummary(served_by=self.instance_id)
         for index, request in enumerate(request_iterator):
-            try:
-                self.store.create(request.name, request.email)
-            except StoreError as exc:
-                summary.rejected.add(index=index, reason=str(exc))
-            else:
-                summary.imported += 1
+            self._import_one(summary, index, request)
         return summary
 
     def Chat(self, request_iterator: Iterator[pb.ChatMessage], context: grpc.ServicerContext) -> Iterator[pb.ChatMessage]:
         # Each reply is sent before the next message is read, so the two directions interleave.
         for count, message in enumerate(request_iterator, start=1):
-            yield pb.ChatMessage(
-                sender=self.instance_id,
-                text=f"#{count} {message.sender or 'anonymous'} said: {message.text}",
-                served_by=self.instance_id,
-            )
+            yield self._reply(count, message)
 
     def _call(self, context: grpc.ServicerContext, action):
         """Run action; turn a StoreError into its status code with the error's message as details."""
         try:
             return action()
         except StoreError as exc:
-            context.abort(_CODES[type(exc)], str(exc))
+            context.abort(*status_of(exc))
+
+    def _import_one(self, summary: pb.ImportSummary, index: int, request: pb.CreateUserRequest) -> None:
+        try:
+            self.store.create(request.name, request.email)
+        except StoreError as exc:
+            summary.rejected.add(index=index, reason=str(exc))
+        else:
+            summary.imported += 1
+
+    def _reply(self, count: int, message: pb.ChatMessage) -> pb.ChatMessage:
+        return pb.ChatMessage(
+            sender=self.instance_id,
+            text=f"#{count} {message.sender or 'anonymous'} said: {message.text}",
+            served_by=self.instance_id,
+        )
+
+    def _shutting_down(self) -> str:
+        return f"instance {self.instance_id} is shutting down; reconnect with since_sequence={self.store.sequence}"
 
     def _user(self, user: UserRecord) -> pb.User:
         created = Timestamp()

@@ -7,16 +7,21 @@ etcd watch resumes from a revision. Each instance has its own store: instances d
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import queue
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Stated limits, in characters: without them a 100 KB name was stored and sent to every watcher. 254 is
+# the longest address SMTP can carry (RFC 5321's 256-octet path minus its angle brackets).
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
 
 
 class StoreError(Exception):
@@ -65,9 +70,13 @@ class Change:
 
 
 def validate(name: str, email: str) -> None:
-    """Raise InvalidUser naming the first bad field."""
+    """Raise InvalidUser naming the first bad field (lengths first, so an error never echoes a huge value)."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidUser("name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}")
     if not name.strip():
         raise InvalidUser("name", "must not be empty")
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidUser("email", f"must be at most {MAX_EMAIL_LENGTH} characters, got {len(email)}")
     if not EMAIL.match(email):
         raise InvalidUser("email", f"{email!r} is not a valid address")
 
@@ -77,33 +86,51 @@ class Subscription:
 
     Iteration ends when close() is called (the client went away) and raises StoreClosed when the
     store shuts down, so a server can end watch streams promptly instead of waiting out its grace.
+    Made with an event `loop`, it is an async iterator instead: the asyncio server waits for changes
+    without holding a thread, and changes made on any thread reach it through that loop.
     """
 
     _CLOSED = object()
     _SHUTDOWN = object()
 
-    def __init__(self, store: UserStore, backlog: list[Change]):
+    def __init__(self, store: UserStore, backlog: list[Change], loop: asyncio.AbstractEventLoop | None = None):
         self._store = store
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._loop = loop
+        self._queue: queue.SimpleQueue[object] | asyncio.Queue[object] = asyncio.Queue() if loop else queue.SimpleQueue()
         for change in backlog:
-            self._queue.put(change)
+            self._queue.put_nowait(change)
 
     def __iter__(self) -> Iterator[Change]:
-        while True:
-            item = self._queue.get()
-            if item is self._CLOSED:
-                return
-            if item is self._SHUTDOWN:
-                raise StoreClosed("the store is shutting down")
-            assert isinstance(item, Change)
-            yield item
+        assert isinstance(self._queue, queue.SimpleQueue), "an asyncio subscription is iterated with `async for`"
+        while (change := self._unwrap(self._queue.get())) is not None:
+            yield change
+
+    async def __aiter__(self) -> AsyncIterator[Change]:
+        assert isinstance(self._queue, asyncio.Queue), "a thread subscription is iterated with `for`"
+        while (change := self._unwrap(await self._queue.get())) is not None:
+            yield change
+
+    def _unwrap(self, item: object) -> Change | None:
+        """The change, None once closed, or StoreClosed when the store shuts down."""
+        if item is self._CLOSED:
+            return None
+        if item is self._SHUTDOWN:
+            raise StoreClosed("the store is shutting down")
+        assert isinstance(item, Change)
+        return item
 
     def close(self) -> None:
         self._store._unsubscribe(self)
-        self._queue.put(self._CLOSED)
+        self._push(self._CLOSED)
 
     def _push(self, item: object) -> None:
-        self._queue.put(item)
+        if self._loop is None:
+            self._queue.put_nowait(item)
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: its server stopped, and nobody reads this watch any more
+            pass
 
 
 class UserStore:
@@ -162,8 +189,10 @@ class UserStore:
         with self._lock:
             return list(self._users.values())
 
-    def subscribe(self, since_sequence: int | None = None) -> Subscription:
+    def subscribe(self, since_sequence: int | None = None, loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
         """Changes after since_sequence (retained ones replayed first), or from now on if None.
+
+        With `loop`, an async iterator delivered through that event loop (the asyncio server's).
 
         The backlog is taken and the subscriber registered under one lock, so no change can fall
         between replay and live delivery, and none is delivered twice.
@@ -172,7 +201,7 @@ class UserStore:
             backlog: list[Change] = []
             if since_sequence is not None:
                 backlog = self._backlog(since_sequence)
-            subscription = Subscription(self, backlog)
+            subscription = Subscription(self, backlog, loop)
             self._subscribers.add(subscription)
             return subscription
 
