@@ -8,7 +8,8 @@ import signal
 import sys
 from typing import Any
 
-from lab_services.runtime import ClusterConfig, SupervisedCluster, backend_name, connect
+from lab_services.runtime import ClusterConfig, backend_name, connect
+from lab_services.runtime.lab import open_cluster
 from lab_services.runtime import binaries
 from lab_services.runtime.cluster import UnknownProcessError
 from lab_services.runtime.supervised import LabNotRunningError
@@ -45,15 +46,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
                            prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port,
                            instance_addresses=args.instance_addresses, tls=args.tls)
-    cluster = SupervisedCluster()
+    cluster = open_cluster()
     _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    cluster = SupervisedCluster()
+    cluster = open_cluster()
     was_running = cluster.published() is not None
-    cluster.down()
+    cluster.down(**({"volumes": True} if args.volumes else {}))
     print("lab stopped" if was_running else "no lab was running")
     return 0
 
@@ -116,7 +117,7 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
     from lab_services.paths import REPO_DIR
     from lab_services.runtime import processes
 
-    cluster = SupervisedCluster()
+    cluster = open_cluster()
     started_here = not cluster.running()
     status = cluster.status() if not started_here else cluster.launch(ClusterConfig())
     _print_status(status)
@@ -207,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
 
-    sub.add_parser("down", help="stop every lab process").set_defaults(func=cmd_down)
+    down = sub.add_parser("down", help="stop every lab process")
+    down.add_argument("--volumes", action="store_true", help="compose runtime: remove the servers' named volumes too")
+    down.set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="addresses, processes, leaders")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
@@ -250,10 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        backend_name(args.backend)
+        if args.backend:
+            # Through the environment, so every call below and every process it starts uses the same runtime.
+            os.environ["LAB_BACKEND"] = backend_name(args.backend)
+        backend_name()
         return args.func(args)
-    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError,
-            NotImplementedError) as err:
+    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError) as err:
         print(f"discovery-lab {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -27,8 +27,12 @@ def require_loopback(host: str, field: str = "host") -> str:
     return host
 
 
-def is_free(host: str, port: int) -> bool:
+def is_free(host: str, port: int, reuse_address: bool = False) -> bool:
+    """Whether a server could bind `port` on `host` now. With `reuse_address`, as Go servers bind (SO_REUSEADDR):
+    connections of a server that just stopped, still in TIME_WAIT, do not count as a holder."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -36,11 +40,13 @@ def is_free(host: str, port: int) -> bool:
     return True
 
 
-def holder(port: int) -> str:
-    """'pid 1234 (consul)' for the process listening on `port`, or 'another process' when we may not see it."""
+def holder(port: int, host: str | None = None) -> str:
+    """'pid 1234 (consul)' for the process listening on `port` (on `host` or the wildcard, when given), or
+    'another process' when we may not see it."""
     try:
         for conn in psutil.net_connections("inet"):
-            if conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid:
+            if (conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid
+                    and (host is None or conn.laddr.ip in (host, "0.0.0.0"))):
                 return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
     except (psutil.Error, OSError):
         pass
