@@ -150,11 +150,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from lab_services.bench import discovery, startup
 
     if args.which == "startup":
-        result, describe = startup.run(runs=args.runs), startup.describe
-    else:
-        result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs)
-        describe = discovery.describe
-    print(json.dumps(result) if args.json else describe(result))
+        # The compose runtime is measured next to the local one, in the same run, so the two rows compare.
+        backends = ["local", "compose"] if backend_name() == "compose" else ["local"]
+        results = [startup.run(runs=args.runs, backend=b) for b in backends]
+        print(json.dumps(results if len(results) > 1 else results[0]) if args.json
+              else "\n".join(startup.describe(r) for r in results))
+        return 0
+    result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs)
+    print(json.dumps(result) if args.json else discovery.describe(result))
     return 0
 
 
