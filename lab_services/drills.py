@@ -162,7 +162,13 @@ def _processes(status: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def _host(status: dict[str, Any]) -> str:
+    """Where the lab's own clients (the probe) listen; the servers each say where they listen (`_address`)."""
     return status["config"]["host"]
+
+
+def _address(process: dict[str, Any], port: str) -> str:
+    """host:port of one server: on the compose runtime every server has its own loopback address."""
+    return f"{process['host']}:{process['ports'][port]}"
 
 
 # -- the probe instance and client load ---------------------------------------------------------------
@@ -428,10 +434,10 @@ def service_pause(cluster: Cluster, check_interval: str = "1s", check_timeout: s
 def _consul_leader_name(status: dict[str, Any], asked: list[str]) -> str | None:
     """The leading Consul server as the first of `asked` that answers sees it (None while there is none)."""
     servers = _processes(status, "consul")
-    by_address = {f"{_host(status)}:{p['ports']['server']}": name for name, p in servers.items()}
+    by_address = {_address(p, "server"): name for name, p in servers.items()}
     for name in asked:
         try:
-            address = http_json(f"http://{_host(status)}:{servers[name]['ports']['http']}/v1/status/leader", timeout=1)
+            address = http_json(f"http://{_address(servers[name], 'http')}/v1/status/leader", timeout=1)
         except (OSError, ValueError):
             continue
         return by_address.get(address) if address else None
@@ -457,7 +463,7 @@ def consul_leader(cluster: Cluster, patience: float = 30.0) -> DrillResult:
         raise RuntimeError(f"the consul-leader drill needs 3 Consul servers with a leader; the lab has {len(servers)} "
                            f"(leader {leader}); start it with consul_servers=3")
     survivors = [n for n in servers if n != leader]
-    http = {n: f"{_host(status)}:{p['ports']['http']}" for n, p in servers.items()}
+    http = {n: _address(p, "http") for n, p in servers.items()}
     service = status["config"]["service_name"]
     key, token = "drills/consul-leader", uuid.uuid4().hex
     ask = ConsulHealth(http[survivors[0]])
@@ -514,7 +520,7 @@ def _etcd_leader_name(status: dict[str, Any], asked: list[str]) -> str | None:
     leader_id = None
     for name in asked:
         try:
-            answer = _etcd(f"{_host(status)}:{members[name]['ports']['client']}", "maintenance/status", {})
+            answer = _etcd(_address(members[name], "client"), "maintenance/status", {})
         except (OSError, ValueError):
             continue
         ids[answer["header"]["member_id"]] = name
@@ -540,7 +546,7 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
     if len(members) < 3 or leader is None:
         raise RuntimeError(f"the etcd-leader drill needs 3 etcd members with a leader; the lab has {len(members)}; "
                            "start it with etcd_members=3")
-    endpoint = {n: f"{_host(status)}:{p['ports']['client']}" for n, p in members.items()}
+    endpoint = {n: _address(p, "client") for n, p in members.items()}
     survivors = [n for n in members if n != leader]
     ask = endpoint[survivors[0]]
     service = "drill-etcd"
@@ -614,7 +620,7 @@ def etcd_quorum(cluster: Cluster, down_for: float = 2.0, patience: float = 30.0)
     leader = status["etcd"]["leader"]
     if len(members) < 3:
         raise RuntimeError(f"the etcd-quorum drill needs 3 etcd members; the lab has {len(members)}; start it with etcd_members=3")
-    endpoint = {n: f"{_host(status)}:{p['ports']['client']}" for n, p in members.items()}
+    endpoint = {n: _address(p, "client") for n, p in members.items()}
     # The leader stays, so it is the leader that finds itself alone and has to step down.
     survivor = leader or next(iter(members))
     victims = [n for n in members if n != survivor][:2]

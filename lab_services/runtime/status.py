@@ -37,7 +37,8 @@ def describe(nodes: list[NodeSpec], state_of: Callable[[str], str], pid_of: Call
             for n in by_kind.get("service", [])
         ],
         "processes": [
-            {"name": n.name, "kind": n.kind, "pid": pid_of(n.name), "state": state_of(n.name), "ports": n.ports, **process_extra(n)}
+            {"name": n.name, "kind": n.kind, "host": n.host, "pid": pid_of(n.name), "state": state_of(n.name),
+             "ports": n.ports, **process_extra(n)}
             for n in nodes
         ],
     }

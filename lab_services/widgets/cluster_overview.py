@@ -65,7 +65,8 @@ def overview_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
     for proc in status["processes"]:
         kind, ports = proc["kind"], proc["ports"]
         port = ports.get("http") if kind in ("consul", "prometheus") else ports.get("client") if kind == "etcd" else None
-        address = services[proc["name"]]["address"] if proc["name"] in services else (f"{host}:{port}" if port else "-")
+        where = proc.get("host", host)  # each server's own address on the compose runtime
+        address = services[proc["name"]]["address"] if proc["name"] in services else (f"{where}:{port}" if port else "-")
         rows.append({
             "role": ROLES.get(kind, kind),
             "name": proc["name"],
@@ -74,5 +75,7 @@ def overview_rows(status: dict[str, Any]) -> list[dict[str, Any]]:
             "state": proc["state"],
             "leader": "★ leader" if proc["name"] in leaders else "",
             "version": versions.get(kind, "-"),
+            # On the compose runtime each node is a container: name it, as `docker ps` does.
+            **({"container": proc["container"]} if "container" in proc else {}),
         })
     return rows

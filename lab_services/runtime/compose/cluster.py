@@ -7,6 +7,7 @@ lives in this object that the engine does not also hold: a fresh process (`disco
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -65,6 +66,7 @@ class ComposeCluster(Cluster):
         self.config = shape_for(config or SHAPE)
         self.project = project
         self.base = base or state_dir()
+        self.data_dir = self.base / "compose"
         self.ready_timeout = ready_timeout
         self.timings: dict[str, float] = {}
         self._client: docker.DockerClient | None = None
@@ -107,7 +109,7 @@ class ComposeCluster(Cluster):
     # -- the stack as a whole --------------------------------------------------------------------------
     def _compose(self, *args: str, files: list[Path] | None = None, timeout: float = 300.0) -> str:
         argv = [*engine.compose_argv(self.project, files or engine.files_for("official")), *args]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=engine.compose_env(self.data_dir))
         if out.returncode != 0:
             raise RuntimeError(f"`docker compose {' '.join(args)}` failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}")
         return out.stdout
@@ -118,8 +120,11 @@ class ComposeCluster(Cluster):
                 return self.status()
             engine.compose_version()
             files = engine.files_for(engine.image_set(self.client))
-            engine.missing_images(self.client, engine.compose_config(files, self.project))
+            engine.missing_images(self.client, engine.compose_config(files, self.project, engine.compose_env(self.data_dir)))
             self._check_ports()
+            for node in topology.consul_nodes():
+                # Made here, as the caller: a directory the engine creates for a bind mount belongs to root.
+                (self.data_dir / node.name).mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
             self._compose("up", "--detach", "--remove-orphans", files=files)
             try:
@@ -144,20 +149,25 @@ class ComposeCluster(Cluster):
     def down(self, volumes: bool = False) -> None:
         """Services first (SIGTERM: they deregister while Consul and etcd still answer), then the whole project.
 
-        Named volumes (the servers' data) stay unless `volumes`; containers, networks and anonymous volumes
-        never do.
+        The servers' data (etcd's and Prometheus's named volumes, Consul's data directories) stays unless
+        `volumes`; containers, networks and anonymous volumes never do.
         """
         with self._lock:
-            if not self.running():
-                if volumes:
-                    self._compose("down", "--volumes")
-                return
+            data = self._consul_dirs() if volumes else set()
             services = [c for name, c in self.containers().items() if name.startswith(f"{topology.SERVICE_NAME}-")]
             with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
                 list(pool.map(self._graceful_stop, services))
             self._compose("down", "--remove-orphans", "--timeout", "2", *(["--volumes"] if volumes else []))
             for container in self.containers().values():
                 container.remove(v=True, force=True)
+            for path in data:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _consul_dirs(self) -> set[Path]:
+        """Consul's data directories: this lab's, and those the running containers mount (another state dir's)."""
+        mounted = {Path(m["Source"]) for name, c in self.containers().items() if name.startswith("consul-")
+                   for m in c.attrs["Mounts"] if m["Type"] == "bind" and m["Source"] == m["Destination"]}
+        return mounted | {self.data_dir / n.name for n in topology.consul_nodes()}
 
     @staticmethod
     def _graceful_stop(container: Any) -> None:

@@ -119,10 +119,16 @@ def compose_argv(project: str, files: list[Path]) -> list[str]:
     return argv
 
 
-def compose_config(files: list[Path], project: str = "config") -> dict[str, Any]:
+def compose_env(data_dir: Path) -> dict[str, str]:
+    """What docker-compose.yml interpolates: where the Consul servers keep their data, and as whom they run
+    (the caller, so the lab's own code can read what they write there)."""
+    return {**os.environ, "LAB_COMPOSE_DATA": str(data_dir), "LAB_UID": str(os.getuid()), "LAB_GID": str(os.getgid())}
+
+
+def compose_config(files: list[Path], project: str = "config", env: dict[str, str] | None = None) -> dict[str, Any]:
     """The merged, validated configuration (`docker compose config --format json`)."""
     out = subprocess.run([*compose_argv(project, files), "config", "--format", "json"], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"docker compose rejected {', '.join(p.name for p in files)}: {out.stderr.strip()}")
     return json.loads(out.stdout)
