@@ -21,6 +21,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib.sh"
 WORK=${LAB_IMAGES_WORK:-/var/tmp/lab-images}
 FORCE=${FORCE:-0}
 DOCKER=${DOCKER:-/usr/bin/docker}
@@ -30,21 +31,10 @@ BASE=lab/debian:bookworm
 TIMINGS="$WORK/timings.txt"
 
 log() { printf '[images.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 timing() { echo "$(date -u +%FT%TZ) $*" >> "$TIMINGS"; log "$*"; }
 have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 need_build() { [ "$FORCE" = 1 ] || ! have_image "$1"; }
 
-mirror() {  # the Debian mirror the system itself uses (deb822 or one-line format)
-  local m
-  m=$( { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{for(i=2;i<=NF;i++) print $i}'
-         grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-           | awk '{for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; break}}'; } \
-       | grep -E '/debian/?$' | head -1 || true)
-  [ -n "$m" ] || { echo "no Debian mirror found in /etc/apt sources; set MIRROR=" >&2; return 1; }
-  echo "$m"
-}
 MIRROR=${MIRROR:-$(mirror)}
 
 declare -A PAPT_UPDATED=()
@@ -143,32 +133,21 @@ CMD $3
 EOF
 }
 
-build_consul() {
-  need_build lab/consul:ci || { log "lab/consul:ci exists"; return 0; }
-  local t=$(now) ctx="$WORK/ctx-consul"
-  fetch_debs "$ctx" bullseye consul
-  timing "consul: fetched $(ls "$ctx"/debs | wc -l) debs in $(since "$t") s"
-  deb_dockerfile "$ctx" '["/usr/bin/consul"]' '["version"]' 'consul version'
-  build_ctx consul "$ctx" "$(deb_version "$ctx" consul)"
+# build_deb NAME SUITE "PKG..." ENTRYPOINT SMOKE-TEST [EXTRA_BOOKWORM]: lab/NAME:ci from Debian packages
+# (dpkg -i), also tagged with the first package's version.
+build_deb() {
+  local name=$1 suite=$2 pkgs=$3 entry=$4 smoke=$5
+  need_build "lab/$name:ci" || { log "lab/$name:ci exists"; return 0; }
+  local t=$(now) ctx="$WORK/ctx-$name"
+  EXTRA_BOOKWORM=${6:-} fetch_debs "$ctx" "$suite" $pkgs
+  timing "$name: fetched $(ls "$ctx"/debs | wc -l) debs in $(since "$t") s"
+  deb_dockerfile "$ctx" "[\"$entry\"]" '["--version"]' "$smoke"
+  build_ctx "$name" "$ctx" "$(deb_version "$ctx" "${pkgs%% *}")"
 }
 
-build_etcd() {
-  need_build lab/etcd:ci || { log "lab/etcd:ci exists"; return 0; }
-  local t=$(now) ctx="$WORK/ctx-etcd"
-  fetch_debs "$ctx" trixie etcd-server etcd-client
-  timing "etcd: fetched $(ls "$ctx"/debs | wc -l) debs in $(since "$t") s"
-  deb_dockerfile "$ctx" '["/usr/bin/etcd"]' '["--version"]' 'etcd --version && etcdctl version'
-  build_ctx etcd "$ctx" "$(deb_version "$ctx" etcd-server)"
-}
-
-build_prometheus() {
-  need_build lab/prometheus:ci || { log "lab/prometheus:ci exists"; return 0; }
-  local t=$(now) ctx="$WORK/ctx-prometheus"
-  EXTRA_BOOKWORM=wget fetch_debs "$ctx" bullseye prometheus
-  timing "prometheus: fetched $(ls "$ctx"/debs | wc -l) debs in $(since "$t") s"
-  deb_dockerfile "$ctx" '["/usr/bin/prometheus"]' '["--version"]' 'prometheus --version'
-  build_ctx prometheus "$ctx" "$(deb_version "$ctx" prometheus)"
-}
+build_consul() { build_deb consul bullseye consul /usr/bin/consul 'consul version'; }
+build_etcd() { build_deb etcd trixie "etcd-server etcd-client" /usr/bin/etcd 'etcd --version && etcdctl version'; }
+build_prometheus() { build_deb prometheus bullseye prometheus /usr/bin/prometheus 'prometheus --version && wget --version >/dev/null' wget; }
 
 # The user service: bookworm python3 .debs plus the wheels in user-service/requirements.txt, installed offline
 # with pip run from its own wheel (no python3-pip .deb) into /opt/pydeps (--target skips PEP 668's check).
