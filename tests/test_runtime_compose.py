@@ -92,6 +92,15 @@ def test_a_port_in_use_names_its_holder_and_nothing_starts():
     assert leftovers()["containers"] == []
 
 
+def test_one_cold_start_on_compose_reports_every_figure():
+    from lab_services.bench import startup
+
+    result = startup.run(runs=1, backend="compose")
+    assert result["backend"] == "compose" and result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"] > 0
+    assert result["total_rss_mb"] > 0 and "compose runtime" in startup.describe(result)
+    assert leftovers()["containers"] == [] and volumes() == []
+
+
 def test_a_tls_lesson_is_refused_with_the_way_round():
     with pytest.raises(ValueError, match="plaintext gRPC only; unset LAB_BACKEND"):
         ComposeCluster(ClusterConfig(tls="mtls"))

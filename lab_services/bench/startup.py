@@ -31,13 +31,17 @@ def total_rss_mb(pids: list[int]) -> float:
 
 def one_run(config: ClusterConfig, backend: str = "local") -> dict[str, float]:
     """One cold start. On the compose runtime the containers' main pids (docker-init) and their children are
-    measured, and its data volumes go with each run, so every run starts from nothing as the local one does."""
+    measured, and its data goes before and after each run, so every run starts from nothing as the local
+    one does; its addresses are fixed, so a running compose lab must be stopped first."""
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         cluster: Cluster
         if backend == "compose":
             from lab_services.runtime.compose.cluster import ComposeCluster
 
             cluster = ComposeCluster(config, base=Path(tmp))
+            if cluster.running():
+                raise RuntimeError("a compose lab is running on the benchmark's addresses; stop it first with "
+                                   "`discovery-lab --backend compose down`")
             cluster.down(volumes=True)
         else:
             cluster = LocalCluster(config, base=Path(tmp))
