@@ -35,8 +35,8 @@ def connect(base: Path | None = None, backend: str | None = None) -> SupervisedC
     cluster = open_cluster(base, backend)
     if not cluster.running():
         where = f"compose project {cluster.project}" if cluster.backend == "compose" else str(cluster.base)
-        raise LabNotRunningError(f"no lab is running in {where}; start one with `discovery-lab up`"
-                                 + (" --backend compose" if cluster.backend == "compose" else ""))
+        start = "discovery-lab --backend compose up" if cluster.backend == "compose" else "discovery-lab up"
+        raise LabNotRunningError(f"no lab is running in {where}; start one with `{start}`")
     return cluster
 
 
