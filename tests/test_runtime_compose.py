@@ -153,6 +153,15 @@ def test_pids_are_the_containers_main_processes(cluster):
         assert proc["pid"] == container.attrs["State"]["Pid"] and psutil.pid_exists(proc["pid"])
 
 
+def test_the_overview_shows_each_servers_address_and_container(cluster):
+    from lab_services.widgets import ClusterOverview
+
+    overview = ClusterOverview(cluster)
+    rows = {r["name"]: r for r in overview.rows}
+    assert rows["consul-2"]["address"] == "127.0.1.12:8500" and rows["etcd-3"]["address"] == "127.0.1.23:2379"
+    assert all(r["container"] for r in rows.values()) and rows["user-1"]["container"] in overview.table.value
+
+
 def test_every_service_is_registered_in_both_registries(cluster):
     assert consul_passing(cluster) == ["user-1", "user-2", "user-3"]
     assert etcd_keys(cluster) == ["/services/user/user-1", "/services/user/user-2", "/services/user/user-3"]

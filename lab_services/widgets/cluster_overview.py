@@ -35,7 +35,7 @@ class ClusterOverview:
         """Read `cluster.status()` and redraw; returns the rows."""
         status = self.cluster.status()
         self.rows = overview_rows(status)
-        self.table.value = html_table(self.rows, COLUMNS)
+        self.table.value = html_table(self.rows, COLUMNS + (["container"] if any("container" in r for r in self.rows) else []))
         self.summary.value = summary_html(status, self.rows)
         return self.rows
 
