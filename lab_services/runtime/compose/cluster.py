@@ -119,15 +119,22 @@ class ComposeCluster(Cluster):
             if self.running():
                 return self.status()
             engine.compose_version()
-            files = engine.files_for(engine.image_set(self.client))
+            images = engine.image_set(self.client)
+            files = engine.files_for(images)
             engine.missing_images(self.client, engine.compose_config(files, self.project, engine.compose_env(self.data_dir)))
             self._check_ports()
             for node in topology.consul_nodes():
                 # Made here, as the caller: a directory the engine creates for a bind mount belongs to root.
                 (self.data_dir / node.name).mkdir(parents=True, exist_ok=True)
             started = time.monotonic()
-            self._compose("up", "--detach", "--remove-orphans", files=files)
             try:
+                try:
+                    self._compose("up", "--detach", "--remove-orphans", files=files)
+                except RuntimeError as err:
+                    if images != "official":
+                        raise
+                    raise RuntimeError(f"{err}\nWith no registry in reach, build local images with `make compose-images` "
+                                       "and set LAB_COMPOSE_IMAGES=ci") from None
                 # The same readiness as the local runtime (a raft leader, etcd healthy, Prometheus ready, each
                 # service passing in Consul and listed in etcd), asked of the servers, not of docker's healthchecks.
                 self._wait_group(self.nodes())
