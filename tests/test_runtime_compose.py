@@ -174,7 +174,7 @@ def test_prometheus_scrapes_every_instance_found_through_consul(cluster):
 
 
 def test_a_fresh_process_finds_the_stack_by_its_project_name(cluster):
-    out = subprocess.run([sys.executable, "-m", "lab_services.cli", "--backend", "compose", "status", "--json"],
+    out = subprocess.run([sys.executable, "-m", "lab_services.cli", "status", "--backend", "compose", "--json"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     status = json.loads(out.stdout)
