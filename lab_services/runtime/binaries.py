@@ -142,8 +142,8 @@ def unavailable(tools: list[Tool], cause: Exception) -> MissingBinaryError:
     """Bullseye is past its LTS and may leave the mirror: name each binary, its variable, and the way round."""
     names = "; ".join(f"{t.name} ({t.package}/{t.suite}; or install it and set {t.env_var})" for t in tools)
     return MissingBinaryError(
-        f"could not fetch {names} from {ARCHIVE}: {str(cause).rstrip('.')}. Without these binaries use the compose runtime, which "
-        "runs the official images: LAB_BACKEND=compose (compose/README.md)")
+        f"could not fetch {names} from {ARCHIVE}: {str(cause).rstrip('.')}. Without these binaries use the compose "
+        "runtime, which runs the official images: LAB_BACKEND=compose (compose/README.md)")
 
 
 def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
