@@ -105,7 +105,7 @@ def test_one_cold_start_on_compose_reports_every_figure():
 
 
 def test_a_tls_lesson_is_refused_with_the_way_round():
-    with pytest.raises(ValueError, match="plaintext gRPC only; unset LAB_BACKEND"):
+    with pytest.raises(ValueError, match="plaintext gRPC only; unset LAB_BACKEND for a lab whose instances serve TLS"):
         ComposeCluster(ClusterConfig(tls="mtls"))
 
 

@@ -45,7 +45,7 @@ def ensure_cluster(base: Path | None = None, backend: str | None = None, **shape
 
     A lab started from a notebook is owned by that kernel: when the kernel dies, the lab goes with it.
     A lab started with `discovery-lab up` (as `make lab` does) has no owner and runs until `down`.
-    The compose runtime runs one shape, which serves every lesson but the TLS ones, and its containers
+    The compose runtime runs one shape, which serves every lesson (not `up --tls`), and its containers
     outlive the kernel (`discovery-lab --backend compose down` stops them).
     """
     wanted = ClusterConfig(**shape).validate()

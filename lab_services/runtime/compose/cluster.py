@@ -43,7 +43,7 @@ def shape_for(wanted: ClusterConfig) -> ClusterConfig:
     wanted.validate()
     if wanted.tls != "off":
         raise ValueError(f"invalid argument: tls: {wanted.tls!r}: the compose runtime serves plaintext gRPC only; "
-                         "unset LAB_BACKEND to run the TLS lessons on the local runtime")
+                         "unset LAB_BACKEND for a lab whose instances serve TLS (lesson 06 itself runs on compose)")
     if not SHAPE.covers(wanted):
         raise ValueError(f"invalid argument: the compose runtime runs {SHAPE}, which cannot serve {wanted}; "
                          "use `add_service` for more instances, or the local runtime (unset LAB_BACKEND)")
@@ -139,10 +139,18 @@ class ComposeCluster(Cluster):
                 # service passing in Consul and listed in etcd), asked of the servers, not of docker's healthchecks.
                 self._wait_group(self.nodes())
                 self.timings["all_ready"] = time.monotonic() - started
+                self._check_running()
             except BaseException:
                 self.down()
                 raise
             return self.status()
+
+    def _check_running(self) -> None:
+        """Every container of the stack runs, helpers without a readiness check of their own (etcd-sd) too."""
+        for name, container in self.containers().items():
+            if container.status != "running":
+                raise NotReadyError(f"{name} is {container.status} (exit code {container.attrs['State']['ExitCode']}); "
+                                    f"last lines of `docker logs {container.name}`:\n{self._tail(container)}")
 
     def _check_ports(self) -> None:
         """Every address and port the stack binds must be free; say who holds one that is not."""

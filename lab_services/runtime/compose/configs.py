@@ -21,7 +21,7 @@ COMPOSE_DIR = REPO_DIR / "compose"
 def rendered() -> dict[Path, str]:
     """Each generated file and its text (JSON, which is valid YAML for Prometheus)."""
     scrape = prometheus.config(topology.consul_nodes(), topology.etcd_nodes(), topology.SERVICE_NAME,
-                               self_address=topology.prometheus_node("").addr("http"))
+                               etcd_targets=topology.ETCD_TARGETS, self_address=topology.prometheus_node("").addr("http"))
     return {
         COMPOSE_DIR / "consul" / "server.json": json.dumps(consul.server_config(), indent=2) + "\n",
         COMPOSE_DIR / "prometheus" / "prometheus.yml": json.dumps(scrape, indent=2) + "\n",

@@ -4,7 +4,9 @@ docker-compose.yml says the same in YAML; tests/test_compose_files.py checks tha
 """
 from __future__ import annotations
 
-from lab_services.runtime.nodes import NodeSpec
+from pathlib import PurePosixPath
+
+from lab_services.runtime.nodes import NodeSpec, prometheus
 
 PROJECT = "discovery-lab"
 SERVICE_NAME = "user"
@@ -26,6 +28,10 @@ def etcd_address(i: int) -> str:
 
 
 PROMETHEUS_ADDRESS = "127.0.1.31"
+# The instances registered in etcd, as Prometheus file_sd targets: the etcd-sd container writes this file in a
+# host directory that Prometheus mounts at the same path, so lesson 08 reads it where the config says (the
+# local runtime writes it from a thread of its supervisor).
+ETCD_TARGETS = PurePosixPath("/tmp/discovery-lab-sd") / prometheus.ETCD_TARGETS
 
 
 def service_address(index: int) -> str:
@@ -51,7 +57,7 @@ def etcd_nodes() -> list[NodeSpec]:
 
 def prometheus_node(config_path: str) -> NodeSpec:
     node = NodeSpec("prometheus", "prometheus", [], dict(PROMETHEUS_PORTS), host=PROMETHEUS_ADDRESS)
-    node.info = {"url": f"http://{node.addr('http')}", "config": config_path, "etcd_targets": ""}
+    node.info = {"url": f"http://{node.addr('http')}", "config": config_path, "etcd_targets": str(ETCD_TARGETS)}
     return node
 
 
