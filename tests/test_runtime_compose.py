@@ -170,10 +170,14 @@ def test_every_service_is_registered_in_both_registries(cluster):
     assert etcd_keys(cluster) == ["/services/user/user-1", "/services/user/user-2", "/services/user/user-3"]
 
 
-def test_prometheus_scrapes_every_instance_found_through_consul(cluster):
+def test_prometheus_scrapes_every_instance_found_through_consul_and_etcd(cluster):
     from lab_services import prometheus
 
-    prometheus.wait_for_targets(cluster.status()["prometheus"]["url"], "lab-services", 3, timeout=60)
+    url = cluster.status()["prometheus"]["url"]
+    prometheus.wait_for_targets(url, "lab-services", 3, timeout=60)
+    # Through etcd: the etcd-sd container keeps the file_sd target file the generated config names.
+    prometheus.wait_for_targets(url, "lab-services-etcd", 3, timeout=60)
+    assert json.loads(Path(str(topology.ETCD_TARGETS)).read_text())[0]["labels"]["registry"] == "etcd"
 
 
 def test_a_fresh_process_finds_the_stack_by_its_project_name(cluster):
