@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup chromium lab test down protos clean
+.PHONY: setup chromium lab test down protos clean compose-engine compose-images compose-configs
 
 # What the lab needs and nothing more: no system packages, no sudo (the browser is only for `make test`).
 setup: $(VENV)/.installed .cache/bin/.fetched
@@ -44,6 +44,21 @@ test: setup chromium
 
 down:
 	$(BIN)/discovery-lab down
+
+# The compose runtime (compose/README.md). A Docker engine + compose v2 from Debian's packages, dockerd with no
+# bridge and no iptables (root: it installs packages and starts dockerd; idempotent, ~1 s once done).
+compose-engine:
+	bash compose/engine.sh
+
+# Consul, etcd, Prometheus and user-service images built from Debian's packages with `--network=none`, for
+# machines with no container registry (CI); skips images that exist. Selected with LAB_COMPOSE_IMAGES=ci
+# (the default picks them when the official images are absent).
+compose-images: compose-engine
+	bash compose/images.sh
+
+# Rewrite compose/consul/server.json and compose/prometheus/prometheus.yml from the local runtime's generators.
+compose-configs: $(VENV)/.installed
+	$(BIN)/python -m lab_services.runtime.compose.configs
 
 protos: $(VENV)/.installed
 	$(BIN)/python -m lab_services.protogen

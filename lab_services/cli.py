@@ -12,7 +12,8 @@ import signal
 import sys
 from typing import Any
 
-from lab_services.runtime import ClusterConfig, SupervisedCluster, backend_name, connect
+from lab_services.runtime import ClusterConfig, backend_name, connect
+from lab_services.runtime.lab import open_cluster
 from lab_services.runtime import binaries
 from lab_services.runtime.cluster import UnknownProcessError
 from lab_services.runtime.status import ClusterStatus
@@ -53,15 +54,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
                            prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port,
                            instance_addresses=args.instance_addresses, tls=args.tls)
-    cluster = SupervisedCluster()
+    cluster = open_cluster()
     _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    cluster = SupervisedCluster()
+    cluster = open_cluster()
     was_running = cluster.published() is not None
-    cluster.down()
+    cluster.down(**({"volumes": True} if args.volumes else {}))
     print("lab stopped" if was_running else "no lab was running")
     return 0
 
@@ -124,7 +125,7 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
     from lab_services.core.paths import REPO_DIR
     from lab_services.runtime import processes
 
-    cluster = SupervisedCluster()
+    cluster = open_cluster()
     started_here = not cluster.running()
     status = cluster.status() if not started_here else cluster.launch(ClusterConfig())
     _print_status(status)
@@ -157,8 +158,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from lab_services.bench import discovery, startup, streams
 
     if args.which == "startup":
-        result, describe = startup.run(runs=args.runs), startup.describe
-    elif args.which == "streams":
+        # The compose runtime is measured next to the local one, in the same run, so the two rows compare.
+        backends = ["local", "compose"] if backend_name() == "compose" else ["local"]
+        results = [startup.run(runs=args.runs, backend=b) for b in backends]
+        print(json.dumps(results if len(results) > 1 else results[0]) if args.json
+              else "\n".join(startup.describe(r) for r in results))
+        return 0
+    if args.which == "streams":
         result, describe = streams.run(streams=args.streams, kind=args.kind), streams.describe
     else:
         result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs)
@@ -203,8 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="discovery-lab", description="Run the Service Discovery Lab cluster.")
     parser.add_argument("--backend", default=None, help="local (default) or compose; LAB_BACKEND sets it too")
     sub = parser.add_subparsers(dest="command", required=True)
+    # `discovery-lab up --backend compose` works as well as `discovery-lab --backend compose up`; SUPPRESS
+    # keeps a subcommand that is not given it from overwriting the global one.
+    backend_option = argparse.ArgumentParser(add_help=False)
+    backend_option.add_argument("--backend", default=argparse.SUPPRESS, help="local or compose (as before the command)")
 
-    up = sub.add_parser("up", help="start the lab cluster (or show the running one)")
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[backend_option], **kwargs)
+
+
+    up = command("up", help="start the lab cluster (or show the running one)")
     up.add_argument("--consul-servers", type=int, default=3, choices=(0, 1, 3))
     up.add_argument("--etcd-members", type=int, default=3, choices=(0, 1, 3))
     up.add_argument("--services", type=int, default=3)
@@ -217,28 +231,30 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
 
-    sub.add_parser("down", help="stop every lab process").set_defaults(func=cmd_down)
-    status = sub.add_parser("status", help="addresses, processes, leaders")
+    down = command("down", help="stop every lab process")
+    down.add_argument("--volumes", action="store_true", help="compose runtime: remove the servers' named volumes too")
+    down.set_defaults(func=cmd_down)
+    status = command("status", help="addresses, processes, leaders")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
     for op in PROCESS_OPS:
-        p = sub.add_parser(op, help=f"{op} one lab process, e.g. user-1 or consul-2")
+        p = command(op, help=f"{op} one lab process, e.g. user-1 or consul-2")
         p.add_argument("name")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_process)
-    add = sub.add_parser("add-service", help="start one more user-service instance, e.g. a v2 canary")
+    add = command("add-service", help="start one more user-service instance, e.g. a v2 canary")
     add.add_argument("--version", default="v1", help="version tag and meta (v2 for a canary)")
     add.add_argument("--meta", action="append", default=[], type=_meta_item, metavar="K=V", help="extra meta, e.g. weight=3")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_add_service)
-    sub.add_parser("reset", help="back to the shape `up` made: resume, start, remove added instances").set_defaults(func=cmd_reset)
-    sub.add_parser("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
-    sub.add_parser("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
-    jupyter = sub.add_parser("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")
+    command("reset", help="back to the shape `up` made: resume, start, remove added instances").set_defaults(func=cmd_reset)
+    command("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
+    command("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
+    jupyter = command("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")
     jupyter.add_argument("--no-browser", action="store_true")
     jupyter.add_argument("--port", type=int, default=8888)
     jupyter.set_defaults(func=cmd_jupyter)
-    bench = sub.add_parser("bench", help="print performance numbers")
+    bench = command("bench", help="print performance numbers")
     bench.add_argument("which", choices=("startup", "propagation", "failover", "overhead", "streams"))
     bench.add_argument("--registry", choices=("consul", "etcd"), default="consul", help="where the discovery benchmarks watch")
     bench.add_argument("--mode", choices=("picker", "native"), default="picker", help="PickerChannel or NativeChannel")
@@ -247,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--kind", choices=("watch", "chat"), default="watch", help="streams: WatchUsers or Chat")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
-    drill = sub.add_parser("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")
+    drill = command("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")
     drill.add_argument("name", nargs="?", help="e.g. service-kill, consul-leader")
     drill.add_argument("--list", action="store_true", help="list the drills")
     drill.add_argument("--check-interval", help="service drills: the probe's check interval, e.g. 10s")
@@ -262,10 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        backend_name(args.backend)
+        if args.backend:
+            # Through the environment, so every call below and every process it starts uses the same runtime.
+            os.environ["LAB_BACKEND"] = backend_name(args.backend)
+        backend_name()
         return args.func(args)
-    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError,
-            NotImplementedError) as err:
+    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError) as err:
         print(f"discovery-lab {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -19,10 +19,17 @@ def test_there_are_lessons():
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_top_to_bottom(path, lab, tmp_path):
+    run_lesson(path, tmp_path)
+    assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
+
+
+def run_lesson(path, out_dir) -> None:
+    """Execute a lesson headless and keep the executed copy in `out_dir` to read after a failure."""
     notebook = nbformat.read(path, as_version=4)
-    # The kernel inherits LAB_STATE_DIR from the test session, so the lesson reuses the shared lab.
+    # The kernel inherits LAB_STATE_DIR (and LAB_BACKEND) from the test session, so the lesson reuses the shared lab.
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    nbformat.write(notebook, tmp_path / path.name)
-    assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
+    try:
+        client.execute()
+    finally:
+        nbformat.write(notebook, out_dir / path.name)

@@ -45,13 +45,15 @@ def is_free(host: str, port: int) -> bool:
     return True
 
 
-def holder(port: int) -> str:
-    """'pid 1234 (consul)' for the process listening on `port`, or 'another process' when we may not see it."""
+def holder(port: int, host: str | None = None) -> str:
+    """'pid 1234 (consul)' for the process listening on `port` (on `host` or the wildcard, when given), or
+    'another process' when we may not see it."""
     import psutil  # only when a port is taken: every service process imports this module at start-up
 
     try:
         for conn in psutil.net_connections("inet"):
-            if conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid:
+            if (conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid
+                    and (host is None or conn.laddr.ip in (host, "0.0.0.0"))):
                 return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
     except (psutil.Error, OSError):
         pass

@@ -117,9 +117,12 @@ def fetch(names: list[str] | None = None, log=print) -> dict[str, Path]:
         "-o", "APT::Sandbox::User=root",
     ]
     log(f"fetching {', '.join(t.package + '/' + t.suite for t in missing)} from Debian's archive")
-    _run(["apt-get", *options, "update"], "apt-get update")
     debs = apt_dir / "debs"
-    _run(["apt-get", *options, "download", *[f"{t.package}/{t.suite}" for t in missing]], "apt-get download", cwd=debs)
+    try:
+        _run(["apt-get", *options, "update"], "apt-get update")
+        _run(["apt-get", *options, "download", *[f"{t.package}/{t.suite}" for t in missing]], "apt-get download", cwd=debs)
+    except MissingBinaryError as err:
+        raise unavailable(missing, err) from None
     bin_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for tool in missing:
@@ -133,6 +136,14 @@ def fetch(names: list[str] | None = None, log=print) -> dict[str, Path]:
             shutil.copy2(source, bin_dir() / tool.name)
             log(f"installed {bin_dir() / tool.name}")
     return {t.name: bin_dir() / t.name for t in wanted}
+
+
+def unavailable(tools: list[Tool], cause: Exception) -> MissingBinaryError:
+    """Bullseye is past its LTS and may leave the mirror: name each binary, its variable, and the way round."""
+    names = "; ".join(f"{t.name} ({t.package}/{t.suite}; or install it and set {t.env_var})" for t in tools)
+    return MissingBinaryError(
+        f"could not fetch {names} from {ARCHIVE}: {str(cause).rstrip('.')}. Without these binaries use the compose "
+        "runtime, which runs the official images: LAB_BACKEND=compose (compose/README.md)")
 
 
 def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:

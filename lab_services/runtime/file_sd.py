@@ -9,9 +9,12 @@ The file is replaced atomically (write a temporary file, then rename), so Promet
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -91,3 +94,32 @@ class FileSDWriter:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self.watcher.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The writer as a process of its own: the compose runtime's `etcd-sd` container, which Prometheus shares a volume with.
+
+    The local runtime runs the writer as a thread of its supervisor; under compose no such long-lived Python
+    process exists, so a container does the same work.
+    """
+    from lab_services.discovery.etcd_watcher import EtcdWatcher  # the etcd client loads only here
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--etcd", required=True, help="etcd endpoints, host:port,host:port")
+    parser.add_argument("--service", default="user", help="the service whose instances Prometheus should scrape")
+    parser.add_argument("--out", required=True, help="the target file Prometheus's file_sd_configs reads")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    writer = FileSDWriter(EtcdWatcher(args.service, args.etcd.split(",")), args.out).start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    writer.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

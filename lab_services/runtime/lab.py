@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab_services.runtime.cluster import Cluster
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.supervised import LabNotRunningError, SupervisedCluster
+
+if TYPE_CHECKING:
+    from lab_services.runtime.compose.cluster import ComposeCluster
 
 BACKENDS = ("local", "compose")
 
@@ -15,31 +19,41 @@ def backend_name(explicit: str | None = None) -> str:
     name = (explicit or os.environ.get("LAB_BACKEND") or "local").strip().lower()
     if name not in BACKENDS:
         raise ValueError(f"invalid argument: LAB_BACKEND: {name!r}; use one of {', '.join(BACKENDS)}")
-    if name == "compose":
-        raise NotImplementedError(
-            "the compose runtime is not built yet (see compose/README.md); unset LAB_BACKEND to use the local runtime"
-        )
     return name
 
 
-def connect(base: Path | None = None, backend: str | None = None) -> SupervisedCluster:
-    """The running lab in this state directory; raises LabNotRunningError when there is none."""
-    backend_name(backend)
-    cluster = SupervisedCluster(base)
+def open_cluster(base: Path | None = None, backend: str | None = None) -> SupervisedCluster | ComposeCluster:
+    """A handle on the chosen runtime's lab, running or not (`running()`, `launch()`, `down()` and the Cluster calls)."""
+    if backend_name(backend) == "compose":
+        from lab_services.runtime.compose.cluster import ComposeCluster  # the docker SDK loads only when asked for
+
+        return ComposeCluster(base=base)
+    return SupervisedCluster(base)
+
+
+def connect(base: Path | None = None, backend: str | None = None) -> SupervisedCluster | ComposeCluster:
+    """The running lab of the chosen runtime; raises LabNotRunningError when there is none."""
+    cluster = open_cluster(base, backend)
     if not cluster.running():
-        raise LabNotRunningError(f"no lab is running in {cluster.base}; start one with `discovery-lab up`")
+        where = f"compose project {cluster.project}" if cluster.backend == "compose" else str(cluster.base)
+        start = "discovery-lab --backend compose up" if cluster.backend == "compose" else "discovery-lab up"
+        raise LabNotRunningError(f"no lab is running in {where}; start one with `{start}`")
     return cluster
 
 
-def ensure_cluster(base: Path | None = None, backend: str | None = None, **shape) -> SupervisedCluster:
+def ensure_cluster(base: Path | None = None, backend: str | None = None, **shape) -> SupervisedCluster | ComposeCluster:
     """Reuse the running lab if it has at least the asked-for shape; otherwise (re)start it.
 
     A lab started from a notebook is owned by that kernel: when the kernel dies, the lab goes with it.
     A lab started with `discovery-lab up` (as `make lab` does) has no owner and runs until `down`.
+    The compose runtime runs one shape, which serves every lesson (not `up --tls`), and its containers
+    outlive the kernel (`discovery-lab --backend compose down` stops them).
     """
-    backend_name(backend)
     wanted = ClusterConfig(**shape).validate()
-    cluster = SupervisedCluster(base)
+    cluster = open_cluster(base, backend)
+    if cluster.backend == "compose":
+        cluster.launch(wanted)
+        return cluster
     state = cluster.published()
     if state and "status" in state:
         running = ClusterConfig(**state["status"]["config"])

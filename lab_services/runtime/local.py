@@ -18,11 +18,11 @@ from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessE
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.file_sd import FileSDWriter
 from lab_services.runtime.nodes import NodeSpec
-from lab_services.runtime.status import (ClusterStatus, ConsulStatus, EtcdStatus, MovedPort, ProcessStatus, PrometheusStatus,
-                                         ServiceStatus, TLSStatus)
+from lab_services.runtime.status import ClusterStatus, MovedPort, TLSStatus, describe
 from lab_services.runtime.nodes import consul, etcd, prometheus, service
 from lab_services.core.ports import PortAllocator
 from lab_services.core.wait import WaitTimeout, wait_until
+from lab_services.runtime import readiness
 from lab_services.tls import TLSMaterial
 
 
@@ -176,20 +176,7 @@ class LocalCluster(Cluster):
         self.children[node.name] = processes.spawn(node.name, node.argv, log_path=log, base=self.base)
 
     def _ready_check(self, node: NodeSpec) -> Callable[[], bool]:
-        if node.kind == "consul":
-            return lambda: consul.is_ready(node)
-        if node.kind == "etcd":
-            return lambda: etcd.is_ready(node)
-        if node.kind == "prometheus":
-            return lambda: prometheus.is_ready(node)
-        agent = self._consul_agent()
-        members = [n for n in self.nodes.values() if n.kind == "etcd"]
-        in_consul = bool(agent) and self.config.registry in ("consul", "both")
-        in_etcd = bool(members) and self.config.registry in ("etcd", "both")
-        # Ready means findable: serving, and listed in every registry it registers with.
-        return lambda: (service.is_serving(node)
-                        and (not in_consul or service.is_passing_in_consul(node, agent))
-                        and (not in_etcd or any(service.is_registered_in_etcd(node, m) for m in members)))
+        return readiness.ready_check(node, self.nodes.values(), self.config.registry)
 
     def _wait_ready(self, node: NodeSpec) -> float:
         child = self.children[node.name]
@@ -298,37 +285,17 @@ class LocalCluster(Cluster):
 
     def status(self) -> ClusterStatus:
         with self._lock:
-            by_kind: dict[str, list[NodeSpec]] = {}
-            for node in self.nodes.values():
-                by_kind.setdefault(node.kind, []).append(node)
-            consul_nodes, etcd_nodes = by_kind.get("consul", []), by_kind.get("etcd", [])
-            prom = by_kind.get("prometheus", [])
-            live_consul = [n for n in consul_nodes if self.state_of(n.name) == "running"]
-            live_etcd = [n for n in etcd_nodes if self.state_of(n.name) == "running"]
+            topology = describe(list(self.nodes.values()), self.state_of, self._pid,
+                                lambda node: str(self.workdir / "logs" / f"{node.name}.log"))
             return ClusterStatus(
                 backend=self.backend,
                 config=ClusterConfig(**self.config.to_dict()),
                 state_dir=str(self.base),
-                consul=ConsulStatus(
-                    http=[n.addr("http") for n in consul_nodes],
-                    dns=consul_nodes[0].addr("dns") if consul_nodes else None,
-                    ui=consul_nodes[0].info["ui"] if consul_nodes else None,
-                    leader=consul.leader_name(live_consul),
-                ),
-                etcd=EtcdStatus(endpoints=[n.addr("client") for n in etcd_nodes], leader=etcd.leader_name(live_etcd)),
-                prometheus=PrometheusStatus(url=prom[0].info["url"] if prom else None,
-                                            config=prom[0].info["config"] if prom else None),
-                services=[
-                    ServiceStatus(id=n.name, name=n.info["service"], version=n.info["version"], address=n.addr("grpc"),
-                                  admin=n.info["admin"], pid=self._pid(n.name), metrics_url=n.info["metrics_url"],
-                                  state=self.state_of(n.name))
-                    for n in by_kind.get("service", [])
-                ],
-                processes=[
-                    ProcessStatus(name=n.name, kind=n.kind, pid=self._pid(n.name), state=self.state_of(n.name),
-                                  ports=dict(n.ports), log=str(self.workdir / "logs" / f"{n.name}.log"))
-                    for n in self.nodes.values()
-                ],
+                consul=topology.consul,
+                etcd=topology.etcd,
+                prometheus=topology.prometheus,
+                services=topology.services,
+                processes=topology.processes,
                 tls=None if not self.tls else TLSStatus(
                     mode=self.config.tls, ca=str(self.tls.ca.cert_path),
                     client_cert=str(self.tls.client.cert_path), client_key=str(self.tls.client.key_path)),

@@ -9,9 +9,10 @@ wire format (the CLI prints it unchanged) while the code reads fields by name.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from lab_services.runtime.config import ClusterConfig
+from lab_services.runtime.nodes import NodeSpec, consul, etcd
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,25 @@ class ServiceStatus:
     pid: int | None
     metrics_url: str
     state: str
+    container: str | None = None  # the compose runtime's container id; None for a local process
 
 
 @dataclass(frozen=True)
 class ProcessStatus:
+    """One server or service process: `host` is its own loopback address (on compose every server has one)."""
+
     name: str
     kind: str
+    host: str
     pid: int | None
     state: str
     ports: dict[str, int]
-    log: str
+    log: str | None  # a log file (local) or the `docker logs` command that shows it (compose)
+    container: str | None = None
+
+    def address(self, port: str) -> str:
+        """host:port of one of this process's ports, e.g. `address("http")`."""
+        return f"{self.host}:{self.ports[port]}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class ClusterStatus:
     timings: dict[str, float]
     reaped: list[str] = field(default_factory=list)
     moved_ports: list[MovedPort] = field(default_factory=list)
+    project: str | None = None  # the compose project that runs the lab
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the `status --json` object (and the supervisor's answer to "status")."""
@@ -115,6 +126,7 @@ class ClusterStatus:
             timings=data["timings"],
             reaped=data.get("reaped", []),
             moved_ports=[MovedPort(**m) for m in data.get("moved_ports", [])],
+            project=data.get("project"),
         )
 
     @property
@@ -131,3 +143,50 @@ class ClusterStatus:
     def processes_of(self, kind: str) -> dict[str, ProcessStatus]:
         """The processes of `kind` ('consul', 'etcd', 'prometheus', 'service') by name."""
         return {p.name: p for p in self.processes if p.kind == kind}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The part of a status both runtimes build the same way from their node specs."""
+
+    consul: ConsulStatus
+    etcd: EtcdStatus
+    prometheus: PrometheusStatus
+    services: list[ServiceStatus]
+    processes: list[ProcessStatus]
+
+
+def describe(nodes: list[NodeSpec], state_of: Callable[[str], str], pid_of: Callable[[str], int | None],
+             log_of: Callable[[NodeSpec], str | None],
+             container_of: Callable[[NodeSpec], str | None] = lambda node: None) -> Topology:
+    """Addresses, leaders, services and processes, built in one place so the CLI, dashboard, drills and
+    lessons read the same shape whichever runtime runs the nodes; the callables say how that runtime runs one."""
+    by_kind: dict[str, list[NodeSpec]] = {}
+    for node in nodes:
+        by_kind.setdefault(node.kind, []).append(node)
+    consul_nodes, etcd_nodes = by_kind.get("consul", []), by_kind.get("etcd", [])
+    prom = by_kind.get("prometheus", [])
+    live_consul = [n for n in consul_nodes if state_of(n.name) == "running"]
+    live_etcd = [n for n in etcd_nodes if state_of(n.name) == "running"]
+    return Topology(
+        consul=ConsulStatus(
+            http=[n.addr("http") for n in consul_nodes],
+            dns=consul_nodes[0].addr("dns") if consul_nodes else None,
+            ui=consul_nodes[0].info["ui"] if consul_nodes else None,
+            leader=consul.leader_name(live_consul),
+        ),
+        etcd=EtcdStatus(endpoints=[n.addr("client") for n in etcd_nodes], leader=etcd.leader_name(live_etcd)),
+        prometheus=PrometheusStatus(url=prom[0].info["url"] if prom else None,
+                                    config=prom[0].info["config"] if prom else None),
+        services=[
+            ServiceStatus(id=n.name, name=n.info["service"], version=n.info["version"], address=n.addr("grpc"),
+                          admin=n.info["admin"], pid=pid_of(n.name), metrics_url=n.info["metrics_url"],
+                          state=state_of(n.name), container=container_of(n))
+            for n in by_kind.get("service", [])
+        ],
+        processes=[
+            ProcessStatus(name=n.name, kind=n.kind, host=n.host, pid=pid_of(n.name), state=state_of(n.name),
+                          ports=dict(n.ports), log=log_of(n), container=container_of(n))
+            for n in nodes
+        ],
+    )

@@ -12,13 +12,13 @@ from lab_services.runtime.status import ClusterStatus
 
 def consul_servers(status: ClusterStatus) -> dict[str, ConsulServer]:
     """The lab's Consul servers by name, with their HTTP and raft addresses."""
-    return {n: ConsulServer(f"{status.host}:{p.ports['http']}", f"{status.host}:{p.ports['server']}")
+    return {n: ConsulServer(p.address("http"), p.address("server"))
             for n, p in status.processes_of("consul").items()}
 
 
 def etcd_endpoints(status: ClusterStatus) -> dict[str, str]:
     """The lab's etcd members by name, with their client endpoints."""
-    return {n: f"{status.host}:{p.ports['client']}" for n, p in status.processes_of("etcd").items()}
+    return {n: p.address("client") for n, p in status.processes_of("etcd").items()}
 
 
 def kill_leader(cluster: Cluster, watch: Stopwatch, leader: str, what: str, leader_name: Callable[[], str | None],

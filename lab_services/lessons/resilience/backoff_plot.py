@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import random
 
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from lab_services.core.backoff import Backoff
 
@@ -30,6 +33,9 @@ def plot_backoff(base: float = 0.1, cap: float = 2.0, factor: float = 2.0, attem
     rows = sample_delays(base, cap, factor, attempts, runs, seed)
     ceilings = [Backoff(base=base, cap=cap, factor=factor).ceiling(n) for n in range(attempts)]
     rng = random.Random(seed)
+    # Imported here: channels import this package for its breaker, and a service container has no matplotlib.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7, 4), layout="constrained")
     axes = figure.add_subplot()
     for n in range(attempts):

@@ -36,7 +36,7 @@ class ClusterOverview:
         """Read `cluster.status()` and redraw; returns the rows."""
         status = self.cluster.status()
         self.rows = overview_rows(status)
-        self.table.value = html_table(self.rows, COLUMNS)
+        self.table.value = html_table(self.rows, COLUMNS + (["container"] if any("container" in r for r in self.rows) else []))
         self.summary.value = summary_html(status, self.rows)
         return self.rows
 
@@ -61,12 +61,11 @@ def overview_rows(status: ClusterStatus) -> list[dict[str, Any]]:
         versions["service"] = "source tree"
     leaders = {status.consul.leader, status.etcd.leader} - {None}
     services = {s.id: s for s in status.services}
-    host = status.host
     rows = []
     for proc in status.processes:
         kind, ports = proc.kind, proc.ports
         port = ports.get("http") if kind in ("consul", "prometheus") else ports.get("client") if kind == "etcd" else None
-        address = services[proc.name].address if proc.name in services else (f"{host}:{port}" if port else "-")
+        address = services[proc.name].address if proc.name in services else (f"{proc.host}:{port}" if port else "-")
         rows.append({
             "role": ROLES.get(kind, kind),
             "name": proc.name,
@@ -75,5 +74,7 @@ def overview_rows(status: ClusterStatus) -> list[dict[str, Any]]:
             "state": proc.state,
             "leader": "★ leader" if proc.name in leaders else "",
             "version": versions.get(kind, "-"),
+            # On the compose runtime each node is a container: name it, as `docker ps` does.
+            **({"container": proc.container} if proc.container else {}),
         })
     return rows

@@ -65,7 +65,8 @@ class ProcessRow:
     def show(self, row: dict[str, Any], busy: bool) -> None:
         """Redraw from an overview row; while any action runs, every button waits."""
         cells = [(f"<b>{escape(row['name'])}</b> {'★' if row['leader'] else ''}", 110), (row["role"], 110),
-                 (row["address"], 150), (f"pid {row['pid']}" if row["pid"] else "no pid", 80), (row["version"], 90)]
+                 (row["address"], 150), (f"pid {row['pid']}" if row["pid"] else "no pid", 80), (row["version"], 90),
+                 *([(f"container {row['container']}", 170)] if row.get("container") else [])]
         self.info.value = "".join(f"<span style='display:inline-block;width:{w}px'>{c if i == 0 else escape(str(c))}</span>"
                                   for i, (c, w) in enumerate(cells))
         self.state.value = f"<b style='color:{STATE_COLOURS.get(row['state'], '#000')}'>{row['state']}</b>"

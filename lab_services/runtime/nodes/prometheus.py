@@ -13,20 +13,21 @@ ETCD_TARGETS = "etcd-targets.json"
 
 
 def config(consul: list[NodeSpec], etcd: list[NodeSpec], service_name: str, scrape_interval: str = "2s",
-           etcd_targets: Path | None = None) -> dict:
+           etcd_targets: Path | None = None, self_address: str = "{self}") -> dict:
     """The scrape configuration; lesson 08 shows it. JSON is valid YAML, so no YAML library is needed.
 
     With `etcd_targets`, a second job reads the instances registered in etcd from that file, which
     `lab_services.runtime.file_sd.FileSDWriter` keeps current (Prometheus has no etcd discovery).
     """
-    scrape = [{"job_name": "prometheus", "static_configs": [{"targets": ["{self}"]}]}]
+    scrape = [{"job_name": "prometheus", "static_configs": [{"targets": [self_address]}]}]
     if consul:
         scrape.append({
             "job_name": "lab-services",
             # refresh 1 s: the default 30 s made a cold start take 36 s to first scrape (docs/architecture.md).
             "consul_sd_configs": [{"server": consul[0].addr("http"), "services": [service_name], "refresh_interval": "1s"}],
             "relabel_configs": [
-                {"source_labels": ["__meta_consul_address", "__meta_consul_service_metadata_metrics_port"],
+                # The instance's own address, not its agent's: under compose each instance has its own.
+                {"source_labels": ["__meta_consul_service_address", "__meta_consul_service_metadata_metrics_port"],
                  "regex": "(.+);(\\d+)", "replacement": "$1:$2", "target_label": "__address__"},
                 {"source_labels": ["__meta_consul_service_id"], "target_label": "instance"},
                 {"source_labels": ["__meta_consul_service"], "target_label": "service"},
@@ -57,8 +58,7 @@ def plan(binary: Path, ports: PortAllocator, workdir: Path, consul: list[NodeSpe
     etcd_targets = path.parent / ETCD_TARGETS if etcd_services else None
     if etcd_targets is not None:
         etcd_targets.write_text("[]")
-    cfg = config(consul, etcd, service_name, etcd_targets=etcd_targets)
-    cfg["scrape_configs"][0]["static_configs"][0]["targets"] = [node.addr("http")]
+    cfg = config(consul, etcd, service_name, etcd_targets=etcd_targets, self_address=node.addr("http"))
     path.write_text(json.dumps(cfg, indent=2))
     node.argv = [
         str(binary),

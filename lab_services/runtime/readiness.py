@@ -1,0 +1,25 @@
+"""What "ready" means for each kind of lab node, the same on both runtimes: ask the server, never sleep."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from lab_services.runtime.nodes import NodeSpec, consul, etcd, prometheus, service
+
+
+def ready_check(node: NodeSpec, nodes: Iterable[NodeSpec], registry: str) -> Callable[[], bool]:
+    """Consul: a raft leader; etcd: healthy; Prometheus: ready; a service: serving and listed in every
+    registry it registers with (passing in the catalog of the Consul it registers with, its key in etcd)."""
+    if node.kind == "consul":
+        return lambda: consul.is_ready(node)
+    if node.kind == "etcd":
+        return lambda: etcd.is_ready(node)
+    if node.kind == "prometheus":
+        return lambda: prometheus.is_ready(node)
+    nodes = list(nodes)
+    agent = next((n for n in nodes if n.name == "consul-1"), None)
+    members = [n for n in nodes if n.kind == "etcd"]
+    in_consul = bool(agent) and registry in ("consul", "both")
+    in_etcd = bool(members) and registry in ("etcd", "both")
+    return lambda: (service.is_serving(node)
+                    and (not in_consul or service.is_passing_in_consul(node, agent))
+                    and (not in_etcd or any(service.is_registered_in_etcd(node, m) for m in members)))

@@ -1,0 +1,106 @@
+"""The compose files: valid, pinned, loopback-only, the CI override complete, and nothing in them drifts from the local runtime."""
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+
+import pytest
+import yaml
+from docker_engine import require_compose_cli
+
+from lab_services.core.paths import REPO_DIR
+from lab_services.runtime.compose import configs, engine, topology
+from lab_services.runtime.nodes import etcd, service
+from lab_services.core.ports import PortAllocator
+
+LEARNER = yaml.safe_load(engine.LEARNER_FILE.read_text())
+CI = yaml.safe_load(engine.CI_OVERRIDE.read_text().replace("!reset", ""))
+
+
+def merged(files: list) -> dict:
+    require_compose_cli()
+    return engine.compose_config(files)
+
+
+def test_docker_compose_config_validates_the_learners_file():
+    config = merged([engine.LEARNER_FILE])
+    assert sorted(config["services"]) == sorted(LEARNER["services"])
+
+
+def test_images_are_pinned_never_latest():
+    for name, svc in LEARNER["services"].items():
+        image = svc["image"]
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), f"{name}: {image} is not pinned to a version"
+        assert "latest" not in image
+
+
+def test_every_container_has_a_healthcheck_init_and_host_networking():
+    for name, svc in merged([engine.LEARNER_FILE])["services"].items():
+        assert svc.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert svc.get("init") is True and svc.get("network_mode") == "host", name
+    prometheus = merged([engine.LEARNER_FILE])["services"]["prometheus"]
+    assert prometheus["depends_on"]["consul-1"]["condition"] == "service_healthy"
+
+
+def test_every_service_has_its_ci_counterpart_on_a_local_image():
+    assert sorted(CI["services"]) == sorted(LEARNER["services"])
+    config = merged([engine.LEARNER_FILE, engine.CI_OVERRIDE])
+    for name, svc in config["services"].items():
+        assert svc["image"].startswith("lab/") and svc["image"].endswith(":ci"), name
+        assert svc["pull_policy"] == "never" and "build" not in svc, name
+        # Everything but the image comes from the learner's file.
+        assert svc["command"] == merged([engine.LEARNER_FILE])["services"][name]["command"], name
+
+
+def test_only_loopback_addresses_appear():
+    text = engine.LEARNER_FILE.read_text() + engine.CI_OVERRIDE.read_text()
+    for config in configs.rendered().values():
+        text += config
+    addresses = set(re.findall(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", text))
+    assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses), addresses
+
+
+def test_generated_configs_are_current():
+    for path, text in configs.rendered().items():
+        assert path.read_text() == text, f"{path.name} is stale: run python -m lab_services.runtime.compose.configs"
+
+
+def test_the_files_put_each_node_where_the_runtime_looks():
+    services = LEARNER["services"]
+    for node in topology.server_nodes(""):
+        command = " ".join(map(str, services[node.name]["command"]))
+        assert node.host in command, f"{node.name} does not listen on {node.host}"
+    for i in range(1, topology.INSTANCES + 1):
+        assert services[f"user-{i}"]["command"] == topology.service_argv(i)
+
+
+def test_services_get_the_same_flags_as_on_the_local_runtime():
+    consul = topology.consul_nodes()[:1]
+    members = topology.etcd_nodes()
+    local = service.plan(1, PortAllocator(), "user", "both", consul, members)
+    flags = lambda argv: [a for a in argv if a.startswith("--")]
+    assert flags(local.argv) == flags(topology.service_argv(1))
+
+
+def test_etcd_gets_the_local_runtimes_timing(tmp_path):
+    local = etcd.plan(1, tmp_path / "etcd", PortAllocator(), tmp_path)[0].argv
+    env = LEARNER["x-etcd-flags"]
+    for flag in ("heartbeat-interval", "election-timeout"):
+        value = next(a.split("=", 1)[1] for a in local if a.startswith(f"--{flag}="))
+        assert env[f"ETCD_{flag.upper().replace('-', '_')}"] == value
+
+
+def test_the_service_image_installs_what_pyproject_pins():
+    pins = dict(re.findall(r"^([\w.-]+)==([\w.]+)$", (REPO_DIR / "compose/user-service/requirements.txt").read_text(), re.M))
+    declared = dict(d.split("==") for d in tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert pins and {k: declared.get(k) for k in pins} == pins
+
+
+@pytest.mark.parametrize("script", ["engine.sh", "images.sh"])
+def test_scripts_keep_the_network_rules(script):
+    text = (engine.COMPOSE_DIR / script).read_text()
+    if script == "engine.sh":
+        assert "--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false" in text
+    else:
+        assert "build --network=none" in text

@@ -1,0 +1,285 @@
+"""The compose runtime against a real Docker engine: the same contract as the local runtime, on containers."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+from docker_engine import require_engine
+from labs import local_lab
+
+from lab_services.core.http import http_json
+from lab_services.core.ports import PortInUseError
+from lab_services.core.wait import wait_until
+from lab_services.runtime.cluster import UnknownProcessError
+from lab_services.runtime.config import ClusterConfig
+from lab_services.runtime.compose import engine, topology
+from lab_services.runtime.compose.cluster import ComposeCluster
+
+PROJECT = topology.PROJECT
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docker_engine() -> None:
+    require_engine()
+
+
+def leftovers() -> dict[str, list[str]]:
+    """Containers and networks of the project that outlived `down` (named volumes are listed separately)."""
+    client = engine.client()
+    label = {"label": f"com.docker.compose.project={PROJECT}"}
+    return {"containers": [c.name for c in client.containers.list(all=True, filters=label)],
+            "networks": [n.name for n in client.networks.list(filters=label)]}
+
+
+def volumes() -> list[str]:
+    return sorted(v.name for v in engine.client().volumes.list(filters={"label": f"com.docker.compose.project={PROJECT}"}))
+
+
+# -- errors, before any stack runs -------------------------------------------------------------------------
+def test_no_engine_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    with pytest.raises(engine.DockerUnavailableError, match=r"no Docker engine answers at unix://.*no-docker.sock: start it"):
+        engine.client()
+
+
+def test_permission_denied_on_the_socket_names_the_fix():
+    """A user outside the docker group, as on a fresh workshop machine (the socket is root:docker 0660)."""
+    code = ("from lab_services.runtime.compose import engine\n"
+            "try:\n    engine.client()\nexcept engine.DockerUnavailableError as err:\n    print(err)\n")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c"]
+    env = {**os.environ, "PYTHONPATH": str(Path(engine.REPO_DIR))}
+    if os.geteuid() != 0 or subprocess.run([*as_nobody, "import docker"], env=env, cwd="/", capture_output=True).returncode:
+        pytest.skip("needs root, and a checkout and interpreter that uid 65534 may read, to become a user outside the docker group")
+    out = subprocess.run([*as_nobody, code], capture_output=True, text=True, timeout=60, cwd="/", env=env)
+    assert "permission denied on the Docker socket" in out.stdout and "usermod -aG docker" in out.stdout, out.stdout + out.stderr
+
+
+def test_an_old_engine_is_refused_with_the_versions():
+    with pytest.raises(engine.DockerUnavailableError, match=r"19.03.15 \(API 1.40\), too old .* Docker 20.10 or newer"):
+        engine.check_api_version({"Version": "19.03.15", "ApiVersion": "1.40"})
+    engine.check_api_version(engine.client().version())
+
+
+def test_compose_v2_missing_names_the_plugin(monkeypatch):
+    # `true` stands for a docker CLI without the compose plugin: `docker compose version` prints nothing.
+    monkeypatch.setenv("LAB_DOCKER_CLI", "true")
+    with pytest.raises(engine.DockerUnavailableError, match=r"docker compose v2 is missing .*: install the compose plugin"):
+        engine.compose_version()
+    monkeypatch.setenv("LAB_DOCKER_CLI", "no-such-docker")
+    with pytest.raises(engine.DockerUnavailableError, match="no `no-such-docker` command on PATH"):
+        engine.compose_version()
+
+
+def test_an_image_missing_with_pulling_disabled_names_the_build(tmp_path):
+    override = tmp_path / "missing.yml"
+    override.write_text("services:\n  consul-1: {image: 'lab/does-not-exist:ci', pull_policy: never}\n")
+    config = engine.compose_config([engine.LEARNER_FILE, override])
+    with pytest.raises(engine.ImageMissingError, match=r"lab/does-not-exist:ci \(consul-1\) is not on this engine and "
+                                                      r"pulling is disabled.*make compose-images"):
+        engine.missing_images(engine.client(), config)
+
+
+def test_a_port_in_use_names_its_holder_and_nothing_starts():
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # an earlier stack's TIME_WAIT must not stop the test
+        taken.bind((topology.consul_address(2), 8500))
+        taken.listen()
+        with pytest.raises(PortInUseError, match=rf"port 8500 on 127.0.1.12 \(consul-2 http\) is in use by pid {os.getpid()}"):
+            ComposeCluster().up()
+    assert leftovers()["containers"] == []
+
+
+def test_one_cold_start_on_compose_reports_every_figure():
+    from lab_services.bench import startup
+
+    result = startup.run(runs=1, backend="compose")
+    assert result["backend"] == "compose" and result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"] > 0
+    assert result["total_rss_mb"] > 0 and "compose runtime" in startup.describe(result)
+    assert leftovers()["containers"] == [] and volumes() == []
+
+
+def test_a_tls_lesson_is_refused_with_the_way_round():
+    with pytest.raises(ValueError, match="plaintext gRPC only; unset LAB_BACKEND for a lab whose instances serve TLS"):
+        ComposeCluster(ClusterConfig(tls="mtls"))
+
+
+# -- the running stack --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster():
+    lab = ComposeCluster()
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()
+    assert leftovers() == {"containers": [], "networks": []}, "down left containers or networks behind"
+
+
+def consul_passing(lab: ComposeCluster) -> list[str]:
+    entries = http_json(f"http://{lab.status().consul.http[0]}/v1/health/service/user?passing")
+    return sorted(e["Service"]["ID"] for e in entries)
+
+
+def etcd_keys(lab: ComposeCluster) -> list[str]:
+    endpoint = lab.status().etcd.endpoints[0]
+    prefix, end = (base64.b64encode(k).decode() for k in (b"/services/user/", b"/services/user0"))
+    answer = http_json(f"http://{endpoint}/v3/kv/range", data={"key": prefix, "range_end": end})
+    return sorted(base64.b64decode(kv["key"]).decode() for kv in answer.get("kvs", []))
+
+
+def test_status_has_the_local_runtimes_shape(cluster, tmp_path):
+    compose = cluster.status().to_dict()
+    with local_lab(tmp_path, consul_servers=1, etcd_members=1, services=1) as lab:
+        local = lab.status().to_dict()
+    assert set(compose) == set(local) and compose["project"] == PROJECT and local["project"] is None
+    for part in ("consul", "etcd", "prometheus", "config"):
+        assert set(compose[part]) == set(local[part]), part
+    assert set(compose["services"][0]) == set(local["services"][0]) and local["services"][0]["container"] is None
+    assert set(compose["processes"][0]) == set(local["processes"][0]) and compose["processes"][0]["container"]
+    assert compose["backend"] == "compose" and compose["consul"]["leader"] in {"consul-1", "consul-2", "consul-3"}
+    assert compose["etcd"]["leader"] in {"etcd-1", "etcd-2", "etcd-3"}
+    assert [s["address"] for s in compose["services"]] == ["127.0.1.41:5000", "127.0.1.42:5000", "127.0.1.43:5000"]
+    assert set(compose["binaries"]) == {"consul", "etcd", "prometheus", "user-service"}
+
+
+def test_pids_are_the_containers_main_processes(cluster):
+    containers = cluster.containers()
+    for proc in cluster.status().processes:
+        container = containers[proc.name]
+        assert proc.container == container.short_id and proc.state == "running"
+        assert proc.pid == container.attrs["State"]["Pid"] and psutil.pid_exists(proc.pid)
+
+
+def test_the_overview_shows_each_servers_address_and_container(cluster):
+    from lab_services.lessons.widgets import ClusterOverview
+
+    overview = ClusterOverview(cluster)
+    rows = {r["name"]: r for r in overview.rows}
+    assert rows["consul-2"]["address"] == "127.0.1.12:8500" and rows["etcd-3"]["address"] == "127.0.1.23:2379"
+    assert all(r["container"] for r in rows.values()) and rows["user-1"]["container"] in overview.table.value
+
+
+def test_every_service_is_registered_in_both_registries(cluster):
+    assert consul_passing(cluster) == ["user-1", "user-2", "user-3"]
+    assert etcd_keys(cluster) == ["/services/user/user-1", "/services/user/user-2", "/services/user/user-3"]
+
+
+def test_prometheus_scrapes_every_instance_found_through_consul_and_etcd(cluster):
+    from lab_services.metrics import prometheus
+
+    url = cluster.status().prometheus.url
+    prometheus.wait_for_targets(url, "lab-services", 3, timeout=60)
+    # Through etcd: the etcd-sd container keeps the file_sd target file the generated config names.
+    prometheus.wait_for_targets(url, "lab-services-etcd", 3, timeout=60)
+    assert json.loads(Path(str(topology.ETCD_TARGETS)).read_text())[0]["labels"]["registry"] == "etcd"
+
+
+def test_a_fresh_process_finds_the_stack_by_its_project_name(cluster):
+    out = subprocess.run([sys.executable, "-m", "lab_services.cli", "status", "--backend", "compose", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert status["backend"] == "compose" and len(status["processes"]) == 10
+
+
+def test_kill_is_seen_by_consul_and_etcd_and_start_brings_it_back(cluster):
+    pid = cluster.status().services[0].pid
+    result = cluster.kill("user-1")
+    assert result["pid"] == pid and result["alive"] is False and not psutil.pid_exists(pid)
+    assert cluster.state_of("user-1") == "stopped"
+    wait_until(lambda: consul_passing(cluster) == ["user-2", "user-3"], 15, "consul marking user-1 critical")
+    wait_until(lambda: "/services/user/user-1" not in etcd_keys(cluster), 20, "the etcd lease of user-1 expiring")
+    started = cluster.start("user-1")
+    assert started["pid"] != pid
+    assert consul_passing(cluster) == ["user-1", "user-2", "user-3"]
+    assert "/services/user/user-1" in etcd_keys(cluster)
+
+
+def test_graceful_stop_under_load_costs_the_client_no_call(cluster):
+    from lab_services.discovery import ConsulWatcher
+    from lab_services.discovery.picker_channel import PickerChannel
+    from lab_services.service import user_pb2, user_pb2_grpc
+
+    watcher = ConsulWatcher("user", cluster.status().consul.http, wait="5s").start()
+    errors, served, stop = [], [], threading.Event()
+    try:
+        assert watcher.wait_for(lambda xs: len(xs) == 3, 15)
+        with PickerChannel(watcher, policy="round_robin") as channel:
+            stub = user_pb2_grpc.UserServiceStub(channel)
+
+            def load() -> None:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    try:
+                        served.append(stub.CreateUser(user_pb2.CreateUserRequest(name=f"u{n}", email=f"u{n}@lab.test"),
+                                                      timeout=2).served_by)
+                    except Exception as err:  # every failed call counts, whatever its kind
+                        errors.append(err)
+
+            caller = threading.Thread(target=load)
+            caller.start()
+            wait_until(lambda: len(set(served)) == 3, 10, "calls reaching all three instances")
+            result = cluster.stop("user-2")
+            assert result["exit_code"] == 0
+            # It deregistered itself before exiting: gone from the catalog at once, not after a failed check.
+            entries = http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user")
+            assert "user-2" not in {e["Service"]["ID"] for e in entries}
+            assert "/services/user/user-2" not in etcd_keys(cluster)
+            before = len(served)
+            wait_until(lambda: len(served) > before + 20, 10, "calls going on after the stop")
+            stop.set()
+            caller.join()
+    finally:
+        stop.set()
+        watcher.stop()
+    assert errors == [] and len(served) > 20
+    cluster.start("user-2")
+
+
+def test_pause_hangs_the_instance_until_resume(cluster):
+    cluster.pause("user-3")
+    assert cluster.state_of("user-3") == "paused"
+    assert cluster.status().services[2].state == "paused"
+    wait_until(lambda: "user-3" not in consul_passing(cluster), 15, "a frozen instance failing its check")
+    cluster.resume("user-3")
+    assert cluster.state_of("user-3") == "running"
+    wait_until(lambda: "user-3" in consul_passing(cluster), 15, "the resumed instance passing")
+
+
+def test_unknown_and_stopped_names_say_what_to_do(cluster):
+    with pytest.raises(UnknownProcessError, match=r"no lab process named 'user-9'.*consul-1.*user-3"):
+        cluster.kill("user-9")
+
+
+def test_add_service_is_a_canary_and_restore_removes_it(cluster):
+    added = cluster.add_service(version="v2", meta={"weight": "3"})
+    assert added["name"] == "user-4" and added["address"] == "127.0.1.44:5000"
+    entry = next(e for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user?passing")
+                 if e["Service"]["ID"] == "user-4")
+    assert entry["Service"]["Meta"]["version"] == "v2" and entry["Service"]["Meta"]["weight"] == "3"
+    assert entry["Service"]["Tags"] == ["v2"]
+    assert [s.version for s in cluster.status().services] == ["v1", "v1", "v1", "v2"]
+    cluster.kill("etcd-3")
+    cluster.pause("user-1")
+    steps = cluster.restore()
+    assert steps == ["resumed user-1", "removed user-4", "started etcd-3"]
+    assert "user-4" not in cluster.containers() and consul_passing(cluster) == ["user-1", "user-2", "user-3"]
+
+
+def test_down_keeps_named_volumes_until_asked(cluster):
+    """Last in the module: the stack goes down here; the fixture's teardown then checks nothing is left."""
+    cluster.down()
+    assert leftovers() == {"containers": [], "networks": []}
+    assert len(volumes()) == 4, "down keeps etcd's and Prometheus's data"
+    assert all((cluster.data_dir / f"consul-{i}").is_dir() for i in (1, 2, 3)), "down keeps Consul's data"
+    cluster.down(volumes=True)
+    assert volumes() == [] and not any((cluster.data_dir / f"consul-{i}").exists() for i in (1, 2, 3))
