@@ -55,7 +55,7 @@ def test_the_typed_status_reads_back_from_its_json(cluster):
     status = cluster.status()
     assert ClusterStatus.from_dict(json.loads(json.dumps(status.to_dict()))) == status
     assert list(status.to_dict()) == ["backend", "config", "state_dir", "consul", "etcd", "prometheus", "services",
-                                      "processes", "tls", "binaries", "timings", "reaped"]
+                                      "processes", "tls", "binaries", "timings", "reaped", "moved_ports", "project"]
     assert status.service("user-2").address == status.services[1].address
     assert set(status.processes_of("consul")) == {"consul-1"}
 
