@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError,
             NotImplementedError, KeyError, OSError) as err:
-        print(f"discovery-lab {args.command}: {err}", file=sys.stderr)
+        print(f"discovery-lab {args.command}: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
 
 

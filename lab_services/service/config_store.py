@@ -41,6 +41,10 @@ class StoreUnavailable(OSError):
     """The configuration store did not answer (down, or no leader / no quorum)."""
 
 
+class StoreRefused(ValueError):
+    """The store answered, and refused the request (e.g. etcd: a revision compacted away or not yet written)."""
+
+
 class CasConflict(RuntimeError):
     """A check-and-set write lost: the key changed since the revision the writer read."""
 
@@ -184,7 +188,10 @@ class EtcdConfigStore:
                 return EtcdGateway(endpoint, self.timeout).call(path, body)
             except urllib.error.HTTPError as err:
                 with err:
-                    errors.append(f"{endpoint}: HTTP {err.code}: {err.read().decode(errors='replace').strip()}")
+                    text = err.read().decode(errors="replace").strip()
+                if err.code == 400:
+                    raise StoreRefused(f"etcd {endpoint}: {json.loads(text).get('message', text)}") from None
+                errors.append(f"{endpoint}: HTTP {err.code}: {text}")
             except OSError as err:
                 errors.append(f"{endpoint}: {getattr(err, 'reason', err)}")
             self._current = (self._current + 1) % len(self.endpoints)
@@ -249,14 +256,17 @@ class EtcdConfigStore:
             versions.append(Version(int(kv["mod_revision"]), _text(kv.get("value"))))
             try:
                 kv = self._at(key, int(kv["mod_revision"]) - 1)
-            except StoreUnavailable as err:  # compacted: older revisions are gone
+            except StoreRefused as err:  # compacted: older revisions are gone
                 if "compacted" not in str(err):
                     raise
                 break
         return versions[::-1]
 
     def value_at(self, key: str, revision: int) -> str | None:
-        kv = self._at(key, revision)
+        try:
+            kv = self._at(key, revision)
+        except StoreRefused as err:
+            raise KeyError(f"{key}: cannot read revision {revision}: {err}") from None
         if kv is None:
             raise KeyError(f"{key}: not set at revision {revision}")
         return _text(kv.get("value"))
