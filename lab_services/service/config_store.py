@@ -142,6 +142,9 @@ class ConsulConfigStore:
         self._request("PUT", f"/v1/kv/{self._history_key(key)}/{index:012d}", text.encode())
         return index
 
+    def delete(self, key: str) -> None:
+        self._request("DELETE", f"/v1/kv/{self.prefix}/{key}")
+
     def _history_key(self, key: str) -> str:
         return f"{HISTORY_ROOT}/{self.prefix}/{key}"
 
@@ -243,6 +246,9 @@ class EtcdConfigStore:
             raise CasConflict(f"{key}: changed since revision {cas} (now at {now})")
         return int(answer["header"]["revision"])
 
+    def delete(self, key: str) -> None:
+        self._call("kv/deleterange", {"key": _b64(f"{self.prefix}/{key}")})
+
     def _at(self, key: str, revision: int | None = None) -> dict[str, Any] | None:
         answer = self._call("kv/range", {"key": _b64(f"{self.prefix}/{key}"), **({"revision": revision} if revision else {})})
         kvs = answer.get("kvs", [])
@@ -315,8 +321,9 @@ class SettingsFollower:
             try:
                 snap = self.store.snapshot() if revision == 0 else self.store.wait(revision, self.wait_s)
             except StoreUnavailable as err:
+                if self.settings.store_error is None:  # say it once per outage, not at every retry
+                    log.warning("settings store unavailable, keeping revision %s: %s", self.settings.revision, err)
                 self.settings.store_lost(str(err))
-                log.warning("settings store unavailable, keeping revision %s: %s", self.settings.revision, err)
                 self._first.set()
                 revision = 0  # read afresh when it answers again: what was missed arrives in that snapshot
                 self._stop.wait(next(self.backoff))
