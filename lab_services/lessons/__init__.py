@@ -47,13 +47,14 @@ from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grp
 from lab_services.service.config_store import CasConflict, StoreUnavailable
 from lab_services.service.settings import SCHEMA as SETTINGS_SCHEMA
 from lab_services.service.settings import InvalidSetting, Setting, int_between
+from lab_services.service.settings import validate as validate_setting
 from lab_services.tls import TLSMaterial, channel, san_names
 from lab_services.tls import explain as tls_errors
 from lab_services.tls.explain import explain
 
 __all__ = [
     "AdminClient", "CasConflict", "InvalidSetting", "Prediction", "SETTINGS_SCHEMA", "Setting", "SettingsEditor",
-    "StoreUnavailable", "config_centre", "int_between", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
+    "StoreUnavailable", "config_centre", "int_between", "validate_setting", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
     "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
     "HealthBoard", "LabDashboard", "LeaseControl", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
     "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",

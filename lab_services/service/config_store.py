@@ -122,8 +122,11 @@ class ConsulConfigStore:
         return self._read("")
 
     def wait(self, after: int, wait_s: float = 5.0) -> Snapshot:
-        """A blocking query: returns as soon as the prefix's index moves past `after`, or after `wait_s`."""
-        return self._read(f"&index={after}&wait={int(wait_s * 1000)}ms", timeout=wait_s + self.timeout + 8)
+        """A blocking query: returns as soon as the prefix's index moves past `after`, or after `wait_s`.
+
+        Consul adds up to wait/16 of jitter, hence the 10 % margin before the client gives up on the agent.
+        """
+        return self._read(f"&index={after}&wait={int(wait_s * 1000)}ms", timeout=wait_s * 1.1 + self.timeout)
 
     def put(self, key: str, text: str, cas: int | None = None) -> int:
         """Write key (relative to the prefix); with `cas`, only if its ModifyIndex is still `cas` (0: must not exist).
@@ -144,6 +147,11 @@ class ConsulConfigStore:
 
     def delete(self, key: str) -> None:
         self._request("DELETE", f"/v1/kv/{self.prefix}/{key}")
+
+    def entry(self, key: str) -> dict[str, Any] | None:
+        """Consul's own record of a key: its one current value, CreateIndex and ModifyIndex (no earlier values)."""
+        entries, _ = self._request("GET", f"/v1/kv/{self.prefix}/{key}")
+        return entries[0] if entries else None
 
     def _history_key(self, key: str) -> str:
         return f"{HISTORY_ROOT}/{self.prefix}/{key}"
