@@ -2,23 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from lab_services.core.wait import wait_until
-
-CLI = [sys.executable, "-m", "lab_services.cli"]
-
-
-def run(state, *args, check=True):
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=180,
-                            env={**os.environ, "LAB_STATE_DIR": str(state)})
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from test_cli import run
 
 
 @pytest.fixture(scope="module")
