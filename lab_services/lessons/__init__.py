@@ -18,7 +18,7 @@ from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_
 from lab_services.lessons import drills
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
-from lab_services.lessons import config_centre
+from lab_services.lessons import config_centre, connections
 from lab_services.lessons.predict import Prediction
 from lab_services.lessons.environment import check_environment
 from lab_services.lessons.exercises import check, reveal_solutions, solution
@@ -54,7 +54,7 @@ from lab_services.tls.explain import explain
 
 __all__ = [
     "AdminClient", "CasConflict", "InvalidSetting", "Prediction", "SETTINGS_SCHEMA", "Setting", "SettingsEditor",
-    "StoreUnavailable", "config_centre", "int_between", "validate_setting", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
+    "StoreUnavailable", "config_centre", "connections", "int_between", "validate_setting", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
     "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
     "HealthBoard", "LabDashboard", "LeaseControl", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
     "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",
