@@ -52,3 +52,9 @@ def test_the_exercise_solution_passes_and_wrong_answers_are_told_why(cluster):
     verdict = exercises.check(lesson_11.NAME, [("grpc.keepalive_time_ms", 1000)], cluster=cluster)
     assert not verdict.ok and "still open" in verdict.message
     assert "expected a list" in exercises.check(lesson_11.NAME, None, cluster=cluster).message
+
+
+def test_a_channel_per_call_opens_a_connection_per_call(cluster):
+    reused, per_call = cn.reuse_vs_per_call(cluster.status().services[0].address, calls=10)
+    assert reused["connections opened"] == 1 and per_call["connections opened"] == 10
+    assert reused["mean ms"] > 0 and per_call["mean ms"] > 0

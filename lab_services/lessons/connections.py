@@ -229,3 +229,27 @@ def time_to_new_instance(cluster: Cluster, max_connection_age_ms: int | None, wi
         if channel is not None:
             channel.close()
         fleet.stop()
+
+
+def reuse_vs_per_call(address: str, calls: int = 50) -> list[dict[str, Any]]:
+    """Mean and worst ms per CreateUser over one reused channel, and over a new channel per call (a connection each)."""
+    rows = []
+    for label in ("one channel, reused", "a new channel per call"):
+        times = []
+        shared = grpc.insecure_channel(address) if label.startswith("one") else None
+        try:
+            for _ in range(calls):
+                started = time.perf_counter()
+                channel = shared or grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+                try:
+                    _create(user_pb2_grpc.UserServiceStub(channel))
+                finally:
+                    if shared is None:
+                        channel.close()
+                times.append(1000 * (time.perf_counter() - started))
+        finally:
+            if shared is not None:
+                shared.close()
+        rows.append({"how": label, "calls": calls, "connections opened": 1 if shared else calls,
+                     "mean ms": round(sum(times) / len(times), 2), "worst ms": round(max(times), 2)})
+    return rows
