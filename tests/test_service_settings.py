@@ -152,3 +152,14 @@ def test_instances_keep_the_last_good_settings_while_the_store_is_gone(stores, t
             if stores.state_of(name) != "running":
                 stores.start(name)
             store.delete_all()
+
+
+def test_the_cluster_config_names_a_store_it_has():
+    from lab_services.runtime.config import ClusterConfig
+
+    with pytest.raises(ValueError, match="config_store: 'redis'"):
+        ClusterConfig(config_store="redis").validate()
+    with pytest.raises(ValueError, match="settings are kept in etcd but it has no servers"):
+        ClusterConfig(etcd_members=0, registry="consul", config_store="etcd").validate()
+    following = ClusterConfig(config_store="consul")
+    assert following.covers(ClusterConfig()) and not ClusterConfig().covers(following)
