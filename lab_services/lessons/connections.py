@@ -253,3 +253,65 @@ def reuse_vs_per_call(address: str, calls: int = 50) -> list[dict[str, Any]]:
         rows.append({"how": label, "calls": calls, "connections opened": 1 if shared else calls,
                      "mean ms": round(sum(times) / len(times), 2), "worst ms": round(max(times), 2)})
     return rows
+
+
+def kill_side_by_side(cluster: Cluster, victim: str = "user-3", window: float = 4.0) -> list[dict[str, Any]]:
+    """Calls through a `dns:///` round_robin channel and through the lab's NativeChannel (a Consul watcher feeding an
+    `ipv4:` target) while `victim` is killed with SIGKILL; per channel: failed calls, and calls per instance after.
+
+    gRPC Python takes no custom resolver, so the NativeChannel rebuilds its `ipv4:` target when the watcher drops
+    the instance; the DNS channel relies on round_robin skipping a broken connection and re-resolving. The victim is
+    started again before returning.
+    """
+    from lab_services.discovery import ConsulWatcher, NativeChannel
+
+    status = cluster.status()
+    port = int(status.services[0].address.rsplit(":", 1)[1])
+    watcher = ConsulWatcher(status.config.service_name, status.consul.http, wait="5s").start()
+    watcher.wait_ready(10)
+    channels = {
+        "dns:/// round_robin": lb_channel(dns_target(status.config.service_name, status.consul.dns, port), "round_robin",
+                                          [("grpc.dns_min_time_between_resolutions_ms", 1000)]),
+        "NativeChannel (watcher -> ipv4:)": NativeChannel(watcher),
+    }
+    results: dict[str, list[tuple[float, str]]] = {name: [] for name in channels}
+    killed = threading.Event()
+    kill_at: list[float] = []
+
+    def traffic(name: str, channel: grpc.Channel) -> None:
+        stub = user_pb2_grpc.UserServiceStub(channel)
+        end = time.monotonic() + window
+        while time.monotonic() < end:
+            try:
+                outcome = _create(stub, timeout=1.0)
+            except grpc.RpcError as err:
+                outcome = f"failed: {err.code().name}"
+            results[name].append((time.monotonic(), outcome))
+            time.sleep(0.01)
+
+    try:
+        for channel in channels.values():
+            served_counts(channel, 6, settle=0.3)
+        threads = [threading.Thread(target=traffic, args=item) for item in channels.items()]
+        for thread in threads:
+            thread.start()
+        time.sleep(window / 4)
+        kill_at.append(time.monotonic())
+        cluster.kill(victim)
+        killed.set()
+        for thread in threads:
+            thread.join(window + 5)
+    finally:
+        for channel in channels.values():
+            channel.close()
+        watcher.stop()
+        if killed.is_set():
+            cluster.start(victim)
+    rows = []
+    for name, calls in results.items():
+        after = [outcome for t, outcome in calls if t >= kill_at[0]]
+        served = collections.Counter(o for o in after if not o.startswith("failed"))
+        rows.append({"channel": name, "calls after the kill": len(after),
+                     "failed": sum(o.startswith("failed") for o in after),
+                     f"served by {victim}": served.get(victim, 0), "served by the others": dict(served)})
+    return rows
