@@ -53,7 +53,7 @@ def _show(status: ClusterStatus, as_json: bool) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
                            prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port,
-                           instance_addresses=args.instance_addresses, tls=args.tls)
+                           instance_addresses=args.instance_addresses, tls=args.tls, config_store=args.config_store)
     cluster = open_cluster()
     _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
@@ -199,6 +199,94 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_store(args: argparse.Namespace) -> Any:
+    """The lab's configuration store: --store, else the one the lab's instances follow, else Consul."""
+    from lab_services.service.config_store import default_prefix, open_store
+
+    status = connect().status()
+    kind = args.store or (status.config.config_store if status.config.config_store != "none" else "consul")
+    address = status.consul.http[0] if kind == "consul" and status.consul.http else ",".join(status.etcd.endpoints)
+    if not address:
+        raise ValueError(f"invalid argument: --store: the lab runs no {kind} servers")
+    return open_store(kind, address, default_prefix(status.config.service_name)), status
+
+
+def _setting_key(key: str) -> str:
+    """A setting name, or `overrides/TAG/NAME` (what instances tagged TAG read first): unknown names are refused."""
+    from lab_services.service.settings import OVERRIDES, SCHEMA, InvalidSetting
+
+    parts = key.split("/")
+    if parts[-1] not in SCHEMA or not (len(parts) == 1 or (len(parts) == 3 and parts[0] == OVERRIDES and parts[1])):
+        raise InvalidSetting(key, f"unknown setting; use one of {', '.join(sorted(SCHEMA))}, "
+                                  f"or {OVERRIDES}/TAG/NAME for the instances tagged TAG")
+    return parts[-1]
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Runtime settings in the configuration centre (lesson 10): set, get, history, rollback."""
+    import urllib.error
+
+    from lab_services.service.admin import AdminClient
+    from lab_services.service.config_store import Version
+    from lab_services.service.settings import validate
+
+    store, status = _config_store(args)
+    if args.action == "get":
+        snap = store.snapshot()
+        instances = {}
+        for svc in status.services:
+            try:
+                instances[svc.id] = AdminClient(svc.admin, timeout=2).settings()
+            except urllib.error.HTTPError as err:
+                instances[svc.id] = {"error": "not following a configuration store (`up --config-store consul`)"
+                                     if err.code == 404 else str(err)}
+            except (OSError, ValueError) as err:
+                instances[svc.id] = {"error": str(err)}
+        if args.json:
+            print(json.dumps({"store": store.kind, "revision": snap.revision, "stored": snap.values,
+                              "modified": snap.modified, "instances": instances}))
+            return 0
+        print(f"stored in {store!r} at revision {snap.revision}:")
+        for key, value in sorted(snap.values.items()):
+            print(f"  {key:<28}{value!r:<24}(revision {snap.modified[key]})")
+        print("instances:")
+        for name, report in instances.items():
+            if "values" not in report:
+                print(f"  {name:<10}{report.get('error', 'not following a configuration store')}")
+                continue
+            values = " ".join(f"{k}={v!r}" for k, v in report["values"].items())
+            extra = "".join((f"  REJECTED revision {report['rejected']['revision']}: {report['rejected']['errors']}"
+                             if report["rejected"] else ""),)
+            extra += f"  STORE UNREACHABLE, keeping {report['keeping']}" if report["store"] != "reachable" else ""
+            print(f"  {name:<10}revision {report['revision']:<6} from {report['source']:<7}{values}{extra}")
+        return 0
+    name = _setting_key(args.key)
+    if args.action == "set":
+        validate(name, args.value)
+        revision = store.put(args.key, args.value, cas=args.cas)
+        print(f"{args.key} = {args.value!r} at revision {revision} in {store.kind}")
+    elif args.action == "history":
+        versions = store.history(args.key)
+        if not versions:
+            print(f"{args.key}: no history in {store.kind}")
+        for version in versions:
+            print(f"  revision {version.revision:<8}{version.value!r}")
+    else:  # rollback
+        versions = store.history(args.key)
+        if args.revision is None:
+            if len(versions) < 2:
+                raise ValueError(f"invalid argument: {args.key}: no earlier value to roll back to (history: {len(versions)})")
+            target = versions[-2]
+        else:
+            target = Version(args.revision, store.value_at(args.key, args.revision))
+            if target.value is None:
+                raise ValueError(f"invalid argument: REVISION: {args.key} had no value at revision {args.revision}")
+        validate(name, target.value)
+        revision = store.put(args.key, target.value)
+        print(f"{args.key} rolled back to {target.value!r} (the value of revision {target.revision}), now revision {revision}")
+    return 0
+
+
 def _meta_item(text: str) -> str:
     if "=" not in text or not text.split("=", 1)[0]:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
@@ -228,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve the user service over TLS (--tls) or mutual TLS (--tls mtls)")
     up.add_argument("--instance-addresses", choices=("shared", "distinct"), default="shared",
                     help="distinct: instance i on 127.0.0.(10+i), all on one port (for Consul DNS clients)")
+    up.add_argument("--config-store", choices=("none", "consul", "etcd"), default="none",
+                    help="instances follow runtime settings in Consul KV or etcd and apply them live (lesson 10)")
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
 
@@ -263,6 +353,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--kind", choices=("watch", "chat"), default="watch", help="streams: WatchUsers or Chat")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
+    config = command("config", help="runtime settings in the configuration centre: set, get, history, rollback")
+    config.add_argument("--store", choices=("consul", "etcd"), help="default: the store the lab's instances follow, else consul")
+    actions = config.add_subparsers(dest="action", required=True)
+    cset = actions.add_parser("set", help="write a setting, e.g. latency_ms 200 (validated before anything is written)")
+    cset.add_argument("key", help="greeting, signups_enabled, latency_ms, or overrides/TAG/NAME")
+    cset.add_argument("value")
+    cset.add_argument("--cas", type=int, help="write only if the key is still at this revision (0: not yet set)")
+    cget = actions.add_parser("get", help="the stored values and what every instance applied, with its revision")
+    cget.add_argument("--json", action="store_true")
+    chist = actions.add_parser("history", help="earlier values of a setting")
+    chist.add_argument("key")
+    cback = actions.add_parser("rollback", help="write an earlier value again (default: the one before the current)")
+    cback.add_argument("key")
+    cback.add_argument("revision", nargs="?", type=int)
+    for p in (cset, cget, chist, cback):
+        p.add_argument("--store", choices=("consul", "etcd"), default=argparse.SUPPRESS)
+    config.set_defaults(func=cmd_config)
     drill = command("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")
     drill.add_argument("name", nargs="?", help="e.g. service-kill, consul-leader")
     drill.add_argument("--list", action="store_true", help="list the drills")
@@ -283,8 +390,9 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["LAB_BACKEND"] = backend_name(args.backend)
         backend_name()
         return args.func(args)
-    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError) as err:
-        print(f"discovery-lab {args.command}: {err}", file=sys.stderr)
+    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError,
+            KeyError, OSError) as err:
+        print(f"discovery-lab {args.command}: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
 
 

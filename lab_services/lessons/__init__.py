@@ -18,6 +18,8 @@ from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_
 from lab_services.lessons import drills
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
+from lab_services.lessons import config_centre, connections
+from lab_services.lessons.predict import Prediction
 from lab_services.lessons.environment import check_environment
 from lab_services.lessons.exercises import check, reveal_solutions, solution
 from lab_services.lessons.reflection import describe_methods, list_services
@@ -31,6 +33,7 @@ from lab_services.lessons.scrapes import wait_for_rates
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, plot_flow, stream_outcome
 from lab_services.lessons.timeline import plot_timeline, timeline_table, wait_event
 from lab_services.lessons.tls_catalogue import certificate_table, failure_catalogue
+from lab_services.lessons.widgets.settings_editor import SettingsEditor
 from lab_services.lessons.widgets import (ClusterOverview, FaultPanel, HealthBoard, LabDashboard, LeaseControl, StreamMeter,
                                           TrafficSplit)
 from lab_services.metrics import prometheus as prom
@@ -41,12 +44,17 @@ from lab_services.resilience import BreakerRegistry, channel_options, retry_serv
 from lab_services.resilience.interceptors import BearerToken, ClientStats, RequireBearerToken
 from lab_services.runtime import ClusterConfig, connect, ensure_cluster
 from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
+from lab_services.service.config_store import CasConflict, StoreUnavailable
+from lab_services.service.settings import SCHEMA as SETTINGS_SCHEMA
+from lab_services.service.settings import InvalidSetting, Setting, int_between
+from lab_services.service.settings import validate as validate_setting
 from lab_services.tls import TLSMaterial, channel, san_names
 from lab_services.tls import explain as tls_errors
 from lab_services.tls.explain import explain
 
 __all__ = [
-    "AdminClient", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
+    "AdminClient", "CasConflict", "InvalidSetting", "Prediction", "SETTINGS_SCHEMA", "Setting", "SettingsEditor",
+    "StoreUnavailable", "config_centre", "connections", "int_between", "validate_setting", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
     "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
     "HealthBoard", "LabDashboard", "LeaseControl", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
     "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",

@@ -7,6 +7,7 @@ from typing import Any
 from lab_services.core.ports import require_loopback
 
 REGISTRIES = ("none", "consul", "etcd", "both")
+CONFIG_STORES = ("none", "consul", "etcd")
 
 
 @dataclass
@@ -24,6 +25,8 @@ class ClusterConfig:
     # "distinct": instance i listens on 127.0.0.(10+i), all on one port, as Consul DNS clients need.
     instance_addresses: str = "shared"
     tls: str = "off"  # "tls": services serve gRPC over TLS; "mtls": and require client certificates
+    # "consul" / "etcd": every instance follows its runtime settings there and applies them live (lesson 10).
+    config_store: str = "none"
 
     def validate(self) -> "ClusterConfig":
         require_loopback(self.host, "host")
@@ -38,6 +41,10 @@ class ClusterConfig:
             raise ValueError(f"invalid argument: tls: {self.tls!r}; use off, tls or mtls")
         if self.instance_addresses not in ("shared", "distinct"):
             raise ValueError(f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct")
+        if self.config_store not in CONFIG_STORES:
+            raise ValueError(f"invalid argument: config_store: {self.config_store!r}; use one of {', '.join(CONFIG_STORES)}")
+        if self.config_store != "none" and not (self.consul_servers if self.config_store == "consul" else self.etcd_members):
+            raise ValueError(f"invalid argument: config_store: settings are kept in {self.config_store} but it has no servers")
         if self.registry in ("consul", "both") and self.services and not self.consul_servers:
             raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
         if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
@@ -58,4 +65,5 @@ class ClusterConfig:
             and (self.registry == other.registry or self.registry == "both" or other.registry == "none")
             and (self.instance_addresses == other.instance_addresses or other.instance_addresses == "shared")
             and self.tls == other.tls
+            and (self.config_store == other.config_store or other.config_store == "none")
         )

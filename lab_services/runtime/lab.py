@@ -81,4 +81,5 @@ def _union(running: ClusterConfig, wanted: ClusterConfig) -> ClusterConfig:
         consul_http_port=running.consul_http_port,
         tls=wanted.tls,
         instance_addresses="distinct" if "distinct" in (running.instance_addresses, wanted.instance_addresses) else "shared",
+        config_store=wanted.config_store if wanted.config_store != "none" else running.config_store,
     )

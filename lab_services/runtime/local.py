@@ -131,7 +131,19 @@ class LocalCluster(Cluster):
             if cfg.tls == "mtls":
                 tls_flags += ["--tls-ca", str(self.tls.ca.cert_path), "--mtls"]
         return service.plan(index, self._ports, cfg.service_name, cfg.registry, consul_nodes, etcd_nodes,
-                            version=version, shared_port=self._shared_port, meta=meta, tls=tls_flags)
+                            version=version, shared_port=self._shared_port, meta=meta, tls=tls_flags,
+                            config=self._config_flags())
+
+    def _config_flags(self) -> list[str]:
+        """`--config-store` and its address for every instance, when the lab keeps runtime settings in a store."""
+        store = self.config.config_store
+        if store == "none":
+            return []
+        if store == "consul":
+            address = self.nodes["consul-1"].addr("http")
+        else:
+            address = ",".join(n.addr("client") for n in self.nodes.values() if n.kind == "etcd")
+        return ["--config-store", store, "--config-address", address]
 
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
         with self._lock:

@@ -27,6 +27,10 @@ class AdminClient:
         """Identity, health per service, faults, user count and latest sequence of the instance."""
         return self._request("GET", "/admin/state")
 
+    def settings(self) -> dict[str, Any]:
+        """The runtime settings this instance applied, their revision, a rejection and its store's state (lesson 10)."""
+        return self._request("GET", "/admin/settings")
+
     def set_health(self, status: str, service: str = "") -> dict[str, str]:
         """Set "SERVING" or "NOT_SERVING" for the server ("") or one service; return all statuses."""
         return self._request("POST", "/admin/health", {"status": status, "service": service})["health"]

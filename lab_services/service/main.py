@@ -59,6 +59,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="aio: one event loop serves every stream; threads: the old thread pool (lesson 05's failure)")
     p.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS,
                    help="open streams (aio) beyond which new ones get RESOURCE_EXHAUSTED")
+    p.add_argument("--config-store", choices=("none", "consul", "etcd"), default="none",
+                   help="follow runtime settings in Consul KV (blocking query) or etcd (watch) and apply them live (lesson 10)")
+    p.add_argument("--config-address", help="the config store's address; default --consul or --etcd")
+    p.add_argument("--config-prefix", help="where the settings are kept; default config/<name>")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = p.parse_args(argv)
     args.check = args.check or ["grpc"]
@@ -118,6 +122,16 @@ def registration(args: argparse.Namespace, service_id: str, port: int, http_port
     )
 
 
+def config_store(args: argparse.Namespace) -> Any:
+    """The configuration store of --config-store, or None; its address defaults to the registry's."""
+    if args.config_store == "none":
+        return None
+    from lab_services.service.config_store import default_prefix, open_store
+
+    address = args.config_address or (args.consul if args.config_store == "consul" else args.etcd)
+    return open_store(args.config_store, address, args.config_prefix or default_prefix(args.name))
+
+
 def registrars(args: argparse.Namespace, reg: Any) -> list[Any]:
     from lab_services.registry import ConsulRegistrar, EtcdRegistrar
 
@@ -158,7 +172,8 @@ def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
     server = UserServer(
         name=args.name, instance_id=args.id, host=args.host, port=args.port, http_port=args.http_port,
         tls=server_tls(args), max_connection_age_ms=args.max_connection_age_ms,
-        server_kind=args.server, max_streams=args.max_streams,
+        server_kind=args.server, max_streams=args.max_streams, config_store=config_store(args),
+        settings=settings_for(args),
     )
     server.start()
     active: list[Any] = []
@@ -174,6 +189,15 @@ def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
             active.append(registrar)
             log.info("registering %s with %r", server.instance_id, registrar)
     return server, active
+
+
+def settings_for(args: argparse.Namespace) -> Any:
+    """Runtime settings that read the overrides of this instance's tags (a canary's `overrides/v2/...`)."""
+    if args.config_store == "none":
+        return None
+    from lab_services.service.settings import RuntimeSettings
+
+    return RuntimeSettings(tags=args.tags)
 
 
 def shutdown(server: UserServer, active: list[Any], grace: float) -> None:

@@ -34,6 +34,8 @@ from lab_services.service.store import UserStore
 
 if TYPE_CHECKING:
     from lab_services.service.aio_interceptors import StreamLimit
+    from lab_services.service.config_store import ConfigStore, SettingsFollower
+    from lab_services.service.settings import RuntimeSettings
     from lab_services.tls import ServerTLS
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class UserServer:
         tls: ServerTLS | None = None,
         max_connection_age_ms: int | None = None,
         interceptors: tuple[grpc.ServerInterceptor | aio.ServerInterceptor, ...] = (),
+        config_store: ConfigStore | None = None,
+        settings: RuntimeSettings | None = None,
     ):
         self.name = name
         self.host = require_loopback(host)
@@ -92,7 +96,18 @@ class UserServer:
         self.health = HealthState(HEALTH_SERVICES)
         self.faults = FaultInjector()
         self.metrics = ServiceMetrics()
-        self.sidecar = SidecarHTTP(self.health, self.faults, self.metrics.registry, self.state, self.host, http_port)
+        # Runtime settings followed in a configuration centre (lesson 10); only the aio server applies them.
+        self.config_store = config_store
+        self.settings = settings
+        if config_store is not None and settings is None:
+            from lab_services.service.settings import RuntimeSettings
+            self.settings = RuntimeSettings()
+        if self.settings is not None and server_kind != "aio":
+            raise ValueError("invalid argument: server_kind: runtime settings (a config store) need the aio server")
+        self._follower: SettingsFollower | None = None
+        routes = {"/admin/settings": self.settings.report} if self.settings is not None else {}
+        self.sidecar = SidecarHTTP(self.health, self.faults, self.metrics.registry, self.state, self.host, http_port,
+                                   routes=routes)
         self.port = 0
         self._server: grpc.Server | aio.Server | None = None
 
@@ -138,6 +153,11 @@ class UserServer:
                 self._loop = None
                 raise
         self._server = server
+        if self.config_store is not None and self.settings is not None:
+            from lab_services.service.config_store import SettingsFollower
+            from lab_services.service.settings import export_metrics
+            export_metrics(self.settings, self.metrics.registry)
+            self._follower = SettingsFollower(self.config_store, self.settings).start()
         self.set_serving(True)
         log.info("%s serving gRPC (%s) on %s and HTTP on %s", self.instance_id, self.server_kind, self.address, self.http_address)
         return self
@@ -159,6 +179,7 @@ class UserServer:
                 AsyncServedByInterceptor(lambda: self.instance_id),
                 self.stream_limit,
                 AsyncFaultInterceptor(self.faults, SERVICE_NAME),
+                *self._settings_interceptors(),
                 *self.extra_interceptors,
             ],
             options=self._options(),
@@ -172,6 +193,12 @@ class UserServer:
             raise
         await server.start()
         return server
+
+    def _settings_interceptors(self) -> list[aio.ServerInterceptor]:
+        if self.settings is None:
+            return []
+        from lab_services.service.settings import SettingsInterceptor
+        return [SettingsInterceptor(self.settings, SERVICE_NAME)]
 
     def _options(self) -> list[tuple[str, int]]:
         # gRPC sets SO_REUSEPORT by default on Linux: a second server would then silently share
@@ -211,6 +238,9 @@ class UserServer:
         if self._server is None:
             return
         self.set_serving(False)
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         if self._loop is None:
             stopped = self._server.stop(grace)  # from here on, new calls are refused
             self.store.close_subscriptions()
@@ -242,6 +272,7 @@ class UserServer:
             # Read off the loop thread: an int read is atomic, and a figure a moment old is fine here.
             "open_streams": self.stream_limit.open if self.stream_limit else None,
             "max_streams": self.max_streams if self.server_kind == "aio" else None,
+            "settings": self.settings.report() if self.settings is not None else None,
         }
 
 

@@ -4,6 +4,8 @@ Endpoints:
   GET  /health[?service=NAME]  200 "SERVING", or 503 with the status (the target of Consul HTTP checks)
   GET  /metrics                Prometheus exposition of the service's own registry
   GET  /admin/state            JSON: identity, health per service, faults, user count, sequence
+  GET  /admin/settings         JSON: runtime settings applied, their revision, a rejection, the store's state
+                               (only on an instance that follows a configuration store)
   POST /admin/health           JSON {"status": "SERVING"|"NOT_SERVING", "service": "" (default) or a service}
   POST /admin/faults           JSON {"latency_ms": >= 0, "error_rate": 0..1}; either field may be left out
 Bad requests get 400 and JSON {"error": "<field>: <reason>"}.
@@ -45,6 +47,7 @@ class SidecarHTTP:
         state: Callable[[], dict[str, Any]],
         host: str = "127.0.0.1",
         port: int = 0,
+        routes: dict[str, Callable[[], dict[str, Any]]] | None = None,
     ):
         self.host = require_loopback(host)
         self.requested_port = port
@@ -52,6 +55,7 @@ class SidecarHTTP:
         self.faults = faults
         self.registry = registry
         self.state = state
+        self.routes = dict(routes or {})  # more GET paths answering JSON, e.g. /admin/settings
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -108,6 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, generate_latest(self.sidecar.registry), CONTENT_TYPE_LATEST)
         elif url.path == "/admin/state":
             self._json(HTTPStatus.OK, self.sidecar.state())
+        elif url.path in self.sidecar.routes:
+            self._json(HTTPStatus.OK, self.sidecar.routes[url.path]())
         else:
             self._send(HTTPStatus.NOT_FOUND, "not found; try /health, /metrics or /admin/state\n")
 

@@ -20,7 +20,7 @@ def own_address(index: int) -> str:
 
 def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: list[NodeSpec], etcd: list[NodeSpec],
          checks: tuple[str, ...] = ("grpc",), version: str = "v1", shared_port: int | None = None,
-         meta: dict[str, str] | None = None, tls: list[str] | None = None) -> NodeSpec:
+         meta: dict[str, str] | None = None, tls: list[str] | None = None, config: list[str] | None = None) -> NodeSpec:
     """One instance; with `shared_port` it gets its own loopback address and that port, else 127.0.0.1 and a free one."""
     instance = f"{name}-{index}"
     if shared_port:
@@ -36,6 +36,7 @@ def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: lis
     for key, value in (meta or {}).items():
         argv += ["--meta", f"{key}={value}"]
     argv += tls or []
+    argv += config or []
     if consul:
         argv += ["--consul", consul[0].addr("http")]
     if etcd:

@@ -1,0 +1,317 @@
+"""Lesson 11's experiments: gRPC's own balancing, `dns:///` resolution and re-resolution, keepalive, GOAWAY and idle.
+
+    counts = served_counts(lb_channel(addresses, "round_robin"), calls=30)      # Counter of served_by
+    time_to_new_instance(cluster, max_connection_age_ms=2000)                   # dns:/// sees a new instance?
+    detect_pause(cluster, "user-1", keepalive_options(1000, ping_timeout_ms=1000))
+
+Everything runs on real processes: the lab's instances (paused with SIGSTOP for the keepalive experiments) and
+in-process user services on their own loopback addresses, registered in Consul, for the DNS experiments.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from lab_services.core.wait import wait_until
+from lab_services.discovery.dns import a_records, dns_target
+from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
+from lab_services.runtime.cluster import Cluster
+from lab_services.runtime.nodes.service import own_address
+from lab_services.service import UserServer, user_pb2, user_pb2_grpc
+
+Options = list[tuple[str, Any]]
+
+
+def service_config(policy: str) -> str:
+    return json.dumps({"loadBalancingConfig": [{policy: {}}]})
+
+
+def lb_channel(target: str | Sequence[str], policy: str = "pick_first", options: Options = ()) -> grpc.Channel:
+    """A channel over `target` (a target string, or addresses for an `ipv4:` target) with `policy` in its service config.
+
+    Each channel gets its own subchannel pool, so one experiment's connections never serve another's.
+    """
+    if policy not in ("pick_first", "round_robin"):
+        raise ValueError(f"invalid argument: policy: {policy!r}; use pick_first or round_robin")
+    if not isinstance(target, str):
+        target = "ipv4:" + ",".join(target)
+    return grpc.insecure_channel(target, options=[("grpc.service_config", service_config(policy)),
+                                                  ("grpc.use_local_subchannel_pool", 1), *options])
+
+
+def _create(stub: user_pb2_grpc.UserServiceStub, timeout: float | None = 3.0) -> str:
+    request = user_pb2.CreateUserRequest(name="lesson 11", email=f"l11-{uuid.uuid4().hex[:12]}@example.com")
+    return stub.CreateUser(request, timeout=timeout).served_by
+
+
+def served_counts(channel: grpc.Channel, calls: int = 30, settle: float = 0.5) -> collections.Counter:
+    """Which instance answered each of `calls` CreateUser calls, after `settle` seconds for every subchannel to connect."""
+    grpc.channel_ready_future(channel).result(timeout=10)
+    time.sleep(settle)
+    stub = user_pb2_grpc.UserServiceStub(channel)
+    return collections.Counter(_create(stub) for _ in range(calls))
+
+
+class StateLog:
+    """Every connectivity state a channel reports (`channel.subscribe`), with seconds since the log started."""
+
+    def __init__(self, channel: grpc.Channel, connect: bool = True):
+        self.t0 = time.monotonic()
+        self.states: list[tuple[float, str]] = []
+        self._channel = channel
+        channel.subscribe(self._record, try_to_connect=connect)
+
+    def _record(self, state: grpc.ChannelConnectivity) -> None:
+        self.states.append((round(time.monotonic() - self.t0, 3), state.name))
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def left_ready_after(self, since: float) -> float | None:
+        """Seconds from `since` (on this log's clock) until the first state other than READY, or None."""
+        later = [t for t, s in self.states if t >= since and s != "READY"]
+        return round(later[0] - since, 2) if later else None
+
+    def close(self) -> None:
+        self._channel.unsubscribe(self._record)
+
+
+def keepalive_options(keepalive_ms: int, timeout_ms: int = 1000, ping_timeout_ms: int | None = None) -> Options:
+    """Client keepalive: ping every `keepalive_ms` even without calls; `ping_timeout_ms` is how long an unanswered ping may wait."""
+    options: Options = [("grpc.keepalive_time_ms", keepalive_ms), ("grpc.keepalive_timeout_ms", timeout_ms),
+                        ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
+    if ping_timeout_ms is not None:
+        options.append(("grpc.http2.ping_timeout_ms", ping_timeout_ms))
+    return options
+
+
+def detect_pause(cluster: Cluster, instance: str, options: Options, window: float = 6.0) -> dict[str, Any]:
+    """SIGSTOP `instance` under a ready channel with an open WatchUsers stream (no deadline); time what notices.
+
+    A paused process keeps its port and its kernel keeps acknowledging TCP, so only an HTTP/2 ping that goes
+    unanswered can tell. The instance is resumed before returning, whatever happens.
+    """
+    address = next(s.address for s in cluster.status().services if s.id == instance)
+    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), *options])
+    log = StateLog(channel)
+    stream = None
+    try:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        stream = user_pb2_grpc.UserServiceStub(channel).WatchUsers(user_pb2.WatchUsersRequest())
+        time.sleep(0.3)
+        paused = log.now()
+        cluster.pause(instance)
+        ended = threading.Event()
+        stream.add_done_callback(lambda _call: ended.set())
+        ended.wait(window)
+        stream_ended = round(log.now() - paused, 2) if ended.is_set() else None
+        code = stream.code().name if ended.is_set() else "still open"
+    finally:
+        if any(s.id == instance and s.state == "paused" for s in cluster.status().services):
+            cluster.resume(instance)
+        if stream is not None:
+            stream.cancel()
+        log.close()
+        channel.close()
+    return {"options": {k.removeprefix("grpc."): v for k, v in options} or "none", "left READY after s": log.left_ready_after(paused),
+            "stream ended after s": stream_ended, "stream status": code, "window s": window}
+
+
+def too_many_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) -> dict[str, Any]:
+    """Ping a server (no calls) more often than it allows; return when it answered with GOAWAY (the channel goes IDLE).
+
+    The lab's servers keep gRPC's defaults: at most one ping per 5 minutes without calls, two strikes, then
+    GOAWAY `ENHANCE_YOUR_CALM` with debug data `too_many_pings`.
+    """
+    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), *keepalive_options(keepalive_ms)])
+    log = StateLog(channel)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        ready = log.now()
+        time.sleep(window)
+    finally:
+        log.close()
+        channel.close()
+    return {"keepalive ms": keepalive_ms, "GOAWAY after s": log.left_ready_after(ready), "states": log.states}
+
+
+def idle_states(address: str, idle_ms: int = 1000, wait: float = 3.0) -> list[tuple[float, str]]:
+    """A channel with `grpc.client_idle_timeout_ms`: one call, then silence; the states it passes through."""
+    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.client_idle_timeout_ms", idle_ms)])
+    log = StateLog(channel)
+    try:
+        _create(user_pb2_grpc.UserServiceStub(channel))
+        time.sleep(wait)
+    finally:
+        log.close()
+        channel.close()
+    return log.states
+
+
+class DnsFleet:
+    """User services on their own loopback addresses and the lab's shared port, registered in Consul as `name`."""
+
+    def __init__(self, cluster: Cluster, name: str, max_connection_age_ms: int | None = None, first_index: int = 21):
+        status = cluster.status()
+        if status.config.instance_addresses != "distinct":
+            raise ValueError("invalid argument: cluster: dns:/// needs instance_addresses='distinct' (one address per instance)")
+        self.name = name
+        self.port = int(status.services[0].address.rsplit(":", 1)[1])
+        self.consul = status.consul.http[0]
+        self.dns = status.consul.dns
+        self.max_connection_age_ms = max_connection_age_ms
+        self.next_index = first_index
+        self.members: list[tuple[UserServer, ConsulRegistrar]] = []
+
+    @property
+    def target(self) -> str:
+        return dns_target(self.name, self.dns, self.port)
+
+    def add(self) -> str:
+        """Start and register one more instance; its id once Consul lists it as passing."""
+        host = own_address(self.next_index)
+        server = UserServer(name=self.name, instance_id=f"{self.name}-{self.next_index}", host=host, port=self.port,
+                            max_connection_age_ms=self.max_connection_age_ms).start()
+        self.next_index += 1
+        registration = ServiceRegistration(name=self.name, service_id=server.instance_id, address=host, port=self.port,
+                                           checks=(CheckSpec(kind="grpc", interval="1s", timeout="1s"),))
+        registrar = ConsulRegistrar(registration, consul_http=self.consul).start()
+        self.members.append((server, registrar))
+        wait_until(lambda: host in a_records(self.name, self.dns), 15, f"{host} in Consul DNS for {self.name}")
+        return server.instance_id
+
+    def stop(self) -> None:
+        for server, registrar in self.members:
+            registrar.stop()
+            server.stop(0)
+        self.members.clear()
+
+
+def time_to_new_instance(cluster: Cluster, max_connection_age_ms: int | None, window: float = 10.0,
+                         min_resolution_ms: int = 1000) -> dict[str, Any]:
+    """A round_robin `dns:///` channel over two instances; a third registers. Seconds until it gets a call, or None.
+
+    gRPC's DNS resolver resolves when the channel starts and again only when a connection is lost, and never
+    more often than `grpc.dns_min_time_between_resolutions_ms` (30 s by default; 1 s here). With
+    `max_connection_age_ms` the servers close every connection after that age (GOAWAY), which makes it resolve.
+    """
+    fleet = DnsFleet(cluster, f"dns{'aged' if max_connection_age_ms else 'plain'}-{uuid.uuid4().hex[:4]}",
+                     max_connection_age_ms)
+    channel = None
+    try:
+        fleet.add()
+        fleet.add()
+        channel = lb_channel(fleet.target, "round_robin", [("grpc.dns_min_time_between_resolutions_ms", min_resolution_ms)])
+        before = served_counts(channel, 10)
+        newcomer = fleet.add()
+        added = time.monotonic()
+        stub = user_pb2_grpc.UserServiceStub(channel)
+        seen, calls, failed = None, 0, 0
+        while time.monotonic() - added < window:
+            try:
+                calls += 1
+                if _create(stub) == newcomer:
+                    seen = round(time.monotonic() - added, 2)
+                    break
+            except grpc.RpcError:
+                failed += 1
+            time.sleep(0.02)
+        return {"max_connection_age_ms": max_connection_age_ms, "before": dict(before), "new instance": newcomer,
+                "first call to it after s": seen, "calls made": calls, "failed calls": failed, "window s": window}
+    finally:
+        if channel is not None:
+            channel.close()
+        fleet.stop()
+
+
+def reuse_vs_per_call(address: str, calls: int = 50) -> list[dict[str, Any]]:
+    """Mean and worst ms per CreateUser over one reused channel, and over a new channel per call (a connection each)."""
+    rows = []
+    for label in ("one channel, reused", "a new channel per call"):
+        times = []
+        shared = grpc.insecure_channel(address) if label.startswith("one") else None
+        try:
+            for _ in range(calls):
+                started = time.perf_counter()
+                channel = shared or grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+                try:
+                    _create(user_pb2_grpc.UserServiceStub(channel))
+                finally:
+                    if shared is None:
+                        channel.close()
+                times.append(1000 * (time.perf_counter() - started))
+        finally:
+            if shared is not None:
+                shared.close()
+        rows.append({"how": label, "calls": calls, "connections opened": 1 if shared else calls,
+                     "mean ms": round(sum(times) / len(times), 2), "worst ms": round(max(times), 2)})
+    return rows
+
+
+def kill_side_by_side(cluster: Cluster, victim: str = "user-3", window: float = 4.0) -> list[dict[str, Any]]:
+    """Calls through a `dns:///` round_robin channel and through the lab's NativeChannel (a Consul watcher feeding an
+    `ipv4:` target) while `victim` is killed with SIGKILL; per channel: failed calls, and calls per instance after.
+
+    gRPC Python takes no custom resolver, so the NativeChannel rebuilds its `ipv4:` target when the watcher drops
+    the instance; the DNS channel relies on round_robin skipping a broken connection and re-resolving. The victim is
+    started again before returning.
+    """
+    from lab_services.discovery import ConsulWatcher, NativeChannel
+
+    status = cluster.status()
+    port = int(status.services[0].address.rsplit(":", 1)[1])
+    watcher = ConsulWatcher(status.config.service_name, status.consul.http, wait="5s").start()
+    watcher.wait_ready(10)
+    channels = {
+        "dns:/// round_robin": lb_channel(dns_target(status.config.service_name, status.consul.dns, port), "round_robin",
+                                          [("grpc.dns_min_time_between_resolutions_ms", 1000)]),
+        "NativeChannel (watcher -> ipv4:)": NativeChannel(watcher),
+    }
+    results: dict[str, list[tuple[float, str]]] = {name: [] for name in channels}
+    killed = threading.Event()
+    kill_at: list[float] = []
+
+    def traffic(name: str, channel: grpc.Channel) -> None:
+        stub = user_pb2_grpc.UserServiceStub(channel)
+        end = time.monotonic() + window
+        while time.monotonic() < end:
+            try:
+                outcome = _create(stub, timeout=1.0)
+            except grpc.RpcError as err:
+                outcome = f"failed: {err.code().name}"
+            results[name].append((time.monotonic(), outcome))
+            time.sleep(0.01)
+
+    try:
+        for channel in channels.values():
+            served_counts(channel, 6, settle=0.3)
+        threads = [threading.Thread(target=traffic, args=item) for item in channels.items()]
+        for thread in threads:
+            thread.start()
+        time.sleep(window / 4)
+        kill_at.append(time.monotonic())
+        cluster.kill(victim)
+        killed.set()
+        for thread in threads:
+            thread.join(window + 5)
+    finally:
+        for channel in channels.values():
+            channel.close()
+        watcher.stop()
+        if killed.is_set():
+            cluster.start(victim)
+    rows = []
+    for name, calls in results.items():
+        after = [outcome for t, outcome in calls if t >= kill_at[0]]
+        served = collections.Counter(o for o in after if not o.startswith("failed"))
+        rows.append({"channel": name, "calls after the kill": len(after),
+                     "failed": sum(o.startswith("failed") for o in after),
+                     f"served by {victim}": served.get(victim, 0), "served by the others": dict(served)})
+    return rows

@@ -1,0 +1,69 @@
+"""Lesson 11's experiments against real processes: balancing policies, dns:/// re-resolution, keepalive, GOAWAY, idle."""
+from __future__ import annotations
+
+import pytest
+
+from labs import local_lab
+from lab_services.lessons import connections as cn
+from lab_services.lessons import exercises
+from lab_services.lessons.exercises import lesson_11
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with local_lab(tmp_path_factory.mktemp("connections"), consul_servers=1, etcd_members=0, services=3, registry="consul",
+                   prometheus=False, instance_addresses="distinct") as lab:
+        yield lab
+
+
+def test_pick_first_sticks_and_round_robin_spreads(cluster):
+    addresses = [s.address for s in cluster.status().services]
+    with cn.lb_channel(addresses, "pick_first") as channel:
+        assert list(cn.served_counts(channel, 12)) == ["user-1"], "pick_first uses the first address that connects"
+    with cn.lb_channel(addresses, "round_robin") as channel:
+        assert cn.served_counts(channel, 12) == {"user-1": 4, "user-2": 4, "user-3": 4}
+    with pytest.raises(ValueError, match="policy"):
+        cn.lb_channel(addresses, "weighted")
+
+
+def test_dns_target_sees_a_new_instance_only_when_connections_age_out(cluster):
+    plain = cn.time_to_new_instance(cluster, None, window=4)
+    assert plain["first call to it after s"] is None and plain["failed calls"] == 0 and len(plain["before"]) == 2
+    aged = cn.time_to_new_instance(cluster, 1500, window=8)
+    assert aged["first call to it after s"] is not None and aged["failed calls"] == 0
+
+
+def test_keepalive_needs_a_ping_timeout_to_notice_a_paused_instance(cluster):
+    without = cn.detect_pause(cluster, "user-2", cn.keepalive_options(1000), window=4)
+    assert without["stream status"] == "still open"
+    with_timeout = cn.detect_pause(cluster, "user-2", cn.keepalive_options(1000, ping_timeout_ms=1000), window=6)
+    assert with_timeout["stream status"] == "UNAVAILABLE" and with_timeout["left READY after s"] is not None
+    assert {s.state for s in cluster.status().services} == {"running"}
+
+
+def test_too_many_pings_gets_a_goaway_and_an_idle_channel_goes_idle(cluster):
+    address = cluster.status().services[2].address
+    assert cn.too_many_pings(address, 1000, window=7)["GOAWAY after s"] is not None
+    assert [s for _, s in cn.idle_states(address, 1000, wait=2.5)][-1] == "IDLE"
+
+
+def test_the_exercise_solution_passes_and_wrong_answers_are_told_why(cluster):
+    assert exercises.check(lesson_11.NAME, lesson_11.hung_instance_options(), cluster=cluster).ok
+    verdict = exercises.check(lesson_11.NAME, [("grpc.keepalive_time_ms", 1000)], cluster=cluster)
+    assert not verdict.ok and "still open" in verdict.message
+    assert "expected a list" in exercises.check(lesson_11.NAME, None, cluster=cluster).message
+
+
+def test_a_channel_per_call_opens_a_connection_per_call(cluster):
+    reused, per_call = cn.reuse_vs_per_call(cluster.status().services[0].address, calls=10)
+    assert reused["connections opened"] == 1 and per_call["connections opened"] == 10
+    assert reused["mean ms"] > 0 and per_call["mean ms"] > 0
+
+
+def test_a_kill_through_dns_and_through_the_native_channel(cluster):
+    rows = cn.kill_side_by_side(cluster, "user-3", window=3)
+    assert [r["channel"] for r in rows] == ["dns:/// round_robin", "NativeChannel (watcher -> ipv4:)"]
+    for row in rows:
+        assert set(row["served by the others"]) == {"user-1", "user-2"}, row
+        assert row["failed"] < row["calls after the kill"] / 2, f"the channel kept failing after the kill: {row}"
+    assert {s.state for s in cluster.status().services} == {"running"}, "the victim is started again"
