@@ -127,3 +127,28 @@ def test_checkers_explain_a_wrong_answer(cluster, consul_http, server):
     assert not verdict and "return the registrar" in verdict.message
     with pytest.raises(KeyError, match="no exercise named 'nope'"):
         exercises.solution("nope")
+
+
+def test_metric_origins_says_which_grpc_metrics_follow_go_grpc_prometheus_and_which_are_the_labs_own():
+    import time
+
+    import grpc
+    from prometheus_client import generate_latest
+
+    from lab_services.lessons.scrapes import metric_origins
+    from lab_services.service import UserServer, user_pb2, user_pb2_grpc
+
+    server = UserServer(name="origins").start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            with pytest.raises(grpc.RpcError):
+                user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-404"), timeout=2)
+        time.sleep(0.5)  # the counters are updated once the call has finished on the server
+        origins = {r["metric"]: r["origin"] for r in metric_origins(generate_latest(server.metrics.registry).decode())}
+    finally:
+        server.stop(0)
+    assert origins == {
+        "grpc_server_handled_total": "go-grpc-prometheus (without its label grpc_type)",
+        "grpc_server_handling_seconds": "go-grpc-prometheus (without its label grpc_type)",
+        "grpc_server_in_flight": "the lab's own (go-grpc-prometheus has no such metric)",
+    }

@@ -73,10 +73,15 @@ def history() -> list[Verdict]:
     return list(_history)
 
 
+def published(exercise: str) -> Any:
+    """The published solution itself (a function), so a notebook run with SHOW_SOLUTION=True checks it for real."""
+    return _lesson(exercise).SOLUTION
+
+
 def solution(exercise: str) -> str:
     """The code of one way to solve `exercise`: the source of its lesson module's SOLUTION function."""
     lesson = _lesson(exercise)
     return f"# {lesson.__name__}\n" + inspect.getsource(lesson.SOLUTION)
 
 
-__all__ = ["LESSONS", "Verdict", "check", "history", "names", "reveal_solutions", "solution", "solutions_revealed"]
+__all__ = ["LESSONS", "Verdict", "check", "history", "names", "published", "reveal_solutions", "solution", "solutions_revealed"]
