@@ -152,3 +152,29 @@ def test_metric_origins_says_which_grpc_metrics_follow_go_grpc_prometheus_and_wh
         "grpc_server_handling_seconds": "go-grpc-prometheus (without its label grpc_type)",
         "grpc_server_in_flight": "the lab's own (go-grpc-prometheus has no such metric)",
     }
+
+
+def test_stderr_progress_rewrites_one_line_when_on_and_writes_nothing_under_json_or_off_a_terminal():
+    import io
+
+    from lab_services.lessons.progress import StderrProgress
+
+    stream = io.StringIO()  # not a terminal
+    StderrProgress.for_terminal(json_output=False, stream=stream)(0, 2, "first")
+    StderrProgress.for_terminal(json_output=True, force=True, stream=stream)(0, 2, "first")
+    assert stream.getvalue() == ""
+    progress = StderrProgress.for_terminal(json_output=False, force=True, stream=stream)
+    progress(0, 2, "a long first step")
+    progress(1, 2, "second")
+    progress(2, 2, "done")
+    progress.done()
+    assert stream.getvalue() == "\r[0/2] a long first step\r[1/2] second           \r[2/2] done  \n"
+
+
+def test_progress_bar_shows_how_far_and_the_current_step():
+    from lab_services.lessons.progress import ProgressBar
+
+    bar = ProgressBar("drills", show=False)
+    bar(1, 4, "service-kill: run 2 of 4")
+    assert (bar.bar.value, bar.bar.max, bar.label.value) == (1, 4, "1/4 · service-kill: run 2 of 4")
+    assert bar.steps == ["service-kill: run 2 of 4"]

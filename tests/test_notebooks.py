@@ -4,7 +4,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from papermill.parameterize import parameterize_notebook
+import papermill
 
 from lab_services.core.paths import REPO_DIR
 
@@ -44,7 +44,10 @@ def test_lesson_runs_with_solutions(path, lab, tmp_path):
     parameters = _parameters(notebook)
     assert parameters, f"{path.name} has no cell tagged 'parameters'; papermill cannot set SHOW_SOLUTION"
     assert "SHOW_SOLUTION" in parameters, f"{path.name}'s parameters cell does not define SHOW_SOLUTION; add SHOW_SOLUTION = False"
-    notebook = parameterize_notebook(notebook, {"SHOW_SOLUTION": True})
+    # `papermill --prepare-only -p SHOW_SOLUTION True`: the parameters injected, nothing run yet. nbclient then runs
+    # it in a kernel that inherits LAB_STATE_DIR, so the lesson reuses the shared lab as in the test above.
+    notebook = papermill.execute_notebook(str(path), str(tmp_path / f"prepared-{path.name}"), parameters={"SHOW_SOLUTION": True},
+                                          prepare_only=True, kernel_name="python3", progress_bar=False)
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from lab_services.core.http import http_json
 from lab_services.runtime.status import ClusterStatus
+from lab_services.lessons.progress import OnStep
 from lab_services.lessons.streaming.starvation import OpenStreams, health_check, unary_latencies
 
 DEFAULT_STREAMS = 1000
@@ -104,11 +105,16 @@ def _target(status: ClusterStatus) -> dict[str, Any]:
             "consul_http": consul[0] if consul else None}
 
 
-def run(streams: int = DEFAULT_STREAMS, kind: str = "watch") -> dict[str, Any]:
+def run(streams: int = DEFAULT_STREAMS, kind: str = "watch", progress: OnStep | None = None) -> dict[str, Any]:
     """`bench streams`: `measure` against one instance of the running lab (or a fresh one)."""
     with _instance() as target:
-        return {"instance": target["instance_id"], **measure(target["address"], streams, kind, target["consul_http"],
-                                                              target["service"], target["instance_id"])}
+        if progress is not None:
+            progress(0, 1, f"streams: holding {streams} {kind} streams open on {target['instance_id']}, measuring")
+        result = {"instance": target["instance_id"], **measure(target["address"], streams, kind, target["consul_http"],
+                                                                target["service"], target["instance_id"])}
+    if progress is not None:
+        progress(1, 1, "streams: done")
+    return result
 
 
 def describe(result: dict[str, Any]) -> str:
