@@ -20,6 +20,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lab_services.core.wait import WaitTimeout, wait_for
+from lab_services.lessons.progress import OnStep
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
@@ -159,7 +160,8 @@ def _consul_verdict(server: UserServer, consul_http: str, settle: float) -> str:
 
 
 def compare_server_kinds(streams: int = 60, kind: str = "watch", max_workers: int = 32,
-                         consul_http: str | None = None, settle: float = 4.0) -> list[dict[str, Any]]:
+                         consul_http: str | None = None, settle: float = 4.0,
+                         progress: OnStep | None = None) -> list[dict[str, Any]]:
     """Lesson 05: the same open streams against a thread-pool server and an asyncio one, side by side.
 
     With more streams than `max_workers`, the thread-pool server has no thread left for its health check
@@ -168,7 +170,9 @@ def compare_server_kinds(streams: int = 60, kind: str = "watch", max_workers: in
     chats, and hardly any watch, because the change that would feed them is a unary call waiting for a thread too.
     """
     rows = []
-    for server_kind in ("threads", "aio"):
+    for n, server_kind in enumerate(("threads", "aio")):
+        if progress is not None:
+            progress(n, 2, f"{streams} {kind} streams on the {server_kind} server")
         server = UserServer(name=f"lesson05-{server_kind}", server_kind=server_kind, max_workers=max_workers).start()
         try:
             with OpenStreams(server.address, streams, kind, establish_timeout=2.0) as load:
@@ -181,4 +185,6 @@ def compare_server_kinds(streams: int = 60, kind: str = "watch", max_workers: in
                 rows.append(row)
         finally:
             server.stop(0)
+    if progress is not None:
+        progress(2, 2, "done")
     return rows
