@@ -42,9 +42,15 @@ def test_grpc_service_config_mistakes_fail_loudly_clamp_or_are_silently_ignored(
     assert server.faults.current.error_rate == 0, "the experiment must put the faults back"
 
 
-def test_with_deadline_propagation_the_upstream_skips_the_work_without_it_does_it(server):
-    with_propagation = deadline_experiment(server, propagate=True, calls=3, latency_ms=400)
-    without = deadline_experiment(server, propagate=False, calls=3, latency_ms=400)
+@pytest.mark.parametrize("server_kind", ["aio", "threads"])
+def test_with_deadline_propagation_the_upstream_skips_the_work_without_it_does_it(server_kind):
+    """Both servicers (asyncio and thread pool) check that their caller is still there before writing."""
+    server = UserServer(name=f"claims-{server_kind}", server_kind=server_kind).start()
+    try:
+        with_propagation = deadline_experiment(server, propagate=True, calls=3, latency_ms=400)
+        without = deadline_experiment(server, propagate=False, calls=3, latency_ms=400)
+    finally:
+        server.stop(0)
     assert with_propagation["client_codes"] == without["client_codes"] == {"DEADLINE_EXCEEDED": 3}
     assert with_propagation["users_written"] == 0, with_propagation
     assert without["users_written"] == 3, without
