@@ -204,3 +204,14 @@ def test_an_interrupted_drill_puts_back_what_it_disturbed(cluster):
     assert "interrupted; the lab is put back as it was" in seen.decode(), seen.decode()
     as_found(cluster)
     assert not [r for r in processes.live_records(cluster.base) if "drill" in r.name], "a probe process outlived the drill"
+
+
+@pytest.mark.parametrize("repeats, drill, says", [
+    (0, "service-kill", "invalid argument: repeats: 0; a whole number of runs per setting, 1 or more"),
+    (True, "service-kill", "invalid argument: repeats: True"),
+    (2, "consul-leader", "invalid argument: drill: 'consul-leader'; compare with service-kill or service-pause"),
+])
+def test_removal_comparison_refuses_bad_arguments_before_any_drill(repeats, drill, says):
+    with pytest.raises(ValueError) as info:
+        drills.removal_comparison(None, {"default": {"check_interval": "10s"}}, repeats=repeats, drill=drill)
+    assert str(info.value).startswith(says), info.value
