@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab_services.runtime import ClusterConfig, backend_name, connect
 from lab_services.runtime.lab import open_cluster
@@ -18,6 +18,9 @@ from lab_services.runtime import binaries
 from lab_services.runtime.cluster import UnknownProcessError
 from lab_services.runtime.status import ClusterStatus
 from lab_services.runtime.supervised import LabNotRunningError
+
+if TYPE_CHECKING:  # the CLI loads the lessons layer (and ipywidgets) only for the commands that need it
+    from lab_services.lessons.progress import StderrProgress
 
 PROCESS_OPS = ("kill", "stop", "start", "pause", "resume")
 
@@ -114,8 +117,27 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _progress(args: argparse.Namespace) -> StderrProgress:
+    """The stderr progress line of a long command: on a terminal or with --progress, never under --json."""
+    from lab_services.lessons.progress import StderrProgress
+
+    return StderrProgress.for_terminal(getattr(args, "json", False), force=args.progress)
+
+
+def _interrupted(progress: StderrProgress, message: str) -> int:
+    """Ctrl-C: end the progress line, say what was put back, and exit 130 (the shell's code for SIGINT)."""
+    progress.done()
+    print(message, file=sys.stderr)
+    return 130
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
-    for name, path in binaries.fetch().items():
+    progress = _progress(args)
+    try:
+        fetched = binaries.fetch(progress=progress)
+    finally:
+        progress.done()
+    for name, path in fetched.items():
         print(f"{name:<12}{path}")
     return 0
 
@@ -157,18 +179,25 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab_services.bench import discovery, startup, streams
 
-    if args.which == "startup":
-        # The compose runtime is measured next to the local one, in the same run, so the two rows compare.
-        backends = ["local", "compose"] if backend_name() == "compose" else ["local"]
-        results = [startup.run(runs=args.runs, backend=b) for b in backends]
-        print(json.dumps(results if len(results) > 1 else results[0]) if args.json
-              else "\n".join(startup.describe(r) for r in results))
-        return 0
-    if args.which == "streams":
-        result, describe = streams.run(streams=args.streams, kind=args.kind), streams.describe
-    else:
-        result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs)
-        describe = discovery.describe
+    progress = _progress(args)
+    # Every benchmark starts its own lab (or instance) in a `with` block, so an interrupt stops what it started.
+    try:
+        if args.which == "startup":
+            # The compose runtime is measured next to the local one, in the same run, so the two rows compare.
+            backends = ["local", "compose"] if backend_name() == "compose" else ["local"]
+            results = [startup.run(runs=args.runs, backend=b, progress=progress) for b in backends]
+            print(json.dumps(results if len(results) > 1 else results[0]) if args.json
+                  else "\n".join(startup.describe(r) for r in results))
+            return 0
+        if args.which == "streams":
+            result, describe = streams.run(streams=args.streams, kind=args.kind, progress=progress), streams.describe
+        else:
+            result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs, progress=progress)
+            describe = discovery.describe
+    except KeyboardInterrupt:
+        return _interrupted(progress, f"discovery-lab bench {args.which}: interrupted; what it started is stopped")
+    finally:
+        progress.done()
     print(json.dumps(result) if args.json else describe(result))
     return 0
 
@@ -186,10 +215,17 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if params and not args.name.startswith("service-"):
         raise ValueError(f"invalid argument: {', '.join('--' + k.replace('_', '-') for k in params)}: only the service drills "
                          "register a probe with check settings")
+    progress = _progress(args)
     try:
-        result = drills.run(connect(), args.name, **params)
+        result = drills.run(connect(), args.name, progress=progress, **params)
     except TimeoutError as err:
         raise RuntimeError(f"the {args.name} drill did not finish (the lab is put back as far as possible): {err}") from None
+    except KeyboardInterrupt:
+        # The drill's own `finally` has already put back what it disturbed (probe stopped and deregistered,
+        # killed servers started again) before the interrupt got here.
+        return _interrupted(progress, f"discovery-lab drill {args.name}: interrupted; the lab is put back as it was")
+    finally:
+        progress.done()
     if args.json:
         print(result.to_json())
     else:
@@ -339,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_add_service)
     command("reset", help="back to the shape `up` made: resume, start, remove added instances").set_defaults(func=cmd_reset)
     command("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
-    command("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
+    fetch = command("fetch", help="download Consul, etcd and Prometheus into the project cache")
+    fetch.add_argument("--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal")
+    fetch.set_defaults(func=cmd_fetch)
     jupyter = command("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")
     jupyter.add_argument("--no-browser", action="store_true")
     jupyter.add_argument("--port", type=int, default=8888)
@@ -352,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--streams", type=int, default=1000, help="streams: how many to hold open on one instance")
     bench.add_argument("--kind", choices=("watch", "chat"), default="watch", help="streams: WatchUsers or Chat")
     bench.add_argument("--json", action="store_true")
+    bench.add_argument("--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal")
     bench.set_defaults(func=cmd_bench)
     config = command("config", help="runtime settings in the configuration centre: set, get, history, rollback")
     config.add_argument("--store", choices=("consul", "etcd"), help="default: the store the lab's instances follow, else consul")
@@ -378,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--ttl", help="service drills: add a TTL check, e.g. 9s")
     drill.add_argument("--deregister-after", help="service drills: DeregisterCriticalServiceAfter, e.g. 1m")
     drill.add_argument("--json", action="store_true")
+    drill.add_argument("--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal")
     drill.set_defaults(func=cmd_drill)
     return parser
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from lab_services.core.wait import wait_until
 from lab_services.lessons import drills
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.runtime import processes
@@ -144,3 +145,73 @@ def test_cli_lists_and_runs_a_drill_as_json(cluster):
     refused = cli(cluster.base, "drill", "consul-leader", "--check-interval", "10s")
     assert refused.returncode == 2 and "only the service drills" in refused.stderr
     as_found(cluster)
+
+
+def _stderr_on_a_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run `argv` with its stderr on a pseudo-terminal (as in a shell) and return its exit code and what it wrote there."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal's last handle
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    proc.stdout.read()
+    return proc.wait(120), b"".join(chunks).decode(errors="replace")
+
+
+def test_cli_drill_shows_its_progress_on_a_terminal_or_when_forced_and_never_under_json(cluster):
+    env = {**os.environ, "LAB_STATE_DIR": str(cluster.base)}
+    code, on_terminal = _stderr_on_a_pty([sys.executable, "-m", "lab_services.cli", "drill", "service-term"], env)
+    assert code == 0, on_terminal
+    assert "[0/4] service-term: starting the probe under load" in on_terminal and "[4/4] service-term: done" in on_terminal, on_terminal
+    forced = cli(cluster.base, "drill", "service-term", "--progress")
+    assert forced.returncode == 0 and "[1/4] service-term: fault injected" in forced.stderr, forced.stderr
+    piped = cli(cluster.base, "drill", "service-term")  # stderr is a pipe: no progress line
+    assert piped.returncode == 0 and "[0/4]" not in piped.stderr, piped.stderr
+    quiet = cli(cluster.base, "drill", "service-term", "--json", "--progress")
+    assert quiet.returncode == 0 and "[0/4]" not in quiet.stderr and json.loads(quiet.stdout)["drill"] == "service-term", quiet.stderr
+    as_found(cluster)
+
+
+def test_an_interrupted_drill_puts_back_what_it_disturbed(cluster):
+    """Ctrl-C while a probe hangs (SIGSTOP) under load: the drill stops and deregisters the probe before it exits."""
+    import signal
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "lab_services.cli", "drill", "service-pause", "--check-interval", "10s",
+                             "--check-timeout", "10s", "--progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "LAB_STATE_DIR": str(cluster.base)})
+    seen = bytearray()
+    reader = threading.Thread(target=lambda: [seen.extend(c) for c in iter(lambda: proc.stderr.read1(256), b"")], daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: b"[1/4] service-pause: fault injected" in seen, 90, "the drill to pause its probe")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130, seen.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+    assert "interrupted; the lab is put back as it was" in seen.decode(), seen.decode()
+    as_found(cluster)
+    assert not [r for r in processes.live_records(cluster.base) if "drill" in r.name], "a probe process outlived the drill"
+
+
+@pytest.mark.parametrize("repeats, drill, says", [
+    (0, "service-kill", "invalid argument: repeats: 0; a whole number of runs per setting, 1 or more"),
+    (True, "service-kill", "invalid argument: repeats: True"),
+    (2, "consul-leader", "invalid argument: drill: 'consul-leader'; compare with service-kill or service-pause"),
+])
+def test_removal_comparison_refuses_bad_arguments_before_any_drill(repeats, drill, says):
+    with pytest.raises(ValueError) as info:
+        drills.removal_comparison(None, {"default": {"check_interval": "10s"}}, repeats=repeats, drill=drill)
+    assert str(info.value).startswith(says), info.value

@@ -127,3 +127,54 @@ def test_checkers_explain_a_wrong_answer(cluster, consul_http, server):
     assert not verdict and "return the registrar" in verdict.message
     with pytest.raises(KeyError, match="no exercise named 'nope'"):
         exercises.solution("nope")
+
+
+def test_metric_origins_says_which_grpc_metrics_follow_go_grpc_prometheus_and_which_are_the_labs_own():
+    import time
+
+    import grpc
+    from prometheus_client import generate_latest
+
+    from lab_services.lessons.scrapes import metric_origins
+    from lab_services.service import UserServer, user_pb2, user_pb2_grpc
+
+    server = UserServer(name="origins").start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            with pytest.raises(grpc.RpcError):
+                user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-404"), timeout=2)
+        time.sleep(0.5)  # the counters are updated once the call has finished on the server
+        origins = {r["metric"]: r["origin"] for r in metric_origins(generate_latest(server.metrics.registry).decode())}
+    finally:
+        server.stop(0)
+    assert origins == {
+        "grpc_server_handled_total": "go-grpc-prometheus (without its label grpc_type)",
+        "grpc_server_handling_seconds": "go-grpc-prometheus (without its label grpc_type)",
+        "grpc_server_in_flight": "the lab's own (go-grpc-prometheus has no such metric)",
+    }
+
+
+def test_stderr_progress_rewrites_one_line_when_on_and_writes_nothing_under_json_or_off_a_terminal():
+    import io
+
+    from lab_services.lessons.progress import StderrProgress
+
+    stream = io.StringIO()  # not a terminal
+    StderrProgress.for_terminal(json_output=False, stream=stream)(0, 2, "first")
+    StderrProgress.for_terminal(json_output=True, force=True, stream=stream)(0, 2, "first")
+    assert stream.getvalue() == ""
+    progress = StderrProgress.for_terminal(json_output=False, force=True, stream=stream)
+    progress(0, 2, "a long first step")
+    progress(1, 2, "second")
+    progress(2, 2, "done")
+    progress.done()
+    assert stream.getvalue() == "\r[0/2] a long first step\r[1/2] second           \r[2/2] done  \n"
+
+
+def test_progress_bar_shows_how_far_and_the_current_step():
+    from lab_services.lessons.progress import ProgressBar
+
+    bar = ProgressBar("drills", show=False)
+    bar(1, 4, "service-kill: run 2 of 4")
+    assert (bar.bar.value, bar.bar.max, bar.label.value) == (1, 4, "1/4 · service-kill: run 2 of 4")
+    assert bar.steps == ["service-kill: run 2 of 4"]

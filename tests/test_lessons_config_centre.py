@@ -7,7 +7,6 @@ from labs import local_lab
 from lab_services.lessons import config_centre as cc
 from lab_services.lessons import exercises
 from lab_services.lessons.exercises import lesson_10
-from lab_services.lessons.predict import Prediction
 from lab_services.lessons.widgets.settings_editor import SettingsEditor
 from lab_services.service.settings import Setting
 
@@ -60,15 +59,6 @@ def test_the_store_outage_keeps_settings_and_catches_up(cluster):
     assert result["kept"] and result["write_during_outage"].startswith("refused")
     assert result["seconds_to_notice"] > 0 and result["seconds_to_catch_up"] >= 0
     assert {s.state for s in cluster.status().services} == {"running"}
-
-
-def test_a_prediction_records_the_observation():
-    guess = Prediction("Which is faster?", ["Consul", "etcd"])
-    assert "you did not choose" in guess.reveal("etcd", "measured")
-    guess.buttons.value = "etcd"
-    assert "as you predicted" in guess.reveal("etcd", "measured")
-    with pytest.raises(ValueError, match="observed"):
-        guess.reveal("neither", "")
 
 
 def test_the_exercise_solution_passes_and_wrong_answers_are_told_why(cluster):

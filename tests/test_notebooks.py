@@ -4,6 +4,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 from nbclient import NotebookClient
+import papermill
 
 from lab_services.core.paths import REPO_DIR
 
@@ -33,3 +34,31 @@ def run_lesson(path, out_dir) -> None:
         client.execute()
     finally:
         nbformat.write(notebook, out_dir / path.name)
+
+
+def _parameters(notebook: nbformat.NotebookNode) -> str:
+    """The source of the papermill-tagged parameters cell ('' when there is none)."""
+    return next((c.source for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), "")
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_with_solutions(path, lab, tmp_path):
+    """The lesson again with SHOW_SOLUTION=True, injected as papermill does: each exercise cell then runs the published
+    solution through its checker, and the lesson asserts the verdict is right."""
+    notebook = nbformat.read(path, as_version=4)
+    parameters = _parameters(notebook)
+    assert parameters, f"{path.name} has no cell tagged 'parameters'; papermill cannot set SHOW_SOLUTION"
+    assert "SHOW_SOLUTION" in parameters, f"{path.name}'s parameters cell does not define SHOW_SOLUTION; add SHOW_SOLUTION = False"
+    # `papermill --prepare-only -p SHOW_SOLUTION True`: the parameters injected, nothing run yet. nbclient then runs
+    # it in a kernel that inherits LAB_STATE_DIR, so the lesson reuses the shared lab as in the test above.
+    notebook = papermill.execute_notebook(str(path), str(tmp_path / f"prepared-{path.name}"), parameters={"SHOW_SOLUTION": True},
+                                          prepare_only=True, kernel_name="python3", progress_bar=False)
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    nbformat.write(notebook, tmp_path / path.name)
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "SHOW_SOLUTION = True" in injected[0].source, "papermill did not inject SHOW_SOLUTION = True"
+    assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"

@@ -74,7 +74,7 @@ def test_error_message_names_field_and_fix():
         ({"checks": (CheckSpec(kind="ttl"),)}, "checks[0].ttl", "needs ttl"),
         ({"checks": (CheckSpec(kind="ttl", ttl="500ms"),)}, "checks[0].ttl", "1s minimum"),
         ({"checks": (CheckSpec(kind="tcp", ttl="3s"),)}, "checks[0].ttl", "only applies"),
-        ({"checks": (CheckSpec(kind="tcp", interval="500ms"),)}, "checks[0].interval", "minimum check interval of 1s"),
+        ({"checks": (CheckSpec(kind="tcp", interval="0s"),)}, "checks[0].interval", "longer than zero"),
         ({"checks": (CheckSpec(kind="tcp", interval="soon"),)}, "checks[0].interval", "not a duration"),
         ({"checks": (CheckSpec(kind="grpc", timeout="0s"),)}, "checks[0].timeout", "longer than zero"),
         (
@@ -159,3 +159,14 @@ def test_backoff_full_jitter_stays_under_a_capped_exponential_ceiling():
     assert next(backoff) <= 0.1
     with pytest.raises(ValueError):
         Backoff(base=0)
+
+
+def test_an_interval_below_one_second_warns_as_consul_does_and_is_not_refused():
+    """Consul 1.8 accepts a 500 ms interval and runs the check every second (agent log: check has interval below minimum)."""
+    from lab_services.registry.spec import ConsulRaises
+
+    check = CheckSpec(kind="grpc", interval="500ms")
+    with pytest.warns(ConsulRaises, match=r"checks\[0\]\.interval: '500ms' is below Consul's minimum of 1s: Consul accepts it, runs the check every 1s"):
+        registration(checks=(check,)).validate()
+    assert check.effective_interval == 1.0
+    assert CheckSpec(kind="grpc", interval="3s").effective_interval == 3.0

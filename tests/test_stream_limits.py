@@ -8,7 +8,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lab_services.bench import streams
-from lab_services.bench.streams import OpenStreams, compare_server_kinds, health_check, unary_latencies
+from lab_services.lessons.streaming.starvation import OpenStreams, compare_server_kinds, health_check, unary_latencies
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 
 pytestmark = pytest.mark.timeout(180)
@@ -76,3 +76,9 @@ def test_bench_streams_against_a_lab_keeps_the_instance_passing_in_consul():
     assert result["open_streams"] == 200 and result["refused_streams"] == {}
     assert result["health"] == "SERVING" and result["passing_in_consul"] is True and result["health_ok"] is True
     assert result["unary_failures"] == 0 and result["p99_unary_seconds"] is not None
+
+
+def test_lesson_05_comparison_shows_consul_marking_the_starved_thread_pool_critical(consul_node):
+    threads, aio = compare_server_kinds(streams=20, kind="chat", max_workers=4, consul_http=consul_node.http)
+    assert threads["consul_check"] == "critical", threads
+    assert aio["consul_check"] == "passing", aio

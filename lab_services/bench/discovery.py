@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, NativeChannel, PickerChannel, Watcher
 from lab_services.discovery.channel import DiscoveryChannel
 from lab_services.discovery.native_channel import SERVICE_CONFIG, static_target
+from lab_services.lessons.progress import OnStep
 from lab_services.runtime import processes
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
@@ -135,7 +136,8 @@ def _one_propagation(cluster: LocalCluster, channel: DiscoveryChannel, timeout: 
             "listed_to_call": first_call[name] - listed}
 
 
-def propagation(registry: str = "consul", mode: str = "picker", runs: int = 5, timeout: float = 15.0) -> dict[str, Any]:
+def propagation(registry: str = "consul", mode: str = "picker", runs: int = 5, timeout: float = 15.0,
+                progress: OnStep | None = None) -> dict[str, Any]:
     """Seconds from a new instance's process start, and from its listing in the registry, to its first answered call.
 
     The two are reported apart because they measure different things: start to first call is mostly the
@@ -145,7 +147,8 @@ def propagation(registry: str = "consul", mode: str = "picker", runs: int = 5, t
     _check(registry, mode)
     samples = []
     with small_lab() as cluster, _discovery(cluster, registry, mode) as channel:
-        for _ in range(runs):
+        for n in range(runs):
+            _report(progress, n, runs, "propagation")
             samples.append(_one_propagation(cluster, channel, timeout))
     seconds = [s["seconds"] for s in samples]
     return {
@@ -238,12 +241,13 @@ def _one_failover(cluster: LocalCluster, registry: str, mode: str, rate: float, 
 
 
 def failover(registry: str = "consul", mode: str = "picker", runs: int = 3, rate: float = 300.0, threads: int = 6,
-             before: float = 1.0, after: float = 3.0, victim: str = "user-1") -> dict[str, Any]:
+             before: float = 1.0, after: float = 3.0, victim: str = "user-1", progress: OnStep | None = None) -> dict[str, Any]:
     """Steady load over three instances, kill -9 one: seconds until it gets no more attempts, and calls that failed."""
     _check(registry, mode)
     samples = []
     with small_lab() as cluster:
-        for _ in range(runs):
+        for n in range(runs):
+            _report(progress, n, runs, "failover")
             samples.append(_one_failover(cluster, registry, mode, rate, threads, before, after, victim))
     to_none = [s["seconds_to_no_traffic"] for s in samples]
     return {
@@ -286,7 +290,8 @@ def _rates(channels: dict[str, grpc.Channel], seconds: float, slice_seconds: flo
     return {name: calls[name] / spent[name] for name in stubs}
 
 
-def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seconds: float = 2.0) -> dict[str, Any]:
+def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seconds: float = 2.0,
+             progress: OnStep | None = None) -> dict[str, Any]:
     """Sequential unary calls/s (health checks) through the discovery channel against two baselines, same run.
 
     `ratio_vs_round_robin` compares with gRPC's own round_robin over the same fixed addresses: the cost of
@@ -302,7 +307,8 @@ def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seco
         # to one instance comes from spreading calls over three processes rather than from discovery.
         static = grpc.insecure_channel(static_target(addresses), options=[("grpc.service_config", SERVICE_CONFIG)])
         try:
-            for _ in range(runs):
+            for n in range(runs):
+                _report(progress, n, runs, "overhead")
                 rates = _rates({"plain": plain, "static": static, "discovery": discovered}, seconds)
                 samples.append({"plain_calls_per_second": rates["plain"], "discovery_calls_per_second": rates["discovery"],
                                 "round_robin_calls_per_second": rates["static"],
@@ -326,10 +332,20 @@ def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seco
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {"propagation": propagation, "failover": failover, "overhead": overhead}
 
 
-def run(which: str, registry: str = "consul", mode: str = "picker", runs: int = 3) -> dict[str, Any]:
+def _report(progress: OnStep | None, done: int, runs: int, name: str) -> None:
+    if progress is not None:
+        progress(done, runs, f"{name}: run {done + 1} of {runs}")
+
+
+def run(which: str, registry: str = "consul", mode: str = "picker", runs: int = 3,
+        progress: OnStep | None = None) -> dict[str, Any]:
+    """One benchmark by name; `progress(done, total, step)` hears each run start and the end."""
     if which not in BENCHMARKS:
         raise ValueError(f"invalid argument: benchmark: {which!r}; use one of {', '.join(BENCHMARKS)}")
-    return BENCHMARKS[which](registry=registry, mode=mode, runs=runs)
+    result = BENCHMARKS[which](registry=registry, mode=mode, runs=runs, progress=progress)
+    if progress is not None:
+        progress(runs, runs, f"{which}: done")
+    return result
 
 
 def describe(result: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import psutil
 
+from lab_services.lessons.progress import OnStep
 from lab_services.metrics import prometheus
 from lab_services.runtime.cluster import Cluster
 from lab_services.runtime.config import ClusterConfig
@@ -64,9 +65,17 @@ def one_run(config: ClusterConfig, backend: str = "local") -> dict[str, float]:
             "rss_mb_by_process": rss}
 
 
-def run(runs: int = 3, config: ClusterConfig = FULL, backend: str = "local") -> dict[str, Any]:
-    """Cold starts of `config` on `backend`, one after another; per-process memory is the median of the runs."""
-    results = [one_run(config, backend) for _ in range(runs)]
+def run(runs: int = 3, config: ClusterConfig = FULL, backend: str = "local",
+        progress: OnStep | None = None) -> dict[str, Any]:
+    """Cold starts of `config` on `backend`, one after another; per-process memory is the median of the runs.
+    `progress(done, total, step)` hears each run start and the end."""
+    results = []
+    for n in range(runs):
+        if progress is not None:
+            progress(n, runs, f"startup ({backend}): cold start {n + 1} of {runs}")
+        results.append(one_run(config, backend))
+    if progress is not None:
+        progress(runs, runs, "startup: done")
     passing = [r["seconds_to_passing"] for r in results]
     scraped = [r["seconds_to_scraped"] for r in results]
     return {

@@ -19,18 +19,22 @@ from lab_services.lessons import drills
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
 from lab_services.lessons import config_centre, connections
-from lab_services.lessons.predict import Prediction
 from lab_services.lessons.environment import check_environment
-from lab_services.lessons.exercises import check, reveal_solutions, solution
+from lab_services.lessons.interval_floor import interval_floor
+from lab_services.lessons.progress import ProgressBar
+from lab_services.lessons.exercises import check, published, reveal_solutions, solution
 from lab_services.lessons.reflection import describe_methods, list_services
+from lab_services.lessons.predict import Prediction, predict, reveal
 from lab_services.lessons.refusals import refusals
 from lab_services.lessons.resilience.backoff_plot import plot_backoff
 from lab_services.lessons.resilience.auth import TokenProtectedServer, create_through
 from lab_services.lessons.resilience.gateway import deadline_experiment
 from lab_services.lessons.resilience.measure import plot_latencies
 from lab_services.lessons.resilience.retries import attempts_experiment, hedging_experiment
-from lab_services.lessons.scrapes import wait_for_rates
-from lab_services.lessons.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, plot_flow, stream_outcome
+from lab_services.lessons.resilience.service_config import service_config_mistakes
+from lab_services.lessons.scrapes import metric_origins, wait_for_rates
+from lab_services.lessons.streaming import (FanOutWriter, ResumableWatch, backpressure_experiment, compare_server_kinds, plot_flow,
+                                           stream_outcome)
 from lab_services.lessons.timeline import plot_timeline, timeline_table, wait_event
 from lab_services.lessons.tls_catalogue import certificate_table, failure_catalogue
 from lab_services.lessons.widgets.settings_editor import SettingsEditor
@@ -56,12 +60,12 @@ __all__ = [
     "AdminClient", "CasConflict", "InvalidSetting", "Prediction", "SETTINGS_SCHEMA", "Setting", "SettingsEditor",
     "StoreUnavailable", "config_centre", "connections", "int_between", "validate_setting", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
     "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
-    "HealthBoard", "LabDashboard", "LeaseControl", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
+    "HealthBoard", "LabDashboard", "ProgressBar", "compare_server_kinds", "interval_floor", "metric_origins", "published", "service_config_mistakes", "LeaseControl", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
     "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",
     "WaitTimeout", "a_records", "attempts_experiment", "backpressure_experiment", "channel", "channel_options", "chat",
     "check", "check_environment", "connect", "deadline_experiment", "describe_methods", "drills", "ensure_cluster",
     "etcd_client", "explain", "hedging_experiment", "list_services", "parse_duration", "parse_endpoint", "plot_backoff",
-    "plot_flow", "plot_latencies", "plot_timeline", "prom", "retry_service_config", "refusals", "reveal_solutions", "san_names", "solution",
+    "plot_flow", "plot_latencies", "plot_timeline", "predict", "prom", "retry_service_config", "refusals", "reveal", "reveal_solutions", "san_names", "solution",
     "srv_records", "time_a_blocking_query", "wait_for_rates", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
     "wait_event", "wait_for", "wait_until",
 ]

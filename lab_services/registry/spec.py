@@ -7,6 +7,7 @@ either backend and compare. Validation happens up front, in the registrar's cons
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -16,8 +17,10 @@ from lab_services.core.ports import require_loopback
 CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
 CHECK_STATUSES = ("passing", "warning", "critical")
 
-# Consul refuses check intervals below one second and DeregisterCriticalServiceAfter below one minute
-# (docs/architecture.md); a TTL below one second leaves no room for heartbeats sent every ttl/3 over HTTP.
+# Consul 1.8 accepts a check interval below one second but raises it to one second and logs
+# `check has interval below minimum ... minimum_interval=1s` (measured, DESIGN §4): the lab warns, it does not refuse.
+# The lab refuses DeregisterCriticalServiceAfter below one minute (docs/architecture.md); a TTL below one second
+# leaves no room for heartbeats sent every ttl/3 over HTTP.
 MIN_INTERVAL_S = 1.0
 MIN_DEREGISTER_S = 60.0
 MIN_TTL_S = 1.0
@@ -30,6 +33,10 @@ _GRPC_SERVICE = re.compile(r"^[A-Za-z0-9._-]*$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_META_PAIRS = 64
 MAX_META_VALUE = 512
+
+
+class ConsulRaises(UserWarning):
+    """A setting Consul accepts but changes: an interval below 1 s runs every second (the agent logs a warning)."""
 
 
 class RegistrationError(ValueError):
@@ -87,11 +94,17 @@ class CheckSpec:
         return "passing" if self.kind == "ttl" else None
 
     @property
+    def effective_interval(self) -> float:
+        """Seconds between runs as Consul really schedules them: the interval asked for, raised to Consul's 1 s floor."""
+        return max(parse_duration(self.interval), MIN_INTERVAL_S)
+
+    @property
     def ttl_seconds(self) -> float | None:
         return parse_duration(self.ttl) if self.ttl is not None else None
 
     def validate(self, where: str = "check", http_port: int | None = None) -> None:
-        """Raise RegistrationError naming `where.<field>` if Consul would refuse this check or the lab forbids it."""
+        """Raise RegistrationError naming `where.<field>` if Consul would refuse this check or the lab forbids it;
+        warn (ConsulRaises) when Consul would accept it but change it, so the learner is not surprised later."""
         if self.kind not in CHECK_KINDS:
             raise RegistrationError(
                 f"{where}.kind", f"{self.kind!r} is not a check kind; use one of {', '.join(map(repr, CHECK_KINDS))}"
@@ -103,7 +116,10 @@ class CheckSpec:
         else:
             if self.ttl is not None:
                 raise RegistrationError(f"{where}.ttl", f"ttl only applies to kind='ttl', not {self.kind!r}")
-            _duration(self.interval, f"{where}.interval", MIN_INTERVAL_S, "Consul's minimum check interval of 1s")
+            if _duration(self.interval, f"{where}.interval") < MIN_INTERVAL_S:
+                warnings.warn(ConsulRaises(
+                    f"{where}.interval: {self.interval!r} is below Consul's minimum of 1s: Consul accepts it, runs the "
+                    "check every 1s and logs 'check has interval below minimum'"), stacklevel=2)
             _duration(self.timeout, f"{where}.timeout")
         if self.deregister_critical_after is not None:
             _duration(

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from lab_services.core.paths import cache_dir
 
@@ -86,12 +87,18 @@ def describe_binaries() -> dict[str, dict[str, str]]:
     return found
 
 
-def fetch(names: list[str] | None = None, log=print) -> dict[str, Path]:
+def fetch(names: list[str] | None = None, log=print,
+          progress: Callable[[int, int, str], None] | None = None) -> dict[str, Path]:
     """Download the Debian packages for the missing tools into the cache and unpack their binaries.
 
     Apt runs with a private configuration (own source list, lists and cache directories), so the system's
     sources are never changed and no root-owned state is touched; a second call downloads nothing.
+    `progress(done, total, step)` hears each step (update, download, one unpack per tool).
     """
+    def step(done: int, total: int, what: str) -> None:
+        if progress is not None:
+            progress(done, total, what)
+
     wanted = [TOOLS[n] for n in (names or list(TOOLS))]
     missing = [t for t in wanted if not (bin_dir() / t.name).is_file()]
     if not missing:
@@ -117,15 +124,19 @@ def fetch(names: list[str] | None = None, log=print) -> dict[str, Path]:
         "-o", "APT::Sandbox::User=root",
     ]
     log(f"fetching {', '.join(t.package + '/' + t.suite for t in missing)} from Debian's archive")
+    total = 2 + len(missing)
     debs = apt_dir / "debs"
     try:
+        step(0, total, "apt-get update (the archive's package lists)")
         _run(["apt-get", *options, "update"], "apt-get update")
+        step(1, total, f"apt-get download {len(missing)} packages")
         _run(["apt-get", *options, "download", *[f"{t.package}/{t.suite}" for t in missing]], "apt-get download", cwd=debs)
     except MissingBinaryError as err:
         raise unavailable(missing, err) from None
     bin_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for tool in missing:
+        for n, tool in enumerate(missing):
+            step(2 + n, total, f"unpacking {tool.name}")
             deb = next(iter(sorted(debs.glob(f"{tool.package}_*.deb"))), None)
             if deb is None:
                 raise MissingBinaryError(f"apt-get download left no {tool.package}_*.deb in {debs}")
@@ -135,6 +146,7 @@ def fetch(names: list[str] | None = None, log=print) -> dict[str, Path]:
                 raise MissingBinaryError(f"{deb.name} has no usr/bin/{tool.name}")
             shutil.copy2(source, bin_dir() / tool.name)
             log(f"installed {bin_dir() / tool.name}")
+    step(total, total, "fetched")
     return {t.name: bin_dir() / t.name for t in wanted}
 
 

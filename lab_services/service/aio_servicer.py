@@ -70,7 +70,11 @@ class AsyncUserServicer(UserServicer):
             yield self._reply(count, message)
 
     async def _acall(self, context: aio.ServicerContext, action):
-        """Run action; turn a StoreError into its status code with the error's message as details."""
+        """Run action unless the caller has gone (cancelled, or out of time after an injected delay): work nobody
+        waits for is skipped, as in servicer.py. A StoreError becomes its status code."""
+        remaining = context.time_remaining()
+        if context.cancelled() or (remaining is not None and remaining <= 0):
+            await context.abort(grpc.StatusCode.CANCELLED, "the caller gave up before the work started; skipped")
         try:
             return action()
         except StoreError as exc:

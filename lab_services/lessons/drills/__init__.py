@@ -12,6 +12,8 @@ start what they killed again and wait for a leader before they return, also when
 """
 from __future__ import annotations
 
+import statistics
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,6 +23,7 @@ from lab_services.lessons.drills.etcd import etcd_leader, etcd_quorum
 from lab_services.lessons.drills.probe import Load, Probe
 from lab_services.lessons.drills.result import DrillResult, Stopwatch
 from lab_services.lessons.drills.service import ServiceDrillParams, service_kill, service_pause, service_term
+from lab_services.lessons.progress import OnStep
 from lab_services.runtime.cluster import Cluster
 
 __all__ = [
@@ -46,11 +49,22 @@ DRILLS: dict[str, Drill] = {d.name: d for d in (
 )}
 
 
-def run(cluster: Cluster, name: str, **params: Any) -> DrillResult:
-    """Run the drill `name` (see DRILLS) against `cluster` with its parameters, e.g. check_interval="10s"."""
+def run(cluster: Cluster, name: str, progress: OnStep | None = None, **params: Any) -> DrillResult:
+    """Run the drill `name` (see DRILLS) against `cluster` with its parameters, e.g. check_interval="10s".
+
+    `progress(done, total, step)` hears each phase of a service drill (probe up, fault, noticed, recovered), and the
+    start and end of a server drill. An interrupt (Ctrl-C) is not caught: every drill puts back what it disturbed in
+    a `finally` before it lets the interrupt through."""
     if name not in DRILLS:
         raise ValueError(f"invalid argument: drill: {name!r}; use one of {', '.join(DRILLS)}")
-    return DRILLS[name].run(cluster, **params)
+    if name.startswith("service-"):
+        return DRILLS[name].run(cluster, progress=progress, **params)
+    if progress is not None:
+        progress(0, 1, f"{name}: running (the drill restarts what it kills)")
+    result = DRILLS[name].run(cluster, **params)
+    if progress is not None:
+        progress(1, 1, f"{name}: done")
+    return result
 
 
 def describe() -> Table:
@@ -59,24 +73,36 @@ def describe() -> Table:
 
 
 def removal_comparison(cluster: Cluster, settings: dict[str, dict[str, Any]], repeats: int = 1,
-                       drill: str = "service-kill") -> Table:
+                       drill: str = "service-kill", progress: OnStep | None = None) -> Table:
     """Run a service drill (without recovery) `repeats` times per named check setting and tabulate the removal times.
 
         removal_comparison(cluster, {"default 10s": {"check_interval": "10s"}, "tuned 3s": {"check_interval": "3s"}})
 
-    With drill="service-pause" the probe hangs instead of dying, so the check has to time out as well.
+    With drill="service-pause" the probe hangs instead of dying, so the check has to time out as well. One sample
+    per setting says little (a fault lands at a random point of the check's cycle), so each row gives the median and
+    the range, and `fired_first` counts which check (grpc or ttl) turned critical first in each run.
+    `progress(done, total, step)` is told before each run (a notebook's bar, the CLI's stderr line).
     """
     if drill not in ("service-kill", "service-pause"):
         raise ValueError(f"invalid argument: drill: {drill!r}; compare with service-kill or service-pause")
-    rows = []
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"invalid argument: repeats: {repeats!r}; a whole number of runs per setting, 1 or more")
+    rows, total = [], repeats * len(settings)
     for label, params in settings.items():
-        removed = []
-        for _ in range(repeats):
-            result = DRILLS[drill].run(cluster, recover=False, **params)
-            removed.append(result.summary["seconds_to_removed"])
-        rows.append({"setting": label, "drill": drill, **{k: v for k, v in params.items()}, "runs": repeats,
-                     "mean_seconds_to_removed": round(sum(removed) / len(removed), 2),
-                     "max_seconds_to_removed": round(max(removed), 2), "samples": [round(r, 2) for r in removed]})
-    columns = ["setting", "drill", *sorted({k for p in settings.values() for k in p}), "runs", "mean_seconds_to_removed",
-               "max_seconds_to_removed", "samples"]
+        removed: list[float] = []
+        first: Counter[str] = Counter()
+        for n in range(repeats):
+            if progress is not None:
+                progress(len(rows) * repeats + n, total, f"{drill} {label}: run {n + 1} of {repeats}")
+            summary = DRILLS[drill].run(cluster, recover=False, **params).summary
+            removed.append(summary["seconds_to_removed"])
+            first.update({"+".join(c.rsplit(":", 1)[-1] for c in summary["first_critical"]) or "?"})
+        rows.append({"setting": label, "drill": drill, **params, "runs": repeats,
+                     "median_seconds_to_removed": round(statistics.median(removed), 2),
+                     "min_seconds_to_removed": round(min(removed), 2), "max_seconds_to_removed": round(max(removed), 2),
+                     "fired_first": dict(first), "samples": [round(r, 2) for r in removed]})
+    if progress is not None:
+        progress(total, total, f"{drill}: done")
+    columns = ["setting", "drill", *sorted({k for p in settings.values() for k in p}), "runs", "median_seconds_to_removed",
+               "min_seconds_to_removed", "max_seconds_to_removed", "fired_first", "samples"]
     return Table(rows, columns)

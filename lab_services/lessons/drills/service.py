@@ -21,6 +21,7 @@ from lab_services.discovery.instance import DiscoveryEvent
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.lessons.drills.probe import Load, Probe
 from lab_services.lessons.drills.result import DrillResult, Stopwatch
+from lab_services.lessons.progress import OnStep
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.spec import CheckSpec
 from lab_services.runtime.cluster import Cluster
@@ -48,8 +49,8 @@ class ServiceDrillParams:
     settle: float | None = None
 
     def validate(self) -> "ServiceDrillParams":
-        """Refuse what Consul would not honour (e.g. an interval under 1 s) here, naming the field, instead of as a
-        probe that never registers."""
+        """Refuse what Consul would refuse (e.g. a zero or unparseable interval) here, naming the field, instead of as
+        a probe that never registers; an interval under 1 s only warns, as Consul raises it to 1 s."""
         CheckSpec("grpc", interval=self.check_interval, timeout=self.check_timeout,
                   deregister_critical_after=self.deregister_after).validate("grpc check")
         if self.ttl:
@@ -72,7 +73,7 @@ class ServiceDrillParams:
 class ServiceDrill:
     """One run of a service drill; `run()` goes through its phases and always cleans up the probe."""
 
-    def __init__(self, cluster: Cluster, fault: str, params: ServiceDrillParams):
+    def __init__(self, cluster: Cluster, fault: str, params: ServiceDrillParams, progress: OnStep | None = None):
         if fault not in FAULTS:
             raise ValueError(f"invalid argument: fault: {fault!r}; use one of {', '.join(FAULTS)}")
         self.cluster, self.fault, self.params = cluster, fault, params.validate()
@@ -85,18 +86,29 @@ class ServiceDrill:
         self.channel: PickerChannel | None = None
         self.load: Load | None = None
         self.stop_sampling, self.recovering, self.exited = threading.Event(), threading.Event(), threading.Event()
+        self.first_critical: list[str] = []  # which of the probe's checks had turned critical when Consul first said so
+        self.progress = progress
+        self.steps = 4 if params.recover else 3
+
+    def _step(self, done: int, what: str) -> None:
+        if self.progress is not None:
+            self.progress(done, self.steps, f"{FAULTS[self.fault]}: {what}")
 
     def run(self) -> DrillResult:
         self.watcher.start()
         try:
+            self._step(0, "starting the probe under load")
             self._probe_under_load()
             sampler = threading.Thread(target=self._sample, name="drill-sampler", daemon=True)
             sampler.start()
+            self._step(1, "fault injected; waiting for Consul and the client to notice")
             self._inject()
             fault_at = self.watch.t0
             summary = self._noticed()
             if self.params.recover:
+                self._step(2, "noticed; starting the probe again")
                 summary.update(self._recover())
+            self._step(self.steps, "done")
             self.stop_sampling.set()
             sampler.join(2)
             summary.update(client_calls=self.load.calls(fault_at), client_errors=sum(self.load.errors(fault_at).values()),
@@ -146,6 +158,8 @@ class ServiceDrill:
                 continue
             # A restarted instance's checks start critical; that is not the fault being timed.
             if "critical" in checks.values() and not self.recovering.is_set():
+                if "critical" not in watch.firsts:
+                    self.first_critical = sorted(c for c, s in checks.items() if s == "critical")
                 watch.mark("Consul: check critical", key="critical")
 
     def _inject(self) -> None:
@@ -175,7 +189,13 @@ class ServiceDrill:
             health.wait_gone(probe.id, timeout=patience)
             watch.mark("Consul: deregistered by the instance itself", key="gone")
         else:
-            wait_for(lambda: "critical" in health.statuses(probe.id).values(), patience, f"a critical check of {probe.id}")
+            def critical() -> dict[str, str] | None:
+                found = health.statuses(probe.id)
+                return found if "critical" in found.values() else None
+
+            checks = wait_for(critical, patience, f"a critical check of {probe.id}")
+            if "critical" not in watch.firsts:
+                self.first_critical = sorted(c for c, s in checks.items() if s == "critical")
             watch.mark("Consul: check critical", key="critical")
         health.wait_listed(probe.service, probe.id, listed=False, timeout=patience)
         wait_for(lambda: "dropped" in watch.firsts, 10, "the picker to drop the probe")
@@ -189,6 +209,7 @@ class ServiceDrill:
             "seconds_to_removed": watch.first("watch-removed"),
             "seconds_to_client_stopped": watch.first("dropped"),
             "seconds_to_first_client_failure": watch.first("probe-failed"),
+            "first_critical": self.first_critical,
         }
 
     def _recover(self) -> dict[str, Any]:
@@ -225,22 +246,22 @@ class ServiceDrill:
             self.health.close()
 
 
-def service_kill(cluster: Cluster, **params: Any) -> DrillResult:
+def service_kill(cluster: Cluster, progress: OnStep | None = None, **params: Any) -> DrillResult:
     """kill -9 the probe under load: Consul's check goes critical, the watcher drops it, clients stop calling it.
 
     `params` are the fields of ServiceDrillParams.
     """
-    return ServiceDrill(cluster, "kill", ServiceDrillParams(**params)).run()
+    return ServiceDrill(cluster, "kill", ServiceDrillParams(**params), progress).run()
 
 
-def service_term(cluster: Cluster, **params: Any) -> DrillResult:
+def service_term(cluster: Cluster, progress: OnStep | None = None, **params: Any) -> DrillResult:
     """SIGTERM the probe: it deregisters before it stops serving, so no client call fails (no reaping to wait for)."""
-    return ServiceDrill(cluster, "term", _without_reaping("service-term", params)).run()
+    return ServiceDrill(cluster, "term", _without_reaping("service-term", params), progress).run()
 
 
-def service_pause(cluster: Cluster, **params: Any) -> DrillResult:
+def service_pause(cluster: Cluster, progress: OnStep | None = None, **params: Any) -> DrillResult:
     """SIGSTOP the probe: the port still accepts connections, so only timeouts notice; then SIGCONT."""
-    return ServiceDrill(cluster, "pause", _without_reaping("service-pause", params)).run()
+    return ServiceDrill(cluster, "pause", _without_reaping("service-pause", params), progress).run()
 
 
 def _without_reaping(drill: str, params: dict[str, Any]) -> ServiceDrillParams:

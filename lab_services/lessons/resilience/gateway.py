@@ -126,12 +126,14 @@ def deadline_experiment(
 
     Returns what the client saw, what the upstream recorded for its calls once they finished (OK: it
     answered a caller that had given up; CANCELLED: the deadline reached it too), and the timeouts the
-    gateway forwarded. Either way the user service still creates the user after its injected sleep:
-    a deadline saves work only where the server checks it (context.is_active(), time_remaining()).
+    gateway forwarded. `users_written` is the work the upstream really did: the users its store gained. The
+    service checks that its caller is still there after the injected delay (servicer `_call`), so with
+    propagation the write is skipped; without it, every write happens for a caller long gone.
     """
     previous = upstream.faults.current
     upstream.faults.set(latency_ms=latency_ms, error_rate=0)
     before = server_codes(upstream, "CreateUser")
+    users_before = len(upstream.store.list())
     try:
         with GatewayServer(upstream.address, propagate=propagate) as gateway, grpc.insecure_channel(gateway.address) as channel:
             started = time.monotonic()
@@ -148,5 +150,6 @@ def deadline_experiment(
         "client_seconds": round(client_seconds, 3),
         "upstream_codes": dict(upstream_codes),
         "upstream_completed": sum(n for code, n in upstream_codes.items() if code not in ("CANCELLED", "DEADLINE_EXCEEDED")),
+        "users_written": len(upstream.store.list()) - users_before,
         "forwarded_timeouts": [None if t is None else round(t, 3) for t in forwarded],
     }

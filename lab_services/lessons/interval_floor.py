@@ -1,0 +1,90 @@
+"""What Consul 1.8 does with a check interval below its 1 s minimum: it accepts it, runs it every second, and says so
+only in the agent's log. Lesson 09 shows all three, so "Consul refuses it" (what the lab once taught) cannot return.
+
+    floor = interval_floor(cluster.status(), interval="200ms", seconds=4)
+    floor["runs"], floor["effective_interval"], floor["agent_log"]
+"""
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import consul
+
+from lab_services.core.durations import parse_duration
+from lab_services.registry.spec import CheckSpec, ConsulRaises
+from lab_services.runtime.status import ClusterStatus
+
+WARNING_TEXT = "check has interval below minimum"
+
+
+class _CountingServer(ThreadingHTTPServer):
+    """A loopback HTTP endpoint that answers 200 and notes when each GET came: the check's runs, counted at the target."""
+
+    def __init__(self) -> None:
+        self.hits: list[float] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(handler) -> None:  # noqa: N805 - the server is `self`
+                self.hits.append(time.monotonic())
+                handler.send_response(200)
+                handler.end_headers()
+                handler.wfile.write(b"ok")
+
+            def log_message(handler, *args: Any) -> None:  # noqa: N805
+                return None
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def _host_port(consul_http: str) -> tuple[str, int]:
+    """'127.0.0.1:8500' or 'http://127.0.0.1:8500' as (host, port)."""
+    url = urlsplit(consul_http if "//" in consul_http else f"http://{consul_http}")
+    return url.hostname or "127.0.0.1", url.port or 8500
+
+
+def agent_log(status: ClusterStatus, consul_http: str) -> Path:
+    """The log file of the Consul agent serving `consul_http` (the one the lab registers with)."""
+    port = _host_port(consul_http)[1]
+    for process in status.processes:
+        if process.kind.startswith("consul") and port in process.ports.values():
+            return Path(process.log)
+    raise LookupError(f"no Consul process of this lab serves {consul_http}; is the lab running? (discovery-lab status)")
+
+
+def interval_floor(status: ClusterStatus, interval: str = "200ms", seconds: float = 4.0) -> dict[str, Any]:
+    """Register an HTTP check with `interval` against a counting endpoint, let it run for `seconds`, and report how
+    often Consul really ran it, plus the agent's log line and the warning the lab's own validation gives."""
+    if parse_duration(interval) >= 1.0:
+        raise ValueError(f"invalid argument: interval: {interval!r} is not below Consul's 1s minimum; try '200ms'")
+    consul_http = status.consul.http[0]
+    log = agent_log(status, consul_http)
+    log_start = log.stat().st_size
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always", ConsulRaises)
+        CheckSpec("http", interval=interval).validate("check", http_port=1)
+    server = _CountingServer()
+    threading.Thread(target=server.serve_forever, name="interval-floor", daemon=True).start()
+    host, port = _host_port(consul_http)
+    agent = consul.Consul(host=host, port=port).agent
+    check_id = f"interval-floor-{server.server_address[1]}"
+    try:
+        agent.check.register(check_id, consul.Check.http(f"http://127.0.0.1:{server.server_address[1]}/", interval, timeout="1s"))
+        time.sleep(seconds)
+        runs = list(server.hits)
+    finally:
+        agent.check.deregister(check_id)
+        server.shutdown()
+        server.server_close()
+    with open(log, errors="replace") as f:
+        f.seek(log_start)
+        line = next((l.strip() for l in f if WARNING_TEXT in l and check_id in l), None)
+    gaps = [b - a for a, b in zip(runs, runs[1:])]
+    return {"asked": interval, "seconds": seconds, "runs": len(runs),
+            "effective_interval": round(sum(gaps) / len(gaps), 2) if gaps else None,
+            "agent_log": line, "lab_warning": str(raised[0].message) if raised else None}
