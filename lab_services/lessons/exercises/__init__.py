@@ -25,13 +25,15 @@ from lab_services.lessons.exercises import (
     lesson_07,
     lesson_08,
     lesson_09,
+    predictions,
 )
 from lab_services.lessons.exercises.verdict import Verdict
 
 LESSONS: dict[str, ModuleType] = {m.NAME: m for m in (
-    lesson_00, lesson_01, lesson_02, lesson_03, lesson_04, lesson_05, lesson_06, lesson_07, lesson_08, lesson_09)}
+    lesson_00, lesson_01, lesson_02, lesson_03, lesson_04, lesson_05, lesson_06, lesson_07, lesson_08, lesson_09, predictions)}
 
 _revealed = False
+_history: list[Verdict] = []
 
 
 def reveal_solutions(on: bool = True) -> None:
@@ -61,7 +63,14 @@ def check(exercise: str, *args: Any, **kwargs: Any) -> Verdict:
         verdict = lesson.check(*args, **kwargs)
     except Exception as err:  # A learner's half-written answer must get a verdict, not a traceback.
         verdict = Verdict(exercise, False, f"checking your answer raised {type(err).__name__}: {err}")
-    return replace(verdict, solution=solution(exercise)) if _revealed else verdict
+    verdict = replace(verdict, solution=solution(exercise)) if _revealed else verdict
+    _history.append(verdict)
+    return verdict
+
+
+def history() -> list[Verdict]:
+    """Every verdict given in this kernel, oldest first: exercises and predictions alike, for a learner's recap."""
+    return list(_history)
 
 
 def solution(exercise: str) -> str:
@@ -70,4 +79,4 @@ def solution(exercise: str) -> str:
     return f"# {lesson.__name__}\n" + inspect.getsource(lesson.SOLUTION)
 
 
-__all__ = ["LESSONS", "Verdict", "check", "names", "reveal_solutions", "solution", "solutions_revealed"]
+__all__ = ["LESSONS", "Verdict", "check", "history", "names", "reveal_solutions", "solution", "solutions_revealed"]
