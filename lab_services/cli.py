@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--meta", action="append", default=[], type=_meta_item, metavar="K=V", help="extra meta, e.g. weight=3")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_add_service)
-    sub.add_parser("reset", help="back to the shape `up` made: resume, start, remove added instances").set_defaults(func=cmd_reset)
+    sub.add_parser("reset", help="back to a fresh `up`: resume, start, remove added instances, and what lessons left (registrations, KV and etcd keys, faults, users)").set_defaults(func=cmd_reset)
     sub.add_parser("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
     sub.add_parser("fetch", help="download Consul, etcd and Prometheus into the project cache").set_defaults(func=cmd_fetch)
     jupyter = sub.add_parser("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")

@@ -184,6 +184,15 @@ class UserStore:
             self._record("DELETED", user)
             return user
 
+    def clear(self) -> int:
+        """Delete every user (each a DELETED change, so watchers follow); the sequence keeps growing. Returns how many."""
+        with self._lock:
+            users = list(self._users.values())
+            self._users.clear()
+            for user in users:
+                self._record("DELETED", user)
+            return len(users)
+
     def list(self) -> list[UserRecord]:
         """All users, oldest first (dicts keep insertion order)."""
         with self._lock:
