@@ -22,6 +22,7 @@ from lab_services.lessons.calls import StreamCollector, chat, status_table
 from lab_services.lessons.environment import check_environment
 from lab_services.lessons.exercises import check, reveal_solutions, solution
 from lab_services.lessons.reflection import describe_methods, list_services
+from lab_services.lessons.policy_race import policy_split
 from lab_services.lessons.predict import predict, reveal
 from lab_services.lessons.refusals import refusals
 from lab_services.lessons.resilience.backoff_plot import plot_backoff
@@ -55,7 +56,7 @@ __all__ = [
     "WaitTimeout", "a_records", "attempts_experiment", "backpressure_experiment", "channel", "channel_options", "chat",
     "check", "check_environment", "connect", "deadline_experiment", "describe_methods", "drills", "ensure_cluster",
     "etcd_client", "explain", "hedging_experiment", "list_services", "parse_duration", "parse_endpoint", "plot_backoff",
-    "plot_flow", "plot_latencies", "plot_timeline", "predict", "prom", "retry_service_config", "refusals", "reveal", "reveal_solutions", "san_names", "solution",
+    "plot_flow", "plot_latencies", "plot_timeline", "policy_split", "predict", "prom", "retry_service_config", "refusals", "reveal", "reveal_solutions", "san_names", "solution",
     "srv_records", "time_a_blocking_query", "wait_for_rates", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
     "wait_event", "wait_for", "wait_until",
 ]
