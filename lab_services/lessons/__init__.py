@@ -2,7 +2,7 @@
 
     cluster = lab.ensure_cluster(consul_servers=1, etcd_members=1, services=3)
     watcher = lab.ConsulWatcher("user", cluster.status().consul.http).start()
-    lab.check("03-canary", canary_channel, watcher=watcher)       # a verdict that says why
+    lab.check("03-v2-filter", v2_channel, consul_http=CONSUL)      # a verdict that says why
     lab.prom.query(cluster.status().prometheus.url, "up")
 
 It gathers what the lessons use from every layer below (runtime, registry, discovery, service, resilience,
