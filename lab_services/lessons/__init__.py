@@ -22,6 +22,7 @@ from lab_services.lessons.calls import StreamCollector, chat, status_table
 from lab_services.lessons.environment import check_environment
 from lab_services.lessons.exercises import check, reveal_solutions, solution
 from lab_services.lessons.reflection import describe_methods, list_services
+from lab_services.lessons.only_passing import OnlyPassingAgent
 from lab_services.lessons.policy_race import policy_split
 from lab_services.lessons.predict import predict, reveal
 from lab_services.lessons.refusals import refusals
@@ -51,7 +52,7 @@ from lab_services.tls.explain import explain
 __all__ = [
     "AdminClient", "AgentLog", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
     "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
-    "HealthBoard", "LabDashboard", "LeaseControl", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
+    "HealthBoard", "LabDashboard", "LeaseControl", "OnlyPassingAgent", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
     "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",
     "WaitTimeout", "a_records", "attempts_experiment", "backpressure_experiment", "channel", "channel_options", "chat",
     "check", "check_environment", "connect", "deadline_experiment", "describe_methods", "drills", "ensure_cluster",
