@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--meta", action="append", default=[], type=_meta_item, metavar="K=V", help="extra meta, e.g. weight=3")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_add_service)
-    command("reset", help="back to the shape `up` made: resume, start, remove added instances").set_defaults(func=cmd_reset)
+    command("reset", help="back to a fresh `up`: resume, start, remove added instances, and what lessons left (registrations, KV and etcd keys, faults, users)").set_defaults(func=cmd_reset)
     command("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
     fetch = command("fetch", help="download Consul, etcd and Prometheus into the project cache")
     fetch.add_argument("--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal")

@@ -158,3 +158,11 @@ def test_etcd_watcher_keeps_following_after_a_compaction(cluster, watchers):
             list(client.watch_prefix("/services/user/", start_revision=1)[0])
     finally:
         client.close()
+
+
+def test_a_filter_expression_is_applied_by_consul(cluster):
+    # Consul 1.8's ?filter= reads Service.Meta: the watcher never receives the instances it leaves out.
+    expr = 'Service.Meta.version == "v1" and Service.ID != "user-1"'
+    with ConsulWatcher("user", cluster.status().consul.http, wait="5s", filter_expr=expr) as filtered:
+        assert filtered.wait_for(lambda xs: ids(xs) == ["user-2", "user-3"], 10), ids(filtered.instances())
+        assert not [e for e in filtered.events if e.instance.id == "user-1"]

@@ -5,33 +5,10 @@ import tempfile
 
 import pytest
 
-from lab_services.discovery import ConsulWatcher
 from lab_services.lessons import exercises
-from lab_services.lessons.exercises import lesson_03, lesson_04, lesson_05, lesson_06, lesson_07, lesson_09
+from lab_services.lessons.exercises import lesson_05, lesson_06, lesson_07, lesson_09
 from lab_services.service import UserServer
 from lab_services.tls import TLSMaterial
-
-
-def test_03_canary(lab):
-    status = lab.status()
-    canary = lab.add_service(version="v2")
-    try:
-        with ConsulWatcher("user", status.consul.http) as watcher:
-            assert watcher.wait_for(lambda xs: canary["name"] in {i.id for i in xs}, 10)
-            verdict = exercises.check("03-canary", lesson_03.canary_channel, watcher=watcher)
-        assert verdict, verdict.message
-    finally:
-        lab.restore()
-
-
-def test_04_lease(lab):
-    server = UserServer(name="exercise").start()
-    try:
-        verdict = exercises.check("04-lease", lesson_04.register_with_lease, server=server,
-                                  endpoints=lab.status().etcd.endpoints)
-        assert verdict, verdict.message
-    finally:
-        server.stop(grace=0)
 
 
 def test_05_resume():

@@ -8,7 +8,7 @@ import pytest
 from labs import local_lab
 
 from lab_services.lessons import calls, exercises, reflection
-from lab_services.lessons.exercises import lesson_00, lesson_01, lesson_02
+from lab_services.lessons.exercises import lesson_01
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.core.table import Table
 from lab_services.lessons.environment import check_environment
@@ -111,20 +111,13 @@ def test_stream_collector_chat_and_status_table(server, stub):
     assert table[0]["code"] == "NOT_FOUND" and "u-x" in table[0]["details"]
 
 
-def test_every_solution_satisfies_its_checker(cluster, consul_http, server, stub):
-    assert exercises.check("00-leader", lesson_00.leader_name(cluster), cluster)
+def test_every_solution_satisfies_its_checker(stub):
+    # 00, 02, 03 and 04 run against a real lab in tests/test_exercises_00_04.py.
     assert exercises.check("01-import", lesson_01.import_three(stub))
-    verdict = exercises.check("02-ttl", lesson_02.my_ttl_registration, server=server, consul_http=consul_http)
-    assert verdict, verdict.message
-    with ConsulHealth(consul_http) as health:
-        assert not health.registered(f"exercise-{server.port}"), "the checker should deregister what it checked"
 
 
-def test_checkers_explain_a_wrong_answer(cluster, consul_http, server):
-    assert "set `answer`" in exercises.check("00-leader", ..., cluster).message
+def test_checkers_explain_a_wrong_answer():
     assert not exercises.check("01-import", None)
-    verdict = exercises.check("02-ttl", lambda server, consul_http: None, server=server, consul_http=consul_http)
-    assert not verdict and "return the registrar" in verdict.message
     with pytest.raises(KeyError, match="no exercise named 'nope'"):
         exercises.solution("nope")
 

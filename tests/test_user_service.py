@@ -72,6 +72,34 @@ def test_create_and_get_say_which_instance_served(stub):
     assert stub.GetUser(user_pb2.GetUserRequest(id="u-1"), timeout=5) == created
 
 
+def test_a_retried_create_with_the_same_request_id_writes_once(stub, admin):
+    # What a retry after a lost reply sends: the very same request. Without a key the store cannot tell it from a
+    # new write (here the unique email turns it into ALREADY_EXISTS for the caller's own success); with one, the
+    # retry gets the first attempt's user and nothing is written twice.
+    plain = user_pb2.CreateUserRequest(name="Ada", email="ada@example.org")
+    stub.CreateUser(plain, timeout=5)
+    assert rpc_error(stub.CreateUser, plain).code() == grpc.StatusCode.ALREADY_EXISTS
+    keyed = user_pb2.CreateUserRequest(name="Grace", email="grace@example.org", request_id="req-1")
+    first, retry = stub.CreateUser(keyed, timeout=5), stub.CreateUser(keyed, timeout=5)
+    assert retry.id == first.id and retry.created_at == first.created_at
+    assert admin.state()["users"] == 2 and admin.state()["sequence"] == 2, admin.state()
+    other = stub.CreateUser(user_pb2.CreateUserRequest(name="Edsger", email="edsger@example.org", request_id="req-2"), timeout=5)
+    assert other.id != first.id
+    too_long = rpc_error(stub.CreateUser, user_pb2.CreateUserRequest(name="X", email="x@example.org", request_id="r" * 129))
+    assert too_long.code() == grpc.StatusCode.INVALID_ARGUMENT and too_long.details().startswith("request_id: is 129 characters long")
+
+
+def test_admin_reset_clears_faults_health_users_and_request_ids(stub, admin):
+    keyed = user_pb2.CreateUserRequest(name="Ada", email="ada@example.org", request_id="req-1")
+    first = stub.CreateUser(keyed, timeout=5)
+    admin.set_faults(latency_ms=5)
+    admin.set_health("NOT_SERVING")
+    undone = admin.reset()
+    assert undone["users_removed"] == 1 and undone["faults"] == {"latency_ms": 0.0, "error_rate": 0.0}
+    assert set(undone["health"].values()) == {"SERVING"}
+    assert stub.CreateUser(keyed, timeout=5).id != first.id, "a forgotten request id is a new write after a reset"
+
+
 def test_update_and_delete(stub):
     user = create(stub)
     updated = stub.UpdateUser(user_pb2.UpdateUserRequest(id=user.id, name="Ada L", email="ada@lovelace.org"), timeout=5)

@@ -18,7 +18,10 @@ from lab_services.registry.spec import parse_duration
 
 
 class ConsulWatcher(Watcher):
-    """Follows `service` in Consul; optionally only instances with `tag` and with every `meta` key=value.
+    """Follows `service` in Consul; optionally only instances with `tag`, matching `filter_expr`, and with every `meta` key=value.
+
+    `filter_expr` is sent to Consul (`?filter=`, Consul >= 1.5), so Consul itself leaves the other instances out,
+    e.g. `'Service.Meta.version == "v2"'`; `meta` is matched here, in the client, after Consul answered.
 
     >>> w = ConsulWatcher("user", ["127.0.0.1:8500", "127.0.0.2:8500"], tag="v1").start()
     """
@@ -33,6 +36,7 @@ class ConsulWatcher(Watcher):
         meta: dict[str, str] | None = None,
         wait: str = "30s",
         *,
+        filter_expr: str | None = None,
         request_timeout: float = 2.0,
         backoff: Backoff | None = None,
         max_events: int = 1000,
@@ -46,6 +50,7 @@ class ConsulWatcher(Watcher):
         self.wait = wait
         self.tag = tag
         self.meta = dict(meta or {})
+        self.filter_expr = filter_expr
         self.index: int | None = None
         self._current = 0
         # One client per server, made once: requests keeps the connection open between blocking queries.
@@ -65,7 +70,8 @@ class ConsulWatcher(Watcher):
         client = self._clients[self._current]
         while not self._stopping.is_set():
             index, entries = client.health.service(
-                self.service, index=self.index, wait=self.wait if self.index else None, passing=True, tag=self.tag
+                self.service, index=self.index, wait=self.wait if self.index else None, passing=True, tag=self.tag,
+                filter_expr=self.filter_expr,
             )
             index = int(index)
             # Consul's rule: an index that went backwards means the server's state was reset; read afresh.

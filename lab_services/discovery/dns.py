@@ -63,7 +63,7 @@ def _resolve(service: str, rdtype: str, server: str, tag: str | None, timeout: f
 
 
 def srv_records(service: str, dns: str = DEFAULT_DNS, tag: str | None = None, timeout: float = 2.0) -> list[SrvRecord]:
-    """The SRV records of the passing instances of `service`, with each target's address, sorted by address and port."""
+    """The SRV records Consul answers for `service` (passing and, unless only_passing is set, warning instances), sorted."""
     answer = _resolve(service, "SRV", dns, tag, timeout)
     if answer is None:
         return []
@@ -81,7 +81,7 @@ def srv_records(service: str, dns: str = DEFAULT_DNS, tag: str | None = None, ti
 
 
 def a_records(service: str, dns: str = DEFAULT_DNS, tag: str | None = None, timeout: float = 2.0) -> list[str]:
-    """The addresses of the passing instances of `service`, sorted; they carry no port."""
+    """The addresses Consul answers for `service` (as SRV: critical ones left out), sorted; they carry no port."""
     answer = _resolve(service, "A", dns, tag, timeout)
     return sorted((r.address for r in answer), key=lambda a: tuple(int(p) for p in a.split("."))) if answer else []
 

@@ -2,7 +2,7 @@
 
     cluster = lab.ensure_cluster(consul_servers=1, etcd_members=1, services=3)
     watcher = lab.ConsulWatcher("user", cluster.status().consul.http).start()
-    lab.check("03-canary", canary_channel, watcher=watcher)       # a verdict that says why
+    lab.check("03-v2-filter", v2_channel, consul_http=CONSUL)      # a verdict that says why
     lab.prom.query(cluster.status().prometheus.url, "up")
 
 It gathers what the lessons use from every layer below (runtime, registry, discovery, service, resilience,
@@ -16,6 +16,7 @@ from lab_services.core.table import Table
 from lab_services.core.wait import WaitTimeout, wait_for, wait_until
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
 from lab_services.lessons import drills
+from lab_services.lessons.agent_log import AgentLog
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
 from lab_services.lessons import config_centre, connections
@@ -24,6 +25,8 @@ from lab_services.lessons.interval_floor import interval_floor
 from lab_services.lessons.progress import ProgressBar
 from lab_services.lessons.exercises import check, published, reveal_solutions, solution
 from lab_services.lessons.reflection import describe_methods, list_services
+from lab_services.lessons.only_passing import OnlyPassingAgent
+from lab_services.lessons.policy_race import policy_split
 from lab_services.lessons.predict import Prediction, predict, reveal
 from lab_services.lessons.refusals import refusals
 from lab_services.lessons.resilience.backoff_plot import plot_backoff
@@ -57,15 +60,15 @@ from lab_services.tls import explain as tls_errors
 from lab_services.tls.explain import explain
 
 __all__ = [
-    "AdminClient", "CasConflict", "InvalidSetting", "Prediction", "SETTINGS_SCHEMA", "Setting", "SettingsEditor",
+    "AdminClient", "AgentLog", "CasConflict", "InvalidSetting", "Prediction", "SETTINGS_SCHEMA", "Setting", "SettingsEditor",
     "StoreUnavailable", "config_centre", "connections", "int_between", "validate_setting", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
     "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
-    "HealthBoard", "LabDashboard", "ProgressBar", "compare_server_kinds", "interval_floor", "metric_origins", "published", "service_config_mistakes", "LeaseControl", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
+    "HealthBoard", "LabDashboard", "ProgressBar", "compare_server_kinds", "interval_floor", "metric_origins", "published", "service_config_mistakes", "LeaseControl", "OnlyPassingAgent", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
     "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",
     "WaitTimeout", "a_records", "attempts_experiment", "backpressure_experiment", "channel", "channel_options", "chat",
     "check", "check_environment", "connect", "deadline_experiment", "describe_methods", "drills", "ensure_cluster",
     "etcd_client", "explain", "hedging_experiment", "list_services", "parse_duration", "parse_endpoint", "plot_backoff",
-    "plot_flow", "plot_latencies", "plot_timeline", "predict", "prom", "retry_service_config", "refusals", "reveal", "reveal_solutions", "san_names", "solution",
+    "plot_flow", "plot_latencies", "plot_timeline", "policy_split", "predict", "prom", "retry_service_config", "refusals", "reveal", "reveal_solutions", "san_names", "solution",
     "srv_records", "time_a_blocking_query", "wait_for_rates", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
     "wait_event", "wait_for", "wait_until",
 ]

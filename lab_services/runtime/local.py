@@ -14,6 +14,7 @@ import psutil
 from lab_services.core.paths import state_dir
 from lab_services.runtime import binaries, processes
 from lab_services.discovery.etcd_watcher import EtcdWatcher
+from lab_services.runtime.cleanup import clean_lab_state
 from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessError
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.file_sd import FileSDWriter
@@ -245,7 +246,9 @@ class LocalCluster(Cluster):
             return {"name": name, "pid": self.children[name].pid, "action": "start", "seconds_to_ready": round(took, 3)}
 
     def restore(self) -> list[str]:
-        """Back to the shape `up` made: resume the paused, start the stopped, remove instances added since.
+        """Back to a fresh `up`: resume the paused, start the stopped, remove instances added since, then what lessons left.
+
+        What lessons left (registrations, KV and etcd keys, faults, users) is `cleanup.clean_lab_state`'s job.
 
         Stopped servers start together and are waited for in parallel: one Consul or etcd server alone
         cannot elect a leader when its peers are down too, so starting them one by one could never succeed.
@@ -265,7 +268,7 @@ class LocalCluster(Cluster):
             stopped = [n for n in self.nodes.values() if self.state_of(n.name) == "stopped"]
             self._start_group(stopped)
             steps += [f"started {n.name}" for n in stopped]
-            return steps
+            return steps + clean_lab_state(self.status())
 
     @staticmethod
     def _index(name: str) -> int:

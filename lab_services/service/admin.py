@@ -40,6 +40,10 @@ class AdminClient:
         body = {k: v for k, v in {"latency_ms": latency_ms, "error_rate": error_rate}.items() if v is not None}
         return self._request("POST", "/admin/faults", body)["faults"]
 
+    def reset(self) -> dict[str, Any]:
+        """Back to a fresh instance: no faults, every service SERVING, no users; returns what was undone."""
+        return self._request("POST", "/admin/reset", {})
+
     def health(self, service: str = "") -> str:
         """The status /health reports, e.g. "SERVING" (what a Consul HTTP check sees)."""
         return self._text(f"/health?service={service}" if service else "/health").strip()

@@ -21,7 +21,7 @@ class AsyncUserServicer(UserServicer):
     """UserServicer's behaviour on an event loop; the store's short, locked operations run inline."""
 
     async def CreateUser(self, request: pb.CreateUserRequest, context: aio.ServicerContext) -> pb.User:
-        return await self._acall(context, lambda: self._user(self.store.create(request.name, request.email)))
+        return await self._acall(context, lambda: self._user(self.store.create(request.name, request.email, request.request_id)))
 
     async def GetUser(self, request: pb.GetUserRequest, context: aio.ServicerContext) -> pb.User:
         return await self._acall(context, lambda: self._user(self.store.get(request.id)))

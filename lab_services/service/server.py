@@ -107,7 +107,7 @@ class UserServer:
         self._follower: SettingsFollower | None = None
         routes = {"/admin/settings": self.settings.report} if self.settings is not None else {}
         self.sidecar = SidecarHTTP(self.health, self.faults, self.metrics.registry, self.state, self.host, http_port,
-                                   routes=routes)
+                                   routes=routes, reset=self.reset_state)
         self.port = 0
         self._server: grpc.Server | aio.Server | None = None
 
@@ -255,6 +255,12 @@ class UserServer:
         self._server = None
         self.sidecar.stop()
         log.info("%s stopped", self.instance_id)
+
+    def reset_state(self) -> dict[str, Any]:
+        """What the lab's reset undoes in an instance: injected faults, a flipped health, the users lessons created."""
+        self.faults.set(latency_ms=0, error_rate=0)
+        self.health.set_all("SERVING")
+        return {"users_removed": self.store.clear(), "faults": self.faults.current.as_dict(), "health": self.health.snapshot()}
 
     def state(self) -> dict[str, Any]:
         """What /admin/state reports: who this is, its health, its faults and its data."""

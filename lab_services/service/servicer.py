@@ -49,7 +49,7 @@ class UserServicer(pb_grpc.UserServiceServicer):
         self.instance_id = instance_id
 
     def CreateUser(self, request: pb.CreateUserRequest, context: grpc.ServicerContext) -> pb.User:
-        return self._call(context, lambda: self._user(self.store.create(request.name, request.email)))
+        return self._call(context, lambda: self._user(self.store.create(request.name, request.email, request.request_id)))
 
     def GetUser(self, request: pb.GetUserRequest, context: grpc.ServicerContext) -> pb.User:
         return self._call(context, lambda: self._user(self.store.get(request.id)))

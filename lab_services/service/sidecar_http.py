@@ -8,6 +8,7 @@ Endpoints:
                                (only on an instance that follows a configuration store)
   POST /admin/health           JSON {"status": "SERVING"|"NOT_SERVING", "service": "" (default) or a service}
   POST /admin/faults           JSON {"latency_ms": >= 0, "error_rate": 0..1}; either field may be left out
+  POST /admin/reset            JSON {} : no faults, every service SERVING, no users (the lab's reset)
 Bad requests get 400 and JSON {"error": "<field>: <reason>"}.
 """
 
@@ -48,6 +49,7 @@ class SidecarHTTP:
         host: str = "127.0.0.1",
         port: int = 0,
         routes: dict[str, Callable[[], dict[str, Any]]] | None = None,
+        reset: Callable[[], dict[str, Any]] | None = None,
     ):
         self.host = require_loopback(host)
         self.requested_port = port
@@ -56,6 +58,7 @@ class SidecarHTTP:
         self.registry = registry
         self.state = state
         self.routes = dict(routes or {})  # more GET paths answering JSON, e.g. /admin/settings
+        self.reset = reset
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -118,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, "not found; try /health, /metrics or /admin/state\n")
 
     def do_POST(self) -> None:
-        actions = {"/admin/health": self._set_health, "/admin/faults": self._set_faults}
+        actions = {"/admin/health": self._set_health, "/admin/faults": self._set_faults, "/admin/reset": self._reset}
         action = actions.get(urlsplit(self.path).path)
         if action is None:
             self._send(HTTPStatus.NOT_FOUND, f"not found; POST to {' or '.join(actions)}\n")
@@ -142,6 +145,14 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.sidecar.faults.set(**body)
         log.info("faults set to %s through the admin port", faults)
         return {"faults": faults.as_dict()}
+
+    def _reset(self, body: dict[str, Any]) -> dict[str, Any]:
+        _only_fields(body, ())
+        if self.sidecar.reset is None:
+            raise BadRequest("reset: this side port was started without a reset action")
+        done = self.sidecar.reset()
+        log.info("reset through the admin port: %s", done)
+        return done
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)

@@ -13,7 +13,7 @@ import queue
 import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -22,6 +22,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # the longest address SMTP can carry (RFC 5321's 256-octet path minus its angle brackets).
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254
+# An idempotency key is an id (a UUID is 36), not a payload: the store keeps one per remembered request.
+MAX_REQUEST_ID = 128
 
 
 class StoreError(Exception):
@@ -140,6 +142,8 @@ class UserStore:
         self._lock = threading.Lock()
         self._users: dict[str, UserRecord] = {}
         self._log: deque[Change] = deque(maxlen=history)
+        self._history = history
+        self._done: OrderedDict[str, UserRecord] = OrderedDict()  # request_id -> the user that request created
         self._sequence = 0
         self._ids = itertools.count(1)
         self._subscribers: set[Subscription] = set()
@@ -154,13 +158,22 @@ class UserStore:
         with self._lock:
             return len(self._users)
 
-    def create(self, name: str, email: str) -> UserRecord:
+    def create(self, name: str, email: str, request_id: str = "") -> UserRecord:
+        """Create a user; a repeated non-empty `request_id` returns the user its first call created, writing nothing."""
         validate(name, email)
+        if len(request_id) > MAX_REQUEST_ID:
+            raise InvalidUser("request_id", f"is {len(request_id)} characters long; at most {MAX_REQUEST_ID}")
         with self._lock:
+            if request_id and request_id in self._done:
+                return self._done[request_id]
             self._check_email_free(email)
             user = UserRecord(f"u-{next(self._ids)}", name, email, time.time())
             self._users[user.id] = user
             self._record("CREATED", user)
+            if request_id:
+                self._done[request_id] = user
+                while len(self._done) > self._history:
+                    self._done.popitem(last=False)  # the oldest key goes: a retry comes within moments, not days
             return user
 
     def update(self, user_id: str, name: str, email: str) -> UserRecord:
@@ -183,6 +196,16 @@ class UserStore:
             del self._users[user_id]
             self._record("DELETED", user)
             return user
+
+    def clear(self) -> int:
+        """Delete every user (each a DELETED change, so watchers follow); the sequence keeps growing. Returns how many."""
+        with self._lock:
+            users = list(self._users.values())
+            self._users.clear()
+            self._done.clear()
+            for user in users:
+                self._record("DELETED", user)
+            return len(users)
 
     def list(self) -> list[UserRecord]:
         """All users, oldest first (dicts keep insertion order)."""

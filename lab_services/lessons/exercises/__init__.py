@@ -1,6 +1,6 @@
 """Lesson exercises: a checker per exercise that says right or wrong and why, and a solution an instructor can reveal.
 
-    verdict = check("02-ttl", my_ttl_registration, server=server, consul_http=CONSUL)
+    verdict = check("02-ttl", register, heartbeat, consul_http=CONSUL)
     print(solution("02-ttl"))
     reveal_solutions()        # the instructor's switch (the dashboard's toggle): every verdict now shows its solution
 

@@ -1,27 +1,65 @@
-"""Lesson 00's exercise: name the Consul leader. The checker says right or wrong and why; `leader_name` is one solution."""
+"""Lesson 00's exercise: read the cluster's shape through Consul's and etcd's own APIs, no lab wrapper in between.
+
+The learner writes `cluster_shape(consul_client, etcd_client)` returning a dict with the Consul Raft leader and
+peers (`/v1/status/leader`, `/v1/status/peers`), the Consul members (`/v1/agent/members`, gossip), and the etcd
+leader and members (the Maintenance Status and Cluster MemberList RPCs). The checker asks the same servers and
+names every field that differs.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+import consul
 
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.runtime.cluster import Cluster
+from lab_services.registry.consul import parse_consul_http
+from lab_services.registry.etcd import etcd_client, parse_endpoint
 
-NAME = "00-leader"
-
-
-def check(answer: Any, cluster: Cluster) -> Verdict:
-    """00-leader: `answer` is the process name of the Consul server that leads right now."""
-    leader = cluster.status().consul.leader
-    if answer is None or answer is Ellipsis:
-        return Verdict(NAME, False, "set `answer` to a process name such as 'consul-2'")
-    if answer != leader:
-        return Verdict(NAME, False, f"{answer!r} is not the leader; look for the ★ in the overview, or at status().consul")
-    return Verdict(NAME, True, f"{leader} leads the Consul servers; the others forward writes to it")
+NAME = "00-shape"
+FIELDS = {
+    "consul_leader": "the Raft address of the Consul leader, e.g. '127.0.0.1:8300' (client.status.leader())",
+    "consul_peers": "the sorted Raft addresses of the Consul servers (client.status.peers())",
+    "consul_members": "the sorted names of the agents gossip knows (client.agent.members())",
+    "etcd_leader": "the name of the etcd leader (etcd.status().leader.name)",
+    "etcd_members": "the sorted names of the etcd members (etcd.members)",
+}
 
 
-def leader_name(cluster: Cluster) -> str | None:
-    """`answer` in lesson 00: the process name of the Consul server that leads right now."""
-    return cluster.status().consul.leader
+def check(shape_of: Callable[[Any, Any], Any], consul_http: str, etcd_endpoints: list[str]) -> Verdict:
+    """00-shape: `shape_of(consul_client, etcd_client)` returns a dict with the five FIELDS, read from the servers."""
+    if not callable(shape_of):
+        return Verdict(NAME, False, "define cluster_shape(consul_client, etcd_client) and pass it to the checker")
+    host, port = parse_consul_http(consul_http)
+    client = consul.Consul(host=host, port=port)
+    etcd = etcd_client([parse_endpoint(e) for e in etcd_endpoints], 2.0)
+    try:
+        answer = shape_of(client, etcd)
+        if not isinstance(answer, dict):
+            return Verdict(NAME, False, f"cluster_shape returned {answer!r}; return a dict with the keys {', '.join(FIELDS)}")
+        missing = [f for f in FIELDS if f not in answer]
+        if missing:
+            return Verdict(NAME, False, "missing " + "; ".join(f"{f}: {FIELDS[f]}" for f in missing))
+        truth = read_shape(client, etcd)
+        wrong = [f"{f} is {answer[f]!r}, the servers say {truth[f]!r}" for f in FIELDS if answer[f] != truth[f]]
+        if wrong:
+            return Verdict(NAME, False, "; ".join(wrong))
+        return Verdict(NAME, True, f"Consul: leader {truth['consul_leader']} of {len(truth['consul_peers'])} Raft peers, "
+                       f"{len(truth['consul_members'])} gossip members; etcd: leader {truth['etcd_leader']} of "
+                       f"{len(truth['etcd_members'])} members")
+    finally:
+        client.http.session.close()
+        etcd.close()
 
 
-SOLUTION = leader_name
+def read_shape(client: consul.Consul, etcd: Any) -> dict[str, Any]:
+    """The cluster's shape as Consul and etcd report it: leaders, Raft peers and members of each."""
+    return {
+        "consul_leader": client.status.leader(),
+        "consul_peers": sorted(client.status.peers()),
+        "consul_members": sorted(m["Name"] for m in client.agent.members()),
+        "etcd_leader": etcd.status().leader.name,
+        "etcd_members": sorted(m.name for m in etcd.members),
+    }
+
+
+SOLUTION = read_shape

@@ -1,58 +1,96 @@
-"""Lesson 02's exercise: register with a 5 s TTL check and keep it passing. The checker says right or wrong and why; `my_ttl_registration` is one solution."""
+"""Lesson 02's exercise: register a TTL check through py-consul itself (no lab wrapper) and keep it alive with heartbeats.
+
+The learner writes two functions: `register(client, service_id, port)` registers the service with a 5 s TTL
+check, and `heartbeat(client, check_id, stop)` reports "passing" until `stop` is set. The checker runs the
+heartbeat in a thread, holds longer than the TTL (only heartbeats can keep it passing that long), then stops
+it, as a crash would, and expects Consul to mark the check critical within the TTL.
+"""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable
 
+import consul
+
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.registry.base import Registrar
-from lab_services.registry.consul import ConsulRegistrar
+from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.consul_health import ConsulHealth
-from lab_services.registry.spec import CheckSpec, ServiceRegistration
 
 NAME = "02-ttl"
+TTL_S = 5.0
+SERVICE_ID = "exercise-ttl"
 
 
-def check(register: Callable[..., Any], server: Any, consul_http: str, hold: float = 6.0) -> Verdict:
-    """02-ttl: `register(server, consul_http)` registers the server with a 5 s TTL check, keeps it passing, returns the registrar."""
-    name = NAME
-    registrar = register(server, consul_http)
-    if not isinstance(registrar, Registrar):
-        return Verdict(name, False, f"your function returned {registrar!r}; return the registrar you started")
+def check(register: Callable[..., Any], heartbeat: Callable[..., Any], consul_http: str, port: int = 50999,
+          hold: float = TTL_S + 1.0) -> Verdict:
+    """02-ttl: `register(client, service_id, port)` adds a 5 s TTL check; `heartbeat(client, check_id, stop)` keeps it passing."""
+    if not callable(register) or not callable(heartbeat):
+        return Verdict(NAME, False, "define register(client, service_id, port) and heartbeat(client, check_id, stop)")
+    host, http_port = parse_consul_http(consul_http)
+    client = consul.Consul(host=host, port=http_port)
     health = ConsulHealth(consul_http)
+    stop = threading.Event()
     try:
-        service_id = registrar.registration.service_id
-        if not registrar.wait_registered(5):
-            return Verdict(name, False, f"{service_id} was not registered within 5 s; did you call start()? ({registrar.last_error})")
-        ttl_checks = [s for s in health.checks(service_id) if s.kind == "ttl"]
+        register(client, SERVICE_ID, port)
+        ttl_checks = [c for c in client.agent.checks().values() if c["ServiceID"] == SERVICE_ID and c["Type"] == "ttl"]
+        if SERVICE_ID not in client.agent.services():
+            return Verdict(NAME, False, f"register() did not register {SERVICE_ID!r} with the agent; call client.agent.service.register(...)")
         if not ttl_checks:
-            return Verdict(name, False, f"{service_id} has no TTL check in Consul; add CheckSpec('ttl', ttl='5s')")
-        stored = health.definition(ttl_checks[0].check_id) or {}
-        specs = [c for c in registrar.registration.checks if c.kind == "ttl"]
-        ttl = stored.get("TTL") or (specs[0].ttl if specs else None)
+            return Verdict(NAME, False, f"{SERVICE_ID} has no TTL check; pass check=consul.Check.ttl('5s') to register()")
+        check_id = ttl_checks[0]["CheckID"]
+        ttl = (health.definition(check_id) or {}).get("TTL")
         if ttl not in ("5s", "5000ms"):
-            return Verdict(name, False, f"the TTL check's ttl is {ttl!r}; the exercise asks for 5 s")
-        # Held longer than the TTL itself: only heartbeats can keep it passing that long.
+            return Verdict(NAME, False, f"the TTL check's TTL is {ttl!r}; the exercise asks for 5s")
+        beating = threading.Thread(target=heartbeat, args=(client, check_id, stop), name="learner-heartbeat", daemon=True)
+        beating.start()
+        try:
+            health.wait_for(check_id, "passing", timeout=TTL_S)
+        except Exception:  # a WaitTimeout: Consul starts a TTL check critical, and nothing reported it passing
+            return Verdict(NAME, False, f"{check_id} never turned passing in the {TTL_S:g} s after heartbeat() started; "
+                           "call client.agent.check.ttl_pass(check_id) in its loop")
         deadline = time.monotonic() + hold
         while time.monotonic() < deadline:
-            status = health.status(ttl_checks[0].check_id)
+            status = health.status(check_id)
             if status != "passing":
-                return Verdict(name, False, f"the TTL check is {status!r}; it must be sent 'passing' before 5 s run out "
-                               "(ConsulRegistrar does that every ttl/3 while it runs)")
+                return Verdict(NAME, False, f"{check_id} is {status!r} {hold - (deadline - time.monotonic()):.1f} s into the "
+                               "heartbeat; send client.agent.check.ttl_pass(check_id) more often than every 5 s")
+            if not beating.is_alive():
+                return Verdict(NAME, False, "heartbeat() returned before stop was set; loop until stop.is_set()")
             time.sleep(0.25)
-        return Verdict(name, True, f"{ttl_checks[0].check_id} stayed passing for {hold:g} s, longer than its TTL: the heartbeats work")
+        stopped = time.monotonic()
+        stop.set()
+        beating.join(TTL_S)
+        if beating.is_alive():
+            return Verdict(NAME, False, "heartbeat() kept running after stop was set; check stop.is_set() (or stop.wait()) in its loop")
+        try:
+            took = health.wait_for(check_id, "critical", timeout=TTL_S + 2, since=stopped)
+        except Exception:  # a WaitTimeout: the check never went critical, so something else keeps it alive
+            return Verdict(NAME, False, f"{check_id} was still {health.status(check_id)!r} {TTL_S + 2:g} s after the heartbeat stopped")
+        return Verdict(NAME, True, f"{check_id} stayed passing for {hold:g} s on your heartbeats, and went critical "
+                       f"{took:.1f} s after they stopped (TTL 5 s, counted from the last one)")
     finally:
-        registrar.stop()
+        stop.set()
+        client.agent.service.deregister(SERVICE_ID)
+        client.http.session.close()
         health.close()
 
 
-def my_ttl_registration(server: Any, consul_http: str) -> ConsulRegistrar:
-    """Register `server` with a 5 s TTL check; the registrar sends 'passing' every ttl/3 while it runs."""
-    registration = ServiceRegistration(
-        name="exercise", service_id=f"exercise-{server.port}", address="127.0.0.1", port=server.port,
-        checks=[CheckSpec("ttl", ttl="5s")],
-    )
-    return ConsulRegistrar(registration, consul_http=consul_http).start()
+def my_ttl_registration() -> tuple[Callable[..., None], Callable[..., None]]:
+    """The two functions the exercise asks for, as the notebook passes them: `lab.check("02-ttl", *my_ttl_registration(), ...)`."""
+
+    def register(client: consul.Consul, service_id: str, port: int) -> None:
+        # A TTL check: Consul waits for the service to report in, and marks it critical when 5 s pass without a word.
+        client.agent.service.register("exercise", service_id=service_id, address="127.0.0.1", port=port,
+                                      check=consul.Check.ttl("5s"))
+
+    def heartbeat(client: consul.Consul, check_id: str, stop: threading.Event) -> None:
+        # Every TTL/3, so two heartbeats may be lost before the TTL runs out; stop.wait() ends the loop at once.
+        while not stop.is_set():
+            client.agent.check.ttl_pass(check_id)
+            stop.wait(TTL_S / 3)
+
+    return register, heartbeat
 
 
 SOLUTION = my_ttl_registration

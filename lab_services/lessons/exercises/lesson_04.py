@@ -1,59 +1,96 @@
-"""Lesson 04's exercise: register in etcd under a 3 s lease kept alive. The checker says right or wrong and why; `register_with_lease` is one solution."""
+"""Lesson 04's exercise: grant a lease, attach a key to it, keep it alive from a thread, and watch it expire when you stop.
+
+No registrar this time: the learner writes `attach(etcd, key, ttl)` (grant the lease, put the key under it, return
+the lease) and `keep_alive(lease, stop)` (refresh until `stop` is set). The checker runs the keepalive in a thread
+for longer than the TTL, then stops it and times etcd deleting the key, through a watch.
+"""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable
 
+import grpc
+import pyetcd
+
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.registry.base import Registrar
-from lab_services.registry.etcd import EtcdRegistrar, etcd_client, parse_endpoint
-from lab_services.registry.spec import ServiceRegistration
+from lab_services.registry.etcd import etcd_client, parse_endpoint
 
 NAME = "04-lease"
+TTL_S = 3
+KEY = "/lesson04/exercise"
 
 
-def check(register: Callable[..., Any], server: Any, endpoints: list[str], ttl: int = 3) -> Verdict:
-    """04-lease: `register(server, endpoints)` registers the server in etcd under a 3 s lease and keeps it alive."""
-    name = NAME
-    registrar = register(server, endpoints)
-    if not isinstance(registrar, Registrar) or registrar.backend != "etcd":
-        if isinstance(registrar, Registrar):
-            registrar.stop()
-        return Verdict(name, False, f"your function returned {registrar!r}; return the EtcdRegistrar you started")
-    client = etcd_client([parse_endpoint(e) for e in endpoints], 2.0)
+def check(attach: Callable[..., Any], keep_alive: Callable[..., Any], endpoints: list[str], hold: float = TTL_S + 1.0) -> Verdict:
+    """04-lease: `attach(etcd, key, ttl)` returns a lease holding `key`; `keep_alive(lease, stop)` refreshes it until stop."""
+    if not callable(attach) or not callable(keep_alive):
+        return Verdict(NAME, False, "define attach(etcd, key, ttl) and keep_alive(lease, stop)")
+    etcd = etcd_client([parse_endpoint(e) for e in endpoints], 2.0)
+    stop = threading.Event()
+    lease = None
     try:
-        if not registrar.wait_registered(5):
-            return Verdict(name, False, f"not registered within 5 s; did you call start()? ({registrar.last_error})")
-        value, meta = client.get(registrar.key)
-        if value is None or not meta.lease_id:
-            return Verdict(name, False, f"{registrar.key} is not in etcd under a lease")
-        granted = client.get_lease_info(meta.lease_id).grantedTTL
-        if granted != ttl:
-            return Verdict(name, False, f"the lease was granted for {granted} s; the exercise asks for {ttl} s (lease_ttl={ttl})")
-        # Held longer than the TTL: only keepalives can keep the key that long.
-        time.sleep(ttl + 1)
-        if client.get(registrar.key)[0] is None:
-            return Verdict(name, False, f"{registrar.key} vanished within {ttl + 1} s: the lease is not being kept alive")
-        stopped = time.monotonic()
-        registrar.stop(deregister=False)
-        while client.get(registrar.key)[0] is not None:
-            if time.monotonic() - stopped > ttl + 3:
-                return Verdict(name, False, f"{registrar.key} outlived its lease by 3 s after the keepalives stopped")
-            time.sleep(0.1)
-        gone = time.monotonic() - stopped
-        return Verdict(name, True, f"kept alive past its {ttl} s TTL, then gone {gone:.1f} s after the keepalives stopped")
+        lease = attach(etcd, KEY, TTL_S)
+        if not isinstance(lease, pyetcd.Lease):
+            return Verdict(NAME, False, f"attach() returned {lease!r}; return the lease from etcd.lease({TTL_S})")
+        value, meta = etcd.get(KEY)
+        if value is None:
+            return Verdict(NAME, False, f"{KEY} is not in etcd after attach(); put it with etcd.put(key, value, lease=lease)")
+        if meta.lease_id != lease.id:
+            return Verdict(NAME, False, f"{KEY} is attached to lease {meta.lease_id:x}, not to the lease you returned "
+                           f"({lease.id:x}); pass lease=lease to put()")
+        if lease.granted_ttl != TTL_S:
+            return Verdict(NAME, False, f"the lease was granted {lease.granted_ttl} s; grant ttl ({TTL_S} s)")
+        refresher = threading.Thread(target=keep_alive, args=(lease, stop), name="learner-keepalive", daemon=True)
+        refresher.start()
+        time.sleep(hold)
+        if etcd.get(KEY)[0] is None:
+            return Verdict(NAME, False, f"{KEY} expired while keep_alive() ran; call lease.refresh() more often than every {TTL_S} s")
+        if not refresher.is_alive():
+            return Verdict(NAME, False, "keep_alive() returned before stop was set; loop until stop.is_set()")
+        deleted = threading.Event()
+        watch_id = etcd.add_watch_callback(KEY, lambda response: deleted.set() if any(
+            isinstance(e, pyetcd.events.DeleteEvent) for e in getattr(response, "events", [])) else None)
+        try:
+            stopped = time.monotonic()
+            stop.set()
+            refresher.join(TTL_S)
+            if refresher.is_alive():
+                return Verdict(NAME, False, "keep_alive() kept running after stop was set; check stop.is_set() (or stop.wait()) in its loop")
+            if not deleted.wait(TTL_S + 2):
+                return Verdict(NAME, False, f"{KEY} was still there {TTL_S + 2} s after keep_alive() stopped; nothing else may refresh the lease")
+            took = time.monotonic() - stopped
+        finally:
+            etcd.cancel_watch(watch_id)
+        return Verdict(NAME, True, f"{KEY} outlived its {TTL_S} s lease for {hold:g} s on your keepalives, and the watch saw "
+                       f"etcd delete it {took:.1f} s after they stopped")
     finally:
-        # An expired lease cannot be revoked; only a registration still alive is removed.
-        if registrar.registered:
-            registrar.stop()
-        client.close()
+        stop.set()
+        if isinstance(lease, pyetcd.Lease):
+            try:
+                lease.revoke()
+            except grpc.RpcError:
+                pass  # the lease expired already, which is what the exercise makes happen
+
+        etcd.delete(KEY)
+        etcd.close()
 
 
-def register_with_lease(server: Any, endpoints: list[str]) -> EtcdRegistrar:
-    """Register `server` in etcd under a 3 s lease that the registrar keeps alive."""
-    registration = ServiceRegistration(name="exercise", service_id=f"exercise-{server.port}",
-                                       address="127.0.0.1", port=server.port)
-    return EtcdRegistrar(registration, endpoints=endpoints, lease_ttl=3).start()
+def lease_and_keepalive() -> tuple[Callable[..., Any], Callable[..., None]]:
+    """The two functions the exercise asks for, as the notebook passes them: `lab.check("04-lease", *lease_and_keepalive(), ...)`."""
+
+    def attach(etcd: pyetcd.Etcd3Client, key: str, ttl: int) -> pyetcd.Lease:
+        # Grant first, then put under its ID: in Go that is Grant(ctx, ttl) then WithLease(resp.ID), not WithLease(ttl).
+        lease = etcd.lease(ttl)
+        etcd.put(key, "127.0.0.1:50999", lease=lease)
+        return lease
+
+    def keep_alive(lease: pyetcd.Lease, stop: Any) -> None:
+        # Every TTL/3: one lost refresh still leaves time for the next before the lease runs out.
+        while not stop.is_set():
+            lease.refresh()
+            stop.wait(lease.granted_ttl / 3)
+
+    return attach, keep_alive
 
 
-SOLUTION = register_with_lease
+SOLUTION = lease_and_keepalive

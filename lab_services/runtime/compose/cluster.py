@@ -23,6 +23,7 @@ from lab_services.core.paths import state_dir
 from lab_services.core.ports import PortInUseError, holder, is_free
 from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.runtime import readiness
+from lab_services.runtime.cleanup import clean_lab_state
 from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessError
 from lab_services.runtime.compose import engine, topology
 from lab_services.runtime.config import ClusterConfig
@@ -316,8 +317,8 @@ class ComposeCluster(Cluster):
                     "action": "add_service", "seconds_to_ready": round(took, 3), "container": container.short_id}
 
     def restore(self) -> list[str]:
-        """Back to the shape `up` made: resume the paused, remove added instances, start the stopped together
-        (one Consul or etcd server alone cannot elect a leader while its peers are down too)."""
+        """Back to a fresh `up`: resume the paused, remove added instances, start the stopped together (one Consul
+        or etcd server alone cannot elect a leader while its peers are down too), then clear what lessons left."""
         with self._lock:
             steps = []
             containers = self.containers()
@@ -334,7 +335,8 @@ class ComposeCluster(Cluster):
             for node in stopped:
                 containers[node.name].start()
             self._wait_group(stopped)
-            return steps + [f"started {n.name}" for n in stopped]
+            steps += [f"started {n.name}" for n in stopped]
+            return steps + clean_lab_state(self.status())
 
     # -- what is running -------------------------------------------------------------------------------
     def state_of(self, name: str) -> str:

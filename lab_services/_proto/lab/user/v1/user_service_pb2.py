@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elab/user/v1/user_service.proto\x12\x0blab.user.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tserved_by\x18\x05 \x01(\t\"0\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"<\n\x11UpdateUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x10ListUsersRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"C\n\x11WatchUsersRequest\x12\x1b\n\x0esince_sequence\x18\x01 \x01(\x04H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"\xc1\x01\n\tUserEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.lab.user.v1.UserEvent.Kind\x12\x1f\n\x04user\x18\x03 \x01(\x0b\x32\x11.lab.user.v1.User\x12\x11\n\tserved_by\x18\x04 \x01(\t\"C\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43REATED\x10\x01\x12\x0b\n\x07UPDATED\x10\x02\x12\x0b\n\x07\x44\x45LETED\x10\x03\"\x98\x01\n\rImportSummary\x12\x10\n\x08imported\x18\x01 \x01(\r\x12\x36\n\x08rejected\x18\x02 \x03(\x0b\x32$.lab.user.v1.ImportSummary.Rejection\x12\x11\n\tserved_by\x18\x03 \x01(\t\x1a*\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x0b\x43hatMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tserved_by\x18\x03 \x01(\t2\xa1\x04\n\x0bUserService\x12?\n\nCreateUser\x12\x1e.lab.user.v1.CreateUserRequest\x1a\x11.lab.user.v1.User\x12\x39\n\x07GetUser\x12\x1b.lab.user.v1.GetUserRequest\x1a\x11.lab.user.v1.User\x12?\n\nUpdateUser\x12\x1e.lab.user.v1.UpdateUserRequest\x1a\x11.lab.user.v1.User\x12?\n\nDeleteUser\x12\x1e.lab.user.v1.DeleteUserRequest\x1a\x11.lab.user.v1.User\x12?\n\tListUsers\x12\x1d.lab.user.v1.ListUsersRequest\x1a\x11.lab.user.v1.User0\x01\x12\x46\n\nWatchUsers\x12\x1e.lab.user.v1.WatchUsersRequest\x1a\x16.lab.user.v1.UserEvent0\x01\x12K\n\x0bImportUsers\x12\x1e.lab.user.v1.CreateUserRequest\x1a\x1a.lab.user.v1.ImportSummary(\x01\x12>\n\x04\x43hat\x12\x18.lab.user.v1.ChatMessage\x1a\x18.lab.user.v1.ChatMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elab/user/v1/user_service.proto\x12\x0blab.user.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tserved_by\x18\x05 \x01(\t\"D\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"<\n\x11UpdateUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\"\x1f\n\x11\x44\x65leteUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"6\n\x10ListUsersRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\"C\n\x11WatchUsersRequest\x12\x1b\n\x0esince_sequence\x18\x01 \x01(\x04H\x00\x88\x01\x01\x42\x11\n\x0f_since_sequence\"\xc1\x01\n\tUserEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.lab.user.v1.UserEvent.Kind\x12\x1f\n\x04user\x18\x03 \x01(\x0b\x32\x11.lab.user.v1.User\x12\x11\n\tserved_by\x18\x04 \x01(\t\"C\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43REATED\x10\x01\x12\x0b\n\x07UPDATED\x10\x02\x12\x0b\n\x07\x44\x45LETED\x10\x03\"\x98\x01\n\rImportSummary\x12\x10\n\x08imported\x18\x01 \x01(\r\x12\x36\n\x08rejected\x18\x02 \x03(\x0b\x32$.lab.user.v1.ImportSummary.Rejection\x12\x11\n\tserved_by\x18\x03 \x01(\t\x1a*\n\tRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\x0b\x43hatMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tserved_by\x18\x03 \x01(\t2\xa1\x04\n\x0bUserService\x12?\n\nCreateUser\x12\x1e.lab.user.v1.CreateUserRequest\x1a\x11.lab.user.v1.User\x12\x39\n\x07GetUser\x12\x1b.lab.user.v1.GetUserRequest\x1a\x11.lab.user.v1.User\x12?\n\nUpdateUser\x12\x1e.lab.user.v1.UpdateUserRequest\x1a\x11.lab.user.v1.User\x12?\n\nDeleteUser\x12\x1e.lab.user.v1.DeleteUserRequest\x1a\x11.lab.user.v1.User\x12?\n\tListUsers\x12\x1d.lab.user.v1.ListUsersRequest\x1a\x11.lab.user.v1.User0\x01\x12\x46\n\nWatchUsers\x12\x1e.lab.user.v1.WatchUsersRequest\x1a\x16.lab.user.v1.UserEvent0\x01\x12K\n\x0bImportUsers\x12\x1e.lab.user.v1.CreateUserRequest\x1a\x1a.lab.user.v1.ImportSummary(\x01\x12>\n\x04\x43hat\x12\x18.lab.user.v1.ChatMessage\x1a\x18.lab.user.v1.ChatMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USER']._serialized_start=80
   _globals['_USER']._serialized_end=194
   _globals['_CREATEUSERREQUEST']._serialized_start=196
-  _globals['_CREATEUSERREQUEST']._serialized_end=244
-  _globals['_GETUSERREQUEST']._serialized_start=246
-  _globals['_GETUSERREQUEST']._serialized_end=274
-  _globals['_UPDATEUSERREQUEST']._serialized_start=276
-  _globals['_UPDATEUSERREQUEST']._serialized_end=336
-  _globals['_DELETEUSERREQUEST']._serialized_start=338
-  _globals['_DELETEUSERREQUEST']._serialized_end=369
-  _globals['_LISTUSERSREQUEST']._serialized_start=371
-  _globals['_LISTUSERSREQUEST']._serialized_end=425
-  _globals['_WATCHUSERSREQUEST']._serialized_start=427
-  _globals['_WATCHUSERSREQUEST']._serialized_end=494
-  _globals['_USEREVENT']._serialized_start=497
-  _globals['_USEREVENT']._serialized_end=690
-  _globals['_USEREVENT_KIND']._serialized_start=623
-  _globals['_USEREVENT_KIND']._serialized_end=690
-  _globals['_IMPORTSUMMARY']._serialized_start=693
-  _globals['_IMPORTSUMMARY']._serialized_end=845
-  _globals['_IMPORTSUMMARY_REJECTION']._serialized_start=803
-  _globals['_IMPORTSUMMARY_REJECTION']._serialized_end=845
-  _globals['_CHATMESSAGE']._serialized_start=847
-  _globals['_CHATMESSAGE']._serialized_end=909
-  _globals['_USERSERVICE']._serialized_start=912
-  _globals['_USERSERVICE']._serialized_end=1457
+  _globals['_CREATEUSERREQUEST']._serialized_end=264
+  _globals['_GETUSERREQUEST']._serialized_start=266
+  _globals['_GETUSERREQUEST']._serialized_end=294
+  _globals['_UPDATEUSERREQUEST']._serialized_start=296
+  _globals['_UPDATEUSERREQUEST']._serialized_end=356
+  _globals['_DELETEUSERREQUEST']._serialized_start=358
+  _globals['_DELETEUSERREQUEST']._serialized_end=389
+  _globals['_LISTUSERSREQUEST']._serialized_start=391
+  _globals['_LISTUSERSREQUEST']._serialized_end=445
+  _globals['_WATCHUSERSREQUEST']._serialized_start=447
+  _globals['_WATCHUSERSREQUEST']._serialized_end=514
+  _globals['_USEREVENT']._serialized_start=517
+  _globals['_USEREVENT']._serialized_end=710
+  _globals['_USEREVENT_KIND']._serialized_start=643
+  _globals['_USEREVENT_KIND']._serialized_end=710
+  _globals['_IMPORTSUMMARY']._serialized_start=713
+  _globals['_IMPORTSUMMARY']._serialized_end=865
+  _globals['_IMPORTSUMMARY_REJECTION']._serialized_start=823
+  _globals['_IMPORTSUMMARY_REJECTION']._serialized_end=865
+  _globals['_CHATMESSAGE']._serialized_start=867
+  _globals['_CHATMESSAGE']._serialized_end=929
+  _globals['_USERSERVICE']._serialized_start=932
+  _globals['_USERSERVICE']._serialized_end=1477
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,80 @@
+"""A second Consul agent for lesson 03, with `dns_config { only_passing = true }`, to show what that setting changes.
+
+The lab's servers answer DNS with warning instances included (Consul's default). This starts a small Consul
+*client* agent on free loopback ports, joined to the lab's servers, whose DNS leaves them out, so the lesson
+can ask both the same question. It runs through the runtime's one spawn function and stops with `stop()` (or
+the `with` block), leaving gracefully so the lab's member list shows it as left.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from lab_services.core.http import http_json
+from lab_services.core.ports import PortAllocator
+from lab_services.core.wait import wait_until
+from lab_services.runtime import processes
+from lab_services.runtime.binaries import find_binary
+from lab_services.runtime.status import ClusterStatus
+
+
+class OnlyPassingAgent:
+    """A Consul client agent joined to the lab whose DNS answers only passing instances; `dns` is its address."""
+
+    def __init__(self, status: ClusterStatus, name: str = "only-passing"):
+        servers = status.processes_of("consul").values()
+        self.join = [f"127.0.0.1:{p.ports['serf_lan']}" for p in servers if "serf_lan" in p.ports]
+        if not self.join:
+            raise ValueError("invalid argument: status: the lab runs no Consul server to join; start it with consul_servers=1 or 3")
+        self.name = name
+        self.workdir = Path(tempfile.mkdtemp(prefix="lab-only-passing-"))
+        ports = PortAllocator()
+        self.ports = {"http": ports.free(), "dns": ports.free(), "serf_lan": ports.free(), "serf_wan": ports.free(),
+                      "server": ports.free(), "grpc": -1}
+        self.child: processes.Child | None = None
+
+    @property
+    def dns(self) -> str:
+        return f"127.0.0.1:{self.ports['dns']}"
+
+    @property
+    def http(self) -> str:
+        return f"127.0.0.1:{self.ports['http']}"
+
+    def start(self, timeout: float = 20.0) -> OnlyPassingAgent:
+        """Start the agent and wait until it has joined the lab and its catalog answers."""
+        config = {
+            "node_name": self.name, "datacenter": "lab", "server": False,
+            "data_dir": str(self.workdir / "data"), "bind_addr": "127.0.0.1", "client_addr": "127.0.0.1",
+            "advertise_addr": "127.0.0.1", "ports": self.ports, "retry_join": self.join, "retry_interval": "1s",
+            "leave_on_terminate": True, "disable_update_check": True, "log_level": "INFO",
+            # The one setting this agent exists for; the rest matches the lab's servers (no DNS caching).
+            "dns_config": {"only_passing": True, "allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"},
+                           "udp_answer_limit": 64},
+        }
+        path = self.workdir / "consul.json"
+        path.write_text(json.dumps(config, indent=2))
+        self.child = processes.spawn(self.name, [str(find_binary("consul")), "agent", f"-config-file={path}"],
+                                     log_path=self.workdir / "consul.log")
+        try:
+            wait_until(lambda: http_json(f"http://{self.http}/v1/catalog/services"), timeout,
+                       f"the {self.name} agent to join the lab", seen=lambda: self.child.tail(5) if self.child else "")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Leave the cluster (SIGTERM: leave_on_terminate) and remove the agent's files."""
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> OnlyPassingAgent:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
