@@ -7,6 +7,7 @@ from typing import Any
 from lab_services.core.ports import require_loopback
 
 REGISTRIES = ("none", "consul", "etcd", "both")
+MAX_CONSUL_CLIENTS = 9  # client agent i binds 127.0.0.(50+i)
 
 
 @dataclass
@@ -24,6 +25,10 @@ class ClusterConfig:
     # "distinct": instance i listens on 127.0.0.(10+i), all on one port, as Consul DNS clients need.
     instance_addresses: str = "shared"
     tls: str = "off"  # "tls": services serve gRPC over TLS; "mtls": and require client certificates
+    # Client agents, one per simulated node on its own loopback address; services register with their node's.
+    consul_clients: int = 0
+    # 2 adds a second Consul datacenter ("dc2", one server) joined to the first over the WAN.
+    datacenters: int = 1
 
     def validate(self) -> "ClusterConfig":
         require_loopback(self.host, "host")
@@ -40,6 +45,14 @@ class ClusterConfig:
             raise ValueError(f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct")
         if self.registry in ("consul", "both") and self.services and not self.consul_servers:
             raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
+        if not 0 <= self.consul_clients <= MAX_CONSUL_CLIENTS:
+            raise ValueError(f"invalid argument: consul_clients: {self.consul_clients}; use 0 to {MAX_CONSUL_CLIENTS} client agents")
+        if self.consul_clients and not self.consul_servers:
+            raise ValueError("invalid argument: consul_clients: client agents need servers to join but consul_servers is 0")
+        if self.datacenters not in (1, 2):
+            raise ValueError(f"invalid argument: datacenters: {self.datacenters}; use 1 or 2")
+        if self.datacenters == 2 and not self.consul_servers:
+            raise ValueError("invalid argument: datacenters: a second datacenter joins the first over the WAN but consul_servers is 0")
         if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
             raise ValueError("invalid argument: registry: services register in etcd but etcd_members is 0")
         return self
@@ -58,4 +71,7 @@ class ClusterConfig:
             and (self.registry == other.registry or self.registry == "both" or other.registry == "none")
             and (self.instance_addresses == other.instance_addresses or other.instance_addresses == "shared")
             and self.tls == other.tls
+            # Where services register differs (a server's agent or their node's client agent): never mix.
+            and self.consul_clients == other.consul_clients
+            and self.datacenters >= other.datacenters
         )

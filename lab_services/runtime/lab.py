@@ -66,5 +66,7 @@ def _union(running: ClusterConfig, wanted: ClusterConfig) -> ClusterConfig:
         host=running.host,
         consul_http_port=running.consul_http_port,
         tls=wanted.tls,
+        consul_clients=wanted.consul_clients,
+        datacenters=max(running.datacenters, wanted.datacenters),
         instance_addresses="distinct" if "distinct" in (running.instance_addresses, wanted.instance_addresses) else "shared",
     )

@@ -106,8 +106,13 @@ class LocalCluster(Cluster):
         consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port,
                                    check_ca=self.tls.ca if self.tls else None,
                                    check_identity=self.tls.client if self.tls else None) if cfg.consul_servers else []
+        client_nodes = consul.plan_clients(cfg.consul_clients, paths["consul"], ports, self.workdir, consul_nodes,
+                                           check_ca=self.tls.ca if self.tls else None,
+                                           check_identity=self.tls.client if self.tls else None)
+        if cfg.datacenters == 2:
+            client_nodes.append(consul.plan_second_datacenter(paths["consul"], ports, self.workdir, consul_nodes))
         etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
-        nodes = [*consul_nodes, *etcd_nodes]
+        nodes = [*consul_nodes, *client_nodes, *etcd_nodes]
         if cfg.prometheus:
             etcd_services = bool(etcd_nodes) and cfg.registry in ("etcd", "both")
             nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name,
@@ -122,7 +127,7 @@ class LocalCluster(Cluster):
 
     def _plan_service(self, index: int, version: str = "v1", meta: dict[str, str] | None = None) -> NodeSpec:
         cfg = self.config
-        consul_nodes = [n for n in self.nodes.values() if n.kind == "consul"] if cfg.registry in ("consul", "both") else []
+        consul_nodes = [self._registration_agent(index)] if cfg.consul_servers and cfg.registry in ("consul", "both") else []
         etcd_nodes = [n for n in self.nodes.values() if n.kind == "etcd"] if cfg.registry in ("etcd", "both") else []
         tls_flags = []
         if self.tls:
@@ -132,6 +137,12 @@ class LocalCluster(Cluster):
                 tls_flags += ["--tls-ca", str(self.tls.ca.cert_path), "--mtls"]
         return service.plan(index, self._ports, cfg.service_name, cfg.registry, consul_nodes, etcd_nodes,
                             version=version, shared_port=self._shared_port, meta=meta, tls=tls_flags)
+
+    def _registration_agent(self, index: int) -> NodeSpec:
+        """The agent instance `index` registers with: its node's client agent (spread round the nodes), as on a
+        real machine, or the first server's agent when the lab runs no client agents."""
+        clients = [n for n in self.nodes.values() if n.kind == consul.CLIENT_KIND]
+        return clients[(index - 1) % len(clients)] if clients else self.nodes["consul-1"]
 
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
         with self._lock:
@@ -176,7 +187,7 @@ class LocalCluster(Cluster):
         self.children[node.name] = processes.spawn(node.name, node.argv, log_path=log, base=self.base)
 
     def _ready_check(self, node: NodeSpec) -> Callable[[], bool]:
-        if node.kind == "consul":
+        if node.kind in ("consul", consul.CLIENT_KIND, consul.SECOND_DC_KIND):
             return lambda: consul.is_ready(node)
         if node.kind == "etcd":
             return lambda: etcd.is_ready(node)
@@ -314,6 +325,9 @@ class LocalCluster(Cluster):
                     dns=consul_nodes[0].addr("dns") if consul_nodes else None,
                     ui=consul_nodes[0].info["ui"] if consul_nodes else None,
                     leader=consul.leader_name(live_consul),
+                    clients=[n.addr("http") for n in by_kind.get(consul.CLIENT_KIND, [])],
+                    datacenters={consul.DATACENTER: [n.addr("http") for n in consul_nodes],
+                                 **{n.info["datacenter"]: [n.addr("http")] for n in by_kind.get(consul.SECOND_DC_KIND, [])}},
                 ),
                 etcd=EtcdStatus(endpoints=[n.addr("client") for n in etcd_nodes], leader=etcd.leader_name(live_etcd)),
                 prometheus=PrometheusStatus(url=prom[0].info["url"] if prom else None,

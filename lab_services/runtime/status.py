@@ -20,6 +20,8 @@ class ConsulStatus:
     dns: str | None
     ui: str | None
     leader: str | None
+    clients: list[str] = field(default_factory=list)  # client agents' HTTP addresses, one per simulated node
+    datacenters: dict[str, list[str]] = field(default_factory=dict)  # each datacenter's servers' HTTP addresses
 
 
 @dataclass(frozen=True)
