@@ -91,12 +91,10 @@ def nodes_and_services(address: str) -> Table:
     return Table(rows)
 
 
-def node_of(address: str, service: str, instance: str) -> str:
-    """The node (client agent) `instance` of `service` is registered on, as the catalog says."""
-    for entry in _ok(consul_call(address, f"/v1/catalog/service/{service}"), f"catalog service {service}"):
-        if entry["ServiceID"] == instance:
-            return entry["Node"]
-    raise KeyError(f"no instance {instance!r} of {service!r} in the catalog")
+def instances_on(address: str, service: str, node: str) -> list[str]:
+    """The instances of `service` registered on `node` (through that node's agent), as the catalog says."""
+    entries = _ok(consul_call(address, f"/v1/catalog/service/{service}"), f"catalog service {service}")
+    return sorted(e["ServiceID"] for e in entries if e["Node"] == node)
 
 
 def _passing(address: str, service: str) -> set[str]:
@@ -112,8 +110,7 @@ def node_failure(cluster: Cluster, node: str, service: str = "user", timeout: fl
     only through gossip, when the other members' probes of the node fail and serf marks it failed.
     """
     server = cluster.status().consul.http[0]
-    on_node = {e["ServiceID"] for e in _ok(consul_call(server, f"/v1/catalog/service/{service}"), "catalog")
-               if e["Node"] == node}
+    on_node = set(instances_on(server, service, node))
     if not on_node:
         raise ValueError(f"invalid argument: node: no instance of {service!r} is registered on {node!r}")
     killed_at = time.monotonic()
@@ -165,7 +162,7 @@ def read_modes(address: str, path: str = "/v1/catalog/service/user", timeout: fl
     return Table(rows)
 
 
-def reads_without_quorum(cluster: Cluster, path: str = "/v1/catalog/service/user", hold: float = 2.0,
+def reads_without_quorum(cluster: Cluster, path: str = "/v1/catalog/service/user",
                          progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Pause the leader and one follower, read in each mode from the follower left alone, then resume both.
 
@@ -184,7 +181,9 @@ def reads_without_quorum(cluster: Cluster, path: str = "/v1/catalog/service/user
         cluster.pause(name)
     progress(f"paused {', '.join(paused)}; reading from {alone} alone")
     try:
-        time.sleep(hold)  # the lone follower's leader contact ages
+        # Reads start once the follower itself has noticed: its raft heartbeat times out about a second later.
+        stale = f"{path}{'&' if '?' in path else '?'}stale"
+        wait_until(lambda: consul_call(address, stale).known_leader is False, 15, f"{alone} to notice it has no leader")
         during = read_modes(address, path)
     finally:
         for name in paused:

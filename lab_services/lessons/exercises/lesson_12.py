@@ -1,48 +1,83 @@
-"""Lesson 12's exercise: a prepared query that a client in dc2 can run and still get passing instances from the
-first datacenter. The checker runs the learner's definition on dc2's real server; `my_query` is one solution."""
+"""Lesson 12's exercise: from Consul's APIs alone, find the unhealthy instance, the node it lives on, and whether
+its node failed (gossip, `serfHealth`) or only the service did (its own check). The checker makes both faults for
+real, one after the other, and runs the learner's function during each; `diagnose` is one solution."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from lab_services.core.wait import wait_until
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.lessons.inside_consul import datacenters, run_prepared_query
+from lab_services.lessons.inside_consul import consul_call, instances_on
+from lab_services.runtime.cluster import Cluster
 
-NAME = "12-failover"
+NAME = "12-diagnose"
+CAUSES = ("node", "service")
 
 
-def check(definition: Any, dc2: str, service: str = "user") -> Verdict:
-    """12-failover: `definition` (a dict, Consul's prepared-query JSON) must answer from the other datacenter."""
-    name = NAME
-    if not isinstance(definition, dict) or not isinstance(definition.get("Service"), dict):
-        return Verdict(name, False, "return a dict like {'Name': ..., 'Service': {'Service': 'user', ...}} "
-                                    "(Consul's prepared-query JSON)")
-    spec = definition["Service"]
-    if spec.get("Service") != service:
-        return Verdict(name, False, f"Service.Service is {spec.get('Service')!r}; the query must ask for {service!r}")
-    if spec.get("OnlyPassing") is not True:
-        return Verdict(name, False, "set Service.OnlyPassing to True: without it instances whose checks are in "
-                                    "warning are handed out too")
+def _critical(address: str, service: str, instances: set[str], check_id: str | None) -> bool:
+    entries = consul_call(address, f"/v1/health/service/{service}").body or []
+    return any(e["Service"]["ID"] in instances and any(c["Status"] == "critical" and (check_id is None or c["CheckID"] == check_id)
+                                                      for c in e["Checks"]) for e in entries)
+
+
+def _judge(diagnose: Callable[..., Any], address: str, service: str, node: str, instances: set[str], cause: str) -> str | None:
+    """None when the learner's answer names an instance on `node`, the node, and `cause`; else what is wrong."""
+    answer = diagnose(address, service)
+    if not isinstance(answer, dict) or set(answer) != {"instance", "node", "cause"}:
+        return f"return a dict with the keys instance, node and cause; got {answer!r}"
+    if answer["instance"] not in instances:
+        return f"instance {answer['instance']!r} is healthy; the unhealthy one is {' or '.join(sorted(instances))}"
+    if answer["node"] != node:
+        return f"{answer['instance']} lives on {node}, not {answer['node']!r}: read entry['Node']['Node']"
+    if answer["cause"] != cause:
+        hint = ("its own check still says passing but the node's serfHealth is critical" if cause == "node"
+                else "the node's serfHealth is passing; the critical check is the service's own")
+        return f"cause {answer['cause']!r} is wrong when {hint}; use one of {CAUSES}"
+    return None
+
+
+def check(diagnose: Any, cluster: Cluster, node: str = "node-1", paused: str = "user-2", service: str = "user") -> Verdict:
+    """12-diagnose: `diagnose(address, service)` must return {'instance', 'node', 'cause'} ('node' or 'service')."""
+    if not callable(diagnose):
+        return Verdict(NAME, False, "pass a function diagnose(address, service) -> {'instance': ..., 'node': ..., 'cause': 'node' or 'service'}")
+    server = cluster.status().consul.http[0]
+    on_node = set(instances_on(server, service, node))
+    if not on_node:
+        return Verdict(NAME, False, f"no instance of {service} is registered on {node}; run the lesson's set-up cell first")
+    cluster.kill(node)  # a node failure: its agent is gone, so nothing reports for its services
     try:
-        answer = run_prepared_query(dc2, definition)
-    except (ValueError, RuntimeError) as err:
-        return Verdict(name, False, str(err))
-    others = [dc for dc in datacenters(dc2) if dc != answer.datacenter]
-    if answer.failovers == 0:
-        listed = (spec.get("Failover") or {}).get("Datacenters")
-        hint = (f"Service.Failover.Datacenters is {listed!r}; name a datacenter that has {service}: {others}"
-                if listed else "add Service.Failover.Datacenters, the datacenters to ask in order when this one has none")
-        return Verdict(name, False, f"the query answered from {answer.datacenter} with {len(answer.instances)} instances "
-                                    f"and no failover; {hint}")
-    if not answer.instances:
-        return Verdict(name, False, f"it failed over {answer.failovers} time(s) but found no passing {service} anywhere")
-    return Verdict(name, True, f"answered from {answer.datacenter} after {answer.failovers} failover(s) in "
-                               f"{answer.ms} ms: {', '.join(answer.instances)}")
+        wait_until(lambda: _critical(server, service, on_node, "serfHealth"), 30, f"{node}'s serfHealth to turn critical")
+        wrong = _judge(diagnose, server, service, node, on_node, "node")
+    finally:
+        cluster.start(node)
+    if wrong:
+        return Verdict(NAME, False, f"with the agent of {node} killed: {wrong}")
+    hosts = {e["ServiceID"]: e["Node"] for e in consul_call(server, f"/v1/catalog/service/{service}").body}
+    if paused not in hosts:
+        return Verdict(NAME, False, f"no instance {paused!r} of {service} in the catalog to hang; the instances: {sorted(hosts)}")
+    host = hosts[paused]
+    # Only one fault at a time: wait until the restarted node's instances pass again.
+    wait_until(lambda: not _critical(server, service, set(hosts), None), 30, "every instance to pass before the second fault")
+    cluster.pause(paused)  # a service failure: the process hangs, its node's agent is fine and its check times out
+    try:
+        wait_until(lambda: _critical(server, service, {paused}, None), 30, f"{paused}'s check to turn critical")
+        wrong = _judge(diagnose, server, service, host, {paused}, "service")
+    finally:
+        cluster.resume(paused)
+    if wrong:
+        return Verdict(NAME, False, f"with {paused} hung (SIGSTOP): {wrong}")
+    return Verdict(NAME, True, f"found the failed node ({node}) through serfHealth and the hung {paused} on {host} "
+                               "through its own check")
 
 
-def my_query() -> dict[str, Any]:
-    """dc2 has no user instances, so the query must go on to the first datacenter, `lab`; only passing ones."""
-    return {"Name": "user-nearest", "Service": {"Service": "user", "OnlyPassing": True,
-                                                "Failover": {"Datacenters": ["lab"]}}}
+def diagnose(address: str, service: str) -> dict[str, str] | None:
+    """The first instance with a critical check; serfHealth critical means its node failed, else the service did."""
+    for entry in consul_call(address, f"/v1/health/service/{service}").body:
+        critical = {c["CheckID"] for c in entry["Checks"] if c["Status"] == "critical"}
+        if critical:
+            return {"instance": entry["Service"]["ID"], "node": entry["Node"]["Node"],
+                    "cause": "node" if "serfHealth" in critical else "service"}
+    return None
 
 
-SOLUTION = my_query
+SOLUTION = diagnose

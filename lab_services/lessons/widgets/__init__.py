@@ -6,7 +6,8 @@ from lab_services.lessons.widgets.dashboard import LabDashboard
 from lab_services.lessons.widgets.fault_panel import FaultPanel
 from lab_services.lessons.widgets.health_board import HealthBoard
 from lab_services.lessons.widgets.lease_control import LeaseControl
+from lab_services.lessons.widgets.prediction import Prediction
 from lab_services.lessons.widgets.stream_meter import StreamMeter
 from lab_services.lessons.widgets.traffic_split import TrafficSplit
 
-__all__ = ["ClusterOverview", "FaultPanel", "HealthBoard", "LabDashboard", "LeaseControl", "StreamMeter", "TrafficSplit"]
+__all__ = ["ClusterOverview", "FaultPanel", "HealthBoard", "LabDashboard", "LeaseControl", "Prediction", "StreamMeter", "TrafficSplit"]
