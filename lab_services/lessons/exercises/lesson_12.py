@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from lab_services.core.wait import wait_until
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.lessons.inside_consul import consul_call, instances_on
+from lab_services.lessons.inside_consul import consul_call, instances_on, wait_passing_steadily
 from lab_services.runtime.cluster import Cluster
 
 NAME = "12-diagnose"
@@ -56,14 +56,15 @@ def check(diagnose: Any, cluster: Cluster, node: str = "node-1", paused: str = "
     if paused not in hosts:
         return Verdict(NAME, False, f"no instance {paused!r} of {service} in the catalog to hang; the instances: {sorted(hosts)}")
     host = hosts[paused]
-    # Only one fault at a time: wait until the restarted node's instances pass again.
-    wait_until(lambda: not _critical(server, service, set(hosts), None), 30, "every instance to pass before the second fault")
+    # Only one fault at a time: wait until every instance passes steadily again.
+    wait_passing_steadily(server, service, set(hosts))
     cluster.pause(paused)  # a service failure: the process hangs, its node's agent is fine and its check times out
     try:
         wait_until(lambda: _critical(server, service, {paused}, None), 30, f"{paused}'s check to turn critical")
         wrong = _judge(diagnose, server, service, host, {paused}, "service")
     finally:
         cluster.resume(paused)
+        wait_passing_steadily(server, service, {paused}, hold=1.0)
     if wrong:
         return Verdict(NAME, False, f"with {paused} hung (SIGSTOP): {wrong}")
     return Verdict(NAME, True, f"found the failed node ({node}) through serfHealth and the hung {paused} on {host} "
