@@ -163,6 +163,7 @@ def plot_waterfall(spans: list[ReceivedSpan], ax: Any = None, title: str = "") -
     ax.invert_yaxis()
     ax.set_xlabel("ms since the trace began (| marks an event)")
     ax.set_title(title)
+    ax.figure.tight_layout()
     return ax
 
 
