@@ -19,7 +19,7 @@ from lab_services.lessons import drills
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
 from lab_services.lessons.environment import check_environment
-from lab_services.lessons import inside_consul, tracing_lab
+from lab_services.lessons import capstone, inside_consul, tracing_lab
 from lab_services.lessons.exercises import check, reveal_solutions, solution
 from lab_services.lessons.reflection import describe_methods, list_services
 from lab_services.lessons.refusals import refusals
@@ -59,4 +59,4 @@ __all__ = [
     "srv_records", "time_a_blocking_query", "wait_for_rates", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
     "wait_event", "wait_for", "wait_until",
 ]
-__all__ += ["Prediction", "inside_consul", "tracing_lab"]  # lessons 12 and 13
+__all__ += ["Prediction", "capstone", "inside_consul", "tracing_lab"]  # lessons 12-14

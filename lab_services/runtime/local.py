@@ -219,7 +219,9 @@ class LocalCluster(Cluster):
         return took
 
     def _consul_agent(self) -> NodeSpec | None:
-        return self.nodes.get("consul-1")
+        """A running Consul server to read the catalog from: consul-1 unless it is down (a chaos run kills leaders)."""
+        servers = [n for n in self.nodes.values() if n.kind == "consul"]
+        return next((n for n in servers if self.state_of(n.name) == "running"), servers[0] if servers else None)
 
     # -- one process at a time -------------------------------------------------------------------------
     def _child(self, name: str) -> processes.Child:
