@@ -12,7 +12,7 @@ LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 def test_there_are_lessons():
     numbers = [p.name[:2] for p in LESSONS]
-    assert numbers == [f"{n:02d}" for n in (*range(10), 12, 13)], f"expected lessons 00-09, 12 and 13 in {REPO_DIR / 'notebooks'}, found {numbers}"
+    assert numbers == [f"{n:02d}" for n in (*range(10), 12, 13, 14)], f"expected lessons 00-09 and 12-14 in {REPO_DIR / 'notebooks'}, found {numbers}"
 
 
 @pytest.mark.notebook
