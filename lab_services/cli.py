@@ -30,15 +30,20 @@ def _print_status(status: ClusterStatus) -> None:
     print(f"backend     {status.backend}   (state in {status.state_dir})")
     if consul.http:
         print(f"consul      {', '.join(consul.http)}   leader: {consul.leader}   dns: {consul.dns}   ui: {consul.ui}")
+    if consul.clients:
+        print(f"clients     {', '.join(consul.clients)}   (client agents, one per node)")
+    for datacenter, servers in consul.datacenters.items():
+        if len(consul.datacenters) > 1:
+            print(f"datacenter  {datacenter}: {', '.join(servers)}")
     if etcd.endpoints:
         print(f"etcd        {', '.join(etcd.endpoints)}   leader: {etcd.leader}")
     if status.prometheus.url:
         print(f"prometheus  {status.prometheus.url}")
     print()
-    print(f"{'process':<14}{'kind':<12}{'pid':>8}  {'state':<9}ports")
+    print(f"{'process':<14}{'kind':<15}{'pid':>8}  {'state':<9}ports")
     for proc in status.processes:
         ports = " ".join(f"{k}={v}" for k, v in proc.ports.items())
-        print(f"{proc.name:<14}{proc.kind:<12}{proc.pid or '-':>8}  {proc.state:<9}{ports}")
+        print(f"{proc.name:<14}{proc.kind:<15}{proc.pid or '-':>8}  {proc.state:<9}{ports}")
     for moved in status.moved_ports:
         print(f"{moved.process} {moved.port_name} is on {moved.port}, not {moved.preferred}: "
               f"{moved.preferred} was in use by {moved.held_by}")
@@ -56,7 +61,8 @@ def _show(status: ClusterStatus, as_json: bool) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
                            prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port,
-                           instance_addresses=args.instance_addresses, tls=args.tls, config_store=args.config_store)
+                           instance_addresses=args.instance_addresses, tls=args.tls, config_store=args.config_store,
+                           consul_clients=args.consul_clients, datacenters=args.datacenters)
     cluster = open_cluster()
     _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
@@ -346,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--consul-servers", type=int, default=3, choices=(0, 1, 3))
     up.add_argument("--etcd-members", type=int, default=3, choices=(0, 1, 3))
     up.add_argument("--services", type=int, default=3)
+    up.add_argument("--consul-clients", type=int, default=0,
+                    help="Consul client agents, one per simulated node on 127.0.0.51..; services register with their node's")
+    up.add_argument("--datacenters", type=int, default=1, choices=(1, 2), help="2 adds Consul datacenter dc2, joined over the WAN")
     up.add_argument("--consul-http-port", type=int, default=None, help="fixed Consul HTTP port (default 8500 when free)")
     up.add_argument("--no-prometheus", action="store_true")
     up.add_argument("--tls", nargs="?", const="tls", default="off", choices=("off", "tls", "mtls"),

@@ -18,7 +18,7 @@ CORE, LIBRARY, LESSONS, CONSUMERS = 0, 1, 2, 3
 RANKS = {
     "__init__": CORE, "_proto": CORE, "core": CORE,
     "registry": LIBRARY, "discovery": LIBRARY, "service": LIBRARY, "runtime": LIBRARY, "resilience": LIBRARY,
-    "tls": LIBRARY, "metrics": LIBRARY, "protogen": LIBRARY,
+    "tls": LIBRARY, "metrics": LIBRARY, "protogen": LIBRARY, "tracing": LIBRARY,
     "lessons": LESSONS,
     "cli": CONSUMERS, "bench": CONSUMERS,
 }

@@ -13,7 +13,7 @@ LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 def test_there_are_lessons():
     numbers = [p.name[:2] for p in LESSONS]
-    assert numbers == [f"{n:02d}" for n in range(12)], f"expected lessons 00-11 in {REPO_DIR / 'notebooks'}, found {numbers}"
+    assert numbers == [f"{n:02d}" for n in range(15)], f"expected lessons 00-14 in {REPO_DIR / 'notebooks'}, found {numbers}"
 
 
 @pytest.mark.notebook

@@ -24,6 +24,7 @@ from lab_services.lessons.environment import check_environment
 from lab_services.lessons.interval_floor import interval_floor
 from lab_services.lessons.progress import ProgressBar
 from lab_services.lessons.exercises import check, published, reveal_solutions, solution
+from lab_services.lessons import capstone, inside_consul, tracing_lab
 from lab_services.lessons.reflection import describe_methods, list_services
 from lab_services.lessons.only_passing import OnlyPassingAgent
 from lab_services.lessons.policy_race import policy_split
@@ -72,3 +73,4 @@ __all__ = [
     "srv_records", "time_a_blocking_query", "wait_for_rates", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
     "wait_event", "wait_for", "wait_until",
 ]
+__all__ += ["capstone", "inside_consul", "tracing_lab"]  # lessons 12-14

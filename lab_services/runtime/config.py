@@ -8,6 +8,7 @@ from lab_services.core.ports import require_loopback
 
 REGISTRIES = ("none", "consul", "etcd", "both")
 CONFIG_STORES = ("none", "consul", "etcd")
+MAX_CONSUL_CLIENTS = 9  # client agent i binds 127.0.0.(50+i)
 
 
 @dataclass
@@ -27,6 +28,10 @@ class ClusterConfig:
     tls: str = "off"  # "tls": services serve gRPC over TLS; "mtls": and require client certificates
     # "consul" / "etcd": every instance follows its runtime settings there and applies them live (lesson 10).
     config_store: str = "none"
+    # Client agents, one per simulated node on its own loopback address; services register with their node's.
+    consul_clients: int = 0
+    # 2 adds a second Consul datacenter ("dc2", one server) joined to the first over the WAN.
+    datacenters: int = 1
 
     def validate(self) -> "ClusterConfig":
         require_loopback(self.host, "host")
@@ -47,6 +52,14 @@ class ClusterConfig:
             raise ValueError(f"invalid argument: config_store: settings are kept in {self.config_store} but it has no servers")
         if self.registry in ("consul", "both") and self.services and not self.consul_servers:
             raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
+        if not 0 <= self.consul_clients <= MAX_CONSUL_CLIENTS:
+            raise ValueError(f"invalid argument: consul_clients: {self.consul_clients}; use 0 to {MAX_CONSUL_CLIENTS} client agents")
+        if self.consul_clients and not self.consul_servers:
+            raise ValueError("invalid argument: consul_clients: client agents need servers to join but consul_servers is 0")
+        if self.datacenters not in (1, 2):
+            raise ValueError(f"invalid argument: datacenters: {self.datacenters}; use 1 or 2")
+        if self.datacenters == 2 and not self.consul_servers:
+            raise ValueError("invalid argument: datacenters: a second datacenter joins the first over the WAN but consul_servers is 0")
         if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
             raise ValueError("invalid argument: registry: services register in etcd but etcd_members is 0")
         return self
@@ -66,4 +79,7 @@ class ClusterConfig:
             and (self.instance_addresses == other.instance_addresses or other.instance_addresses == "shared")
             and self.tls == other.tls
             and (self.config_store == other.config_store or other.config_store == "none")
+            # Where services register differs (a server's agent or their node's client agent): never mix.
+            and self.consul_clients == other.consul_clients
+            and self.datacenters >= other.datacenters
         )

@@ -80,6 +80,8 @@ def _union(running: ClusterConfig, wanted: ClusterConfig) -> ClusterConfig:
         host=running.host,
         consul_http_port=running.consul_http_port,
         tls=wanted.tls,
+        consul_clients=wanted.consul_clients,
+        datacenters=max(running.datacenters, wanted.datacenters),
         instance_addresses="distinct" if "distinct" in (running.instance_addresses, wanted.instance_addresses) else "shared",
         config_store=wanted.config_store if wanted.config_store != "none" else running.config_store,
     )

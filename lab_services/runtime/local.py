@@ -107,8 +107,13 @@ class LocalCluster(Cluster):
         consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port,
                                    check_ca=self.tls.ca if self.tls else None,
                                    check_identity=self.tls.client if self.tls else None) if cfg.consul_servers else []
+        client_nodes = consul.plan_clients(cfg.consul_clients, paths["consul"], ports, self.workdir, consul_nodes,
+                                           check_ca=self.tls.ca if self.tls else None,
+                                           check_identity=self.tls.client if self.tls else None)
+        if cfg.datacenters == 2:
+            client_nodes.append(consul.plan_second_datacenter(paths["consul"], ports, self.workdir, consul_nodes))
         etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
-        nodes = [*consul_nodes, *etcd_nodes]
+        nodes = [*consul_nodes, *client_nodes, *etcd_nodes]
         if cfg.prometheus:
             etcd_services = bool(etcd_nodes) and cfg.registry in ("etcd", "both")
             nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name,
@@ -123,7 +128,7 @@ class LocalCluster(Cluster):
 
     def _plan_service(self, index: int, version: str = "v1", meta: dict[str, str] | None = None) -> NodeSpec:
         cfg = self.config
-        consul_nodes = [n for n in self.nodes.values() if n.kind == "consul"] if cfg.registry in ("consul", "both") else []
+        consul_nodes = [self._registration_agent(index)] if cfg.consul_servers and cfg.registry in ("consul", "both") else []
         etcd_nodes = [n for n in self.nodes.values() if n.kind == "etcd"] if cfg.registry in ("etcd", "both") else []
         tls_flags = []
         if self.tls:
@@ -145,6 +150,12 @@ class LocalCluster(Cluster):
         else:
             address = ",".join(n.addr("client") for n in self.nodes.values() if n.kind == "etcd")
         return ["--config-store", store, "--config-address", address]
+
+    def _registration_agent(self, index: int) -> NodeSpec:
+        """The agent instance `index` registers with: its node's client agent (spread round the nodes), as on a
+        real machine, or the first server's agent when the lab runs no client agents."""
+        clients = [n for n in self.nodes.values() if n.kind == consul.CLIENT_KIND]
+        return clients[(index - 1) % len(clients)] if clients else self.nodes["consul-1"]
 
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
         with self._lock:
@@ -189,7 +200,7 @@ class LocalCluster(Cluster):
         self.children[node.name] = processes.spawn(node.name, node.argv, log_path=log, base=self.base)
 
     def _ready_check(self, node: NodeSpec) -> Callable[[], bool]:
-        return readiness.ready_check(node, self.nodes.values(), self.config.registry)
+        return readiness.ready_check(node, self.nodes.values(), self.config.registry, self._consul_agent())
 
     def _wait_ready(self, node: NodeSpec) -> float:
         child = self.children[node.name]
@@ -208,7 +219,9 @@ class LocalCluster(Cluster):
         return took
 
     def _consul_agent(self) -> NodeSpec | None:
-        return self.nodes.get("consul-1")
+        """A running Consul server to read the catalog from: consul-1 unless it is down (a chaos run kills leaders)."""
+        servers = [n for n in self.nodes.values() if n.kind == "consul"]
+        return next((n for n in servers if self.state_of(n.name) == "running"), servers[0] if servers else None)
 
     # -- one process at a time -------------------------------------------------------------------------
     def _child(self, name: str) -> processes.Child:

@@ -6,17 +6,19 @@ from typing import Callable, Iterable
 from lab_services.runtime.nodes import NodeSpec, consul, etcd, prometheus, service
 
 
-def ready_check(node: NodeSpec, nodes: Iterable[NodeSpec], registry: str) -> Callable[[], bool]:
-    """Consul: a raft leader; etcd: healthy; Prometheus: ready; a service: serving and listed in every
-    registry it registers with (passing in the catalog of the Consul it registers with, its key in etcd)."""
-    if node.kind == "consul":
+def ready_check(node: NodeSpec, nodes: Iterable[NodeSpec], registry: str,
+                agent: NodeSpec | None = None) -> Callable[[], bool]:
+    """Consul (server or client agent): a raft leader in sight; etcd: healthy; Prometheus: ready; a service:
+    serving and listed in every registry it registers with (passing in the catalog, read from `agent` or else
+    consul-1, and its key in etcd)."""
+    if node.kind in ("consul", consul.CLIENT_KIND, consul.SECOND_DC_KIND):
         return lambda: consul.is_ready(node)
     if node.kind == "etcd":
         return lambda: etcd.is_ready(node)
     if node.kind == "prometheus":
         return lambda: prometheus.is_ready(node)
     nodes = list(nodes)
-    agent = next((n for n in nodes if n.name == "consul-1"), None)
+    agent = agent or next((n for n in nodes if n.name == "consul-1"), None)
     members = [n for n in nodes if n.kind == "etcd"]
     in_consul = bool(agent) and registry in ("consul", "both")
     in_etcd = bool(members) and registry in ("etcd", "both")

@@ -21,6 +21,8 @@ class ConsulStatus:
     dns: str | None
     ui: str | None
     leader: str | None
+    clients: list[str] = field(default_factory=list)  # client agents' HTTP addresses, one per simulated node
+    datacenters: dict[str, list[str]] = field(default_factory=dict)  # each datacenter's servers' HTTP addresses
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,9 @@ def describe(nodes: list[NodeSpec], state_of: Callable[[str], str], pid_of: Call
             dns=consul_nodes[0].addr("dns") if consul_nodes else None,
             ui=consul_nodes[0].info["ui"] if consul_nodes else None,
             leader=consul.leader_name(live_consul),
+            clients=[n.addr("http") for n in by_kind.get(consul.CLIENT_KIND, [])],
+            datacenters={consul.DATACENTER: [n.addr("http") for n in consul_nodes],
+                         **{n.info["datacenter"]: [n.addr("http")] for n in by_kind.get(consul.SECOND_DC_KIND, [])}},
         ),
         etcd=EtcdStatus(endpoints=[n.addr("client") for n in etcd_nodes], leader=etcd.leader_name(live_etcd)),
         prometheus=PrometheusStatus(url=prom[0].info["url"] if prom else None,

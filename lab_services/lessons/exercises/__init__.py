@@ -27,13 +27,16 @@ from lab_services.lessons.exercises import (
     lesson_09,
     lesson_10,
     lesson_11,
+    lesson_12,
+    lesson_13,
+    lesson_14,
     predictions,
 )
 from lab_services.lessons.exercises.verdict import Verdict
 
 LESSONS: dict[str, ModuleType] = {m.NAME: m for m in (
     lesson_00, lesson_01, lesson_02, lesson_03, lesson_04, lesson_05, lesson_06, lesson_07, lesson_08, lesson_09, lesson_10,
-    lesson_11, predictions)}
+    lesson_11, lesson_12, lesson_13, lesson_14, predictions)}
 
 _revealed = False
 _history: list[Verdict] = []

@@ -1,0 +1,191 @@
+"""Lesson 14's capstone: a client built by the learner runs traffic through a scripted chaos run against the
+real lab (instances killed, hung and restarted, the Consul leader killed), and a service-level objective
+checker grades it with a report card."""
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import grpc
+
+from lab_services.core.http import http_json
+from lab_services.core.table import Table
+from lab_services.core.wait import wait_until
+from lab_services.runtime.cluster import Cluster
+from lab_services.service import user_pb2
+
+CALL_CAP = 5.0  # a call still running after this counts as failed: the runner stops waiting for it
+
+# (seconds after the start, action, target): "leader" means whichever Consul server leads at that moment.
+DEFAULT_CHAOS = (
+    (2.0, "kill", "user-1"),
+    (5.0, "pause", "user-2"),
+    (7.0, "kill", "leader"),
+    (9.0, "resume", "user-2"),
+    (10.0, "start", "leader"),
+    (11.0, "start", "user-1"),
+)
+
+
+@dataclass(frozen=True)
+class SLO:
+    """What the client must achieve during the chaos run."""
+
+    success_ratio: float = 0.97
+    p99_ms: float = 500.0
+    max_outage: float = 3.0  # the longest stretch of consecutive failed calls, in seconds
+
+
+@dataclass
+class ChaosRun:
+    """Every call (start offset, seconds, ok, code, served by) and every fault (offset, action, target)."""
+
+    calls: list[tuple[float, float, bool, str, str]] = field(default_factory=list)
+    faults: list[tuple[float, str, str]] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def success_ratio(self) -> float:
+        return sum(ok for _, _, ok, _, _ in self.calls) / len(self.calls) if self.calls else 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        took = sorted(s for _, s, _, _, _ in self.calls)
+        return took[min(len(took) - 1, int(0.99 * len(took)))] * 1000 if took else float("inf")
+
+    def longest_outage(self) -> float:
+        """Seconds from the first to the last call of the longest stretch of calls that all failed."""
+        longest, first = 0.0, None
+        for at, took, ok, _, _ in sorted(self.calls):
+            if ok:
+                first = None
+                continue
+            first = at if first is None else first
+            longest = max(longest, at + took - first)
+        return longest
+
+
+def run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str], chaos: tuple = DEFAULT_CHAOS,
+              duration: float = 14.0, rate: float = 20.0, progress: Callable[[str], None] = print) -> ChaosRun:
+    """Send `rate` CreateUser calls a second through `call` for `duration` seconds while `chaos` happens; then
+    put the lab back (`restore`) and wait for a Consul leader."""
+    if not 1 <= rate <= 100:
+        raise ValueError(f"invalid argument: rate: {rate}; use 1 to 100 calls a second")
+    run, stop, lock = ChaosRun(), threading.Event(), threading.Lock()
+    began = time.monotonic()
+    numbers = itertools.count()
+
+    def one(n: int) -> None:
+        start = time.monotonic()
+        request = user_pb2.CreateUserRequest(name=f"chaos {n}", email=f"chaos-{n}-{int(began)}@lab.example")
+        try:
+            served_by, ok, code = str(call(request)), True, "OK"
+        except grpc.RpcError as err:
+            served_by, ok, code = "", False, err.code().name if hasattr(err, "code") else type(err).__name__
+        except Exception as err:  # noqa: BLE001 - a learner's client may raise anything; it is a failed call
+            served_by, ok, code = "", False, type(err).__name__
+        with lock:
+            run.calls.append((start - began, time.monotonic() - start, ok, code, served_by))
+
+    pool = futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="chaos-traffic")
+
+    def traffic() -> None:
+        pending = []
+        while not stop.wait(1 / rate):
+            pending.append(pool.submit(one, next(numbers)))
+        for future in pending:
+            try:
+                future.result(timeout=CALL_CAP)
+            except futures.TimeoutError:
+                with lock:
+                    run.calls.append((0.0, CALL_CAP, False, "HUNG", ""))
+
+    sender = threading.Thread(target=traffic, name="chaos-sender", daemon=True)
+    sender.start()
+    leader = ""
+    try:
+        for at, action, target in chaos:
+            time.sleep(max(0.0, at - (time.monotonic() - began)))
+            if target == "leader":
+                leader = leader if action == "start" else (cluster.status().consul.leader or "")
+                name = leader
+            else:
+                name = target
+            getattr(cluster, action)(name)
+            run.faults.append((time.monotonic() - began, action, name))
+            progress(f"{time.monotonic() - began:5.1f} s  {action} {name}")
+        time.sleep(max(0.0, duration - (time.monotonic() - began)))
+    finally:
+        stop.set()
+        sender.join(CALL_CAP + 5)
+        pool.shutdown(wait=False, cancel_futures=True)
+        run.duration = time.monotonic() - began
+        steps = cluster.restore()
+        if steps:
+            progress("put back: " + ", ".join(steps))
+        wait_until(lambda: _tolerates_a_failure(cluster), 60, "the Consul servers to tolerate a failure again")
+    return run
+
+
+def _tolerates_a_failure(cluster: Cluster) -> bool:
+    """Autopilot says every server is healthy (in contact and caught up) and one more may fail: a server that
+    restarted late in the run must catch up before the next run may kill a leader again."""
+    for address in cluster.status().consul.http:
+        try:
+            health = http_json(f"http://{address}/v1/operator/autopilot/health")
+        except (OSError, ValueError):
+            continue
+        return bool(health.get("Healthy")) and health.get("FailureTolerance", 0) >= 1
+    return False
+
+
+@dataclass(frozen=True)
+class ReportCard:
+    """The SLO verdict: passed, and one row per objective with what was measured."""
+
+    passed: bool
+    rows: list[dict[str, Any]]
+
+    def table(self) -> Table:
+        return Table(self.rows)
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>{'PASSED' if self.passed else 'FAILED'}</b></p>" + self.table()._repr_html_()
+
+    def __repr__(self) -> str:
+        return ("PASSED" if self.passed else "FAILED") + "\n" + "\n".join(f"{r['objective']}: {r['measured']} ({r['verdict']})" for r in self.rows)
+
+
+def grade(run: ChaosRun, slo: SLO = SLO()) -> ReportCard:
+    """Compare a chaos run with the SLO, objective by objective."""
+    outage = run.longest_outage()
+    failures = [code for _, _, ok, code, _ in run.calls if not ok]
+    rows = [
+        {"objective": f"success ratio >= {slo.success_ratio:.0%}", "measured": f"{run.success_ratio:.1%} of {len(run.calls)} calls"
+         + (f" (failures: {dict(sorted((c, failures.count(c)) for c in set(failures)))})" if failures else ""),
+         "verdict": "pass" if run.success_ratio >= slo.success_ratio else "FAIL"},
+        {"objective": f"p99 latency <= {slo.p99_ms:.0f} ms", "measured": f"{run.p99_ms:.0f} ms",
+         "verdict": "pass" if run.p99_ms <= slo.p99_ms else "FAIL"},
+        {"objective": f"no outage (calls failing in a row) longer than {slo.max_outage:.0f} s", "measured": f"longest {outage:.1f} s",
+         "verdict": "pass" if outage <= slo.max_outage else "FAIL"},
+    ]
+    return ReportCard(all(r["verdict"] == "pass" for r in rows), rows)
+
+
+def served_share(run: ChaosRun) -> Table:
+    """Which instance answered, per second of the run: the client's view of the chaos."""
+    seconds: dict[int, dict[str, int]] = {}
+    for at, _, ok, code, served_by in run.calls:
+        row = seconds.setdefault(int(at), {})
+        key = served_by if ok else f"failed {code}"
+        row[key] = row.get(key, 0) + 1
+    return Table([{"second": s, **counts} for s, counts in sorted(seconds.items())])
+
+
+def median_ms(run: ChaosRun) -> float:
+    return round(statistics.median(s for _, s, _, _, _ in run.calls) * 1000, 1) if run.calls else 0.0

@@ -1,0 +1,78 @@
+"""Lesson 14's capstone: the learner's client, built from the lab's parts, must meet the SLO through a real chaos
+run. `resilient_client` is the published solution; `naive_client` is the one-address client it replaces."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from lab_services.lessons.capstone import SLO, grade, run_chaos
+from lab_services.lessons.exercises.verdict import Verdict
+from lab_services.runtime.cluster import Cluster
+
+NAME = "14-capstone"
+
+
+def check(build_client: Any, cluster: Cluster, slo: SLO = SLO(), progress: Callable[[str], None] = print) -> Verdict:
+    """14-capstone: `build_client(consul_http)` returns `call(request) -> served_by`; it runs through the chaos run."""
+    if not callable(build_client):
+        return Verdict(NAME, False, "pass a function build_client(consul_http) that returns call(request) -> the instance that served it")
+    try:
+        call = build_client(list(cluster.status().consul.http))
+    except Exception as err:  # noqa: BLE001 - a half-written builder gets a sentence, not a traceback
+        return Verdict(NAME, False, f"build_client raised {type(err).__name__}: {err}")
+    if not callable(call):
+        return Verdict(NAME, False, f"build_client returned {call!r}; return a function call(request) -> served_by")
+    try:
+        card = grade(run_chaos(cluster, call, progress=progress), slo)
+    finally:
+        close = getattr(call, "close", None)
+        if callable(close):
+            close()
+    failed = [f"{r['objective']}: {r['measured']}" for r in card.rows if r["verdict"] != "pass"]
+    if failed:
+        return Verdict(NAME, False, "the SLO was missed: " + "; ".join(failed))
+    return Verdict(NAME, True, "the SLO held through the chaos run: " + "; ".join(f"{r['objective']}: {r['measured']}" for r in card.rows))
+
+
+def naive_client(consul_http: list[str]) -> Callable:
+    """One address, looked up once, no deadline, no retry: what many first clients look like."""
+    import grpc
+
+    from lab_services.core.http import http_json
+    from lab_services.service import user_pb2_grpc
+
+    entries = http_json(f"http://{consul_http[0]}/v1/health/service/user?passing")
+    first = sorted(entries, key=lambda e: e["Service"]["ID"])[0]["Service"]
+    channel = grpc.insecure_channel(f"{first['Address']}:{first['Port']}")
+    stub = user_pb2_grpc.UserServiceStub(channel)
+
+    def call(request):
+        return stub.CreateUser(request).served_by
+
+    call.close = channel.close
+    return call
+
+
+def resilient_client(consul_http: list[str]) -> Callable:
+    """Discovery by watch over every Consul server, round robin with retries elsewhere and ejection, a breaker
+    per instance for hangs, and a deadline on every call."""
+    from lab_services.discovery import ConsulWatcher, PickerChannel
+    from lab_services.resilience import BreakerRegistry
+    from lab_services.service import user_pb2_grpc
+
+    watcher = ConsulWatcher("user", consul_http, wait="5s").start()
+    breakers = BreakerRegistry(failure_threshold=2, window=4, open_for=3.0)
+    channel = PickerChannel(watcher, retries=2, eject_for=3.0, breakers=breakers)
+    stub = user_pb2_grpc.UserServiceStub(channel)
+
+    def call(request):
+        return stub.CreateUser(request, timeout=0.25).served_by
+
+    def close():
+        channel.close()
+        watcher.stop()
+
+    call.close = close
+    return call
+
+
+SOLUTION = resilient_client

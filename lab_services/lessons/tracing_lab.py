@@ -1,0 +1,220 @@
+"""Lesson 13's traced system: a client, the `gateway` service and two user instances, each exporting its spans
+over OTLP to the lab's receiver, and the views a lesson needs (a span table, a waterfall, latency per peer)."""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+import grpc
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import format_trace_id
+
+from lab_services.core.table import Table
+from lab_services.service import UserServer, user_pb2, user_pb2_grpc
+from lab_services.service.store import UserStore
+from lab_services.tracing import ClientTracing, OtlpReceiver, ReceivedSpan, ServerTracing, tracer_provider
+from lab_services.tracing.gateway import Gateway, GatewayServer
+
+SERVICE_COLOURS = {"client": "#6e7781", "gateway": "#0969da", "user": "#1a7f37"}
+
+
+class TracedSystem:
+    """client -> gateway -> user-1 / user-2, real gRPC on loopback, every span exported to one OTLP receiver.
+
+    The user instances share one store (so any of them can answer for the same user) and run the lab's own
+    UserServer with a tracing interceptor; the gateway retries UNAVAILABLE on the next instance.
+    """
+
+    def __init__(self, instances: int = 2, attempts: int = 3, per_try_timeout: float = 1.0):
+        if not 1 <= instances <= 5:
+            raise ValueError(f"invalid argument: instances: {instances}; use 1 to 5")
+        self.instances, self.attempts, self.per_try_timeout = instances, attempts, per_try_timeout
+        self.receiver = OtlpReceiver()
+        self.providers: dict[str, TracerProvider] = {}
+        self.users: list[UserServer] = []
+        self.gateway: GatewayServer | None = None
+        self.user_id = ""
+        self._channel: grpc.Channel | None = None
+
+    def start(self) -> "TracedSystem":
+        try:
+            self.receiver.start()
+            endpoint = self.receiver.endpoint
+            self.providers = {name: tracer_provider(name, endpoint) for name in ("client", "gateway", "user")}
+            store = UserStore()
+            self.user_id = store.create("Ada Lovelace", "ada@example.com").id
+            user_tracer = self.providers["user"].get_tracer("lab.user")
+            for i in range(1, self.instances + 1):
+                self.users.append(UserServer(instance_id=f"user-{i}", server_kind="threads", store=store,
+                                             interceptors=(ServerTracing(user_tracer, f"user-{i}"),)).start())
+            gateway = Gateway({u.instance_id: u.address for u in self.users}, self.providers["gateway"], self.attempts, self.per_try_timeout)
+            self.gateway = GatewayServer(gateway).start()
+            client_tracer = self.providers["client"].get_tracer("lab.client")
+            self._channel = grpc.intercept_channel(grpc.insecure_channel(self.gateway.address), ClientTracing(client_tracer, "gateway"))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        if self.gateway is not None:
+            self.gateway.stop()
+        for user in self.users:
+            user.stop(grace=0.5)
+        for provider in self.providers.values():
+            provider.shutdown()
+        self.receiver.stop()
+        self.users, self.providers, self.gateway, self._channel = [], {}, None, None
+
+    def __enter__(self) -> "TracedSystem":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def instance(self, name: str) -> UserServer:
+        for user in self.users:
+            if user.instance_id == name:
+                return user
+        raise KeyError(f"no instance {name!r}; the instances are {', '.join(u.instance_id for u in self.users)}")
+
+    def call(self, deadline: float = 2.0, name: str = "show profile") -> tuple[str, str]:
+        """One GetUser from the client under a root span `name`; returns (trace id, final status code name)."""
+        tracer = self.providers["client"].get_tracer("lab.client")
+        with tracer.start_as_current_span(name) as root:
+            trace_id = format_trace_id(root.get_span_context().trace_id)
+            try:
+                user_pb2_grpc.UserServiceStub(self._channel).GetUser(user_pb2.GetUserRequest(id=self.user_id), timeout=deadline)
+                code = "OK"
+            except grpc.RpcError as err:
+                code = err.code().name
+        return trace_id, code
+
+    def trace(self, trace_id: str, at_least: int = 1, timeout: float = 10.0) -> list[ReceivedSpan]:
+        """The spans of one trace as the receiver got them over OTLP (each service's batch flushed first)."""
+        for provider in self.providers.values():
+            provider.force_flush()
+        return self.receiver.wait_for_trace(trace_id, at_least, timeout)
+
+
+def span_table(spans: list[ReceivedSpan]) -> Table:
+    """One row per span, indented under its parent, with offsets from the trace's first span."""
+    if not spans:
+        return Table([])
+    origin = min(s.start_ns for s in spans)
+    depth = _depths(spans)
+    return Table([{"span": "  " * depth[s.span_id] + s.name, "service": s.service, "kind": s.kind,
+                   "instance": s.attributes.get("lab.instance") or s.attributes.get("net.peer", ""),
+                   "starts at ms": round((s.start_ns - origin) / 1e6, 1), "ms": round(s.ms, 1),
+                   "status": s.attributes.get("rpc.grpc.status_code", "ERROR" if s.error else "OK"),
+                   "events": "; ".join(f"{n} {a}" for n, _, a in s.events)} for s in _tree_order(spans)])
+
+
+def _depths(spans: list[ReceivedSpan]) -> dict[str, int]:
+    by_id = {s.span_id: s for s in spans}
+    depth: dict[str, int] = {}
+    for span in spans:
+        d, parent = 0, span.parent_id
+        while parent in by_id and d < 50:
+            d, parent = d + 1, by_id[parent].parent_id
+        depth[span.span_id] = d
+    return depth
+
+
+def _tree_order(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+    """Depth-first from the roots, children by start time: the order a waterfall reads in."""
+    ids = {s.span_id for s in spans}
+    children: dict[str, list[ReceivedSpan]] = defaultdict(list)
+    for span in spans:
+        children[span.parent_id if span.parent_id in ids else ""].append(span)
+    ordered: list[ReceivedSpan] = []
+
+    def walk(parent: str) -> None:
+        for span in sorted(children[parent], key=lambda s: s.start_ns):
+            ordered.append(span)
+            walk(span.span_id)
+
+    walk("")
+    return ordered
+
+
+def plot_waterfall(spans: list[ReceivedSpan], ax: Any = None, title: str = "") -> Any:
+    """A trace as a waterfall: one bar per span, nested under its parent, coloured by service, errors hatched."""
+    import matplotlib.pyplot as plt
+
+    ordered = _tree_order(spans)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.45 * len(ordered) + 1))
+    origin = min(s.start_ns for s in ordered)
+    depth = _depths(ordered)
+    for row, span in enumerate(ordered):
+        start = (span.start_ns - origin) / 1e6
+        ax.barh(row, span.ms, left=start, color=SERVICE_COLOURS.get(span.service, "#8250df"),
+                hatch="//" if span.error else None, edgecolor="#cf222e" if span.error else "none")
+        for _, at, _ in span.events:
+            ax.plot((at - origin) / 1e6, row, marker="|", color="black", markersize=12)
+    labels = [f"{'  ' * depth[s.span_id]}{s.service}: {s.name}"
+              + (f" ({s.attributes.get('lab.instance') or s.attributes.get('net.peer')})" if s.kind in ("server", "client") and s.service != "client" else "")
+              for s in ordered]
+    ax.set_yticks(range(len(ordered)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms since the trace began (| marks an event)")
+    ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax
+
+
+def latency_by_peer(spans: list[ReceivedSpan]) -> Table:
+    """The gateway's CLIENT spans grouped by the instance they called: where a slow instance shows up."""
+    by_peer: dict[str, list[float]] = defaultdict(list)
+    for span in spans:
+        if span.service == "gateway" and span.kind == "client":
+            by_peer[span.attributes.get("net.peer", "?")].append(span.ms)
+    return Table([{"peer": peer, "calls": len(ms), "median ms": round(statistics.median(ms), 1), "max ms": round(max(ms), 1)}
+                  for peer, ms in sorted(by_peer.items())])
+
+
+def _first_trace(system: TracedSystem, wanted: Any, deadline: float, name: str) -> tuple[str, str, list[ReceivedSpan]]:
+    """Call (at most once per instance, since the gateway takes them in turn) until a trace shows `wanted`."""
+    for _ in range(len(system.users) + 1):
+        trace_id, code = system.call(deadline=deadline, name=name)
+        spans = system.trace(trace_id, 3)
+        if wanted(code, spans):
+            return trace_id, code, spans
+    raise RuntimeError(f"no call of {len(system.users) + 1} showed what {name!r} looks for; is the fault set?")
+
+
+def retry_trace(system: TracedSystem, failing: str = "user-1") -> tuple[str, list[ReceivedSpan]]:
+    """`failing` answers UNAVAILABLE to everything; the trace of a call whose first attempt went there."""
+    system.instance(failing).faults.set(error_rate=1.0)
+    try:
+        _, code, spans = _first_trace(system, lambda code, spans: any(n == "attempt failed" for s in spans for n, _, _ in s.events),
+                                      2.0, "show profile (one instance failing)")
+    finally:
+        system.instance(failing).faults.set(error_rate=0.0)
+    return code, system.trace(spans[0].trace_id, 6)
+
+
+def deadline_trace(system: TracedSystem, slow: str = "user-2", latency_ms: float = 400, deadline: float = 0.3) -> tuple[str, list[ReceivedSpan]]:
+    """`slow` takes `latency_ms`; a call with a shorter `deadline` whose attempt went there, as traced."""
+    system.instance(slow).faults.set(latency_ms=latency_ms)
+    try:
+        _, code, spans = _first_trace(system, lambda code, spans: code == "DEADLINE_EXCEEDED", deadline,
+                                      f"show profile (deadline {deadline * 1000:.0f} ms)")
+    finally:
+        system.instance(slow).faults.set(latency_ms=0)
+    return code, spans
+
+
+def slow_instance_traffic(system: TracedSystem, slow: str, latency_ms: float = 150, calls: int = 12) -> list[ReceivedSpan]:
+    """`calls` calls while `slow` takes `latency_ms` more per call; every span they produced."""
+    system.receiver.clear()
+    system.instance(slow).faults.set(latency_ms=latency_ms)
+    try:
+        ids = [system.call(deadline=2.0, name="show profile")[0] for _ in range(calls)]
+    finally:
+        system.instance(slow).faults.set(latency_ms=0)
+    return [span for trace_id in ids for span in system.trace(trace_id, 5)]

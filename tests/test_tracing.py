@@ -1,0 +1,81 @@
+"""Tracing across real gRPC services on loopback, exported over real OTLP to the lab's receiver (lesson 13)."""
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from lab_services.lessons import exercises
+from lab_services.lessons.exercises import lesson_13
+from lab_services.lessons.tracing_lab import TracedSystem, deadline_trace, latency_by_peer, retry_trace, span_table
+from lab_services.tracing import tracer_provider
+from lab_services.tracing.gateway import Gateway
+
+
+@pytest.fixture(scope="module")
+def system():
+    with TracedSystem() as traced:
+        yield traced
+
+
+def test_one_call_is_one_trace_across_three_processes_roles(system):
+    trace_id, code = system.call()
+    spans = system.trace(trace_id, 5)
+    assert code == "OK" and {s.trace_id for s in spans} == {trace_id}
+    by_role = {(s.service, s.kind): s for s in spans}
+    assert set(by_role) == {("client", "internal"), ("client", "client"), ("gateway", "server"), ("gateway", "client"), ("user", "server")}
+    # Each hop's server span is the child of its caller's client span, linked only by metadata on the wire.
+    assert by_role[("gateway", "server")].parent_id == by_role[("client", "client")].span_id
+    assert by_role[("user", "server")].parent_id == by_role[("gateway", "client")].span_id
+    received = by_role[("user", "server")].attributes["traceparent.received"]
+    version, carried_trace, parent, flags = received.split("-")
+    assert (version, carried_trace, parent) == ("00", trace_id, by_role[("gateway", "client")].span_id)
+    assert int(flags, 16) & 1, f"the sampled flag should be set in {received}"
+    assert [r["span"].strip() for r in span_table(spans).rows][0] == "show profile"
+
+
+def test_a_retry_shows_as_a_failed_attempt_span_and_a_second_one(system):
+    code, spans = retry_trace(system, failing="user-1")
+    attempts = [s for s in spans if s.service == "gateway" and s.kind == "client"]
+    assert code == "OK"
+    assert [(s.attributes["net.peer"], s.attributes["rpc.grpc.status_code"]) for s in attempts] == [
+        ("user-1", "UNAVAILABLE"), ("user-2", "OK")]
+    assert attempts[0].error and not attempts[1].error
+    gateway = next(s for s in spans if s.service == "gateway" and s.kind == "server")
+    assert [name for name, _, _ in gateway.events] == ["attempt", "attempt failed", "attempt"]
+
+
+def test_the_deadline_travels_and_is_exceeded(system):
+    code, spans = deadline_trace(system, slow="user-2", latency_ms=400, deadline=0.3)
+    assert code == "DEADLINE_EXCEEDED"
+    attempt = next(s for s in spans if s.service == "gateway" and s.kind == "client")
+    assert attempt.attributes["net.peer"] == "user-2" and attempt.attributes["rpc.timeout_ms"] < system.per_try_timeout * 1000
+    assert attempt.attributes["rpc.grpc.status_code"] == "DEADLINE_EXCEEDED"
+
+
+def test_the_slow_instance_exercise(system):
+    assert exercises.check("13-slowest", lesson_13.slowest, system=system)
+
+    def fastest(spans):
+        waits = {}
+        for s in spans:
+            if s.service == "gateway" and s.kind == "client":
+                waits.setdefault(s.attributes["net.peer"], []).append(s.ms)
+        return min(waits, key=lambda p: statistics.median(waits[p]))
+
+    wrong = exercises.check("13-slowest", fastest, system=system)
+    assert not wrong and "was not the slow one this time" in wrong.message
+    assert "return one of ['user-1', 'user-2']" in exercises.check("13-slowest", lambda spans: None, system=system).message
+    assert "pass a function" in exercises.check("13-slowest", "user-1", system=system).message
+    assert {r["peer"] for r in latency_by_peer(system.receiver.spans()).rows} == {"user-1", "user-2"}
+
+
+def test_bad_settings_are_refused_naming_the_field():
+    with pytest.raises(ValueError, match="endpoint: '10.0.0.1' is not a loopback address"):
+        tracer_provider("x", "10.0.0.1:4317")
+    with pytest.raises(ValueError, match="service: a tracer provider needs a service name"):
+        tracer_provider("", "127.0.0.1:4317")
+    with pytest.raises(ValueError, match="attempts: 9; use 1 to 5"):
+        Gateway({"user-1": "127.0.0.1:1"}, tracer_provider("g", "127.0.0.1:4317"), attempts=9)
+    with pytest.raises(ValueError, match="instances: 0; use 1 to 5"):
+        TracedSystem(instances=0)
