@@ -7,7 +7,6 @@ import pytest
 
 from lab_services.lessons import exercises
 from lab_services.lessons.exercises import lesson_05, lesson_06, lesson_07, lesson_09
-from lab_services.service import UserServer
 from lab_services.tls import TLSMaterial
 
 

@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab_services.runtime.cluster import Cluster
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.supervised import LabNotRunningError, SupervisedCluster
 

@@ -15,14 +15,14 @@ from lab_services.core.paths import state_dir
 from lab_services.runtime import binaries, processes
 from lab_services.discovery.etcd_watcher import EtcdWatcher
 from lab_services.runtime.cleanup import clean_lab_state
-from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessError
+from lab_services.runtime.cluster import Cluster, UnknownProcessError
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.file_sd import FileSDWriter
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.status import ClusterStatus, MovedPort, TLSStatus, describe
 from lab_services.runtime.nodes import consul, etcd, prometheus, service
 from lab_services.core.ports import PortAllocator
-from lab_services.core.wait import WaitTimeout, wait_until
+from lab_services.core.wait import wait_until
 from lab_services.runtime import readiness
 from lab_services.tls import TLSMaterial
 
@@ -204,17 +204,8 @@ class LocalCluster(Cluster):
 
     def _wait_ready(self, node: NodeSpec) -> float:
         child = self.children[node.name]
-        check = self._ready_check(node)
-
-        def ready() -> bool:
-            if not child.alive():
-                raise NotReadyError(f"{node.name} exited with code {child.popen.poll()}:\n{child.tail()}")
-            return check()
-
-        try:
-            took = wait_until(ready, self.ready_timeout, f"{node.name} to be ready")
-        except WaitTimeout as err:
-            raise NotReadyError(f"{err}; last lines of {child.log_path}:\n{child.tail()}") from None
+        took = readiness.wait_ready(node, self._ready_check(node), lambda: None if child.alive() else child.popen.poll(),
+                                    child.tail, str(child.log_path), self.ready_timeout)
         self.timings[f"{node.name}_ready"] = took
         return took
 

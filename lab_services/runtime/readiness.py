@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from lab_services.core.wait import WaitTimeout, wait_until
+from lab_services.runtime.cluster import NotReadyError
 from lab_services.runtime.nodes import NodeSpec, consul, etcd, prometheus, service
 
 
@@ -25,3 +27,20 @@ def ready_check(node: NodeSpec, nodes: Iterable[NodeSpec], registry: str,
     return lambda: (service.is_serving(node)
                     and (not in_consul or service.is_passing_in_consul(node, agent))
                     and (not in_etcd or any(service.is_registered_in_etcd(node, m) for m in members)))
+
+
+def wait_ready(node: NodeSpec, check: Callable[[], bool], exit_code: Callable[[], int | None],
+               tail: Callable[[], str], log_name: str, timeout: float) -> float:
+    """Poll `check` until `node` is ready; the seconds it took. NotReadyError, with the last lines of its log,
+    as soon as it exits (`exit_code` is not None) or when `timeout` passes: on either runtime the same words."""
+
+    def ready() -> bool:
+        code = exit_code()
+        if code is not None:
+            raise NotReadyError(f"{node.name} exited with code {code}:\n{tail()}")
+        return check()
+
+    try:
+        return wait_until(ready, timeout, f"{node.name} to be ready")
+    except WaitTimeout as err:
+        raise NotReadyError(f"{err}; last lines of {log_name}:\n{tail()}") from None

@@ -21,7 +21,6 @@ import docker.types
 
 from lab_services.core.paths import state_dir
 from lab_services.core.ports import PortInUseError, holder, is_free
-from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.runtime import readiness
 from lab_services.runtime.cleanup import clean_lab_state
 from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessError
@@ -200,19 +199,15 @@ class ComposeCluster(Cluster):
                 wait.result()
 
     def _wait_ready(self, node: NodeSpec, nodes: list[NodeSpec] | None = None) -> float:
-        check = readiness.ready_check(node, nodes or self.nodes(), self.config.registry)
         container = self.client.containers.get(self._container_name(node.name))
 
-        def ready() -> bool:
+        def exit_code() -> int | None:
             container.reload()
-            if container.status not in ("running", "paused"):
-                raise NotReadyError(f"{node.name} exited with code {container.attrs['State']['ExitCode']}:\n{self._tail(container)}")
-            return check()
+            return None if container.status in ("running", "paused") else container.attrs["State"]["ExitCode"]
 
-        try:
-            took = wait_until(ready, self.ready_timeout, f"{node.name} to be ready")
-        except WaitTimeout as err:
-            raise NotReadyError(f"{err}; last lines of `docker logs {container.name}`:\n{self._tail(container)}") from None
+        took = readiness.wait_ready(node, readiness.ready_check(node, nodes or self.nodes(), self.config.registry),
+                                    exit_code, lambda: self._tail(container), f"`docker logs {container.name}`",
+                                    self.ready_timeout)
         self.timings[f"{node.name}_ready"] = took
         return took
 
