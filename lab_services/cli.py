@@ -241,6 +241,33 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capstone(args: argparse.Namespace) -> int:
+    """Lesson 14 on stage: learners' clients (and the reference and naive ones) through the chaos run, one table."""
+    from lab_services.core.table import text_table
+    from lab_services.lessons import capstone
+    from lab_services.lessons.exercises import lesson_14
+
+    contenders: list[tuple[str, Any]] = []
+    for path in args.files:
+        try:
+            contenders.append((path, capstone.load_build_client(path)))
+        except capstone.ClientError as err:
+            contenders.append((path, err))
+    contenders += [(name, client) for name, client, wanted in (("reference", lesson_14.resilient_client, args.reference),
+                                                               ("naive", lesson_14.naive_client, args.naive)) if wanted]
+    if not contenders:
+        raise ValueError("invalid argument: give learners' files (each defining build_client(consul_http)), --reference or --naive")
+    slo = capstone.SLO(success_ratio=args.success_ratio, p99_ms=args.p99_ms, max_outage=args.max_outage)
+    try:
+        table = capstone.scoreboard(connect(), contenders, slo=slo, duration=args.duration,
+                                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print("discovery-lab capstone run: interrupted; the chaos run put the lab back", file=sys.stderr)
+        return 130
+    print(json.dumps(table.rows) if args.json else text_table(table.rows))
+    return 0
+
+
 def _config_store(args: argparse.Namespace) -> Any:
     """The lab's configuration store: --store, else the one the lab's instances follow, else Consul."""
     from lab_services.service.config_store import default_prefix, open_store
@@ -418,6 +445,18 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (cset, cget, chist, cback):
         p.add_argument("--store", choices=("consul", "etcd"), default=argparse.SUPPRESS)
     config.set_defaults(func=cmd_config)
+    capstone = command("capstone", help="lesson 14: grade learners' clients through the chaos run")
+    capstone_actions = capstone.add_subparsers(dest="action", required=True)
+    crun = capstone_actions.add_parser("run", help="run each client through the chaos run, one after another, and print one table")
+    crun.add_argument("files", nargs="*", help="learners' Python files, each defining build_client(consul_http)")
+    crun.add_argument("--reference", action="store_true", help="also the published reference client")
+    crun.add_argument("--naive", action="store_true", help="also the naive one-address client")
+    crun.add_argument("--duration", type=float, default=14.0, help="seconds of traffic per client (longer than the 11 s of faults)")
+    crun.add_argument("--success-ratio", type=float, default=0.97)
+    crun.add_argument("--p99-ms", type=float, default=500.0)
+    crun.add_argument("--max-outage", type=float, default=3.0, help="seconds of calls failing in a row")
+    crun.add_argument("--json", action="store_true")
+    capstone.set_defaults(func=cmd_capstone)
     drill = command("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")
     drill.add_argument("name", nargs="?", help="e.g. service-kill, consul-leader")
     drill.add_argument("--list", action="store_true", help="list the drills")

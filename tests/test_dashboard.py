@@ -6,6 +6,7 @@ import psutil
 import pytest
 from labs import local_lab
 
+from lab_services.core.http import http_json
 from lab_services.core.wait import wait_for
 from lab_services.lessons import exercises
 from lab_services.registry.consul_health import ConsulHealth
@@ -184,3 +185,42 @@ def test_add_panel_shows_a_lessons_widget(dashboard):
     panel = dashboard.add_panel(SplitPanel(), "Live call split")
     assert dashboard.panels.children[-1] is panel.widget
     assert "Live call split" in dashboard.panels.children[-2].value
+
+
+@pytest.fixture(scope="module")
+def agents_lab(tmp_path_factory):
+    with local_lab(tmp_path_factory.mktemp("dashboard-agents"), consul_servers=1, etcd_members=0, services=3, prometheus=False,
+                   registry="consul", consul_clients=2) as lab:
+        yield lab
+
+
+def test_with_client_agents_the_dashboard_shows_each_node_and_its_services(agents_lab, cluster):
+    board = LabDashboard(agents_lab, refresh_every=0.2)
+    try:
+        assert board.nodes_section.layout.display is None, "a lab with client agents shows its nodes"
+        rows = {r["node"]: r for r in board.node_rows}
+        assert {n: (r["address"], r["agent"], r["process"], r["gossip"]) for n, r in rows.items()} == {
+            "consul-1": (rows["consul-1"]["address"], "server", "running", "passing"),
+            "node-1": ("127.0.0.51", "client", "running", "passing"), "node-2": ("127.0.0.52", "client", "running", "passing")}
+        # Services register with their own node's agent (lesson 12): none on the server's node.
+        assert {n: r["services"] for n, r in rows.items()} == {
+            "consul-1": {}, "node-1": {"user-1": "passing", "user-3": "passing"}, "node-2": {"user-2": "passing"}}
+        assert "node-2" in board.nodes.value and "127.0.0.52" in board.nodes.value
+
+        # Kill node-2's agent: gossip marks its node critical, and with it the services registered there (their own
+        # check keeps its last status, "passing": the node's serfHealth is what takes them out of discovery).
+        board.buttons("node-2")["kill"].click()
+        wait_for(lambda: board.refresh() and {r["node"]: r for r in board.node_rows}["node-2"]["gossip"] == "critical", 30,
+                 "serfHealth of node-2 to turn critical")
+        node2 = {r["node"]: r for r in board.node_rows}["node-2"]
+        assert node2["process"] == "stopped" and node2["services"] == {"user-2": "critical"}
+        own = http_json(f"http://{agents_lab.status().consul.http[0]}/v1/health/checks/user")
+        assert {c["ServiceID"]: c["Status"] for c in own}["user-2"] == "passing"
+        passing = http_json(f"http://{agents_lab.status().consul.http[0]}/v1/health/service/user?passing")
+        assert sorted(e["Service"]["ID"] for e in passing) == ["user-1", "user-3"]
+    finally:
+        board.stop()
+        agents_lab.restore()
+    # A lab without client agents keeps the table hidden.
+    plain = LabDashboard(cluster)
+    assert plain.nodes_section.layout.display == "none" and plain.node_rows == []

@@ -1,4 +1,5 @@
-"""Tracing across real gRPC services on loopback, exported over real OTLP to the lab's receiver (lesson 13)."""
+"""Tracing across real gRPC services on loopback, exported over real OTLP to the lab's receiver (lesson 13); the
+gateway finds the user instances at fixed addresses or through a real Consul, and traces the same either way."""
 from __future__ import annotations
 
 import statistics
@@ -9,13 +10,34 @@ from lab_services.lessons import exercises
 from lab_services.lessons.exercises import lesson_13
 from lab_services.lessons.tracing_lab import TracedSystem, deadline_trace, latency_by_peer, retry_trace, span_table
 from lab_services.tracing import tracer_provider
+from lab_services.core.wait import wait_until
 from lab_services.tracing.gateway import Gateway
 
 
-@pytest.fixture(scope="module")
-def system():
-    with TracedSystem() as traced:
+@pytest.fixture(scope="module", params=["fixed", "consul"])
+def system(request):
+    consul_http = [request.getfixturevalue("consul_node").http] if request.param == "consul" else None
+    with TracedSystem(consul_http=consul_http) as traced:
         yield traced
+
+
+def test_through_consul_the_gateway_follows_the_registry(consul_node):
+    with TracedSystem(consul_http=[consul_node.http]) as system:
+        assert system.gateway.gateway.targets() == {u.instance_id: u.address for u in system.users}
+        assert {i.id for i in system.watcher.instances()} == {f"{system.service}-1", f"{system.service}-2"}
+        # user-1 leaves the registry (deregistered): the gateway stops sending it attempts, with no restart.
+        system.registrars[0].stop()
+        wait_until(lambda: list(system.gateway.gateway.targets()) == ["user-2"], 15, "the gateway to drop user-1")
+        spans = [s for _ in range(4) for s in system.trace(system.call()[0], 5)]
+        assert {s.attributes["net.peer"] for s in spans if s.service == "gateway" and s.kind == "client"} == {"user-2"}
+        # Nobody left: the call fails UNAVAILABLE at once, and the gateway's span says why.
+        system.registrars[1].stop()
+        wait_until(lambda: not system.gateway.gateway.targets(), 15, "the gateway to find no instance")
+        trace_id, code = system.call()
+        assert code == "UNAVAILABLE"
+        gateway = next(s for s in system.trace(trace_id, 3) if s.service == "gateway" and s.kind == "server")
+        assert [name for name, _, _ in gateway.events] == ["no instance"]
+    assert consul_node.get(f"/v1/catalog/service/{system.service}") == [], "stopping deregisters every instance"
 
 
 def test_one_call_is_one_trace_across_three_processes_roles(system):
@@ -79,3 +101,5 @@ def test_bad_settings_are_refused_naming_the_field():
         Gateway({"user-1": "127.0.0.1:1"}, tracer_provider("g", "127.0.0.1:4317"), attempts=9)
     with pytest.raises(ValueError, match="instances: 0; use 1 to 5"):
         TracedSystem(instances=0)
+    with pytest.raises(ValueError, match="consul_http: '127.0.0.1:8500'; give a list"):
+        TracedSystem(consul_http="127.0.0.1:8500")

@@ -3,12 +3,14 @@ real lab (instances killed, hung and restarted, the Consul leader killed), and a
 checker grades it with a report card."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import statistics
 import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import grpc
@@ -70,12 +72,20 @@ class ChaosRun:
         return longest
 
 
+def _check_duration(duration: float, chaos: tuple) -> None:
+    """A run that ends before its last fault would grade a lab still broken, and never see the client recover."""
+    last = max((at for at, _, _ in chaos), default=0.0)
+    if duration <= last:
+        raise ValueError(f"invalid argument: duration: {duration} s; the faults run until {last} s, so run longer")
+
+
 def run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str], chaos: tuple = DEFAULT_CHAOS,
               duration: float = 14.0, rate: float = 20.0, progress: Callable[[str], None] = print) -> ChaosRun:
     """Send `rate` CreateUser calls a second through `call` for `duration` seconds while `chaos` happens; then
     put the lab back (`restore`) and wait for a Consul leader."""
     if not 1 <= rate <= 100:
         raise ValueError(f"invalid argument: rate: {rate}; use 1 to 100 calls a second")
+    _check_duration(duration, chaos)
     run, stop, lock = ChaosRun(), threading.Event(), threading.Lock()
     began = time.monotonic()
     numbers = itertools.count()
@@ -132,6 +142,87 @@ def run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str
     return run
 
 
+class ClientError(ValueError):
+    """A learner's client could not even start: the message is the sentence a learner or an instructor reads."""
+
+
+def run_client(cluster: Cluster, build_client: Any, duration: float = 14.0,
+               progress: Callable[[str], None] = print) -> ChaosRun:
+    """Build a client with `build_client(consul_http)` (the 14-capstone contract), run it through the chaos run and
+    close it (its `close` attribute, when it has one). A builder that is not one raises ClientError, never a traceback."""
+    if not callable(build_client):
+        raise ClientError("pass a function build_client(consul_http) that returns call(request) -> the instance that served it")
+    try:
+        call = build_client(list(cluster.status().consul.http))
+    except Exception as err:  # noqa: BLE001 - a half-written builder gets a sentence, not a traceback
+        raise ClientError(f"build_client raised {type(err).__name__}: {err}") from None
+    if not callable(call):
+        raise ClientError(f"build_client returned {call!r}; return a function call(request) -> served_by")
+    try:
+        return run_chaos(cluster, call, duration=duration, progress=progress)
+    finally:
+        close = getattr(call, "close", None)
+        if callable(close):
+            close()
+
+
+def load_build_client(path: Path | str) -> Callable:
+    """The `build_client` a learner's file defines. A file that is missing, does not import, or defines no such
+    function raises ClientError saying which."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClientError(f"{path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"capstone_client_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as err:  # noqa: BLE001 - SyntaxError, ImportError, SystemExit: whatever a learner's file does
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise ClientError(f"{path.name} does not import: {type(err).__name__}: {err}") from None
+    build_client = getattr(module, "build_client", None)
+    if not callable(build_client):
+        raise ClientError(f"{path.name} defines no function build_client(consul_http)")
+    return build_client
+
+
+def check_lab_shape(cluster: Cluster) -> None:
+    """The chaos run kills `user-1`, hangs `user-2` and kills the Consul leader: refuse a lab that has not got them,
+    before anything is disturbed."""
+    status = cluster.status()
+    names = {p.name for p in status.processes}
+    missing = [n for n in ("user-1", "user-2") if n not in names]
+    if len(status.consul.http) < 3 or missing or status.config.registry == "etcd":
+        raise ValueError("the capstone's chaos run needs 3 Consul servers and user-1, user-2 registered in Consul "
+                         f"(this lab: {len(status.consul.http)} Consul servers, registry {status.config.registry}"
+                         + (f", no {', '.join(missing)}" if missing else "") + "); start one with "
+                         "`discovery-lab up --consul-servers 3 --services 3 --consul-clients 3`")
+
+
+def scoreboard(cluster: Cluster, contenders: list[tuple[str, Callable | ClientError]], slo: SLO = SLO(),
+               duration: float = 14.0, progress: Callable[[str], None] = print) -> Table:
+    """Each contender (who, its build_client or why there is none) through the chaos run, one after another: one
+    row each with the measured numbers and PASS, FAIL with the missed objectives, or ERROR with the reason."""
+    _check_duration(duration, DEFAULT_CHAOS)
+    check_lab_shape(cluster)
+    rows = []
+    for who, build_client in contenders:
+        row: dict[str, Any] = {"who": who, "success ratio": None, "p99 ms": None, "longest outage s": None}
+        try:
+            if isinstance(build_client, ClientError):
+                raise build_client
+            progress(f"{who}: chaos run")
+            run = run_client(cluster, build_client, duration=duration, progress=progress)
+        except ClientError as err:
+            rows.append({**row, "verdict": "ERROR", "why": str(err)})
+            continue
+        card = grade(run, slo)
+        rows.append({**row, "success ratio": round(run.success_ratio, 4), "p99 ms": round(run.p99_ms, 1),
+                     "longest outage s": round(run.longest_outage(), 2), "verdict": "PASS" if card.passed else "FAIL",
+                     "why": "; ".join(card.failed())})
+    return Table(rows)
+
+
 def _tolerates_a_failure(cluster: Cluster) -> bool:
     """Autopilot says every server is healthy (in contact and caught up) and one more may fail: a server that
     restarted late in the run must catch up before the next run may kill a leader again."""
@@ -159,6 +250,10 @@ class ReportCard:
 
     def __repr__(self) -> str:
         return ("PASSED" if self.passed else "FAILED") + "\n" + "\n".join(f"{r['objective']}: {r['measured']} ({r['verdict']})" for r in self.rows)
+
+    def failed(self) -> list[str]:
+        """`objective: measured` for every objective that was missed."""
+        return [f"{r['objective']}: {r['measured']}" for r in self.rows if r["verdict"] != "pass"]
 
 
 def grade(run: ChaosRun, slo: SLO = SLO()) -> ReportCard:

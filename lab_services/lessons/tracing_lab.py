@@ -3,6 +3,7 @@ over OTLP to the lab's receiver, and the views a lesson needs (a span table, a w
 from __future__ import annotations
 
 import statistics
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -11,10 +12,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import format_trace_id
 
 from lab_services.core.table import Table
+from lab_services.discovery import ConsulWatcher
+from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.store import UserStore
 from lab_services.tracing import ClientTracing, OtlpReceiver, ReceivedSpan, ServerTracing, tracer_provider
-from lab_services.tracing.gateway import Gateway, GatewayServer
+from lab_services.tracing.gateway import LABEL_META, Gateway, GatewayServer
 
 SERVICE_COLOURS = {"client": "#6e7781", "gateway": "#0969da", "user": "#1a7f37"}
 
@@ -24,12 +27,25 @@ class TracedSystem:
 
     The user instances share one store (so any of them can answer for the same user) and run the lab's own
     UserServer with a tracing interceptor; the gateway retries UNAVAILABLE on the next instance.
+
+    With `consul_http` (the lab's Consul servers) the instances register there, with a gRPC health check, as
+    service `traced-user-XXXX` (ids `traced-user-XXXX-N`, meta `instance=user-N` for the spans), and the gateway
+    finds them through a ConsulWatcher instead of fixed addresses; stopping deregisters them.
     """
 
-    def __init__(self, instances: int = 2, attempts: int = 3, per_try_timeout: float = 1.0):
+    def __init__(self, instances: int = 2, attempts: int = 3, per_try_timeout: float = 1.0,
+                 consul_http: list[str] | None = None):
         if not 1 <= instances <= 5:
             raise ValueError(f"invalid argument: instances: {instances}; use 1 to 5")
+        if consul_http is not None and (isinstance(consul_http, str) or not consul_http):
+            raise ValueError(f"invalid argument: consul_http: {consul_http!r}; give a list of Consul HTTP addresses, "
+                             "e.g. cluster.status().consul.http")
         self.instances, self.attempts, self.per_try_timeout = instances, attempts, per_try_timeout
+        self.consul_http = list(consul_http) if consul_http else None
+        # A name of its own per system, so a rerun never finds the registrations of an earlier one.
+        self.service = f"traced-user-{uuid.uuid4().hex[:4]}"
+        self.registrars: list[ConsulRegistrar] = []
+        self.watcher: ConsulWatcher | None = None
         self.receiver = OtlpReceiver()
         self.providers: dict[str, TracerProvider] = {}
         self.users: list[UserServer] = []
@@ -48,7 +64,8 @@ class TracedSystem:
             for i in range(1, self.instances + 1):
                 self.users.append(UserServer(instance_id=f"user-{i}", server_kind="threads", store=store,
                                              interceptors=(ServerTracing(user_tracer, f"user-{i}"),)).start())
-            gateway = Gateway({u.instance_id: u.address for u in self.users}, self.providers["gateway"], self.attempts, self.per_try_timeout)
+            targets = self._discover() if self.consul_http else {u.instance_id: u.address for u in self.users}
+            gateway = Gateway(targets, self.providers["gateway"], self.attempts, self.per_try_timeout)
             self.gateway = GatewayServer(gateway).start()
             client_tracer = self.providers["client"].get_tracer("lab.client")
             self._channel = grpc.intercept_channel(grpc.insecure_channel(self.gateway.address), ClientTracing(client_tracer, "gateway"))
@@ -57,17 +74,34 @@ class TracedSystem:
             raise
         return self
 
+    def _discover(self) -> ConsulWatcher:
+        """Register every instance in Consul (gRPC check every 1 s) and a started watcher once all of them pass."""
+        for user in self.users:
+            registration = ServiceRegistration(name=self.service, service_id=f"{self.service}-{user.instance_id.rsplit('-', 1)[-1]}",
+                                               address="127.0.0.1", port=user.port, meta={LABEL_META: user.instance_id},
+                                               checks=(CheckSpec("grpc", interval="1s", timeout="1s"),))
+            self.registrars.append(ConsulRegistrar(registration, consul_http=self.consul_http[0]).start())
+        self.watcher = ConsulWatcher(self.service, self.consul_http, wait="5s").start()
+        if not self.watcher.wait_for(lambda found: len(found) == len(self.users), 20):
+            raise RuntimeError(f"Consul at {self.consul_http[0]} never listed the {len(self.users)} instances of {self.service} "
+                               "as passing; its gRPC checks must reach this machine's loopback (the local runtime does)")
+        return self.watcher
+
     def stop(self) -> None:
         if self._channel is not None:
             self._channel.close()
         if self.gateway is not None:
             self.gateway.stop()
+        for registrar in self.registrars:
+            registrar.stop()  # deregisters
+        if self.watcher is not None:
+            self.watcher.stop()
         for user in self.users:
             user.stop(grace=0.5)
         for provider in self.providers.values():
             provider.shutdown()
         self.receiver.stop()
-        self.users, self.providers, self.gateway, self._channel = [], {}, None, None
+        self.users, self.providers, self.gateway, self._channel, self.registrars, self.watcher = [], {}, None, None, [], None
 
     def __enter__(self) -> "TracedSystem":
         return self.start()

@@ -1,5 +1,6 @@
 """The `gateway` sample service: it serves GetUser by calling the user service, with retries and a deadline,
-and traces every step, so one request makes a trace across two services."""
+and traces every step, so one request makes a trace across two services. It finds the user instances either
+at fixed addresses or through discovery (a watcher on Consul), as a real second service would."""
 from __future__ import annotations
 
 import itertools
@@ -11,10 +12,17 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from lab_services.core.ports import require_loopback
+from lab_services.discovery import Instance, Watcher
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.tracing.interceptors import ClientTracing, ServerTracing
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+LABEL_META = "instance"  # a registration's meta key naming the instance in spans, when its service id says more
+
+
+def instance_label(instance: Instance) -> str:
+    """What the attempt's span and events call a discovered instance: its `instance` meta, else its service id."""
+    return instance.meta.get(LABEL_META) or instance.id
 
 
 class Gateway(user_pb2_grpc.UserServiceServicer):
@@ -24,19 +32,49 @@ class Gateway(user_pb2_grpc.UserServiceServicer):
     so the caller's deadline travels on to the user service (as `grpc-timeout`, shrinking at every hop).
     """
 
-    def __init__(self, targets: dict[str, str], provider: TracerProvider, attempts: int = 3, per_try_timeout: float = 1.0):
-        if not targets:
-            raise ValueError("invalid argument: targets: the gateway needs at least one user instance")
+    def __init__(self, targets: dict[str, str] | Watcher, provider: TracerProvider, attempts: int = 3,
+                 per_try_timeout: float = 1.0):
+        """`targets`: {instance name: address}, fixed; or a started Watcher, whose current passing instances every
+        attempt picks from (so instances that join, leave or fail their checks are followed without a restart)."""
+        if not isinstance(targets, Watcher) and not targets:
+            raise ValueError("invalid argument: targets: the gateway needs at least one user instance, or a watcher")
         if not 1 <= attempts <= 5:
             raise ValueError(f"invalid argument: attempts: {attempts}; use 1 to 5")
         self.tracer = provider.get_tracer("lab.gateway")
         self.attempts, self.per_try_timeout = attempts, per_try_timeout
-        # `targets` maps an instance name to its address; the name labels the attempt's span and events.
-        self.names = list(targets)
-        self.stubs = [user_pb2_grpc.UserServiceStub(grpc.intercept_channel(grpc.insecure_channel(address), ClientTracing(self.tracer, name)))
-                      for name, address in targets.items()]
-        self._turn = itertools.cycle(range(len(targets)))
+        self.watcher = targets if isinstance(targets, Watcher) else None
+        self._fixed = {} if self.watcher is not None else dict(targets)
+        # One traced channel per (name, address): the name labels the attempt's span (`net.peer`) and events.
+        self._channels: dict[tuple[str, str], grpc.Channel] = {}
+        self._stubs: dict[tuple[str, str], user_pb2_grpc.UserServiceStub] = {}
+        self._turn = itertools.count()
         self._lock = threading.Lock()
+
+    def targets(self) -> dict[str, str]:
+        """The user instances an attempt may go to now: {name: address}, sorted by name."""
+        if self.watcher is None:
+            return self._fixed
+        return dict(sorted((instance_label(i), i.address) for i in self.watcher.instances()))
+
+    def _next(self) -> tuple[str, user_pb2_grpc.UserServiceStub] | None:
+        """Round robin over the current targets; None when there is none."""
+        targets = self.targets()
+        if not targets:
+            return None
+        with self._lock:
+            name = list(targets)[next(self._turn) % len(targets)]
+            key = (name, targets[name])
+            if key not in self._stubs:
+                self._channels[key] = grpc.intercept_channel(grpc.insecure_channel(key[1]), ClientTracing(self.tracer, name))
+                self._stubs[key] = user_pb2_grpc.UserServiceStub(self._channels[key])
+            return name, self._stubs[key]
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+            self._stubs.clear()
 
     def GetUser(self, request: user_pb2.GetUserRequest, context: grpc.ServicerContext) -> user_pb2.User:  # noqa: N802
         span = trace.get_current_span()
@@ -46,11 +84,15 @@ class Gateway(user_pb2_grpc.UserServiceServicer):
             timeout = self.per_try_timeout if remaining is None else min(self.per_try_timeout, remaining)
             if timeout <= 0:
                 break
-            with self._lock:
-                index = next(self._turn)
-            span.add_event("attempt", {"attempt": attempt, "instance": self.names[index], "timeout_ms": round(timeout * 1000, 1)})
+            picked = self._next()
+            if picked is None:
+                span.add_event("no instance", {"attempt": attempt})
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"gateway: {self.watcher.where if self.watcher else 'no target'} "
+                                                           "lists no passing user instance")
+            name, stub = picked
+            span.add_event("attempt", {"attempt": attempt, "instance": name, "timeout_ms": round(timeout * 1000, 1)})
             try:
-                return self.stubs[index].GetUser(request, timeout=timeout)
+                return stub.GetUser(request, timeout=timeout)
             except grpc.RpcError as err:
                 last = err
                 span.add_event("attempt failed", {"attempt": attempt, "code": err.code().name})
@@ -81,3 +123,4 @@ class GatewayServer:
 
     def stop(self) -> None:
         self._server.stop(grace=1.0).wait()
+        self.gateway.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from lab_services.lessons.capstone import SLO, grade, run_chaos
+from lab_services.lessons.capstone import SLO, ClientError, grade, run_client
 from lab_services.lessons.exercises.verdict import Verdict
 from lab_services.runtime.cluster import Cluster
 
@@ -13,21 +13,11 @@ NAME = "14-capstone"
 
 def check(build_client: Any, cluster: Cluster, slo: SLO = SLO(), progress: Callable[[str], None] = print) -> Verdict:
     """14-capstone: `build_client(consul_http)` returns `call(request) -> served_by`; it runs through the chaos run."""
-    if not callable(build_client):
-        return Verdict(NAME, False, "pass a function build_client(consul_http) that returns call(request) -> the instance that served it")
     try:
-        call = build_client(list(cluster.status().consul.http))
-    except Exception as err:  # noqa: BLE001 - a half-written builder gets a sentence, not a traceback
-        return Verdict(NAME, False, f"build_client raised {type(err).__name__}: {err}")
-    if not callable(call):
-        return Verdict(NAME, False, f"build_client returned {call!r}; return a function call(request) -> served_by")
-    try:
-        card = grade(run_chaos(cluster, call, progress=progress), slo)
-    finally:
-        close = getattr(call, "close", None)
-        if callable(close):
-            close()
-    failed = [f"{r['objective']}: {r['measured']}" for r in card.rows if r["verdict"] != "pass"]
+        card = grade(run_client(cluster, build_client, progress=progress), slo)
+    except ClientError as err:
+        return Verdict(NAME, False, str(err))
+    failed = card.failed()
     if failed:
         return Verdict(NAME, False, "the SLO was missed: " + "; ".join(failed))
     return Verdict(NAME, True, "the SLO held through the chaos run: " + "; ".join(f"{r['objective']}: {r['measured']}" for r in card.rows))

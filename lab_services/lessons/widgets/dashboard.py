@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from html import escape
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
+import consul
 import ipywidgets as widgets
 
 from lab_services.lessons import exercises
@@ -38,6 +39,8 @@ TOOLTIPS = {
 }
 STYLES = {"kill": "danger", "stop": "warning", "start": "success", "pause": "", "resume": "info"}
 STATE_COLOURS = {"running": COLOURS["passing"], "paused": COLOURS["warning"], "stopped": COLOURS["critical"]}
+SEVERITY = ("passing", "warning", "critical")  # a service on a node shows its worst check
+T = TypeVar("T")
 
 
 class ProcessRow:
@@ -76,7 +79,8 @@ class ProcessRow:
 
 
 class LabDashboard(BackgroundThread):
-    """Nodes and leaders, service instances with each Consul check, per-process buttons, and an instructor row.
+    """Nodes and leaders, service instances with each Consul check, per-process buttons, and an instructor row;
+    with client agents, a table of Consul's nodes with the services registered on each (`node_rows`).
 
     `refresh()` asks the cluster and Consul again and redraws; `start()` does it every `refresh_every` seconds
     in a background thread, which only writes widget values. Buttons act on the real processes through the
@@ -106,6 +110,13 @@ class LabDashboard(BackgroundThread):
         self.summary = widgets.HTML()
         self.controls = widgets.VBox()
         self.services = widgets.HTML()
+        self.node_rows: list[dict[str, Any]] = []
+        self.nodes = widgets.HTML()
+        self.nodes.add_class("lab-nodes")
+        # Shown only when the lab runs client agents (lesson 12 on): then nodes differ from the servers.
+        self.nodes_section = widgets.VBox([widgets.HTML("<b>Nodes</b> (each Consul agent: its gossip health and the "
+                                                        "services registered with it)"), self.nodes],
+                                          layout=widgets.Layout(display="none"))
         self.message = widgets.HTML()
         self.message.add_class("lab-message")
         self.reset_button = widgets.Button(description="Reset lab", icon="undo", button_style="warning",
@@ -124,6 +135,7 @@ class LabDashboard(BackgroundThread):
             self.message,
             widgets.HTML("<b>Service instances</b> (checks as the Consul catalog sees them)"),
             self.services,
+            self.nodes_section,
             widgets.HBox([widgets.HTML("<b>Instructor</b>&nbsp;", layout=widgets.Layout(width="90px")),
                           self.reset_button, self.reveal_toggle]),
             self.panels,
@@ -150,6 +162,7 @@ class LabDashboard(BackgroundThread):
             self.summary.value = summary_html(status, self.rows) + (
                 f" &nbsp;·&nbsp; new: {escape(', '.join(new))} (press Refresh for their buttons)" if new else "")
             self.services.value = self._services_table(status)
+            self._show_nodes(status)
             self._show_last_update()
             return self.rows
 
@@ -162,8 +175,8 @@ class LabDashboard(BackgroundThread):
             if row["name"] in self.process_rows:
                 self.process_rows[row["name"]].show(row, self._busy)
 
-    def _read_checks(self, status: ClusterStatus) -> dict[str, list[CheckState]] | None:
-        """{service_id: its checks} from the catalog of the first running Consul server that answers; None if none does."""
+    def _ask_consul(self, status: ClusterStatus, ask: Callable[[consul.Consul], T]) -> T | None:
+        """`ask(client)` of the first running Consul server that answers; None if none does."""
         consul_names = [p.name for p in status.processes if p.kind == "consul"]
         states = {p.name: p.state for p in status.processes}
         for name, address in zip(consul_names, status.consul.http):
@@ -172,15 +185,70 @@ class LabDashboard(BackgroundThread):
             if address not in self._consul:
                 self._consul[address] = ConsulHealth(address, request_timeout=1.0)
             try:
-                _, raw = self._consul[address].client.health.state("any")
+                return ask(self._consul[address].client)
             except Exception:  # this server is electing or shutting down; another one may answer
                 continue
+        return None
+
+    def _read_checks(self, status: ClusterStatus) -> dict[str, list[CheckState]] | None:
+        """{service_id: its checks} from the catalog of the first running Consul server that answers; None if none does."""
+        def checks(client: consul.Consul) -> dict[str, list[CheckState]]:
             found: dict[str, list[CheckState]] = {}
-            for check in map(CheckState.from_api, raw):
+            for check in map(CheckState.from_api, client.health.state("any")[1]):
                 if check.service_id:
                     found.setdefault(check.service_id, []).append(check)
             return found
-        return None
+
+        return self._ask_consul(status, checks)
+
+    def _read_nodes(self, status: ClusterStatus) -> list[dict[str, Any]] | None:
+        """One row per node in the catalog (/v1/catalog/nodes): its agent (server or client) and that process's
+        state, its gossip health (serfHealth), and each service registered with it at its worst check, its node's
+        included (/v1/health/node/<node>). None when no Consul server answers."""
+        processes = {p.name: p for p in status.processes}
+
+        def nodes(client: consul.Consul) -> list[dict[str, Any]]:
+            rows = []
+            for node in client.catalog.nodes()[1]:
+                checks = client.health.node(node["Node"])[1]
+                # A node's own checks (serfHealth) count for every service on it, as in /v1/health/service?passing:
+                # a service whose agent is gone keeps its last "passing" check, yet is no longer listed.
+                node_worst = max((c["Status"] for c in checks if not c["ServiceID"]), default="passing", key=SEVERITY.index)
+                services: dict[str, str] = {}
+                for check in checks:
+                    if check["ServiceID"]:
+                        services[check["ServiceID"]] = max(services.get(check["ServiceID"], node_worst), check["Status"],
+                                                           key=SEVERITY.index)
+                process = processes.get(node["Node"])
+                rows.append({"node": node["Node"], "address": node["Address"],
+                             "agent": {"consul": "server", "consul-client": "client"}.get(process.kind if process else "", "?"),
+                             "process": process.state if process else "not a lab process",
+                             "gossip": next((c["Status"] for c in checks if c["CheckID"] == "serfHealth"), "no serfHealth check"),
+                             "services": dict(sorted(services.items()))})
+            return rows
+
+        return self._ask_consul(status, nodes)
+
+    def _show_nodes(self, status: ClusterStatus) -> None:
+        """The nodes table, when the lab runs client agents; hidden otherwise."""
+        if not status.consul.clients:
+            self.node_rows, self.nodes_section.layout.display = [], "none"
+            return
+        self.nodes_section.layout.display = None
+        found = self._read_nodes(status)
+        if found is None:
+            self.nodes.value = f"<span style='color:{COLOURS['gone']}'>no Consul server answered</span>"
+            return
+        self.node_rows = found
+
+        def coloured(state: str, colours: dict[str, str]) -> str:
+            return f"<b style='color:{colours.get(state, '#000')}'>{escape(state)}</b>"
+
+        self.nodes.value = html_table([
+            {**row, "process": coloured(row["process"], STATE_COLOURS), "gossip": coloured(row["gossip"], COLOURS),
+             "services": " &nbsp;".join(f"{escape(sid)} {coloured(state, COLOURS)}" for sid, state in row["services"].items())
+                         or f"<span style='color:{COLOURS['gone']}'>none</span>"}
+            for row in found], ["node", "address", "agent", "process", "gossip", "services"], markup=("process", "gossip", "services"))
 
     def _services_table(self, status: ClusterStatus) -> str:
         rows = []
