@@ -57,8 +57,10 @@ def test_lesson_runs_with_solutions(path, lab, tmp_path):
                                           prepare_only=True, kernel_name="python3", progress_bar=False)
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    nbformat.write(notebook, tmp_path / path.name)
+    try:
+        client.execute()
+    finally:
+        nbformat.write(notebook, tmp_path / path.name)  # the executed copy, to read after a failure
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "SHOW_SOLUTION = True" in injected[0].source, "papermill did not inject SHOW_SOLUTION = True"
     assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"

@@ -2,8 +2,8 @@
 
 Some of Consul's decisions show nowhere else. Consul 1.8 raises a DeregisterCriticalServiceAfter below one
 minute to one minute, but the check it stores on disk and its HTTP API still say "30s": only the agent's
-warning `check has deregister interval below minimum` tells. This follows the agent's own log file (the one
-`discovery-lab status` lists) from the moment the block starts:
+warning `check has deregister interval below minimum` tells. This follows the agent's own log (the file
+`discovery-lab status` lists, or the container's log on the compose runtime) from the moment the block starts:
 
     with lab.AgentLog(cluster.status()) as log:
         ...register...
@@ -11,6 +11,7 @@ warning `check has deregister interval below minimum` tells. This follows the ag
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from lab_services.core.wait import wait_until
@@ -28,12 +29,17 @@ class AgentLog:
             raise ValueError(f"invalid argument: consul_http: {http} is not the HTTP address of a Consul agent of this lab "
                              f"(its agents: {', '.join(status.consul.http)})")
         self.name = agents[0].name
-        self.path = Path(agents[0].log)
+        self.container = agents[0].container
+        self.path = None if self.container else Path(agents[0].log)
         self.offset = 0
+        self.since = 0.0
 
     def start(self) -> AgentLog:
         """Remember where the log ends now: only what the agent writes from here on counts."""
-        self.offset = self.path.stat().st_size
+        if self.path is None:
+            self.since = time.time()
+        else:
+            self.offset = self.path.stat().st_size
         return self
 
     def __enter__(self) -> AgentLog:
@@ -44,9 +50,18 @@ class AgentLog:
 
     def lines(self, containing: str = "") -> list[str]:
         """The lines logged since `start()` that contain `containing` (all of them when empty)."""
-        with self.path.open("rb") as log:
-            log.seek(self.offset)
-            text = log.read().decode("utf-8", "replace")
+        if self.path is None:
+            import docker  # only on the compose runtime, whose agents log to their containers
+
+            client = docker.from_env()
+            try:
+                text = client.containers.get(self.container).logs(since=self.since).decode("utf-8", "replace")
+            finally:
+                client.close()
+        else:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                text = log.read().decode("utf-8", "replace")
         return [line.strip() for line in text.splitlines() if containing in line]
 
     def wait_for(self, containing: str, timeout: float = 5.0) -> list[str]:

@@ -10,13 +10,13 @@ import threading
 import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import consul
 
 from lab_services.core.durations import parse_duration
+from lab_services.lessons.agent_log import AgentLog
 from lab_services.registry.spec import CheckSpec, ConsulRaises
 from lab_services.runtime.status import ClusterStatus
 
@@ -48,23 +48,13 @@ def _host_port(consul_http: str) -> tuple[str, int]:
     return url.hostname or "127.0.0.1", url.port or 8500
 
 
-def agent_log(status: ClusterStatus, consul_http: str) -> Path:
-    """The log file of the Consul agent serving `consul_http` (the one the lab registers with)."""
-    port = _host_port(consul_http)[1]
-    for process in status.processes:
-        if process.kind.startswith("consul") and port in process.ports.values():
-            return Path(process.log)
-    raise LookupError(f"no Consul process of this lab serves {consul_http}; is the lab running? (discovery-lab status)")
-
-
 def interval_floor(status: ClusterStatus, interval: str = "200ms", seconds: float = 4.0) -> dict[str, Any]:
     """Register an HTTP check with `interval` against a counting endpoint, let it run for `seconds`, and report how
     often Consul really ran it, plus the agent's log line and the warning the lab's own validation gives."""
     if parse_duration(interval) >= 1.0:
         raise ValueError(f"invalid argument: interval: {interval!r} is not below Consul's 1s minimum; try '200ms'")
     consul_http = status.consul.http[0]
-    log = agent_log(status, consul_http)
-    log_start = log.stat().st_size
+    log = AgentLog(status, consul_http).start()
     with warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("always", ConsulRaises)
         CheckSpec("http", interval=interval).validate("check", http_port=1)
@@ -81,9 +71,7 @@ def interval_floor(status: ClusterStatus, interval: str = "200ms", seconds: floa
         agent.check.deregister(check_id)
         server.shutdown()
         server.server_close()
-    with open(log, errors="replace") as f:
-        f.seek(log_start)
-        line = next((l.strip() for l in f if WARNING_TEXT in l and check_id in l), None)
+    line = next((l for l in log.lines(WARNING_TEXT) if check_id in l), None)
     gaps = [b - a for a, b in zip(runs, runs[1:])]
     return {"asked": interval, "seconds": seconds, "runs": len(runs),
             "effective_interval": round(sum(gaps) / len(gaps), 2) if gaps else None,

@@ -25,7 +25,7 @@ class OnlyPassingAgent:
 
     def __init__(self, status: ClusterStatus, name: str = "only-passing"):
         servers = status.processes_of("consul").values()
-        self.join = [f"127.0.0.1:{p.ports['serf_lan']}" for p in servers if "serf_lan" in p.ports]
+        self.join = [p.address("serf_lan") for p in servers if "serf_lan" in p.ports]
         if not self.join:
             raise ValueError("invalid argument: status: the lab runs no Consul server to join; start it with consul_servers=1 or 3")
         self.name = name
