@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lab_services.core.table import Table
-from lab_services.core.wait import wait_until
+from lab_services.core.wait import wait_for, wait_until
 from lab_services.runtime import binaries
 from lab_services.runtime.cluster import Cluster
 
@@ -123,7 +123,10 @@ def node_failure(cluster: Cluster, node: str, service: str = "user", timeout: fl
         wait_until(lambda: not (on_node & _passing(server, service)), timeout, f"{sorted(on_node)} to leave ?passing")
         gone = time.monotonic() - killed_at
         checks = {c["CheckID"]: c["Status"] for c in _ok(consul_call(server, f"/v1/health/node/{node}"), "node health")}
-        member = {m["Name"]: m["Status"] for m in _ok(consul_call(server, "/v1/agent/members"), "members")}.get(node)
+        # The leader's serfHealth can turn critical before the server we ask has marked the member failed in its
+        # own member list (each server's serf hears of the failure on its own), so wait for that view too.
+        member = wait_for(lambda: _member_status(server, node) if _member_status(server, node) != 1 else None,
+                          timeout, f"{server} to list {node} as no longer alive")
         running = {p.name: p.state for p in cluster.status().processes_of("service").values() if p.name in on_node}
     finally:
         progress(f"starting the agent of {node} again")
@@ -134,6 +137,11 @@ def node_failure(cluster: Cluster, node: str, service: str = "user", timeout: fl
             "gossip status while down": "failed" if member == 4 else member, "checks while down": checks,
             "seconds to serfHealth critical": round(serf, 2), "seconds to leave ?passing": round(gone, 2),
             "seconds from restart to passing": round(back - restarted_at, 2)}
+
+
+def _member_status(server: str, node: str) -> int | None:
+    """Serf's status of `node` in the members list of the agent at `server` (1 alive, 3 left, 4 failed)."""
+    return {m["Name"]: m["Status"] for m in _ok(consul_call(server, "/v1/agent/members"), "members")}.get(node)
 
 
 def wait_passing_steadily(address: str, service: str, instances: set[str], hold: float = SETTLE_SECONDS,

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from lab_services.core.ports import PortInUseError, require_loopback
 from lab_services.service.server import DEFAULT_MAX_STREAMS, SERVER_KINDS, UserServer
 
 log = logging.getLogger("lab_services.service")
+
+# How long a stopping instance keeps answering after it deregistered: blocking queries and watches deliver a
+# change in milliseconds, so this covers the calls already on their way.
+DISCOVERY_PROPAGATION_SECONDS = 0.3
 
 CHECK_KINDS = ("grpc", "http", "tcp", "ttl")
 REGISTRIES = ("none", "consul", "etcd", "both")
@@ -201,7 +206,8 @@ def settings_for(args: argparse.Namespace) -> Any:
 
 
 def shutdown(server: UserServer, active: list[Any], grace: float) -> None:
-    """NOT_SERVING first, so checks fail and clients move away; then deregister; then drain."""
+    """NOT_SERVING first, so checks fail and clients move away; then deregister; then, while discovery tells the
+    clients, keep answering; then stop taking calls and drain."""
     log.info("shutting down: reporting NOT_SERVING")
     server.set_serving(False)
     for registrar in active:
@@ -210,6 +216,11 @@ def shutdown(server: UserServer, active: list[Any], grace: float) -> None:
             registrar.stop()
         except Exception:  # one registry being down must not stop the drain
             log.exception("deregistering with %r failed", registrar)
+    if active:
+        # A client that picked this instance just before the deregistration reached its watcher still sends it
+        # a call or two. The asyncio server cancels a call that arrives once it has begun to stop (the client sees
+        # CANCELLED, which no client may retry), so it answers them first; watchers hear of the change in ms.
+        time.sleep(min(DISCOVERY_PROPAGATION_SECONDS, grace))
     log.info("draining in-flight calls for up to %gs", grace)
     server.stop(grace)
     log.info("stopped")
