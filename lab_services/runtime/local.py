@@ -306,15 +306,11 @@ class LocalCluster(Cluster):
         with self._lock:
             topology = describe(list(self.nodes.values()), self.state_of, self._pid,
                                 lambda node: str(self.workdir / "logs" / f"{node.name}.log"))
-            return ClusterStatus(
+            return ClusterStatus.built(
+                topology,
                 backend=self.backend,
                 config=ClusterConfig(**self.config.to_dict()),
                 state_dir=str(self.base),
-                consul=topology.consul,
-                etcd=topology.etcd,
-                prometheus=topology.prometheus,
-                services=topology.services,
-                processes=topology.processes,
                 tls=None if not self.tls else TLSStatus(
                     mode=self.config.tls, ca=str(self.tls.ca.cert_path),
                     client_cert=str(self.tls.client.cert_path), client_key=str(self.tls.client.key_path)),

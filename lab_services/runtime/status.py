@@ -131,6 +131,12 @@ class ClusterStatus:
             project=data.get("project"),
         )
 
+    @classmethod
+    def built(cls, topology: "Topology", **runtime: Any) -> "ClusterStatus":
+        """A status from the part both runtimes build alike (`describe`) and what is the runtime's own."""
+        return cls(consul=topology.consul, etcd=topology.etcd, prometheus=topology.prometheus,
+                   services=topology.services, processes=topology.processes, **runtime)
+
     @property
     def host(self) -> str:
         return self.config.host

@@ -346,15 +346,11 @@ class ComposeCluster(Cluster):
                 lambda n: self._pid(containers[n]) if n in containers else None,
                 lambda node: f"docker logs {containers[node.name].name}" if node.name in containers else None,
                 lambda node: containers[node.name].short_id if node.name in containers else None)
-            return ClusterStatus(
+            return ClusterStatus.built(
+                topology_,
                 backend=self.backend,
                 config=ClusterConfig(**self.config.to_dict()),
                 state_dir=str(self.base),
-                consul=topology_.consul,
-                etcd=topology_.etcd,
-                prometheus=topology_.prometheus,
-                services=topology_.services,
-                processes=topology_.processes,
                 tls=None,
                 binaries=self.binaries(containers),
                 timings={k: round(v, 3) for k, v in self.timings.items()},
