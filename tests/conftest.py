@@ -29,15 +29,38 @@ def plain_ipython(tmp_path_factory) -> None:
     os.environ["IPYTHONDIR"] = str(profile)
 
 
+# The compose runtime's tests run last (see pytest_collection_modifyitems), with the local session lab down.
+COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
+_SESSION_LABS: list[SupervisedCluster] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the compose runtime's modules to the end (a stable sort: every module stays in one piece, in order).
+
+    They stop the local session lab first: on two cores, a second full lab (three Consul servers, three etcd members,
+    Prometheus and three services, all idling with raft and gossip) beside the compose stack slowed the compose lessons'
+    timed checkpoints enough to fail in CI, and nothing after them needs the local lab.
+    """
+    items.sort(key=lambda item: item.path.name in COMPOSE_MODULES)
+
+
 @pytest.fixture(scope="session")
 def lab() -> SupervisedCluster:
     """The full lab (3 Consul servers, 3 etcd members, Prometheus, 3 services) shared by lessons and read-only tests."""
     cluster = SupervisedCluster(_SESSION_STATE)
     cluster.launch(ClusterConfig(consul_servers=3, etcd_members=3, services=3))
+    _SESSION_LABS.append(cluster)
     yield cluster
     cluster.down()
     leftovers = processes.live_records(_SESSION_STATE)
     assert not leftovers, f"the lab left processes behind after down: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def local_lab_down() -> None:
+    """Stop the local session lab, if one runs, before a compose stack starts (the compose modules run last)."""
+    for cluster in _SESSION_LABS:
+        cluster.down()
 
 
 @pytest.fixture(scope="module")

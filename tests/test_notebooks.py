@@ -20,7 +20,11 @@ def test_there_are_lessons():
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_top_to_bottom(path, lab, tmp_path):
-    run_lesson(path, tmp_path)
+    try:
+        run_lesson(path, tmp_path)
+    except Exception:
+        lab.restore()  # what a failed lesson left (an added instance, a stopped server) must not fail the next
+        raise
     assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
 
 
@@ -59,6 +63,9 @@ def test_lesson_runs_with_solutions(path, lab, tmp_path):
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute()
+    except Exception:
+        lab.restore()
+        raise
     finally:
         nbformat.write(notebook, tmp_path / path.name)  # the executed copy, to read after a failure
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]

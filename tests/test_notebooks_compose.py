@@ -11,7 +11,7 @@ COMPOSE_LESSONS = [p for p in LESSONS if p.name[:2] in ("00", "02", "03", "09")]
 
 
 @pytest.fixture(scope="module")
-def compose_lab():
+def compose_lab(local_lab_down):
     """One stack for the four lessons: the first lesson's ensure_cluster would start it; starting it here
     makes the teardown certain, and the kernels find it by its project name."""
     require_engine()
@@ -31,7 +31,11 @@ def test_the_four_lessons_are_there():
 @pytest.mark.parametrize("path", COMPOSE_LESSONS, ids=[p.stem for p in COMPOSE_LESSONS])
 def test_lesson_runs_on_the_compose_runtime(path, compose_lab, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_BACKEND", "compose")
-    run_lesson(path, tmp_path)
+    try:
+        run_lesson(path, tmp_path)
+    except Exception:
+        compose_lab.restore()  # what a failed lesson left (an added instance, a stopped one) must not fail the next
+        raise
     status = compose_lab.status()
     assert status.consul.leader and all(p.state == "running" for p in status.processes), \
         "a lesson must leave the compose lab as it found it"

@@ -27,7 +27,7 @@ PROJECT = topology.PROJECT
 
 
 @pytest.fixture(scope="module", autouse=True)
-def docker_engine() -> None:
+def docker_engine(local_lab_down) -> None:
     require_engine()
 
 

@@ -106,8 +106,8 @@ def detect_pause(cluster: Cluster, instance: str, options: Options, window: floa
         grpc.channel_ready_future(channel).result(timeout=10)
         stream = user_pb2_grpc.UserServiceStub(channel).WatchUsers(user_pb2.WatchUsersRequest())
         time.sleep(0.3)
+        cluster.pause(instance)  # returns once the kernel reports the process stopped: the clock starts there
         paused = log.now()
-        cluster.pause(instance)
         ended = threading.Event()
         stream.add_done_callback(lambda _call: ended.set())
         ended.wait(window)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 
 import consul
+import pyetcd.exceptions
 
+from lab_services.core.wait import NOT_YET, wait_for
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.etcd import etcd_client, parse_endpoint
@@ -66,7 +68,18 @@ def _clean_consul(status: ClusterStatus, own: set[str]) -> list[str]:
     return steps
 
 
-def _clean_etcd(status: ClusterStatus, own: set[str]) -> list[str]:
+def _clean_etcd(status: ClusterStatus, own: set[str], timeout: float = 15.0) -> list[str]:
+    """Delete every etcd key but the lab's own registrations.
+
+    Retried: right after `restore` restarted two stopped members, the one that stayed up can still answer
+    UNAVAILABLE ("no leader") for a moment while the three elect a leader, although the restarted ones report healthy.
+    """
+    # wait_for wants a truthy answer; the list of steps may be empty, so it is wrapped in a tuple.
+    return wait_for(lambda: (_delete_stray_etcd_keys(status, own),), timeout, "etcd to accept the reset's reads",
+                    interval=0.2, not_yet=NOT_YET + (pyetcd.exceptions.Etcd3Exception,))[0]
+
+
+def _delete_stray_etcd_keys(status: ClusterStatus, own: set[str]) -> list[str]:
     etcd = etcd_client([parse_endpoint(e) for e in status.etcd.endpoints], 2.0)
     try:
         prefix = ETCD_SERVICES_PREFIX.rstrip("/") + "/"
