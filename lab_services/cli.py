@@ -257,7 +257,8 @@ def cmd_capstone(args: argparse.Namespace) -> int:
                                                                ("naive", lesson_14.naive_client, args.naive)) if wanted]
     if not contenders:
         raise ValueError("invalid argument: give learners' files (each defining build_client(consul_http)), --reference or --naive")
-    slo = capstone.SLO(success_ratio=args.success_ratio, p99_ms=args.p99_ms, max_outage=args.max_outage)
+    slo = capstone.SLO(success_ratio=args.success_ratio, p99_ms=args.p99_ms, max_outage=args.max_outage,
+                       max_sent_to_removed=args.max_sent_to_removed)
     try:
         table = capstone.scoreboard(connect(), contenders, slo=slo, duration=args.duration,
                                     progress=lambda line: print(line, file=sys.stderr, flush=True))
@@ -455,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     crun.add_argument("--success-ratio", type=float, default=0.97)
     crun.add_argument("--p99-ms", type=float, default=500.0)
     crun.add_argument("--max-outage", type=float, default=3.0, help="seconds of calls failing in a row")
+    crun.add_argument("--max-sent-to-removed", type=int, default=0,
+                      help="successful calls served by an instance outside Consul's passing set")
     crun.add_argument("--json", action="store_true")
     capstone.set_defaults(func=cmd_capstone)
     drill = command("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")

@@ -35,8 +35,9 @@ def test_capstone_run_grades_each_client_in_one_table(tmp_path, monkeypatch, cap
         rows = {row["who"]: row for row in json.loads(out.out)}
         assert list(rows) == [*files, "naive"]
         assert rows[files[0]]["verdict"] == "PASS", rows[files[0]]
-        assert rows[files[0]]["success ratio"] >= 0.97 and rows[files[0]]["why"] == ""
+        assert rows[files[0]]["success ratio"] >= 0.97 and rows[files[0]]["sent to removed"] == 0 and rows[files[0]]["why"] == ""
         assert rows[files[1]]["verdict"] == "ERROR" and "bob.py does not import: ModuleNotFoundError" in rows[files[1]]["why"]
+        assert rows[files[1]]["sent to removed"] is None, "a client that never ran has no numbers"
         assert rows[files[2]]["verdict"] == "ERROR" and "carol.py defines no function build_client" in rows[files[2]]["why"]
         naive = rows["naive"]
         assert naive["verdict"] == "FAIL" and "success ratio >= 97%" in naive["why"] and "no outage" in naive["why"]

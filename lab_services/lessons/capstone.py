@@ -3,25 +3,34 @@ real lab (instances killed, hung and restarted, the Consul leader killed), and a
 checker grades it with a report card."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
+import math
 import statistics
 import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import grpc
 
+from lab_services.core.backoff import Backoff
 from lab_services.core.http import http_json
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_until
+from lab_services.discovery import ConsulWatcher
 from lab_services.runtime.cluster import Cluster
 from lab_services.service import user_pb2
 
 CALL_CAP = 5.0  # a call still running after this counts as failed: the runner stops waiting for it
+
+REMOVAL_GRACE = 1.0
+"""Seconds after an instance leaves Consul's passing set, and before it is passed again, in which a call it serves is
+not held against the client: the client's own discovery hears the same change a moment earlier or later than the
+grader's watcher (another server, a blocking query already on its way), and a call already sent may still be answered."""
 
 # (seconds after the start, action, target): "leader" means whichever Consul server leads at that moment.
 DEFAULT_CHAOS = (
@@ -41,14 +50,17 @@ class SLO:
     success_ratio: float = 0.97
     p99_ms: float = 500.0
     max_outage: float = 3.0  # the longest stretch of consecutive failed calls, in seconds
+    max_sent_to_removed: int = 0  # successful calls served by an instance outside Consul's passing set (see REMOVAL_GRACE)
 
 
 @dataclass
 class ChaosRun:
-    """Every call (start offset, seconds, ok, code, served by) and every fault (offset, action, target)."""
+    """Every call (start offset, seconds, ok, code, served by), every fault (offset, action, target) and every change
+    of Consul's passing set as the grader's own watcher saw it (offset, 'added', 'removed' or 'changed', instance)."""
 
     calls: list[tuple[float, float, bool, str, str]] = field(default_factory=list)
     faults: list[tuple[float, str, str]] = field(default_factory=list)
+    passing: list[tuple[float, str, str]] = field(default_factory=list)
     duration: float = 0.0
 
     @property
@@ -71,6 +83,27 @@ class ChaosRun:
             longest = max(longest, at + took - first)
         return longest
 
+    def outside_passing_set(self) -> list[tuple[float, float, str]]:
+        """(removed at, passed again at, instance) for every stretch an instance spent out of the passing set; `inf`
+        when the run ended first. An instance is only ever outside after a removal: one added later was never left."""
+        removed: dict[str, float] = {}
+        stretches = []
+        for at, kind, instance in sorted(self.passing):
+            if kind == "removed":
+                removed.setdefault(instance, at)
+            elif kind == "added" and instance in removed:
+                stretches.append((removed.pop(instance), at, instance))
+        return sorted(stretches + [(at, math.inf, instance) for instance, at in removed.items()])
+
+    def sent_to_removed(self, grace: float = REMOVAL_GRACE) -> list[tuple[float, str]]:
+        """(start offset, instance) of every call that succeeded although the instance that served it was outside the
+        passing set when the call started, more than `grace` seconds after its removal and before it was passed again.
+        Failed calls have no `served_by`: the success ratio already counts them."""
+        stretches = self.outside_passing_set()
+        return [(at, served_by) for at, _, ok, _, served_by in sorted(self.calls)
+                if ok and any(instance == served_by and removed + grace <= at < back - grace
+                              for removed, back, instance in stretches)]
+
 
 def _check_duration(duration: float, chaos: tuple) -> None:
     """A run that ends before its last fault would grade a lab still broken, and never see the client recover."""
@@ -81,11 +114,38 @@ def _check_duration(duration: float, chaos: tuple) -> None:
 
 def run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str], chaos: tuple = DEFAULT_CHAOS,
               duration: float = 14.0, rate: float = 20.0, progress: Callable[[str], None] = print) -> ChaosRun:
-    """Send `rate` CreateUser calls a second through `call` for `duration` seconds while `chaos` happens; then
-    put the lab back (`restore`) and wait for a Consul leader."""
+    """Send `rate` CreateUser calls a second through `call` for `duration` seconds while `chaos` happens, with the
+    grader's own watcher following Consul's passing set (`ChaosRun.passing`); then put the lab back (`restore`) and
+    wait for a Consul leader."""
     if not 1 <= rate <= 100:
         raise ValueError(f"invalid argument: rate: {rate}; use 1 to 100 calls a second")
     _check_duration(duration, chaos)
+    status = cluster.status()
+    with _passing_set_changes(status.config.service_name, list(status.consul.http)) as changes:
+        return _run_chaos(cluster, call, chaos, duration, rate, progress, changes)
+
+
+@contextlib.contextmanager
+def _passing_set_changes(service: str, consul_http: list[str]) -> Iterator[list[tuple[float, str, str]]]:
+    """The grader's own watcher on Consul's passing set of `service`, ready before the block runs: the list fills with
+    (time.monotonic(), kind, instance) for every change, so calls can be checked against what Consul passed."""
+    # The referee retries a lost server within half a second: a watcher backing off for seconds after the leader's
+    # death would hear a re-admission late and blame the client for calls Consul already passed.
+    watcher = ConsulWatcher(service, consul_http, wait="5s", backoff=Backoff(base=0.05, cap=0.5)).start()
+    try:
+        if not watcher.wait_ready(10):
+            raise RuntimeError(f"the capstone's grader could not read the passing instances of {service!r} from Consul at "
+                               f"{', '.join(consul_http)} within 10 s ({watcher.last_error}); check `discovery-lab status`")
+        changes: list[tuple[float, str, str]] = []
+        watcher.subscribe(lambda event: changes.append((time.monotonic(), event.kind, event.instance.id)))
+        yield changes
+    finally:
+        watcher.stop()
+
+
+def _run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str], chaos: tuple, duration: float,
+               rate: float, progress: Callable[[str], None], changes: list[tuple[float, str, str]]) -> ChaosRun:
+    """run_chaos once the grader's watcher is ready; `changes` is its record of the passing set."""
     run, stop, lock = ChaosRun(), threading.Event(), threading.Lock()
     began = time.monotonic()
     numbers = itertools.count()
@@ -135,6 +195,7 @@ def run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str
         sender.join(CALL_CAP + 5)
         pool.shutdown(wait=False, cancel_futures=True)
         run.duration = time.monotonic() - began
+        run.passing = [(at - began, kind, instance) for at, kind, instance in list(changes)]
         steps = cluster.restore()
         if steps:
             progress("put back: " + ", ".join(steps))
@@ -207,7 +268,8 @@ def scoreboard(cluster: Cluster, contenders: list[tuple[str, Callable | ClientEr
     check_lab_shape(cluster)
     rows = []
     for who, build_client in contenders:
-        row: dict[str, Any] = {"who": who, "success ratio": None, "p99 ms": None, "longest outage s": None}
+        row: dict[str, Any] = {"who": who, "success ratio": None, "p99 ms": None, "longest outage s": None,
+                               "sent to removed": None}
         try:
             if isinstance(build_client, ClientError):
                 raise build_client
@@ -218,7 +280,8 @@ def scoreboard(cluster: Cluster, contenders: list[tuple[str, Callable | ClientEr
             continue
         card = grade(run, slo)
         rows.append({**row, "success ratio": round(run.success_ratio, 4), "p99 ms": round(run.p99_ms, 1),
-                     "longest outage s": round(run.longest_outage(), 2), "verdict": "PASS" if card.passed else "FAIL",
+                     "longest outage s": round(run.longest_outage(), 2), "sent to removed": len(run.sent_to_removed()),
+                     "verdict": "PASS" if card.passed else "FAIL",
                      "why": "; ".join(card.failed())})
     return Table(rows)
 
@@ -258,7 +321,7 @@ class ReportCard:
 
 def grade(run: ChaosRun, slo: SLO = SLO()) -> ReportCard:
     """Compare a chaos run with the SLO, objective by objective."""
-    outage = run.longest_outage()
+    outage, sent, outside = run.longest_outage(), run.sent_to_removed(), run.outside_passing_set()
     failures = [code for _, _, ok, code, _ in run.calls if not ok]
     rows = [
         {"objective": f"success ratio >= {slo.success_ratio:.0%}", "measured": f"{run.success_ratio:.1%} of {len(run.calls)} calls"
@@ -268,8 +331,18 @@ def grade(run: ChaosRun, slo: SLO = SLO()) -> ReportCard:
          "verdict": "pass" if run.p99_ms <= slo.p99_ms else "FAIL"},
         {"objective": f"no outage (calls failing in a row) longer than {slo.max_outage:.0f} s", "measured": f"longest {outage:.1f} s",
          "verdict": "pass" if outage <= slo.max_outage else "FAIL"},
+        {"objective": (f"at most {slo.max_sent_to_removed} calls" if slo.max_sent_to_removed else "no call")
+         + f" served by an instance outside the passing set (after {REMOVAL_GRACE:g} s of grace)",
+         "measured": f"{len(sent)} calls" + (f", the first served by {sent[0][1]} at {sent[0][0]:.1f} s" if sent else "")
+         + " (outside: " + (", ".join(_stretch(*s) for s in outside) or "none") + ")",
+         "verdict": "pass" if len(sent) <= slo.max_sent_to_removed else "FAIL"},
     ]
     return ReportCard(all(r["verdict"] == "pass" for r in rows), rows)
+
+
+def _stretch(removed: float, back: float, instance: str) -> str:
+    """'user-1 2.6-11.7 s', or 'user-1 from 2.6 s' when the run ended before Consul passed it again."""
+    return f"{instance} from {removed:.1f} s" if math.isinf(back) else f"{instance} {removed:.1f}-{back:.1f} s"
 
 
 def served_share(run: ChaosRun) -> Table:
