@@ -64,6 +64,6 @@ def test_a_kill_through_dns_and_through_the_native_channel(cluster):
     rows = cn.kill_side_by_side(cluster, "user-3", window=3)
     assert [r["channel"] for r in rows] == ["dns:/// round_robin", "NativeChannel (watcher -> ipv4:)"]
     for row in rows:
-        assert set(row["served by the others"]) == {"user-1", "user-2"}, row
+        assert set(row["served by the others"]) == {"user-1", "user-2"} and row["served by user-3"] == 0, row
         assert row["failed"] < row["calls after the kill"] / 2, f"the channel kept failing after the kill: {row}"
     assert {s.state for s in cluster.status().services} == {"running"}, "the victim is started again"
