@@ -1,12 +1,16 @@
 """Every lesson runs headless, top to bottom, against the real local lab, as a learner would run it."""
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
 import papermill
 
 from lab_services.core.paths import REPO_DIR
+from lab_services.runtime.cluster import Cluster
 
 LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -20,12 +24,20 @@ def test_there_are_lessons():
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_top_to_bottom(path, lab, tmp_path):
-    try:
+    with restored_on_failure(lab):
         run_lesson(path, tmp_path)
-    except Exception:
-        lab.restore()  # what a failed lesson left (an added instance, a stopped server) must not fail the next
-        raise
     assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
+
+
+@contextlib.contextmanager
+def restored_on_failure(cluster: Cluster) -> Iterator[None]:
+    """Put the lab back when a lesson fails, then let the failure through: what it left behind (an added instance,
+    a stopped server) must not fail the lessons after it as well."""
+    try:
+        yield
+    except Exception:
+        cluster.restore()
+        raise
 
 
 def run_lesson(path, out_dir) -> None:
@@ -62,10 +74,8 @@ def test_lesson_runs_with_solutions(path, lab, tmp_path):
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute()
-    except Exception:
-        lab.restore()
-        raise
+        with restored_on_failure(lab):
+            client.execute()
     finally:
         nbformat.write(notebook, tmp_path / path.name)  # the executed copy, to read after a failure
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]

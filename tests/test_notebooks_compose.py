@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from docker_engine import require_engine
-from test_notebooks import LESSONS, run_lesson
+from test_notebooks import LESSONS, restored_on_failure, run_lesson
 
 from lab_services.runtime.compose.cluster import ComposeCluster
 
@@ -31,11 +31,8 @@ def test_the_four_lessons_are_there():
 @pytest.mark.parametrize("path", COMPOSE_LESSONS, ids=[p.stem for p in COMPOSE_LESSONS])
 def test_lesson_runs_on_the_compose_runtime(path, compose_lab, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_BACKEND", "compose")
-    try:
+    with restored_on_failure(compose_lab):
         run_lesson(path, tmp_path)
-    except Exception:
-        compose_lab.restore()  # what a failed lesson left (an added instance, a stopped one) must not fail the next
-        raise
     status = compose_lab.status()
     assert status.consul.leader and all(p.state == "running" for p in status.processes), \
         "a lesson must leave the compose lab as it found it"
