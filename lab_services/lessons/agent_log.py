@@ -51,9 +51,10 @@ class AgentLog:
     def lines(self, containing: str = "") -> list[str]:
         """The lines logged since `start()` that contain `containing` (all of them when empty)."""
         if self.path is None:
-            import docker  # only on the compose runtime, whose agents log to their containers
+            # Imported here: only the compose runtime's agents log to their containers, and docker is slow to import.
+            from lab_services.runtime.compose import engine
 
-            client = docker.from_env()
+            client = engine.client()
             try:
                 text = client.containers.get(self.container).logs(since=self.since).decode("utf-8", "replace")
             finally:

@@ -125,8 +125,8 @@ def node_failure(cluster: Cluster, node: str, service: str = "user", timeout: fl
         checks = {c["CheckID"]: c["Status"] for c in _ok(consul_call(server, f"/v1/health/node/{node}"), "node health")}
         # The leader's serfHealth can turn critical before the server we ask has marked the member failed in its
         # own member list (each server's serf hears of the failure on its own), so wait for that view too.
-        member = wait_for(lambda: _member_status(server, node) if _member_status(server, node) != 1 else None,
-                          timeout, f"{server} to list {node} as no longer alive")
+        member = wait_for(lambda: _member_status_unless_alive(server, node), timeout,
+                          f"{server} to list {node} as no longer alive")
         running = {p.name: p.state for p in cluster.status().processes_of("service").values() if p.name in on_node}
     finally:
         progress(f"starting the agent of {node} again")
@@ -139,9 +139,11 @@ def node_failure(cluster: Cluster, node: str, service: str = "user", timeout: fl
             "seconds from restart to passing": round(back - restarted_at, 2)}
 
 
-def _member_status(server: str, node: str) -> int | None:
-    """Serf's status of `node` in the members list of the agent at `server` (1 alive, 3 left, 4 failed)."""
-    return {m["Name"]: m["Status"] for m in _ok(consul_call(server, "/v1/agent/members"), "members")}.get(node)
+def _member_status_unless_alive(server: str, node: str) -> int | None:
+    """Serf's status of `node` in the members list of the agent at `server` (3 left, 4 failed); None while it is
+    still alive (1) there, or not listed."""
+    status = {m["Name"]: m["Status"] for m in _ok(consul_call(server, "/v1/agent/members"), "members")}.get(node)
+    return None if status == 1 else status
 
 
 def wait_passing_steadily(address: str, service: str, instances: set[str], hold: float = SETTLE_SECONDS,
