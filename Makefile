@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
+# Parallel pytest workers for the local runtime's tests: each runs its own lab on its own ports and state directory.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest
+ARTIFACTS := test-artifacts
 
-.PHONY: setup chromium lab test down protos clean compose-engine compose-images compose-configs
+.PHONY: setup chromium lab test test-fast down protos clean compose-engine compose-images compose-configs
 
 # What the lab needs and nothing more: no system packages, no sudo (the browser is only for `make test`).
 setup: $(VENV)/.installed .cache/bin/.fetched
@@ -39,8 +43,20 @@ chromium:
 lab: setup
 	$(BIN)/discovery-lab jupyter $(JUPYTER_ARGS)
 
+# The whole suite in two pytest runs: the local runtime's tests in TEST_WORKERS workers, then the compose runtime's
+# (marker `compose`: a Docker engine, and the machine to themselves). A run that fails or finds no test (exit 5)
+# fails the target; both runs always go, and the report lists the slowest tests of both.
 test: setup chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p $(ARTIFACTS); rm -f $(ARTIFACTS)/junit*.xml; status=0; \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile -m "not compose" --junitxml=$(ARTIFACTS)/junit-local.xml $(PYTEST_ARGS) \
+		|| status=$$?; \
+	$(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \
+	$(BIN)/python tests/report.py $(ARTIFACTS)/junit-local.xml $(ARTIFACTS)/junit-compose.xml --out $(ARTIFACTS)/junit.xml; \
+	exit $$status
+
+# The inner loop: the tests that start no server, no notebook, no browser and no container (about a minute).
+test-fast: setup
+	$(PYTEST) -n $(TEST_WORKERS) -m "not servers and not notebook and not browser and not compose" $(PYTEST_ARGS)
 
 down:
 	$(BIN)/discovery-lab down

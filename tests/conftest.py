@@ -1,6 +1,7 @@
 """Fixtures that start real lab servers on free loopback ports, and show their logs when a test fails."""
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from contextlib import ExitStack
@@ -20,6 +21,25 @@ _SESSION_STATE = Path(tempfile.mkdtemp(prefix="lab-test-state-"))
 os.environ["LAB_STATE_DIR"] = str(_SESSION_STATE)
 
 
+def _worker_port_block() -> None:
+    """Under pytest-xdist (`make test` runs two workers) each worker is a lab machine of its own: its own state
+    directory (above), its own familiar ports (LAB_PORT_OFFSET) and its own slice of the free-port range
+    (LAB_PORT_RANGE), so one worker never takes a port the other's killed server is about to restart on."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    n, count = int(worker[2:]), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    # Familiar ports (2379..9090, services from 5001) shift by 10000 or by whole 1000s: no two blocks overlap, and
+    # none reaches 17000 + 2379, where the capstone tests put their own labs.
+    os.environ["LAB_PORT_OFFSET"] = str((n % 2) * 10000 + (n // 2) * 1000)
+    low, high = 27100, 32000
+    size = (high - low) // count
+    os.environ["LAB_PORT_RANGE"] = f"{low + n * size}-{low + (n + 1) * size - 1}"
+
+
+_worker_port_block()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def plain_ipython(tmp_path_factory) -> None:
     """Notebook tracebacks without colour codes, so a failing lesson reads plainly in the test log."""
@@ -29,19 +49,37 @@ def plain_ipython(tmp_path_factory) -> None:
     os.environ["IPYTHONDIR"] = str(profile)
 
 
-# The compose runtime's tests run last (see pytest_collection_modifyitems), with the local session lab down.
+# The compose runtime's tests need a Docker engine and the machine to themselves: `make test` runs them in a pytest
+# run of their own after the local runtime's (marker `compose`), and within a run they still come last.
 COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
+# What starts real servers: these fixtures, or a module that builds a lab itself. `make test-fast` leaves them out.
+LAB_FIXTURES = {"lab", "consul_node", "etcd_node", "stopped_server"}
+LAB_BUILDERS = ("local_lab(", ".launch(", "LocalCluster(", "ComposeCluster(")
+# Started first, so the longest module (every lesson, one after another) does not end a parallel run alone.
+FIRST_MODULES = ("test_notebooks.py",)
 _SESSION_LABS: list[SupervisedCluster] = []
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move the compose runtime's modules to the end (a stable sort: every module stays in one piece, in order).
+@functools.cache
+def _builds_labs(module: Path) -> bool:
+    return any(builder in module.read_text() for builder in LAB_BUILDERS)
 
-    They stop the local session lab first: on two cores, a second full lab (three Consul servers, three etcd members,
-    Prometheus and three services, all idling with raft and gossip) beside the compose stack slowed the compose lessons'
-    timed checkpoints enough to fail in CI, and nothing after them needs the local lab.
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs a Docker engine (`compose`) or real servers (`servers`), before `-m` selects; then order the
+    modules: the lessons first, the compose runtime's last (a stable sort: every module stays in one piece, in order).
+
+    The compose modules stop the local session lab first: on two cores, a second full lab (three Consul servers, three
+    etcd members, Prometheus and three services, all idling with raft and gossip) beside the compose stack slowed the
+    compose lessons' timed checkpoints enough to fail in CI, and nothing after them needs the local lab.
     """
-    items.sort(key=lambda item: item.path.name in COMPOSE_MODULES)
+    for item in items:
+        if item.path.name in COMPOSE_MODULES:
+            item.add_marker(pytest.mark.compose)
+        if LAB_FIXTURES & set(item.fixturenames) or _builds_labs(item.path):
+            item.add_marker(pytest.mark.servers)
+    items.sort(key=lambda item: (item.path.name not in FIRST_MODULES) + 2 * (item.path.name in COMPOSE_MODULES))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+from notebook_cells import unanswered
 from labs import local_lab
 
 from lab_services.lessons import exercises
@@ -49,6 +50,8 @@ def test_a_half_written_client_gets_a_sentence(chaos_lab):
     assert "pass a function build_client" in exercises.check("14-capstone", None, cluster=chaos_lab).message
     assert "build_client raised ZeroDivisionError" in exercises.check("14-capstone", lambda http: 1 / 0, cluster=chaos_lab).message
     assert "return a function call(request)" in exercises.check("14-capstone", lambda http: 42, cluster=chaos_lab).message
+    exercise, args, kwargs = unanswered("14", cluster=chaos_lab, slo=SLO())  # the notebook's own blank answer
+    assert "return a function call(request)" in exercises.check(exercise, *args, **kwargs).message
 
 
 def test_the_report_card_reads_the_calls():

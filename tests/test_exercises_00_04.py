@@ -4,6 +4,7 @@ from __future__ import annotations
 import consul
 import pytest
 from labs import local_lab
+from notebook_cells import unanswered
 
 from lab_services.discovery import ConsulWatcher, PickerChannel
 from lab_services.lessons import exercises
@@ -101,3 +102,22 @@ def test_04_lease_wrong_answers_are_named(small_lab):
     lazy = exercises.check("04-lease", attach, lambda lease, stop: stop.wait(), endpoints=endpoints)
     assert lazy.message == "/lesson04/exercise expired while keep_alive() ran; call lease.refresh() more often than every 3 s"
     assert exercises.check("04-lease", None, keep_alive, endpoints=endpoints).message == "define attach(etcd, key, ttl) and keep_alive(lease, stop)"
+
+
+@pytest.mark.parametrize("lesson,says", [
+    ("00", "cluster_shape returned None; return a dict with the keys"),
+    ("03", "v2_channel returned None; return lab.PickerChannel(lab.ConsulWatcher(...).start())"),
+    ("04", "attach() returned None; return the lease from etcd.lease(3)"),
+])
+def test_an_unanswered_exercise_is_told_what_to_do(small_lab, lesson, says):
+    """The notebook's own blank answer (tests/notebook_cells.py) against the real lab."""
+    status = small_lab.status()
+    exercise, args, kwargs = unanswered(lesson, status=status, CONSUL=status.consul.http[0], ENDPOINTS=status.etcd.endpoints)
+    verdict = exercises.check(exercise, *args, **kwargs)
+    assert not verdict and verdict.message.startswith(says), verdict.message
+
+
+def test_02_an_unanswered_ttl_exercise_is_told_to_register(consul_node):
+    exercise, args, kwargs = unanswered("02", CONSUL=consul_node.http)
+    verdict = exercises.check(exercise, *args, **kwargs)
+    assert not verdict and verdict.message.startswith("register() did not register 'exercise-ttl' with the agent"), verdict.message

@@ -1,18 +1,41 @@
-"""Every lesson runs headless, top to bottom, against the real local lab, as a learner would run it."""
+"""Every lesson runs headless, top to bottom, with its solutions revealed, against the real local lab.
+
+Each lesson runs once, with `SHOW_SOLUTION = True` injected as papermill does: every exercise cell then runs the
+published solution through its checker, and every checkpoint asserts on the real servers. The blank answers a
+learner starts from are judged by the checkers in tests/test_unanswered_exercises.py (and beside each lesson's
+other checker tests), in seconds instead of a second run of every notebook.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
 
 import nbformat
+import papermill
 import pytest
 from nbclient import NotebookClient
-import papermill
 
 from lab_services.core.paths import REPO_DIR
 from lab_services.runtime.cluster import Cluster
 
 LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+# The suite's size of each lesson: the same cells and the same assertions as a learner's run, with fewer repeats and
+# shorter windows (a learner's parameters cell keeps the teaching size). Every value here still satisfies the
+# lesson's own checkpoints: e.g. lesson 09's default interval stays well above its tuned one.
+CI_SIZE: dict[str, dict[str, Any]] = {
+    "02": {"BOARD_SECONDS": 5},
+    "03": {"SPLIT_SECONDS": 10, "MEASURE_SECONDS": 2, "RACE_CALLS": 120},
+    "05": {"EVENTS": 20, "FLOW_SECONDS": 2.0, "METER_SECONDS": 2},
+    "07": {"CALLS": 60, "PANEL_SECONDS": 2},
+    "08": {"WATCH_SECONDS": 9},
+    "09": {"REPEATS": 1, "DEFAULT_INTERVAL": "5s", "DASHBOARD_MINUTES": 1},
+    "10": {"REPEATS": 2, "EDITOR_SECONDS": 2},
+    "11": {"CALLS": 15, "NEW_INSTANCE_WINDOW": 5},
+    "00": {"DASHBOARD_MINUTES": 1},
+}
 
 
 def test_there_are_lessons():
@@ -20,12 +43,21 @@ def test_there_are_lessons():
     assert numbers == [f"{n:02d}" for n in range(15)], f"expected lessons 00-14 in {REPO_DIR / 'notebooks'}, found {numbers}"
 
 
+def test_every_ci_size_names_parameters_the_lesson_has():
+    for lesson, sizes in CI_SIZE.items():
+        [path] = [p for p in LESSONS if p.name.startswith(lesson)]
+        parameters = _parameters(nbformat.read(path, as_version=4))
+        missing = [name for name in sizes if f"{name} =" not in parameters]
+        assert not missing, f"{path.name}'s parameters cell has no {missing}"
+
+
 @pytest.mark.notebook
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_top_to_bottom(path, lab, tmp_path):
+def test_lesson_runs_with_solutions(path, lab, tmp_path, record_property):
     with restored_on_failure(lab):
-        run_lesson(path, tmp_path)
+        notebook = run_lesson(path, tmp_path)
+    record_property("slowest_cells", slowest_cells(notebook))
     assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
 
 
@@ -40,44 +72,38 @@ def restored_on_failure(cluster: Cluster) -> Iterator[None]:
         raise
 
 
-def run_lesson(path, out_dir) -> None:
-    """Execute a lesson headless and keep the executed copy in `out_dir` to read after a failure."""
-    notebook = nbformat.read(path, as_version=4)
-    # The kernel inherits LAB_STATE_DIR (and LAB_BACKEND) from the test session, so the lesson reuses the shared lab.
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    try:
-        client.execute()
-    finally:
-        nbformat.write(notebook, out_dir / path.name)
-
-
 def _parameters(notebook: nbformat.NotebookNode) -> str:
     """The source of the papermill-tagged parameters cell ('' when there is none)."""
     return next((c.source for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), "")
 
 
-@pytest.mark.notebook
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_with_solutions(path, lab, tmp_path):
-    """The lesson again with SHOW_SOLUTION=True, injected as papermill does: each exercise cell then runs the published
-    solution through its checker, and the lesson asserts the verdict is right."""
-    notebook = nbformat.read(path, as_version=4)
-    parameters = _parameters(notebook)
-    assert parameters, f"{path.name} has no cell tagged 'parameters'; papermill cannot set SHOW_SOLUTION"
-    assert "SHOW_SOLUTION" in parameters, f"{path.name}'s parameters cell does not define SHOW_SOLUTION; add SHOW_SOLUTION = False"
-    # `papermill --prepare-only -p SHOW_SOLUTION True`: the parameters injected, nothing run yet. nbclient then runs
-    # it in a kernel that inherits LAB_STATE_DIR, so the lesson reuses the shared lab as in the test above.
-    notebook = papermill.execute_notebook(str(path), str(tmp_path / f"prepared-{path.name}"), parameters={"SHOW_SOLUTION": True},
-                                          prepare_only=True, kernel_name="python3", progress_bar=False)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    try:
-        with restored_on_failure(lab):
-            client.execute()
-    finally:
-        nbformat.write(notebook, tmp_path / path.name)  # the executed copy, to read after a failure
+def run_lesson(path: Path, out_dir: Path) -> nbformat.NotebookNode:
+    """Execute a lesson headless with its solutions and the suite's size, and keep the executed copy in `out_dir`.
+
+    `papermill --prepare-only -p SHOW_SOLUTION True ...` injects the parameters and runs nothing; nbclient then runs
+    the notebook in a kernel that inherits LAB_STATE_DIR (and LAB_BACKEND), so the lesson reuses the test session's lab.
+    """
+    parameters = _parameters(nbformat.read(path, as_version=4))
+    assert "SHOW_SOLUTION" in parameters, f"{path.name} has no parameters cell with SHOW_SOLUTION = False"
+    notebook = papermill.execute_notebook(str(path), str(out_dir / f"prepared-{path.name}"), prepare_only=True,
+                                          parameters={"SHOW_SOLUTION": True, **CI_SIZE.get(path.name[:2], {})},
+                                          kernel_name="python3", progress_bar=False)
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "SHOW_SOLUTION = True" in injected[0].source, "papermill did not inject SHOW_SOLUTION = True"
-    assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    finally:
+        nbformat.write(notebook, out_dir / path.name)  # the executed copy, to read after a failure
+    return notebook
+
+
+def slowest_cells(notebook: nbformat.NotebookNode, count: int = 3) -> str:
+    """'cell 18: 41.2 s; cell 25: 30.1 s; ...' from nbclient's own timing, so a lesson's cost shows in the junit report."""
+    took = []
+    for index, cell in enumerate(notebook.cells):
+        timing = cell.metadata.get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if start and end:
+            took.append((datetime.fromisoformat(end.rstrip("Z")) - datetime.fromisoformat(start.rstrip("Z")), index))
+    return "; ".join(f"cell {i}: {t.total_seconds():.1f} s" for t, i in sorted(took, reverse=True)[:count])

@@ -4,9 +4,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -52,14 +54,35 @@ def test_no_engine_names_the_fix(monkeypatch, tmp_path):
 
 def test_permission_denied_on_the_socket_names_the_fix():
     """A user outside the docker group, as on a fresh workshop machine (the socket is root:docker 0660)."""
+    assert os.geteuid() == 0, "becoming a user outside the docker group needs root (CI runs as root)"
     code = ("from lab_services.runtime.compose import engine\n"
             "try:\n    engine.client()\nexcept engine.DockerUnavailableError as err:\n    print(err)\n")
-    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c"]
-    env = {**os.environ, "PYTHONPATH": str(Path(engine.REPO_DIR))}
-    if os.geteuid() != 0 or subprocess.run([*as_nobody, "import docker"], env=env, cwd="/", capture_output=True).returncode:
-        pytest.skip("needs root, and a checkout and interpreter that uid 65534 may read, to become a user outside the docker group")
-    out = subprocess.run([*as_nobody, code], capture_output=True, text=True, timeout=60, cwd="/", env=env)
+    with tempfile.TemporaryDirectory() as shared:
+        python = _readable_by_nobody(Path(shared), "from lab_services.runtime.compose import engine")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", code]
+        out = subprocess.run(as_nobody, capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, "PYTHONPATH": shared})
     assert "permission denied on the Docker socket" in out.stdout and "usermod -aG docker" in out.stdout, out.stdout + out.stderr
+
+
+def _readable_by_nobody(shared: Path, statement: str) -> str:
+    """Copy the package, and every module `statement` imports from site-packages, into `shared` for uid 65534 to
+    read, and return an interpreter that user may run: CI's fresh clone and its venv may sit where only root enters."""
+    listing = ("import sys\n" + statement + "\n"
+               "site = [p for p in sys.path if p.endswith('site-packages')][0]\n"
+               "print(site)\nprint('\\n'.join({m.__file__ for m in list(sys.modules.values())"
+               " if (getattr(m, '__file__', None) or '').startswith(site)}))")
+    site, *files = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True).stdout.split()
+    for top in {Path(f).relative_to(site).parts[0] for f in files}:
+        source = Path(site) / top
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, shared / top)
+    shutil.copytree(Path(engine.REPO_DIR) / "lab_services", shared / "lab_services", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
+    # The venv's interpreter when everyone may reach it, else the system's (the same minor version, as on Debian).
+    for python in (Path(sys.executable).resolve(), Path(f"/usr/bin/python3.{sys.version_info.minor}")):
+        if python.exists() and all(d.stat().st_mode & 0o001 for d in python.parents) and python.stat().st_mode & 0o005 == 0o005:
+            return str(python)
+    raise AssertionError(f"no Python 3.{sys.version_info.minor} that uid 65534 may run: {sys.executable} is in a private folder "
+                         f"and /usr/bin/python3.{sys.version_info.minor} is missing")
 
 
 def test_an_old_engine_is_refused_with_the_versions():

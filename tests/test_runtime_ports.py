@@ -10,7 +10,7 @@ from labs import local_lab
 
 from lab_services import cli
 from lab_services.discovery import ConsulWatcher, PickerChannel
-from lab_services.core.ports import PORT_OFFSET_ENV, PortAllocator, is_free
+from lab_services.core.ports import PORT_OFFSET_ENV, PORT_RANGE_ENV, PortAllocator, is_free
 from lab_services.service import user_pb2, user_pb2_grpc
 
 FAMILIAR = (2379, 5001, 8500, 8600, 9090)
@@ -58,10 +58,25 @@ def test_a_bad_offset_is_refused_with_the_variable_named(monkeypatch):
         PortAllocator()
 
 
+def test_ports_without_a_familiar_number_come_from_the_labs_own_range(monkeypatch):
+    monkeypatch.setenv(PORT_RANGE_ENV, "27100-27300")
+    ports = PortAllocator()
+    taken = [ports.free() for _ in range(50)]
+    assert all(27100 <= p <= 27300 for p in taken) and len(set(taken)) == 50, taken
+
+
+@pytest.mark.parametrize("text", ["lots", "30000-20000", "500-2000", "20000-40000", "20000"])
+def test_a_bad_port_range_is_refused_with_the_variable_named(monkeypatch, text):
+    monkeypatch.setenv(PORT_RANGE_ENV, text)
+    with pytest.raises(ValueError, match=rf"invalid argument: {PORT_RANGE_ENV}: '{text}'; use LOW-HIGH"):
+        PortAllocator()
+
+
 @pytest.fixture
 def own_familiar_ports(monkeypatch) -> int:
     """An offset whose shifted familiar ports nobody listens on, so other labs on this machine cannot interfere."""
-    for offset in random.sample(range(1000, 10000, 100), 50):
+    # Not a whole thousand: parallel test workers own those blocks (conftest._worker_port_block).
+    for offset in random.sample([o for o in range(3100, 9900, 100) if o % 1000], 50):
         if all(is_free("127.0.0.1", p + offset) for p in (*FAMILIAR, 5002)):
             monkeypatch.setenv(PORT_OFFSET_ENV, str(offset))
             return offset

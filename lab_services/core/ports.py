@@ -12,6 +12,10 @@ ALLOCATED_RANGE = (20000, 32000)
 # Added to every familiar port (8500, 8600, 2379, 9090, 5001...). 0 for learners; a test that must get
 # "its" familiar ports while other labs share the machine sets it to a block nobody else uses.
 PORT_OFFSET_ENV = "LAB_PORT_OFFSET"
+# "LOW-HIGH": where ports without a familiar number come from. Labs that run side by side (parallel test
+# workers, learners on one server) each get a slice of ALLOCATED_RANGE, so a port one lab frees by killing a
+# server is never handed to another lab before that server restarts on it.
+PORT_RANGE_ENV = "LAB_PORT_RANGE"
 
 
 class PortInUseError(RuntimeError):
@@ -72,6 +76,22 @@ def port_offset() -> int:
     return offset
 
 
+def port_range() -> tuple[int, int]:
+    """The range from `LAB_PORT_RANGE` (default ALLOCATED_RANGE), checked to lie below the ephemeral ports."""
+    text = os.environ.get(PORT_RANGE_ENV, "") or ""
+    if not text:
+        return ALLOCATED_RANGE
+    low, _, high = text.partition("-")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = (0, 0)
+    if not 1024 <= bounds[0] < bounds[1] <= ALLOCATED_RANGE[1]:
+        raise ValueError(f"invalid argument: {PORT_RANGE_ENV}: {text!r}; use LOW-HIGH with 1024 <= LOW < HIGH <= "
+                         f"{ALLOCATED_RANGE[1]} (below the kernel's ephemeral ports)")
+    return bounds
+
+
 class PortAllocator:
     """Hands out distinct free ports; an explicit port must be free or the allocator says who holds it.
 
@@ -82,6 +102,7 @@ class PortAllocator:
     def __init__(self, host: str = "127.0.0.1", offset: int | None = None):
         self.host = require_loopback(host)
         self.offset = port_offset() if offset is None else offset
+        self.range = port_range()
         self.moved: dict[int, dict[str, int | str]] = {}
         self._taken: set[int] = set()
         self._random = random.Random()
@@ -112,10 +133,10 @@ class PortAllocator:
                 self._taken.add(preferred)
                 return preferred
         for _ in range(1000):
-            port = self._random.randint(*ALLOCATED_RANGE)
+            port = self._random.randint(*self.range)
             if usable(port):
                 self._taken.add(port)
                 if preferred and preferred not in self._taken:
                     self.moved[port] = {"preferred": preferred, "held_by": holder(preferred)}
                 return port
-        raise PortInUseError(f"no free port in {ALLOCATED_RANGE[0]}-{ALLOCATED_RANGE[1]} on {self.host}; run `discovery-lab down`")
+        raise PortInUseError(f"no free port in {self.range[0]}-{self.range[1]} on {self.host}; run `discovery-lab down`")
