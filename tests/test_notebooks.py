@@ -26,15 +26,12 @@ LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # shorter windows (a learner's parameters cell keeps the teaching size). Every value here still satisfies the
 # lesson's own checkpoints: e.g. lesson 09's default interval stays well above its tuned one.
 CI_SIZE: dict[str, dict[str, Any]] = {
-    "02": {"BOARD_SECONDS": 5},
-    "03": {"SPLIT_SECONDS": 10, "MEASURE_SECONDS": 2, "RACE_CALLS": 120},
-    "05": {"EVENTS": 20, "FLOW_SECONDS": 2.0, "METER_SECONDS": 2},
-    "07": {"CALLS": 60, "PANEL_SECONDS": 2},
-    "08": {"WATCH_SECONDS": 9},
-    "09": {"REPEATS": 1, "DEFAULT_INTERVAL": "5s", "DASHBOARD_MINUTES": 1},
-    "10": {"REPEATS": 2, "EDITOR_SECONDS": 2},
+    "03": {"MEASURE_SECONDS": 2},
+    "07": {"CALLS": 60, "PANEL_SECONDS": 3},
+    "08": {"WATCH_SECONDS": 15},
+    "09": {"REPEATS": 1, "DEFAULT_INTERVAL": "5s"},
+    "10": {"REPEATS": 3},
     "11": {"CALLS": 15, "NEW_INSTANCE_WINDOW": 5},
-    "00": {"DASHBOARD_MINUTES": 1},
 }
 
 
