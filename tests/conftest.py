@@ -53,10 +53,14 @@ def plain_ipython(tmp_path_factory) -> None:
 # run of their own after the local runtime's (marker `compose`), and within a run they still come last.
 COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
 # What starts real servers: these fixtures, or a module that builds a lab itself. `make test-fast` leaves them out.
-LAB_FIXTURES = {"lab", "consul_node", "etcd_node", "stopped_server"}
+LAB_FIXTURES = {"session_lab", "consul_node", "etcd_node", "stopped_server"}
 LAB_BUILDERS = ("local_lab(", ".launch(", "LocalCluster(", "ComposeCluster(")
-# Started first, so the longest module (every lesson, one after another) does not end a parallel run alone.
-FIRST_MODULES = ("test_notebooks.py",)
+# Under `--dist loadgroup` a module runs on one worker (its module-scoped labs start once), except the lessons: they
+# run in three groups of about equal length (3.3-3.5 min each, measured in CI), on three workers at once, each on its
+# own worker's lab. The groups are queued first, so no long lesson is left to end a parallel run alone.
+LESSON_GROUPS = {"00": "a", "01": "a", "04": "a", "07": "a", "12": "a",
+                 "02": "b", "05": "b", "06": "b", "08": "b", "09": "b",
+                 "03": "c", "10": "c", "11": "c", "13": "c", "14": "c"}
 _SESSION_LABS: list[SupervisedCluster] = []
 
 
@@ -67,8 +71,9 @@ def _builds_labs(module: Path) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what needs a Docker engine (`compose`) or real servers (`servers`), before `-m` selects; then order the
-    modules: the lessons first, the compose runtime's last (a stable sort: every module stays in one piece, in order).
+    """Mark what needs a Docker engine (`compose`) or real servers (`servers`), before `-m` selects, and each test's
+    xdist group; then order them: the lesson groups first, the compose runtime's modules last (a stable sort: every
+    module stays in one piece, in order).
 
     The compose modules stop the local session lab first: on two cores, a second full lab (three Consul servers, three
     etcd members, Prometheus and three services, all idling with raft and gossip) beside the compose stack slowed the
@@ -79,19 +84,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.compose)
         if LAB_FIXTURES & set(item.fixturenames) or _builds_labs(item.path):
             item.add_marker(pytest.mark.servers)
-    items.sort(key=lambda item: (item.path.name not in FIRST_MODULES) + 2 * (item.path.name in COMPOSE_MODULES))
+        item.add_marker(pytest.mark.xdist_group(_lesson_group(item) or item.path.name))
+    items.sort(key=lambda item: (not _lesson_group(item), _lesson_group(item) or "", item.path.name in COMPOSE_MODULES))
+
+
+def _lesson_group(item: pytest.Item) -> str | None:
+    """'lessons-a' for a lesson notebook's test (by its number, e.g. `[05_streaming_in_depth]`), else None."""
+    callspec = getattr(item, "callspec", None)
+    path = callspec.params.get("path") if callspec and item.path.name == "test_notebooks.py" else None
+    return f"lessons-{LESSON_GROUPS[path.name[:2]]}" if path is not None else None
+
+
+FULL_LAB = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
 
 
 @pytest.fixture(scope="session")
-def lab() -> SupervisedCluster:
-    """The full lab (3 Consul servers, 3 etcd members, Prometheus, 3 services) shared by lessons and read-only tests."""
+def session_lab() -> SupervisedCluster:
+    """The full lab (3 Consul servers, 3 etcd members, Prometheus, 3 services), one per pytest worker.
+
+    The lessons run on it as a learner's kernel would: `ensure_cluster` grows it into the shape each lesson needs.
+    """
     cluster = SupervisedCluster(_SESSION_STATE)
-    cluster.launch(ClusterConfig(consul_servers=3, etcd_members=3, services=3))
+    cluster.launch(FULL_LAB)
     _SESSION_LABS.append(cluster)
     yield cluster
     cluster.down()
     leftovers = processes.live_records(_SESSION_STATE)
     assert not leftovers, f"the lab left processes behind after down: {leftovers}"
+
+
+@pytest.fixture
+def lab(session_lab: SupervisedCluster, request: pytest.FixtureRequest) -> SupervisedCluster:
+    """The session's lab; a test that is not a lesson gets it in the full shape, so what a lesson grew it into
+    (client agents, a config store, a second datacenter) never depends on which lessons ran first on this worker."""
+    state = session_lab.published() or {}
+    running = ClusterConfig(**state["status"]["config"]) if "status" in state else None
+    if request.node.path.name != "test_notebooks.py" and running != FULL_LAB:
+        session_lab.down()
+        session_lab.launch(FULL_LAB)
+    return session_lab
 
 
 @pytest.fixture(scope="module")

@@ -21,24 +21,31 @@ class BlockingAnswer:
 def time_a_blocking_query(client: consul.Consul, service: str, park_for: float = 0.5) -> BlockingAnswer:
     """Park `?index=<current>&wait=10s` on `service`, register an instance of it, and time the answer.
 
-    The instance has no checks, so it is passing at once; it is deregistered again before returning.
+    The instance has no checks, so it is passing at once; it is deregistered again before returning. A blocking
+    query may also return for a change that is not ours (on a fresh agent, its own node sync moves the index), so the
+    query parks again on the index it got, as a real watcher does, until the answer holds the new instance.
     """
     index_before, _ = client.health.service(service, passing=True)
     answer: dict = {}
+    instance = f"{service}-1"
 
     def blocking_query() -> None:
-        answer["index"], answer["entries"] = client.health.service(service, passing=True, index=index_before, wait="10s")
-        answer["at"] = time.monotonic()
+        index, deadline = index_before, time.monotonic() + 10
+        while time.monotonic() < deadline:
+            index, entries = client.health.service(service, passing=True, index=index, wait="10s")
+            if any(e["Service"]["ID"] == instance for e in entries):
+                answer.update(index=index, entries=entries, at=time.monotonic())
+                return
 
     parked = threading.Thread(target=blocking_query, name="blocking-query")
     parked.start()
     time.sleep(park_for)  # the query is now waiting inside Consul
     changed_at = time.monotonic()
-    client.agent.service.register(service, service_id=f"{service}-1", address="127.0.0.1", port=9)
+    client.agent.service.register(service, service_id=instance, address="127.0.0.1", port=9)
     try:
         parked.join(10)
     finally:
-        client.agent.service.deregister(f"{service}-1")
+        client.agent.service.deregister(instance)
     if "at" not in answer:
         raise TimeoutError(f"the blocking query on {service} did not return within 10 s of the change")
     return BlockingAnswer(index_before, answer["index"], (answer["at"] - changed_at) * 1000,
