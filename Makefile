@@ -48,7 +48,7 @@ lab: setup
 # fails the target; both runs always go, and the report lists the slowest tests of both.
 test: setup chromium
 	@mkdir -p $(ARTIFACTS); rm -f $(ARTIFACTS)/junit*.xml; status=0; \
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder -m "not compose" --junitxml=$(ARTIFACTS)/junit-local.xml $(PYTEST_ARGS) \
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not compose" --junitxml=$(ARTIFACTS)/junit-local.xml $(PYTEST_ARGS) \
 		|| status=$$?; \
 	$(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \
 	$(BIN)/python tests/report.py $(ARTIFACTS)/junit-local.xml $(ARTIFACTS)/junit-compose.xml --out $(ARTIFACTS)/junit.xml; \

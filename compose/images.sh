@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # images.sh — build every image locally, with no registry and `docker build --network=none`.
 #
-#   bash images.sh            build what is missing (skips an image that already exists)
+#   bash images.sh            build what is missing or stale (skips an image built from this checkout's inputs)
 #   FORCE=1 bash images.sh    rebuild everything (the base from the cached rootfs tar, if any;
 #                             REBOOTSTRAP=1 also re-runs debootstrap)
 #   bash images.sh base|consul|etcd|prometheus|user-service   one image only
@@ -33,7 +33,17 @@ TIMINGS="$WORK/timings.txt"
 log() { printf '[images.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 timing() { echo "$(date -u +%FT%TZ) $*" >> "$TIMINGS"; log "$*"; }
 have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
-need_build() { [ "$FORCE" = 1 ] || ! have_image "$1"; }
+# The cache is checked against this checkout: each image carries a label with a hash of what built it (this script,
+# lib.sh and the image's own inputs), and an image built from other inputs is built again.
+recipe() { cat "$HERE/images.sh" "$HERE/lib.sh" "$@" | sha256sum | cut -c1-16; }
+inputs() { [ "$1" = lab/user-service:ci ] && echo "$HERE/user-service/requirements.txt"; true; }
+need_build() {  # need_build IMAGE: FORCE=1, missing, or built from other inputs
+  [ "$FORCE" = 1 ] && return 0
+  have_image "$1" || return 0
+  local built; built=$("$DOCKER" image inspect -f '{{index .Config.Labels "lab.recipe"}}' "$1")
+  [ "$built" = "$(recipe $(inputs "$1"))" ] && return 1
+  log "$1 was built from other inputs (recipe ${built:-none}): building it again"
+}
 
 MIRROR=${MIRROR:-$(mirror)}
 
@@ -75,7 +85,7 @@ build_base() {
     rm -rf "$rootfs"
   fi
   local t2=$(now)
-  "$DOCKER" import -c 'CMD ["/bin/bash"]' "$tar" "$BASE" >/dev/null
+  "$DOCKER" import -c 'CMD ["/bin/bash"]' -c "LABEL lab.recipe=$(recipe)" "$tar" "$BASE" >/dev/null
   timing "docker import $BASE: $(since "$t2") s (base total $(since "$t") s)"
 }
 
@@ -118,7 +128,8 @@ deb_version() { dpkg-deb -f "$(ls "$1"/debs/$2_*.deb | head -1)" Version | sed '
 
 build_ctx() {  # build_ctx NAME CTX VERSION
   local name=$1 ctx=$2 ver=$3 t=$(now)
-  "$DOCKER" build --network=none --force-rm -q -t "lab/$name:ci" -t "lab/$name:$ver" "$ctx" >/dev/null
+  "$DOCKER" build --network=none --force-rm -q --label "lab.recipe=$(recipe $(inputs "lab/$name:ci"))" \
+    -t "lab/$name:ci" -t "lab/$name:$ver" "$ctx" >/dev/null
   timing "docker build --network=none lab/$name:$ver: $(since "$t") s, size $("$DOCKER" image inspect -f '{{.Size}}' "lab/$name:ci" | awk '{printf "%.0f MB", $1/1e6}')"
 }
 

@@ -55,12 +55,8 @@ COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
 # What starts real servers: these fixtures, or a module that builds a lab itself. `make test-fast` leaves them out.
 LAB_FIXTURES = {"session_lab", "consul_node", "etcd_node", "stopped_server"}
 LAB_BUILDERS = ("local_lab(", ".launch(", "LocalCluster(", "ComposeCluster(")
-# Under `--dist loadgroup` a module runs on one worker (its module-scoped labs start once), except the lessons: they
-# run in three groups of about equal length (3.3-3.5 min each, measured in CI), on three workers at once, each on its
-# own worker's lab. The groups are queued first, so no long lesson is left to end a parallel run alone.
-LESSON_GROUPS = {"00": "a", "01": "a", "04": "a", "07": "a", "12": "a",
-                 "02": "b", "05": "b", "06": "b", "08": "b", "09": "b",
-                 "03": "c", "10": "c", "11": "c", "13": "c", "14": "c"}
+# Queued first, so no long lesson is left to end a parallel run alone (test_notebooks.py: LESSON_GROUPS).
+FIRST_MODULES = ("test_lessons_a.py", "test_lessons_b.py", "test_lessons_c.py")
 _SESSION_LABS: list[SupervisedCluster] = []
 
 
@@ -71,9 +67,8 @@ def _builds_labs(module: Path) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what needs a Docker engine (`compose`) or real servers (`servers`), before `-m` selects, and each test's
-    xdist group; then order them: the lesson groups first, the compose runtime's modules last (a stable sort: every
-    module stays in one piece, in order).
+    """Mark what needs a Docker engine (`compose`) or real servers (`servers`), before `-m` selects; then order the
+    modules: the lesson groups first, the compose runtime's last (a stable sort: every module stays in one piece).
 
     The compose modules stop the local session lab first: on two cores, a second full lab (three Consul servers, three
     etcd members, Prometheus and three services, all idling with raft and gossip) beside the compose stack slowed the
@@ -84,15 +79,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.compose)
         if LAB_FIXTURES & set(item.fixturenames) or _builds_labs(item.path):
             item.add_marker(pytest.mark.servers)
-        item.add_marker(pytest.mark.xdist_group(_lesson_group(item) or item.path.name))
-    items.sort(key=lambda item: (not _lesson_group(item), _lesson_group(item) or "", item.path.name in COMPOSE_MODULES))
-
-
-def _lesson_group(item: pytest.Item) -> str | None:
-    """'lessons-a' for a lesson notebook's test (by its number, e.g. `[05_streaming_in_depth]`), else None."""
-    callspec = getattr(item, "callspec", None)
-    path = callspec.params.get("path") if callspec and item.path.name == "test_notebooks.py" else None
-    return f"lessons-{LESSON_GROUPS[path.name[:2]]}" if path is not None else None
+    items.sort(key=lambda item: (item.path.name not in FIRST_MODULES) + 2 * (item.path.name in COMPOSE_MODULES))
 
 
 FULL_LAB = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
@@ -119,7 +106,7 @@ def lab(session_lab: SupervisedCluster, request: pytest.FixtureRequest) -> Super
     (client agents, a config store, a second datacenter) never depends on which lessons ran first on this worker."""
     state = session_lab.published() or {}
     running = ClusterConfig(**state["status"]["config"]) if "status" in state else None
-    if request.node.path.name != "test_notebooks.py" and running != FULL_LAB:
+    if not request.node.get_closest_marker("notebook") and running != FULL_LAB:
         session_lab.down()
         session_lab.launch(FULL_LAB)
     return session_lab

@@ -48,14 +48,32 @@ def test_every_ci_size_names_parameters_the_lesson_has():
         assert not missing, f"{path.name}'s parameters cell has no {missing}"
 
 
-@pytest.mark.notebook
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_with_solutions(path, lab, tmp_path, record_property):
-    with restored_on_failure(lab):
-        notebook = run_lesson(path, tmp_path)
-    record_property("slowest_cells", slowest_cells(notebook))
-    assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
+# The lessons run in three groups of about equal length (3.3-3.5 min each, measured in CI), one module each
+# (test_lessons_a.py ...), so that `--dist loadfile` runs them on three workers at once, each on its own lab.
+LESSON_GROUPS = {"a": ("00", "01", "04", "07", "12"), "b": ("02", "05", "06", "08", "09"), "c": ("03", "10", "11", "13", "14")}
+
+
+def test_every_lesson_is_in_one_group():
+    grouped = sorted(n for group in LESSON_GROUPS.values() for n in group)
+    assert grouped == [p.name[:2] for p in LESSONS], f"LESSON_GROUPS must name every lesson once: {LESSON_GROUPS}"
+    for group in LESSON_GROUPS:
+        assert (Path(__file__).parent / f"test_lessons_{group}.py").exists(), f"no test module runs lesson group {group}"
+
+
+def lesson_test(group: str):
+    """The test that runs every lesson of `group` with its solutions (a module per group calls this once)."""
+    paths = [p for p in LESSONS if p.name[:2] in LESSON_GROUPS[group]]
+
+    @pytest.mark.notebook
+    @pytest.mark.timeout(600)
+    @pytest.mark.parametrize("path", paths, ids=[p.stem for p in paths])
+    def test_lesson_runs_with_solutions(path, lab, tmp_path, record_property):
+        with restored_on_failure(lab):
+            notebook = run_lesson(path, tmp_path)
+        record_property("slowest_cells", slowest_cells(notebook))
+        assert lab.status().consul.leader, "a lesson must leave the shared lab running with a leader"
+
+    return test_lesson_runs_with_solutions
 
 
 @contextlib.contextmanager
