@@ -55,8 +55,9 @@ COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
 # What starts real servers: these fixtures, or a module that builds a lab itself. `make test-fast` leaves them out.
 LAB_FIXTURES = {"session_lab", "consul_node", "etcd_node", "stopped_server"}
 LAB_BUILDERS = ("local_lab(", ".launch(", "LocalCluster(", "ComposeCluster(")
-# Queued first, so no long lesson is left to end a parallel run alone (test_notebooks.py: LESSON_GROUPS).
-FIRST_MODULES = ("test_lessons_a.py", "test_lessons_b.py", "test_lessons_c.py")
+# The lessons, in three groups (test_notebooks.py: LESSON_GROUPS): queued first, so no long lesson is left to end a
+# parallel run alone.
+LESSON_MODULES = ("test_lessons_a.py", "test_lessons_b.py", "test_lessons_c.py")
 _SESSION_LABS: list[SupervisedCluster] = []
 
 
@@ -79,7 +80,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.compose)
         if LAB_FIXTURES & set(item.fixturenames) or _builds_labs(item.path):
             item.add_marker(pytest.mark.servers)
-    items.sort(key=lambda item: (item.path.name not in FIRST_MODULES) + 2 * (item.path.name in COMPOSE_MODULES))
+    items.sort(key=lambda item: (item.path.name not in LESSON_MODULES) + 2 * (item.path.name in COMPOSE_MODULES))
 
 
 FULL_LAB = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
@@ -102,11 +103,12 @@ def session_lab() -> SupervisedCluster:
 
 @pytest.fixture
 def lab(session_lab: SupervisedCluster, request: pytest.FixtureRequest) -> SupervisedCluster:
-    """The session's lab; a test that is not a lesson gets it in the full shape, so what a lesson grew it into
-    (client agents, a config store, a second datacenter) never depends on which lessons ran first on this worker."""
+    """The session's lab. The lessons run on it as they find it, as a learner's kernel would; any other test (the
+    browser's lesson 00 too) gets it in the full shape, so what a lesson grew it into (client agents, a config store,
+    a second datacenter) never depends on which lessons ran before it on this worker."""
     state = session_lab.published() or {}
     running = ClusterConfig(**state["status"]["config"]) if "status" in state else None
-    if not request.node.get_closest_marker("notebook") and running != FULL_LAB:
+    if request.node.path.name not in LESSON_MODULES and running != FULL_LAB:
         session_lab.down()
         session_lab.launch(FULL_LAB)
     return session_lab

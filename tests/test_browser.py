@@ -150,8 +150,6 @@ def test_lesson_00_dashboard_kills_and_restarts_an_instance_in_a_real_browser(ch
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    pid = _pid(lab, INSTANCE)
-    assert pid and processes.is_alive(pid), f"{INSTANCE} should run before the test"
     console: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
@@ -166,6 +164,8 @@ def test_lesson_00_dashboard_kills_and_restarts_an_instance_in_a_real_browser(ch
             outcome = page.wait_for_function(RUN_ALL_FINISHED, arg=LESSON, timeout=240_000, polling=250).json_value()
             assert "errors" not in outcome, f"lesson 00 failed in the browser: {outcome['errors']}"
 
+            pid = _pid(lab, INSTANCE)  # read once lesson 00 has run: its ensure_cluster may have restarted the lab
+            assert pid and processes.is_alive(pid), f"{INSTANCE} should run once lesson 00 has run"
             kill, start, state = (page.locator(f".lab-{what}-{INSTANCE}") for what in ("kill", "start", "state"))
             expect(kill).to_be_enabled(timeout=30_000)
             expect(state).to_contain_text("running")

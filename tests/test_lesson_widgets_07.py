@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from labs import consul_watcher, local_lab
+from lab_services.core.wait import wait_until
 from lab_services.service import AdminClient
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch
 from lab_services.lessons.widgets import FaultPanel, StreamMeter
@@ -34,7 +35,9 @@ def test_stream_meter_kill_button_moves_the_stream_without_a_gap(cluster, watche
     try:
         first = watch.wait_serving(5)
         assert watch.wait_for_sequence(start + 20, 5)
-        assert f"served by <b>{first}</b>" in meter.serving.value
+        # The meter redraws on its own clock (every redraw_every): wait for the redraw, not for a fixed time.
+        wait_until(lambda: f"served by <b>{first}</b>" in meter.serving.value, 5, "the meter to show the serving instance",
+                   seen=lambda: meter.serving.value)
         meter.kill_button.click()
         assert meter.kills[-1][1] == first and cluster.state_of(first) == "stopped"
         assert watch.wait_for_sequence(writer.sequence + 20, 10), watch.failures
