@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import nbformat
 import papermill
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from lab_services.core.paths import REPO_DIR
@@ -105,12 +106,20 @@ def run_lesson(path: Path, out_dir: Path) -> nbformat.NotebookNode:
                                           kernel_name="python3", progress_bar=False)
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "SHOW_SOLUTION = True" in injected[0].source, "papermill did not inject SHOW_SOLUTION = True"
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                            km=kernel_manager(out_dir))
     try:
         client.execute()
     finally:
         nbformat.write(notebook, out_dir / path.name)  # the executed copy, to read after a failure
     return notebook
+
+
+def kernel_manager(out_dir: Path) -> AsyncKernelManager:
+    """A kernel that talks over Unix sockets in `out_dir`. Over TCP, jupyter_client picks free ports and frees them
+    before the kernel binds them, and with three workers starting kernels at once one kernel died binding a port
+    another had taken meanwhile ("Address already in use" in CI)."""
+    return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(out_dir / "kernel"))
 
 
 def slowest_cells(notebook: nbformat.NotebookNode, count: int = 3) -> str:
