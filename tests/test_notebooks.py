@@ -28,11 +28,11 @@ LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # lesson's own checkpoints: e.g. lesson 09's default interval stays well above its tuned one.
 CI_SIZE: dict[str, dict[str, Any]] = {
     "03": {"MEASURE_SECONDS": 2},
-    "07": {"CALLS": 60, "PANEL_SECONDS": 3},
+    "07": {"PANEL_SECONDS": 3},  # CALLS stays 100: "about 30 % fail without retries" is a rate, and 60 calls miss it 1 time in 200
     "08": {"WATCH_SECONDS": 15},
     "09": {"REPEATS": 1, "DEFAULT_INTERVAL": "5s"},
     "10": {"REPEATS": 3},
-    "11": {"CALLS": 15, "NEW_INSTANCE_WINDOW": 5},
+    "11": {"NEW_INSTANCE_WINDOW": 5},  # CALLS stays 30: the reused-vs-new-channel means need the samples
 }
 
 
