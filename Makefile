@@ -54,7 +54,7 @@ test: setup chromium
 	$(BIN)/python tests/report.py $(ARTIFACTS)/junit-local.xml $(ARTIFACTS)/junit-compose.xml --out $(ARTIFACTS)/junit.xml; \
 	exit $$status
 
-# The inner loop: the tests that start no server, no notebook, no browser and no container (about a minute).
+# The inner loop: the tests that start no server, no notebook, no browser and no container (under two minutes).
 test-fast: setup
 	$(PYTEST) -n $(TEST_WORKERS) -m "not servers and not notebook and not browser and not compose" $(PYTEST_ARGS)
 

@@ -22,7 +22,7 @@ os.environ["LAB_STATE_DIR"] = str(_SESSION_STATE)
 
 
 def _worker_port_block() -> None:
-    """Under pytest-xdist (`make test` runs two workers) each worker is a lab machine of its own: its own state
+    """Under pytest-xdist (`make test` runs TEST_WORKERS, 3) each worker is a lab machine of its own: its own state
     directory (above), its own familiar ports (LAB_PORT_OFFSET) and its own slice of the free-port range
     (LAB_PORT_RANGE), so one worker never takes a port the other's killed server is about to restart on."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
