@@ -3,6 +3,7 @@
 A thin shell over the library (the runtime and its typed status). Two commands reach above it, loaded only
 when run: `drill` runs the lessons' drills and `bench` the benchmarks (docs/architecture.md: consumers on top).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,9 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lab_services.runtime import ClusterConfig, backend_name, connect
-from lab_services.runtime.lab import open_cluster
-from lab_services.runtime import binaries
+from lab_services.runtime import ClusterConfig, backend_name, binaries, connect
 from lab_services.runtime.cluster import UnknownProcessError
+from lab_services.runtime.lab import open_cluster
 from lab_services.runtime.status import ClusterStatus
 from lab_services.runtime.supervised import LabNotRunningError
 
@@ -45,8 +45,10 @@ def _print_status(status: ClusterStatus) -> None:
         ports = " ".join(f"{k}={v}" for k, v in proc.ports.items())
         print(f"{proc.name:<14}{proc.kind:<15}{proc.pid or '-':>8}  {proc.state:<9}{ports}")
     for moved in status.moved_ports:
-        print(f"{moved.process} {moved.port_name} is on {moved.port}, not {moved.preferred}: "
-              f"{moved.preferred} was in use by {moved.held_by}")
+        print(
+            f"{moved.process} {moved.port_name} is on {moved.port}, not {moved.preferred}: "
+            f"{moved.preferred} was in use by {moved.held_by}"
+        )
     for reaped in status.reaped:
         print(f"reaped a leftover from a dead session: {reaped}")
 
@@ -59,10 +61,18 @@ def _show(status: ClusterStatus, as_json: bool) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    config = ClusterConfig(consul_servers=args.consul_servers, etcd_members=args.etcd_members, services=args.services,
-                           prometheus=not args.no_prometheus, consul_http_port=args.consul_http_port,
-                           instance_addresses=args.instance_addresses, tls=args.tls, config_store=args.config_store,
-                           consul_clients=args.consul_clients, datacenters=args.datacenters)
+    config = ClusterConfig(
+        consul_servers=args.consul_servers,
+        etcd_members=args.etcd_members,
+        services=args.services,
+        prometheus=not args.no_prometheus,
+        consul_http_port=args.consul_http_port,
+        instance_addresses=args.instance_addresses,
+        tls=args.tls,
+        config_store=args.config_store,
+        consul_clients=args.consul_clients,
+        datacenters=args.datacenters,
+    )
     cluster = open_cluster()
     _show(cluster.status() if cluster.running() else cluster.launch(config), args.json)
     return 0
@@ -158,15 +168,25 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
     status = cluster.status() if not started_here else cluster.launch(ClusterConfig())
     _print_status(status)
     lesson = sorted((REPO_DIR / "notebooks").glob("00_*.ipynb"))[0].relative_to(REPO_DIR)
-    argv = [sys.executable, "-m", "jupyter", "lab", str(lesson), f"--ServerApp.root_dir={REPO_DIR}",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        str(lesson),
+        f"--ServerApp.root_dir={REPO_DIR}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={args.port}",
+    ]
     if args.no_browser:
         argv.append("--no-browser")
     if os.geteuid() == 0:
         # Containers and CI machines often run as root, which JupyterLab refuses unless told.
         argv.append("--allow-root")
-    print(f"\nopening JupyterLab on {lesson}; the URL with its token follows. Ctrl-C stops JupyterLab"
-          + (" and the lab." if started_here else "; the lab keeps running."))
+    print(
+        f"\nopening JupyterLab on {lesson}; the URL with its token follows. Ctrl-C stops JupyterLab"
+        + (" and the lab." if started_here else "; the lab keeps running.")
+    )
     # JupyterLab runs in its own session like every lab process, so Ctrl-C reaches only this command,
     # which then stops JupyterLab and the lab in order instead of leaving either behind.
     jupyter = processes.spawn("jupyterlab", argv, log_path=None, cwd=REPO_DIR)
@@ -192,13 +212,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
             # The compose runtime is measured next to the local one, in the same run, so the two rows compare.
             backends = ["local", "compose"] if backend_name() == "compose" else ["local"]
             results = [startup.run(runs=args.runs, backend=b, progress=progress) for b in backends]
-            print(json.dumps(results if len(results) > 1 else results[0]) if args.json
-                  else "\n".join(startup.describe(r) for r in results))
+            print(
+                json.dumps(results if len(results) > 1 else results[0])
+                if args.json
+                else "\n".join(startup.describe(r) for r in results)
+            )
             return 0
         if args.which == "streams":
             result, describe = streams.run(streams=args.streams, kind=args.kind, progress=progress), streams.describe
         else:
-            result = discovery.run(args.which, registry=args.registry, mode=args.mode, runs=args.runs, progress=progress)
+            result = discovery.run(
+                args.which, registry=args.registry, mode=args.mode, runs=args.runs, progress=progress
+            )
             describe = discovery.describe
     except KeyboardInterrupt:
         return _interrupted(progress, f"discovery-lab bench {args.which}: interrupted; what it started is stopped")
@@ -216,16 +241,28 @@ def cmd_drill(args: argparse.Namespace) -> int:
         for drill in drills.DRILLS.values():
             print(f"{drill.name:<15}{drill.description}")
         return 0
-    params = {k: v for k, v in (("check_interval", args.check_interval), ("check_timeout", args.check_timeout),
-                                ("ttl", args.ttl), ("deregister_after", args.deregister_after)) if v is not None}
+    params = {
+        k: v
+        for k, v in (
+            ("check_interval", args.check_interval),
+            ("check_timeout", args.check_timeout),
+            ("ttl", args.ttl),
+            ("deregister_after", args.deregister_after),
+        )
+        if v is not None
+    }
     if params and not args.name.startswith("service-"):
-        raise ValueError(f"invalid argument: {', '.join('--' + k.replace('_', '-') for k in params)}: only the service drills "
-                         "register a probe with check settings")
+        raise ValueError(
+            f"invalid argument: {', '.join('--' + k.replace('_', '-') for k in params)}: only the service drills "
+            "register a probe with check settings"
+        )
     progress = _progress(args)
     try:
         result = drills.run(connect(), args.name, progress=progress, **params)
     except TimeoutError as err:
-        raise RuntimeError(f"the {args.name} drill did not finish (the lab is put back as far as possible): {err}") from None
+        raise RuntimeError(
+            f"the {args.name} drill did not finish (the lab is put back as far as possible): {err}"
+        ) from None
     except KeyboardInterrupt:
         # The drill's own `finally` has already put back what it disturbed (probe stopped and deregistered,
         # killed servers started again) before the interrupt got here.
@@ -253,15 +290,32 @@ def cmd_capstone(args: argparse.Namespace) -> int:
             contenders.append((path, capstone.load_build_client(path)))
         except capstone.ClientError as err:
             contenders.append((path, err))
-    contenders += [(name, client) for name, client, wanted in (("reference", lesson_14.resilient_client, args.reference),
-                                                               ("naive", lesson_14.naive_client, args.naive)) if wanted]
+    contenders += [
+        (name, client)
+        for name, client, wanted in (
+            ("reference", lesson_14.resilient_client, args.reference),
+            ("naive", lesson_14.naive_client, args.naive),
+        )
+        if wanted
+    ]
     if not contenders:
-        raise ValueError("invalid argument: give learners' files (each defining build_client(consul_http)), --reference or --naive")
-    slo = capstone.SLO(success_ratio=args.success_ratio, p99_ms=args.p99_ms, max_outage=args.max_outage,
-                       max_sent_to_removed=args.max_sent_to_removed)
+        raise ValueError(
+            "invalid argument: give learners' files (each defining build_client(consul_http)), --reference or --naive"
+        )
+    slo = capstone.SLO(
+        success_ratio=args.success_ratio,
+        p99_ms=args.p99_ms,
+        max_outage=args.max_outage,
+        max_sent_to_removed=args.max_sent_to_removed,
+    )
     try:
-        table = capstone.scoreboard(connect(), contenders, slo=slo, duration=args.duration,
-                                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+        table = capstone.scoreboard(
+            connect(),
+            contenders,
+            slo=slo,
+            duration=args.duration,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     except KeyboardInterrupt:
         print("discovery-lab capstone run: interrupted; the chaos run put the lab back", file=sys.stderr)
         return 130
@@ -287,8 +341,11 @@ def _setting_key(key: str) -> str:
 
     parts = key.split("/")
     if parts[-1] not in SCHEMA or not (len(parts) == 1 or (len(parts) == 3 and parts[0] == OVERRIDES and parts[1])):
-        raise InvalidSetting(key, f"unknown setting; use one of {', '.join(sorted(SCHEMA))}, "
-                                  f"or {OVERRIDES}/TAG/NAME for the instances tagged TAG")
+        raise InvalidSetting(
+            key,
+            f"unknown setting; use one of {', '.join(sorted(SCHEMA))}, "
+            f"or {OVERRIDES}/TAG/NAME for the instances tagged TAG",
+        )
     return parts[-1]
 
 
@@ -308,13 +365,25 @@ def cmd_config(args: argparse.Namespace) -> int:
             try:
                 instances[svc.id] = AdminClient(svc.admin, timeout=2).settings()
             except urllib.error.HTTPError as err:
-                instances[svc.id] = {"error": "not following a configuration store (`up --config-store consul`)"
-                                     if err.code == 404 else str(err)}
+                instances[svc.id] = {
+                    "error": "not following a configuration store (`up --config-store consul`)"
+                    if err.code == 404
+                    else str(err)
+                }
             except (OSError, ValueError) as err:
                 instances[svc.id] = {"error": str(err)}
         if args.json:
-            print(json.dumps({"store": store.kind, "revision": snap.revision, "stored": snap.values,
-                              "modified": snap.modified, "instances": instances}))
+            print(
+                json.dumps(
+                    {
+                        "store": store.kind,
+                        "revision": snap.revision,
+                        "stored": snap.values,
+                        "modified": snap.modified,
+                        "instances": instances,
+                    }
+                )
+            )
             return 0
         print(f"stored in {store!r} at revision {snap.revision}:")
         for key, value in sorted(snap.values.items()):
@@ -325,8 +394,13 @@ def cmd_config(args: argparse.Namespace) -> int:
                 print(f"  {name:<10}{report.get('error', 'not following a configuration store')}")
                 continue
             values = " ".join(f"{k}={v!r}" for k, v in report["values"].items())
-            extra = "".join((f"  REJECTED revision {report['rejected']['revision']}: {report['rejected']['errors']}"
-                             if report["rejected"] else ""),)
+            extra = "".join(
+                (
+                    f"  REJECTED revision {report['rejected']['revision']}: {report['rejected']['errors']}"
+                    if report["rejected"]
+                    else ""
+                ),
+            )
             extra += f"  STORE UNREACHABLE, keeping {report['keeping']}" if report["store"] != "reachable" else ""
             print(f"  {name:<10}revision {report['revision']:<6} from {report['source']:<7}{values}{extra}")
         return 0
@@ -345,7 +419,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         versions = store.history(args.key)
         if args.revision is None:
             if len(versions) < 2:
-                raise ValueError(f"invalid argument: {args.key}: no earlier value to roll back to (history: {len(versions)})")
+                raise ValueError(
+                    f"invalid argument: {args.key}: no earlier value to roll back to (history: {len(versions)})"
+                )
             target = versions[-2]
         else:
             target = Version(args.revision, store.value_at(args.key, args.revision))
@@ -353,7 +429,9 @@ def cmd_config(args: argparse.Namespace) -> int:
                 raise ValueError(f"invalid argument: REVISION: {args.key} had no value at revision {args.revision}")
         validate(name, target.value)
         revision = store.put(args.key, target.value)
-        print(f"{args.key} rolled back to {target.value!r} (the value of revision {target.revision}), now revision {revision}")
+        print(
+            f"{args.key} rolled back to {target.value!r} (the value of revision {target.revision}), now revision {revision}"
+        )
     return 0
 
 
@@ -375,22 +453,43 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[backend_option], **kwargs)
 
-
     up = command("up", help="start the lab cluster (or show the running one)")
     up.add_argument("--consul-servers", type=int, default=3, choices=(0, 1, 3))
     up.add_argument("--etcd-members", type=int, default=3, choices=(0, 1, 3))
     up.add_argument("--services", type=int, default=3)
-    up.add_argument("--consul-clients", type=int, default=0,
-                    help="Consul client agents, one per simulated node on 127.0.0.51..; services register with their node's")
-    up.add_argument("--datacenters", type=int, default=1, choices=(1, 2), help="2 adds Consul datacenter dc2, joined over the WAN")
-    up.add_argument("--consul-http-port", type=int, default=None, help="fixed Consul HTTP port (default 8500 when free)")
+    up.add_argument(
+        "--consul-clients",
+        type=int,
+        default=0,
+        help="Consul client agents, one per simulated node on 127.0.0.51..; services register with their node's",
+    )
+    up.add_argument(
+        "--datacenters", type=int, default=1, choices=(1, 2), help="2 adds Consul datacenter dc2, joined over the WAN"
+    )
+    up.add_argument(
+        "--consul-http-port", type=int, default=None, help="fixed Consul HTTP port (default 8500 when free)"
+    )
     up.add_argument("--no-prometheus", action="store_true")
-    up.add_argument("--tls", nargs="?", const="tls", default="off", choices=("off", "tls", "mtls"),
-                    help="serve the user service over TLS (--tls) or mutual TLS (--tls mtls)")
-    up.add_argument("--instance-addresses", choices=("shared", "distinct"), default="shared",
-                    help="distinct: instance i on 127.0.0.(10+i), all on one port (for Consul DNS clients)")
-    up.add_argument("--config-store", choices=("none", "consul", "etcd"), default="none",
-                    help="instances follow runtime settings in Consul KV or etcd and apply them live (lesson 10)")
+    up.add_argument(
+        "--tls",
+        nargs="?",
+        const="tls",
+        default="off",
+        choices=("off", "tls", "mtls"),
+        help="serve the user service over TLS (--tls) or mutual TLS (--tls mtls)",
+    )
+    up.add_argument(
+        "--instance-addresses",
+        choices=("shared", "distinct"),
+        default="shared",
+        help="distinct: instance i on 127.0.0.(10+i), all on one port (for Consul DNS clients)",
+    )
+    up.add_argument(
+        "--config-store",
+        choices=("none", "consul", "etcd"),
+        default="none",
+        help="instances follow runtime settings in Consul KV or etcd and apply them live (lesson 10)",
+    )
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
 
@@ -407,13 +506,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_process)
     add = command("add-service", help="start one more user-service instance, e.g. a v2 canary")
     add.add_argument("--version", default="v1", help="version tag and meta (v2 for a canary)")
-    add.add_argument("--meta", action="append", default=[], type=_meta_item, metavar="K=V", help="extra meta, e.g. weight=3")
+    add.add_argument(
+        "--meta", action="append", default=[], type=_meta_item, metavar="K=V", help="extra meta, e.g. weight=3"
+    )
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=cmd_add_service)
-    command("reset", help="back to a fresh `up`: resume, start, remove added instances, and what lessons left (registrations, KV and etcd keys, faults, users)").set_defaults(func=cmd_reset)
+    command(
+        "reset",
+        help="back to a fresh `up`: resume, start, remove added instances, and what lessons left (registrations, KV and etcd keys, faults, users)",
+    ).set_defaults(func=cmd_reset)
     command("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
     fetch = command("fetch", help="download Consul, etcd and Prometheus into the project cache")
-    fetch.add_argument("--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal")
+    fetch.add_argument(
+        "--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal"
+    )
     fetch.set_defaults(func=cmd_fetch)
     jupyter = command("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")
     jupyter.add_argument("--no-browser", action="store_true")
@@ -421,16 +527,22 @@ def build_parser() -> argparse.ArgumentParser:
     jupyter.set_defaults(func=cmd_jupyter)
     bench = command("bench", help="print performance numbers")
     bench.add_argument("which", choices=("startup", "propagation", "failover", "overhead", "streams"))
-    bench.add_argument("--registry", choices=("consul", "etcd"), default="consul", help="where the discovery benchmarks watch")
+    bench.add_argument(
+        "--registry", choices=("consul", "etcd"), default="consul", help="where the discovery benchmarks watch"
+    )
     bench.add_argument("--mode", choices=("picker", "native"), default="picker", help="PickerChannel or NativeChannel")
     bench.add_argument("--runs", type=int, default=3)
     bench.add_argument("--streams", type=int, default=1000, help="streams: how many to hold open on one instance")
     bench.add_argument("--kind", choices=("watch", "chat"), default="watch", help="streams: WatchUsers or Chat")
     bench.add_argument("--json", action="store_true")
-    bench.add_argument("--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal")
+    bench.add_argument(
+        "--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal"
+    )
     bench.set_defaults(func=cmd_bench)
     config = command("config", help="runtime settings in the configuration centre: set, get, history, rollback")
-    config.add_argument("--store", choices=("consul", "etcd"), help="default: the store the lab's instances follow, else consul")
+    config.add_argument(
+        "--store", choices=("consul", "etcd"), help="default: the store the lab's instances follow, else consul"
+    )
     actions = config.add_subparsers(dest="action", required=True)
     cset = actions.add_parser("set", help="write a setting, e.g. latency_ms 200 (validated before anything is written)")
     cset.add_argument("key", help="greeting, signups_enabled, latency_ms, or overrides/TAG/NAME")
@@ -448,16 +560,24 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=cmd_config)
     capstone = command("capstone", help="lesson 14: grade learners' clients through the chaos run")
     capstone_actions = capstone.add_subparsers(dest="action", required=True)
-    crun = capstone_actions.add_parser("run", help="run each client through the chaos run, one after another, and print one table")
+    crun = capstone_actions.add_parser(
+        "run", help="run each client through the chaos run, one after another, and print one table"
+    )
     crun.add_argument("files", nargs="*", help="learners' Python files, each defining build_client(consul_http)")
     crun.add_argument("--reference", action="store_true", help="also the published reference client")
     crun.add_argument("--naive", action="store_true", help="also the naive one-address client")
-    crun.add_argument("--duration", type=float, default=14.0, help="seconds of traffic per client (longer than the 11 s of faults)")
+    crun.add_argument(
+        "--duration", type=float, default=14.0, help="seconds of traffic per client (longer than the 11 s of faults)"
+    )
     crun.add_argument("--success-ratio", type=float, default=0.97)
     crun.add_argument("--p99-ms", type=float, default=500.0)
     crun.add_argument("--max-outage", type=float, default=3.0, help="seconds of calls failing in a row")
-    crun.add_argument("--max-sent-to-removed", type=int, default=0,
-                      help="successful calls served by an instance outside Consul's passing set")
+    crun.add_argument(
+        "--max-sent-to-removed",
+        type=int,
+        default=0,
+        help="successful calls served by an instance outside Consul's passing set",
+    )
     crun.add_argument("--json", action="store_true")
     capstone.set_defaults(func=cmd_capstone)
     drill = command("drill", help="inject one fault into the running lab and time what follows (--list: the drills)")
@@ -468,7 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--ttl", help="service drills: add a TTL check, e.g. 9s")
     drill.add_argument("--deregister-after", help="service drills: DeregisterCriticalServiceAfter, e.g. 1m")
     drill.add_argument("--json", action="store_true")
-    drill.add_argument("--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal")
+    drill.add_argument(
+        "--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal"
+    )
     drill.set_defaults(func=cmd_drill)
     return parser
 
@@ -481,8 +603,15 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["LAB_BACKEND"] = backend_name(args.backend)
         backend_name()
         return args.func(args)
-    except (LabNotRunningError, UnknownProcessError, ProcessLookupError, ValueError, RuntimeError,
-            KeyError, OSError) as err:
+    except (
+        LabNotRunningError,
+        UnknownProcessError,
+        ProcessLookupError,
+        ValueError,
+        RuntimeError,
+        KeyError,
+        OSError,
+    ) as err:
         print(f"discovery-lab {args.command}: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
 

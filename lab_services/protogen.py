@@ -66,11 +66,7 @@ def stale_files(out_dir: Path = OUT_DIR, proto_root: Path = PROTO_ROOT) -> list[
         generate(fresh, proto_root)
         expected = _relative_files(fresh)
         actual = _relative_files(out_dir) if out_dir.exists() else set()
-        differ = [
-            rel
-            for rel in expected & actual
-            if not filecmp.cmp(fresh / rel, out_dir / rel, shallow=False)
-        ]
+        differ = [rel for rel in expected & actual if not filecmp.cmp(fresh / rel, out_dir / rel, shallow=False)]
         return sorted((expected ^ actual) | set(differ))
 
 
@@ -97,11 +93,7 @@ def _add_init_files(out_dir: Path) -> None:
 
 
 def _relative_files(root: Path) -> set[str]:
-    return {
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    }
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 """Fixtures that start real lab servers on free loopback ports, and show their logs when a test fails."""
+
 from __future__ import annotations
 
 import functools
@@ -8,12 +9,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from labs import ConsulNode, EtcdNode, local_lab
 
 from lab_services.runtime import processes
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 from lab_services.runtime.supervised import SupervisedCluster
-from labs import ConsulNode, EtcdNode, local_lab
 
 # One state directory for the whole session, set before anything reads it, so notebook kernels and
 # subprocesses started by tests find the same lab and never touch a developer's own `.lab/`.
@@ -124,14 +125,18 @@ def local_lab_down() -> None:
 @pytest.fixture(scope="module")
 def consul_node(tmp_path_factory) -> ConsulNode:
     """One real Consul server for a module, started by the runtime (nothing else in that lab)."""
-    with local_lab(tmp_path_factory.mktemp("consul"), consul_servers=1, etcd_members=0, services=0, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("consul"), consul_servers=1, etcd_members=0, services=0, prometheus=False
+    ) as lab:
         yield ConsulNode(lab, "consul-1")
 
 
 @pytest.fixture(scope="module")
 def etcd_node(tmp_path_factory) -> EtcdNode:
     """One real etcd member for a module, started by the runtime (nothing else in that lab)."""
-    with local_lab(tmp_path_factory.mktemp("etcd"), consul_servers=0, etcd_members=1, services=0, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("etcd"), consul_servers=0, etcd_members=1, services=0, prometheus=False
+    ) as lab:
         yield EtcdNode(lab, "etcd-1")
 
 
@@ -140,6 +145,7 @@ def stopped_server(tmp_path):
     """`stopped_server("consul" | "etcd")`: a server the runtime started and stopped again; its address is known and
     nothing answers there yet, so a test can start a client first and the server later."""
     with ExitStack() as stack:
+
         def make(kind: str) -> ConsulNode | EtcdNode:
             shape = {"consul_servers": int(kind == "consul"), "etcd_members": int(kind == "etcd")}
             lab = stack.enter_context(local_lab(tmp_path, services=0, prometheus=False, **shape))
@@ -159,7 +165,9 @@ def pytest_runtest_makereport(item, call):
         return
     roots = [_SESSION_STATE] + ([item.funcargs["tmp_path"]] if "tmp_path" in item.funcargs else [])
     # Module-scoped servers (a ConsulNode, an EtcdNode, a LocalCluster) keep their logs in their own lab's base.
-    roots += [lab.base for lab in (getattr(v, "lab", v) for v in item.funcargs.values()) if isinstance(lab, LocalCluster)]
+    roots += [
+        lab.base for lab in (getattr(v, "lab", v) for v in item.funcargs.values()) if isinstance(lab, LocalCluster)
+    ]
     for log in [log for root in roots for log in sorted(root.glob("**/logs/*.log"))]:
         lines = log.read_text(errors="replace").splitlines()[-15:]
         report.sections.append((f"server log {log}", "\n".join(lines)))

@@ -1,4 +1,5 @@
 """Whether the compose tests can run here: a Docker engine and compose v2, else skip with the reason (a failure in CI)."""
+
 from __future__ import annotations
 
 import os

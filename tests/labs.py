@@ -3,15 +3,17 @@
 `local_lab` runs a LocalCluster of any shape; `ConsulNode` and `EtcdNode` are views of one of its servers
 with what the registry tests read (agent checks, a client, the log tail) and restart.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyetcd
 

@@ -5,6 +5,7 @@ before answering is proven here instead: the cell's own source builds its blank 
 here`), the call to `lab.check` is recorded rather than run, and the test runs that very check against real
 servers it names itself, so the blank answer's verdict is read in seconds instead of a second notebook run.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,8 +37,11 @@ def exercise_cell(lesson: str) -> str:
     """The source of lesson `lesson`'s (e.g. "05") exercise cell: the one code cell that asks for a check whatever
     SHOW_SOLUTION says (a cell that starts with `if SHOW_SOLUTION:` only shows the solution)."""
     [path] = (REPO_DIR / "notebooks").glob(f"{lesson}_*.ipynb")
-    cells = [c.source for c in nbformat.read(path, as_version=4).cells
-             if c.cell_type == "code" and CHECK in c.source and not c.source.startswith("if SHOW_SOLUTION")]
+    cells = [
+        c.source
+        for c in nbformat.read(path, as_version=4).cells
+        if c.cell_type == "code" and CHECK in c.source and not c.source.startswith("if SHOW_SOLUTION")
+    ]
     assert len(cells) == 1, f"{path.name}: expected one exercise cell asking for {CHECK!r}, found {len(cells)}"
     return cells[0]
 

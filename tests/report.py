@@ -4,6 +4,7 @@ the day it lands.
 
     python tests/report.py test-artifacts/junit-local.xml test-artifacts/junit-compose.xml --out test-artifacts/junit.xml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {path.name}: {count} tests in {seconds / 60:.1f} min of wall time")
     everything = cases(merged)
     total = sum(float(c.get("time", 0)) for c in everything)
-    print(f"report: {len(everything)} tests, {total / 60:.1f} min of test time in all (parallel workers add up); slowest {args.slowest}:")
+    print(
+        f"report: {len(everything)} tests, {total / 60:.1f} min of test time in all (parallel workers add up); slowest {args.slowest}:"
+    )
     for case in sorted(everything, key=lambda c: -float(c.get("time", 0)))[: args.slowest]:
         print(f"{float(case.get('time', 0)):8.1f} s  {describe(case)}")
     if args.out:

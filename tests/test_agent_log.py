@@ -1,4 +1,5 @@
 """AgentLog reads a real Consul agent's own log: here, the warning that shows a 30 s DeregisterCriticalServiceAfter raised to 1 m."""
+
 from __future__ import annotations
 
 import consul
@@ -15,8 +16,13 @@ def test_consul_raises_a_30s_deregister_after_to_one_minute_and_says_so_only_in_
     host, port = parse_consul_http(consul_node.http)
     client = consul.Consul(host=host, port=port)
     with AgentLog(status) as log:
-        client.agent.service.register("dcsa", service_id="dcsa-1", address="127.0.0.1", port=1,
-                                      check={"CheckID": "dcsa-ttl", "TTL": "3s", "DeregisterCriticalServiceAfter": "30s"})
+        client.agent.service.register(
+            "dcsa",
+            service_id="dcsa-1",
+            address="127.0.0.1",
+            port=1,
+            check={"CheckID": "dcsa-ttl", "TTL": "3s", "DeregisterCriticalServiceAfter": "30s"},
+        )
     try:
         (warning,) = log.wait_for("check has deregister interval below minimum")
         assert "check=dcsa-ttl" in warning and "minimum_interval=1m0s" in warning

@@ -1,4 +1,5 @@
 """`discovery-lab bench startup` measures a real cold start and reports the documented figures."""
+
 from __future__ import annotations
 
 from lab_services.bench import startup

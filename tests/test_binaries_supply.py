@@ -1,4 +1,5 @@
 """When Debian's archive no longer carries a suite (bullseye is past its LTS), `make setup` says what to do."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Circuit breakers inside the picker: an instance failing its calls is skipped once its breaker opens, and tried again after the cool-down."""
+
 from __future__ import annotations
 
 import collections
@@ -7,8 +8,8 @@ import time
 
 import grpc
 import pytest
-
 from labs import local_lab
+
 from lab_services.discovery import ConsulWatcher, PickerChannel
 from lab_services.resilience import BreakerRegistry, CircuitOpenError
 from lab_services.service import AdminClient, user_pb2, user_pb2_grpc
@@ -21,8 +22,14 @@ _numbers = itertools.count()
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("breaker"), consul_servers=1, etcd_members=0, services=3,
-                   prometheus=False, registry="consul") as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("breaker"),
+        consul_servers=1,
+        etcd_members=0,
+        services=3,
+        prometheus=False,
+        registry="consul",
+    ) as lab:
         yield lab
 
 
@@ -49,7 +56,11 @@ def calls(channel, n: int) -> collections.Counter:
     for _ in range(n):
         k = next(_numbers)
         try:
-            seen[stub.CreateUser(user_pb2.CreateUserRequest(name=f"u{k}", email=f"bp{k}@example.org"), timeout=2).served_by] += 1
+            seen[
+                stub.CreateUser(
+                    user_pb2.CreateUserRequest(name=f"u{k}", email=f"bp{k}@example.org"), timeout=2
+                ).served_by
+            ] += 1
         except grpc.RpcError as err:
             seen["open" if isinstance(err, CircuitOpenError) else err.code().name] += 1
     return seen
@@ -104,6 +115,11 @@ def test_every_breaker_open_fails_fast(watcher, admins):
         calls(channel, 3)
         started = time.monotonic()
         with pytest.raises(CircuitOpenError) as raised:
-            user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="x", email="x@example.org"), timeout=2)
+            user_pb2_grpc.UserServiceStub(channel).CreateUser(
+                user_pb2.CreateUserRequest(name="x", email="x@example.org"), timeout=2
+            )
     assert time.monotonic() - started < 0.05
-    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE and "circuit open for every instance of 'user'" in raised.value.details()
+    assert (
+        raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        and "circuit open for every instance of 'user'" in raised.value.details()
+    )

@@ -1,4 +1,5 @@
 """Lesson 00 in a real browser: JupyterLab runs it top to bottom, and the dashboard's buttons kill and restart a real instance."""
+
 from __future__ import annotations
 
 import json
@@ -13,16 +14,24 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab_services.core.paths import REPO_DIR
-from lab_services.runtime import processes
-from lab_services.core.ports import PortAllocator
 from lab_services.core.http import http_get
+from lab_services.core.paths import REPO_DIR
+from lab_services.core.ports import PortAllocator
 from lab_services.core.wait import wait_until
+from lab_services.runtime import processes
 
 CHROMIUM = Path("/usr/bin/chromium")
 # docs/architecture.md: Debian's chromium, never `playwright install`, and nothing that phones home.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # No news pop-up over the notebook, and every cell attached to the page so the dashboard is always in the DOM.
 OVERRIDES = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -79,7 +88,9 @@ class JupyterLab:
     token: str
 
     def api(self, path: str, method: str = "GET"):
-        request = urllib.request.Request(f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=10) as resp:
             body = resp.read()
         return json.loads(body) if body else None
@@ -105,21 +116,38 @@ def jupyterlab(lab, tmp_path) -> JupyterLab:
     (app_settings / "overrides.json").write_text(json.dumps(OVERRIDES))
     port = PortAllocator("127.0.0.1").free(8900)
     token = secrets.token_hex(16)
-    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}", f"--ServerApp.token={token}", "--allow-root", "--expose-app-in-browser",
-            f"--ServerApp.root_dir={root}", f"--LabApp.app_settings_dir={app_settings}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--ServerApp.token={token}",
+        "--allow-root",
+        "--expose-app-in-browser",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.app_settings_dir={app_settings}",
+    ]
     # Its own user settings, workspaces and runtime files: nothing restores a developer's open tabs, nothing leaks out.
-    env = {"JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = {
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
     # The log sits under logs/ so conftest attaches it to a failing test.
-    server = processes.spawn("jupyterlab", argv, log_path=tmp_path / "logs" / "jupyterlab.log", env=env,
-                             cwd=root, base=tmp_path / "state")
+    server = processes.spawn(
+        "jupyterlab", argv, log_path=tmp_path / "logs" / "jupyterlab.log", env=env, cwd=root, base=tmp_path / "state"
+    )
     jupyter = JupyterLab(f"http://127.0.0.1:{port}", token)
     try:
+
         def answering() -> bool:
             if not server.alive():
                 raise RuntimeError(f"JupyterLab exited with code {server.popen.poll()}:\n{server.tail()}")
             return http_get(f"{jupyter.url}/api/status?token={token}")[0] == 200
+
         wait_until(answering, 60, "JupyterLab to answer")
         yield jupyter
     finally:

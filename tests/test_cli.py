@@ -1,4 +1,5 @@
 """`discovery-lab` from a shell: up, status, per-process commands, down, and errors with exit code 2."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ CLI = [sys.executable, "-m", "lab_services.cli"]
 
 
 def run(state, *args, check=True):
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=180,
-                            env={**os.environ, "LAB_STATE_DIR": str(state)})
+    result = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=180, env={**os.environ, "LAB_STATE_DIR": str(state)}
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -34,7 +36,8 @@ def test_up_status_process_commands_and_down(tmp_path):
         service = status["services"][0]
         assert {"id", "name", "address", "pid", "metrics_url"} <= set(service)
         assert {b: set(v) >= {"path", "version"} for b, v in status["binaries"].items()} == dict.fromkeys(
-            ("consul", "etcd", "etcdctl", "prometheus"), True)
+            ("consul", "etcd", "etcdctl", "prometheus"), True
+        )
 
         # The CLI process has exited, yet the lab keeps running under its supervisor.
         again = json.loads(run(tmp_path, "status", "--json").stdout)
@@ -80,8 +83,9 @@ def test_a_lab_owned_by_a_process_dies_with_it(tmp_path):
     """A notebook kernel that is killed takes the lab it started with it: the supervisor watches its owner."""
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     cluster = SupervisedCluster(tmp_path)
-    status = cluster.launch(ClusterConfig(consul_servers=1, etcd_members=1, services=1, prometheus=False),
-                            owner_pid=owner.pid)
+    status = cluster.launch(
+        ClusterConfig(consul_servers=1, etcd_members=1, services=1, prometheus=False), owner_pid=owner.pid
+    )
     pids = [p.pid for p in status.processes]
     supervisor = cluster.published()["pid"]
     owner.kill()
@@ -93,10 +97,13 @@ def test_a_lab_owned_by_a_process_dies_with_it(tmp_path):
     assert not cluster.running()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["up", "--consul-servers", "2"], "invalid choice: 2"),
-    (["up", "--services", "99"], "services: 99"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["up", "--consul-servers", "2"], "invalid choice: 2"),
+        (["up", "--services", "99"], "services: 99"),
+    ],
+)
 def test_bad_up_arguments(tmp_path, args, message):
     result = run(tmp_path, *args, check=False)
     assert result.returncode == 2 and message in result.stderr

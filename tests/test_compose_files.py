@@ -1,4 +1,5 @@
 """The compose files: valid, pinned, loopback-only, the CI override complete, and nothing in them drifts from the local runtime."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -10,9 +11,9 @@ import yaml
 from docker_engine import require_compose_cli
 
 from lab_services.core.paths import REPO_DIR
+from lab_services.core.ports import PortAllocator
 from lab_services.runtime.compose import configs, engine, topology
 from lab_services.runtime.nodes import etcd, service
-from lab_services.core.ports import PortAllocator
 
 LEARNER = yaml.safe_load(engine.LEARNER_FILE.read_text())
 CI = yaml.safe_load(engine.CI_OVERRIDE.read_text().replace("!reset", ""))
@@ -92,8 +93,12 @@ def test_etcd_gets_the_local_runtimes_timing(tmp_path):
 
 
 def test_the_service_image_installs_what_pyproject_pins():
-    pins = dict(re.findall(r"^([\w.-]+)==([\w.]+)$", (REPO_DIR / "compose/user-service/requirements.txt").read_text(), re.M))
-    declared = dict(d.split("==") for d in tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["project"]["dependencies"])
+    pins = dict(
+        re.findall(r"^([\w.-]+)==([\w.]+)$", (REPO_DIR / "compose/user-service/requirements.txt").read_text(), re.M)
+    )
+    declared = dict(
+        d.split("==") for d in tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
+    )
     assert pins and {k: declared.get(k) for k in pins} == pins
 
 

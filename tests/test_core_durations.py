@@ -1,4 +1,5 @@
 """Go durations as Consul and etcd write them: parsed to seconds, and printed back the way Consul shows them."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,9 @@ def test_malformed_durations_are_refused(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("ns, text", [(60_000_000_000, "1m0s"), (1_500_000_000, "1.5s"), (500_000_000, "500ms"),
-                                      (3_725_000_000_000, "1h2m5s")])
+@pytest.mark.parametrize(
+    "ns, text",
+    [(60_000_000_000, "1m0s"), (1_500_000_000, "1.5s"), (500_000_000, "500ms"), (3_725_000_000_000, "1h2m5s")],
+)
 def test_go_duration_prints_like_consul(ns, text):
     assert go_duration(ns) == text

@@ -1,4 +1,5 @@
 """etcd's JSON gateway client and the raft leader lookups, against the shared real lab (3 Consul servers, 3 etcd members)."""
+
 from __future__ import annotations
 
 import uuid
@@ -37,8 +38,11 @@ def test_leader_lookups_agree_with_the_runtime(lab):
     processes = {p.name: p for p in status.processes}
     host = status.config.host
     members = {n: f"{host}:{p.ports['client']}" for n, p in processes.items() if p.kind == "etcd"}
-    servers = {n: ConsulServer(f"{host}:{p.ports['http']}", f"{host}:{p.ports['server']}")
-               for n, p in processes.items() if p.kind == "consul"}
+    servers = {
+        n: ConsulServer(f"{host}:{p.ports['http']}", f"{host}:{p.ports['server']}")
+        for n, p in processes.items()
+        if p.kind == "consul"
+    }
     assert etcd_leader(members) == status.etcd.leader
     assert consul_leader(servers) == status.consul.leader
     # Asked alone, a follower still names the leader among all servers.

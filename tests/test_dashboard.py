@@ -1,4 +1,5 @@
 """The lab dashboard driven with button.click() against a real Consul, etcd and two user-service instances."""
+
 from __future__ import annotations
 
 import ipywidgets as widgets
@@ -9,14 +10,16 @@ from labs import local_lab
 from lab_services.core.http import http_json
 from lab_services.core.wait import wait_for
 from lab_services.lessons import exercises
+from lab_services.lessons.widgets import LabDashboard
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.runtime import processes
-from lab_services.lessons.widgets import LabDashboard
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("dashboard-lab"), consul_servers=1, etcd_members=1, services=2, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("dashboard-lab"), consul_servers=1, etcd_members=1, services=2, prometheus=False
+    ) as lab:
         yield lab
 
 
@@ -27,7 +30,9 @@ def dashboard(cluster):
     board.stop()
     # Whatever a test did, the next one starts from the lab's clean shape.
     board.reset()
-    assert all(p.state == "running" for p in cluster.status().processes if p.name in ("consul-1", "etcd-1", "user-1", "user-2"))
+    assert all(
+        p.state == "running" for p in cluster.status().processes if p.name in ("consul-1", "etcd-1", "user-1", "user-2")
+    )
 
 
 def enabled(board: LabDashboard, name: str) -> set[str]:
@@ -99,7 +104,9 @@ def test_checks_say_when_no_consul_server_answers(cluster, dashboard):
     dashboard.buttons("consul-1")["pause"].click()
     try:
         assert dashboard.checks is None
-        assert "no Consul server answered" in dashboard.services.value and "not registered" not in dashboard.services.value
+        assert (
+            "no Consul server answered" in dashboard.services.value and "not registered" not in dashboard.services.value
+        )
     finally:
         dashboard.buttons("consul-1")["resume"].click()
     assert dashboard.checks and "passing" in dashboard.services.value
@@ -189,8 +196,15 @@ def test_add_panel_shows_a_lessons_widget(dashboard):
 
 @pytest.fixture(scope="module")
 def agents_lab(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("dashboard-agents"), consul_servers=1, etcd_members=0, services=3, prometheus=False,
-                   registry="consul", consul_clients=2) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("dashboard-agents"),
+        consul_servers=1,
+        etcd_members=0,
+        services=3,
+        prometheus=False,
+        registry="consul",
+        consul_clients=2,
+    ) as lab:
         yield lab
 
 
@@ -201,17 +215,25 @@ def test_with_client_agents_the_dashboard_shows_each_node_and_its_services(agent
         rows = {r["node"]: r for r in board.node_rows}
         assert {n: (r["address"], r["agent"], r["process"], r["gossip"]) for n, r in rows.items()} == {
             "consul-1": (rows["consul-1"]["address"], "server", "running", "passing"),
-            "node-1": ("127.0.0.51", "client", "running", "passing"), "node-2": ("127.0.0.52", "client", "running", "passing")}
+            "node-1": ("127.0.0.51", "client", "running", "passing"),
+            "node-2": ("127.0.0.52", "client", "running", "passing"),
+        }
         # Services register with their own node's agent (lesson 12): none on the server's node.
         assert {n: r["services"] for n, r in rows.items()} == {
-            "consul-1": {}, "node-1": {"user-1": "passing", "user-3": "passing"}, "node-2": {"user-2": "passing"}}
+            "consul-1": {},
+            "node-1": {"user-1": "passing", "user-3": "passing"},
+            "node-2": {"user-2": "passing"},
+        }
         assert "node-2" in board.nodes.value and "127.0.0.52" in board.nodes.value
 
         # Kill node-2's agent: gossip marks its node critical, and with it the services registered there (their own
         # check keeps its last status, "passing": the node's serfHealth is what takes them out of discovery).
         board.buttons("node-2")["kill"].click()
-        wait_for(lambda: board.refresh() and {r["node"]: r for r in board.node_rows}["node-2"]["gossip"] == "critical", 30,
-                 "serfHealth of node-2 to turn critical")
+        wait_for(
+            lambda: board.refresh() and {r["node"]: r for r in board.node_rows}["node-2"]["gossip"] == "critical",
+            30,
+            "serfHealth of node-2 to turn critical",
+        )
         node2 = {r["node"]: r for r in board.node_rows}["node-2"]
         assert node2["process"] == "stopped" and node2["services"] == {"user-2": "critical"}
         own = http_json(f"http://{agents_lab.status().consul.http[0]}/v1/health/checks/user")

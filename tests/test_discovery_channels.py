@@ -1,4 +1,5 @@
 """Discovery-aware channels against a real cluster: spreading, policies, streams, and no failed call across a kill -9."""
+
 from __future__ import annotations
 
 import collections
@@ -11,7 +12,14 @@ import grpc
 import pytest
 from labs import local_lab
 
-from lab_services.discovery import CanarySplit, ConsulWatcher, EtcdWatcher, NativeChannel, NoInstanceError, PickerChannel
+from lab_services.discovery import (
+    CanarySplit,
+    ConsulWatcher,
+    EtcdWatcher,
+    NativeChannel,
+    NoInstanceError,
+    PickerChannel,
+)
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
 from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
 
@@ -130,8 +138,13 @@ def registered_servers(consul_http: list[str], name: str, specs: list[tuple[str,
             servers.append(server)
             host, port = server.address.rsplit(":", 1)
             reg = ServiceRegistration(
-                name=name, service_id=instance_id, address=host, port=int(port),
-                tags=tags, meta=meta, checks=(CheckSpec("grpc"),),
+                name=name,
+                service_id=instance_id,
+                address=host,
+                port=int(port),
+                tags=tags,
+                meta=meta,
+                checks=(CheckSpec("grpc"),),
             )
             registrars.append(ConsulRegistrar(reg, consul_http=consul_http[0]).start())
         yield servers
@@ -144,7 +157,10 @@ def registered_servers(consul_http: list[str], name: str, specs: list[tuple[str,
 
 def test_weighted_follows_meta_weight(consul_http):
     specs = [("weighted-3", (), {"weight": "3"}), ("weighted-1", (), {"weight": "1"})]
-    with registered_servers(consul_http, "weighted", specs), ConsulWatcher("weighted", consul_http, wait="5s") as watcher:
+    with (
+        registered_servers(consul_http, "weighted", specs),
+        ConsulWatcher("weighted", consul_http, wait="5s") as watcher,
+    ):
         assert watcher.wait_for(lambda xs: len(xs) == 2, 15), watcher.instances()
         with PickerChannel(watcher, "weighted") as channel:
             counts = served_by(channel, 400)
@@ -159,10 +175,12 @@ def test_tag_meta_filters_and_canary_split(consul_http):
         ("shop-b", ("stable",), {"version": "v1"}),
         ("shop-c", ("canary",), {"version": "v2"}),
     ]
-    with registered_servers(consul_http, "shop", specs), \
-            ConsulWatcher("shop", consul_http, wait="5s") as everyone, \
-            ConsulWatcher("shop", consul_http, tag="canary", wait="5s") as tagged, \
-            ConsulWatcher("shop", consul_http, meta={"version": "v1"}, wait="5s") as v1:
+    with (
+        registered_servers(consul_http, "shop", specs),
+        ConsulWatcher("shop", consul_http, wait="5s") as everyone,
+        ConsulWatcher("shop", consul_http, tag="canary", wait="5s") as tagged,
+        ConsulWatcher("shop", consul_http, meta={"version": "v1"}, wait="5s") as v1,
+    ):
         assert everyone.wait_for(lambda xs: len(xs) == 3, 15), everyone.instances()
         assert tagged.wait_for(lambda xs: [i.id for i in xs] == ["shop-c"], 5), tagged.instances()
         assert v1.wait_for(lambda xs: [i.id for i in xs] == ["shop-a", "shop-b"], 5), v1.instances()
@@ -199,12 +217,16 @@ def test_no_instance_error_names_service_and_registry(consul_http, cluster):
     assert info.value.details() == f"no passing instance of 'nobody' in consul at {consul_http[0]}"
     with EtcdWatcher("nobody", cluster.status().etcd.endpoints) as etcd_w, NativeChannel(etcd_w) as channel:
         assert etcd_w.wait_ready(5)
-        with pytest.raises(NoInstanceError, match="no passing instance of 'nobody' in etcd at .* under /services/nobody/"):
+        with pytest.raises(
+            NoInstanceError, match="no passing instance of 'nobody' in etcd at .* under /services/nobody/"
+        ):
             user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="1"))
 
 
 def test_unknown_policy_is_refused(consul_watcher):
-    with pytest.raises(ValueError, match="invalid argument: policy: 'fastest'; use one of round_robin, random, weighted"):
+    with pytest.raises(
+        ValueError, match="invalid argument: policy: 'fastest'; use one of round_robin, random, weighted"
+    ):
         PickerChannel(consul_watcher, policy="fastest")
 
 
@@ -231,7 +253,9 @@ def test_a_killed_instance_loses_its_traffic_without_failed_calls(cluster, consu
             if killed_at is not None:
                 after_kill[who] += 1
         retried = getattr(channel, "retried", "n/a")
-        print(mode, f"{total} calls, {len(failures)} failed, {retried} attempts retried, after kill: {dict(after_kill)}")
+        print(
+            mode, f"{total} calls, {len(failures)} failed, {retried} attempts retried, after kill: {dict(after_kill)}"
+        )
         assert failures == []
         assert after_kill["user-3"] == 0 and after_kill["user-1"] > 0 and after_kill["user-2"] > 0
         cluster.start("user-3")
@@ -252,4 +276,6 @@ def test_an_unreachable_registry_is_named_in_the_error():
         time.sleep(0.5)
         with pytest.raises(NoInstanceError) as err:
             user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-1"), timeout=2)
-    assert err.value.details().startswith(f"no passing instance of 'user' in consul at {dead} (unreachable: ConnectionError")
+    assert err.value.details().startswith(
+        f"no passing instance of 'user' in consul at {dead} (unreachable: ConnectionError"
+    )

@@ -1,4 +1,5 @@
 """Consul DNS against a real lab with one address per instance: SRV and A answers, and a gRPC `dns://` channel."""
+
 from __future__ import annotations
 
 import collections
@@ -9,21 +10,29 @@ import time
 
 import grpc
 import pytest
+from labs import local_lab
 
 from lab_services.discovery import a_records, dns_target, srv_records
 from lab_services.service import user_pb2, user_pb2_grpc
-from labs import local_lab
 
 ROUND_ROBIN = ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]}))
 _numbers = itertools.count()
-needs_c_ares = pytest.mark.skipif(os.environ.get("GRPC_DNS_RESOLVER", "").lower() == "native",
-                                  reason="GRPC_DNS_RESOLVER=native ignores the DNS server named in a dns:// target")
+needs_c_ares = pytest.mark.skipif(
+    os.environ.get("GRPC_DNS_RESOLVER", "").lower() == "native",
+    reason="GRPC_DNS_RESOLVER=native ignores the DNS server named in a dns:// target",
+)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("dns"), consul_servers=1, etcd_members=1, services=3, prometheus=False,
-                   instance_addresses="distinct") as cluster:
+    with local_lab(
+        tmp_path_factory.mktemp("dns"),
+        consul_servers=1,
+        etcd_members=1,
+        services=3,
+        prometheus=False,
+        instance_addresses="distinct",
+    ) as cluster:
         yield cluster
 
 
@@ -52,7 +61,11 @@ def served_by(channel: grpc.Channel, seconds: float = 0.0, calls: int = 0) -> co
     end = time.monotonic() + seconds
     while time.monotonic() < end or sum(counts.values()) < calls:
         n = next(_numbers)
-        counts[stub.CreateUser(user_pb2.CreateUserRequest(name=f"dns {n}", email=f"dns{n}@example.com"), timeout=5).served_by] += 1
+        counts[
+            stub.CreateUser(
+                user_pb2.CreateUserRequest(name=f"dns {n}", email=f"dns{n}@example.com"), timeout=5
+            ).served_by
+        ] += 1
     return counts
 
 

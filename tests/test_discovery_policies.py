@@ -1,4 +1,5 @@
 """Balancing policies on made-up instances: what each one picks, and bad input refused or tolerated."""
+
 from __future__ import annotations
 
 import collections

@@ -1,4 +1,5 @@
 """Both discovery channel modes over TLS and mutual TLS, against a lab started with `up --tls mtls`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,15 @@ from lab_services.tls import CertPair, client_credentials
 
 @pytest.fixture(scope="module")
 def tls_lab(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("tls-lab"), consul_servers=1, etcd_members=0, services=2, prometheus=False,
-                   registry="consul", tls="mtls") as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("tls-lab"),
+        consul_servers=1,
+        etcd_members=0,
+        services=2,
+        prometheus=False,
+        registry="consul",
+        tls="mtls",
+    ) as lab:
         yield lab
 
 
@@ -37,8 +45,11 @@ def served_by(channel, want: set[str], limit: int = 300) -> set[str]:
     stub = user_pb2_grpc.UserServiceStub(channel)
     seen: set[str] = set()
     for n in range(limit):
-        seen.add(stub.CreateUser(user_pb2.CreateUserRequest(name="T", email=f"t{n}-{id(channel)}@example.org"),
-                                 timeout=5).served_by)
+        seen.add(
+            stub.CreateUser(
+                user_pb2.CreateUserRequest(name="T", email=f"t{n}-{id(channel)}@example.org"), timeout=5
+            ).served_by
+        )
         if seen >= want:
             break
     return seen
@@ -59,8 +70,8 @@ def test_without_a_client_certificate_every_call_is_refused(tls_lab, watcher):
 
 def test_consul_verifies_certificates_in_its_grpc_checks(tls_lab, tmp_path):
     """The agents check with the lab CA: a server whose certificate another CA signed fails, unless skip-verify."""
-    from lab_services.registry.consul_health import ConsulHealth
     from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
+    from lab_services.registry.consul_health import ConsulHealth
     from lab_services.service import UserServer
     from lab_services.tls import ServerTLS, TLSMaterial
 
@@ -71,8 +82,12 @@ def test_consul_verifies_certificates_in_its_grpc_checks(tls_lab, tmp_path):
     try:
         for skip in (False, True):
             registration = ServiceRegistration(
-                name="stranger", service_id=f"stranger-skip-{skip}", address="127.0.0.1", port=server.port,
-                checks=(CheckSpec("grpc", grpc_use_tls=True, tls_skip_verify=skip),))
+                name="stranger",
+                service_id=f"stranger-skip-{skip}",
+                address="127.0.0.1",
+                port=server.port,
+                checks=(CheckSpec("grpc", grpc_use_tls=True, tls_skip_verify=skip),),
+            )
             registrars.append(ConsulRegistrar(registration, consul_http=consul_http).start())
         with ConsulHealth(consul_http) as health:
             health.wait_all("stranger-skip-True", "passing", timeout=15)

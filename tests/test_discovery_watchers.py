@@ -1,4 +1,5 @@
 """Consul and etcd watchers against a real cluster: snapshots, ordered events, and surviving a registry restart."""
+
 from __future__ import annotations
 
 import json
@@ -56,11 +57,13 @@ def test_stop_and_start_give_removed_then_added_in_order(watchers, cluster):
     for w in watchers.values():
         assert w.wait_for(lambda xs: ids(xs) == IDS, 15), w.where
     for source, w in watchers.items():
-        new = [(e.kind, e.instance.id) for e in w.events[marks[source]:]]
+        new = [(e.kind, e.instance.id) for e in w.events[marks[source] :]]
         assert new == [("removed", "user-2"), ("added", "user-2")], (source, new)
-        removed, added = w.events[marks[source]:]
+        removed, added = w.events[marks[source] :]
         assert stopped_at <= removed.at <= started_at <= added.at <= time.time()
-        print(f"{source}: removed {removed.at - stopped_at:.3f} s after stop(), added {added.at - started_at:.3f} s after start()")
+        print(
+            f"{source}: removed {removed.at - stopped_at:.3f} s after stop(), added {added.at - started_at:.3f} s after start()"
+        )
 
 
 def test_subscribers_get_events_on_the_watcher_thread(watchers, cluster):
@@ -101,8 +104,10 @@ def test_watcher_survives_a_registry_restart(watchers, cluster, source, server):
     seen = time.time() - t
     remove()
     assert w.wait_for(lambda xs: ids(xs) == IDS, 15)
-    print(f"{source}: {w.errors - errors} errors, reading again {back_after:.2f} s after start(); "
-          f"a new instance seen {seen * 1000:.1f} ms after it was written")
+    print(
+        f"{source}: {w.errors - errors} errors, reading again {back_after:.2f} s after start(); "
+        f"a new instance seen {seen * 1000:.1f} ms after it was written"
+    )
 
 
 def add_probe_instance(cluster, source):
@@ -116,7 +121,9 @@ def add_probe_instance(cluster, source):
     host, port = status.etcd.endpoints[0].rsplit(":", 1)
     client = pyetcd.client(host=host, port=int(port))
     key = "/services/user/probe-1"
-    client.put(key, json.dumps({"id": "probe-1", "name": "user", "address": "127.0.0.1:1", "host": "127.0.0.1", "port": 1}))
+    client.put(
+        key, json.dumps({"id": "probe-1", "name": "user", "address": "127.0.0.1:1", "host": "127.0.0.1", "port": 1})
+    )
     return lambda: (client.delete(key), client.close())
 
 
@@ -135,8 +142,10 @@ def test_watchers_move_on_from_a_dead_server(cluster):
         s.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{s.getsockname()[1]}"
     status = cluster.status()
-    with ConsulWatcher("user", [dead] + status.consul.http, wait="5s") as consul_w, \
-            EtcdWatcher("user", [dead] + status.etcd.endpoints) as etcd_w:
+    with (
+        ConsulWatcher("user", [dead] + status.consul.http, wait="5s") as consul_w,
+        EtcdWatcher("user", [dead] + status.etcd.endpoints) as etcd_w,
+    ):
         for w in (consul_w, etcd_w):
             assert w.wait_for(lambda xs: ids(xs) == IDS, 10), (w.where, w.last_error)
             assert w.connected and dead not in w.where

@@ -1,4 +1,5 @@
 """Failure drills against a real supervised lab (3 Consul servers, 3 etcd members, one service): complete, ordered timelines."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,9 @@ def as_found(cluster) -> None:
     assert status.consul.leader and status.etcd.leader
     with ConsulHealth(status.consul.http[0]) as health:
         registered = health.instances(status.config.service_name)
-    assert registered and not [i for i in registered if "-drill-" in i], f"a probe instance is still registered: {registered}"
+    assert registered and not [i for i in registered if "-drill-" in i], (
+        f"a probe instance is still registered: {registered}"
+    )
 
 
 def in_order(result: drills.DrillResult, *prefixes: str) -> list[float]:
@@ -81,7 +84,14 @@ def test_service_term_deregisters_first_so_clients_see_no_errors(cluster):
 def test_service_pause_is_only_noticed_by_timeouts(cluster):
     result = drills.run(cluster, "service-pause", call_timeout=0.5)
     complete(result)
-    in_order(result, "SIGSTOP", "removed from the passing set", "client: picker dropped", "SIGCONT", "client: calls served by")
+    in_order(
+        result,
+        "SIGSTOP",
+        "removed from the passing set",
+        "client: picker dropped",
+        "SIGCONT",
+        "client: calls served by",
+    )
     assert result.at("Consul: check critical") is not None
     assert set(result.summary["client_errors_by_code"]) <= {"DEADLINE_EXCEEDED"}, result.summary
     as_found(cluster)
@@ -90,17 +100,33 @@ def test_service_pause_is_only_noticed_by_timeouts(cluster):
 def test_consul_leader_loss_elects_a_new_leader_and_keeps_data(cluster):
     result = drills.run(cluster, "consul-leader")
     complete(result)
-    in_order(result, "kill -9", "new leader elected", "KV drills/consul-leader read back intact", "start consul-",
-             "every registration passing again")
+    in_order(
+        result,
+        "kill -9",
+        "new leader elected",
+        "KV drills/consul-leader read back intact",
+        "start consul-",
+        "every registration passing again",
+    )
     assert result.summary["new_leader"] != result.summary["old_leader"]
-    assert result.summary["kv_survived"] and result.summary["registrations_after"] == result.summary["registrations_before"] == 1
+    assert (
+        result.summary["kv_survived"]
+        and result.summary["registrations_after"] == result.summary["registrations_before"] == 1
+    )
     as_found(cluster)
 
 
 def test_etcd_leader_loss_keeps_leases_and_watches(cluster):
     result = drills.run(cluster, "etcd-leader")
     complete(result)
-    in_order(result, "kill -9", "new leader elected", "write accepted by the new leader", "start etcd-", "all 3 members agree")
+    in_order(
+        result,
+        "kill -9",
+        "new leader elected",
+        "write accepted by the new leader",
+        "start etcd-",
+        "all 3 members agree",
+    )
     assert result.at("watcher: saw key 'after' added") is not None and result.at("lease kept alive") is not None
     assert result.summary["lab_registrations"] == 1
     as_found(cluster)
@@ -109,8 +135,16 @@ def test_etcd_leader_loss_keeps_leases_and_watches(cluster):
 def test_etcd_quorum_loss_refuses_writes_until_a_member_returns(cluster):
     result = drills.run(cluster, "etcd-quorum", down_for=1.0)
     complete(result)
-    in_order(result, "kill -9", "failed: no quorum", "every one refused", "start etcd-", "quorum restored",
-             "succeeded again", "all 3 members back")
+    in_order(
+        result,
+        "kill -9",
+        "failed: no quorum",
+        "every one refused",
+        "start etcd-",
+        "quorum restored",
+        "succeeded again",
+        "all 3 members back",
+    )
     assert result.summary["refused_writes"] >= 1
     as_found(cluster)
 
@@ -130,8 +164,13 @@ def test_unknown_drill_and_misplaced_parameters_are_refused(cluster):
 
 
 def cli(base, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab_services.cli", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "LAB_STATE_DIR": str(base)})
+    return subprocess.run(
+        [sys.executable, "-m", "lab_services.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LAB_STATE_DIR": str(base)},
+    )
 
 
 def test_cli_lists_and_runs_a_drill_as_json(cluster):
@@ -172,13 +211,17 @@ def test_cli_drill_shows_its_progress_on_a_terminal_or_when_forced_and_never_und
     env = {**os.environ, "LAB_STATE_DIR": str(cluster.base)}
     code, on_terminal = _stderr_on_a_pty([sys.executable, "-m", "lab_services.cli", "drill", "service-term"], env)
     assert code == 0, on_terminal
-    assert "[0/4] service-term: starting the probe under load" in on_terminal and "[4/4] service-term: done" in on_terminal, on_terminal
+    assert (
+        "[0/4] service-term: starting the probe under load" in on_terminal and "[4/4] service-term: done" in on_terminal
+    ), on_terminal
     forced = cli(cluster.base, "drill", "service-term", "--progress")
     assert forced.returncode == 0 and "[1/4] service-term: fault injected" in forced.stderr, forced.stderr
     piped = cli(cluster.base, "drill", "service-term")  # stderr is a pipe: no progress line
     assert piped.returncode == 0 and "[0/4]" not in piped.stderr, piped.stderr
     quiet = cli(cluster.base, "drill", "service-term", "--json", "--progress")
-    assert quiet.returncode == 0 and "[0/4]" not in quiet.stderr and json.loads(quiet.stdout)["drill"] == "service-term", quiet.stderr
+    assert (
+        quiet.returncode == 0 and "[0/4]" not in quiet.stderr and json.loads(quiet.stdout)["drill"] == "service-term"
+    ), quiet.stderr
     as_found(cluster)
 
 
@@ -187,11 +230,27 @@ def test_an_interrupted_drill_puts_back_what_it_disturbed(cluster):
     import signal
     import threading
 
-    proc = subprocess.Popen([sys.executable, "-m", "lab_services.cli", "drill", "service-pause", "--check-interval", "10s",
-                             "--check-timeout", "10s", "--progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "LAB_STATE_DIR": str(cluster.base)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lab_services.cli",
+            "drill",
+            "service-pause",
+            "--check-interval",
+            "10s",
+            "--check-timeout",
+            "10s",
+            "--progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LAB_STATE_DIR": str(cluster.base)},
+    )
     seen = bytearray()
-    reader = threading.Thread(target=lambda: [seen.extend(c) for c in iter(lambda: proc.stderr.read1(256), b"")], daemon=True)
+    reader = threading.Thread(
+        target=lambda: [seen.extend(c) for c in iter(lambda: proc.stderr.read1(256), b"")], daemon=True
+    )
     reader.start()
     try:
         wait_until(lambda: b"[1/4] service-pause: fault injected" in seen, 90, "the drill to pause its probe")
@@ -203,14 +262,19 @@ def test_an_interrupted_drill_puts_back_what_it_disturbed(cluster):
     reader.join(5)
     assert "interrupted; the lab is put back as it was" in seen.decode(), seen.decode()
     as_found(cluster)
-    assert not [r for r in processes.live_records(cluster.base) if "drill" in r.name], "a probe process outlived the drill"
+    assert not [r for r in processes.live_records(cluster.base) if "drill" in r.name], (
+        "a probe process outlived the drill"
+    )
 
 
-@pytest.mark.parametrize("repeats, drill, says", [
-    (0, "service-kill", "invalid argument: repeats: 0; a whole number of runs per setting, 1 or more"),
-    (True, "service-kill", "invalid argument: repeats: True"),
-    (2, "consul-leader", "invalid argument: drill: 'consul-leader'; compare with service-kill or service-pause"),
-])
+@pytest.mark.parametrize(
+    "repeats, drill, says",
+    [
+        (0, "service-kill", "invalid argument: repeats: 0; a whole number of runs per setting, 1 or more"),
+        (True, "service-kill", "invalid argument: repeats: True"),
+        (2, "consul-leader", "invalid argument: drill: 'consul-leader'; compare with service-kill or service-pause"),
+    ],
+)
 def test_removal_comparison_refuses_bad_arguments_before_any_drill(repeats, drill, says):
     with pytest.raises(ValueError) as info:
         drills.removal_comparison(None, {"default": {"check_interval": "10s"}}, repeats=repeats, drill=drill)

@@ -3,6 +3,7 @@
 Every import statement of every module is read with `ast` (function-level and TYPE_CHECKING imports too,
 because a lazy import upwards is still an upward dependency).
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,11 +17,21 @@ from lab_services.core.paths import PACKAGE_DIR
 # Rank of each top-level part of the package: a module may import only parts of its own rank or lower.
 CORE, LIBRARY, LESSONS, CONSUMERS = 0, 1, 2, 3
 RANKS = {
-    "__init__": CORE, "_proto": CORE, "core": CORE,
-    "registry": LIBRARY, "discovery": LIBRARY, "service": LIBRARY, "runtime": LIBRARY, "resilience": LIBRARY,
-    "tls": LIBRARY, "metrics": LIBRARY, "protogen": LIBRARY, "tracing": LIBRARY,
+    "__init__": CORE,
+    "_proto": CORE,
+    "core": CORE,
+    "registry": LIBRARY,
+    "discovery": LIBRARY,
+    "service": LIBRARY,
+    "runtime": LIBRARY,
+    "resilience": LIBRARY,
+    "tls": LIBRARY,
+    "metrics": LIBRARY,
+    "protogen": LIBRARY,
+    "tracing": LIBRARY,
     "lessons": LESSONS,
-    "cli": CONSUMERS, "bench": CONSUMERS,
+    "cli": CONSUMERS,
+    "bench": CONSUMERS,
 }
 # Library parts that must not import each other although they share a layer: a client never loads the server.
 FORBIDDEN = {("discovery", "service")}
@@ -75,5 +86,7 @@ def test_a_client_of_discovery_does_not_load_the_server():
 
 def test_a_service_process_starts_light():
     loaded = _loaded("import lab_services.service.main")
-    heavy = {m for m in loaded if m.startswith(("lab_services.runtime", "lab_services.lessons", "ipywidgets", "matplotlib"))}
+    heavy = {
+        m for m in loaded if m.startswith(("lab_services.runtime", "lab_services.lessons", "ipywidgets", "matplotlib"))
+    }
     assert not heavy, f"a service process would import {sorted(heavy)}"

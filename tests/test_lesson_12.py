@@ -1,9 +1,10 @@
 """Lesson 12's experiments and exercise against real Consul agents: gossip, anti-entropy, consistency, two datacenters."""
+
 from __future__ import annotations
 
 import pytest
-from notebook_cells import unanswered
 from labs import local_lab
+from notebook_cells import unanswered
 
 from lab_services.lessons import exercises
 from lab_services.lessons import inside_consul as ic
@@ -12,8 +13,16 @@ from lab_services.lessons.exercises import lesson_12
 
 @pytest.fixture(scope="module")
 def consul_lab(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("inside"), consul_servers=3, etcd_members=0, services=2, prometheus=False,
-                   registry="consul", consul_clients=2, datacenters=2) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("inside"),
+        consul_servers=3,
+        etcd_members=0,
+        services=2,
+        prometheus=False,
+        registry="consul",
+        consul_clients=2,
+        datacenters=2,
+    ) as lab:
         yield lab
 
 
@@ -74,8 +83,13 @@ def test_a_prepared_query_in_dc2_fails_over_to_the_first_datacenter(consul_lab):
     assert {r["instance"] for r in ic.instances_in(dc2, "user", dc="lab").rows} <= {"user-1", "user-2"}
     local = ic.run_prepared_query(dc2, {"Name": "t-local", "Service": {"Service": "user", "OnlyPassing": True}})
     assert (local.datacenter, local.failovers, local.instances) == ("dc2", 0, [])
-    failover = ic.run_prepared_query(dc2, {"Name": "t-failover", "Service": {"Service": "user", "OnlyPassing": True,
-                                                                              "Failover": {"Datacenters": ["lab"]}}})
+    failover = ic.run_prepared_query(
+        dc2,
+        {
+            "Name": "t-failover",
+            "Service": {"Service": "user", "OnlyPassing": True, "Failover": {"Datacenters": ["lab"]}},
+        },
+    )
     assert (failover.datacenter, failover.failovers) == ("lab", 1) and failover.instances
     with pytest.raises(ValueError, match="cannot unmarshal string"):
         ic.run_prepared_query(dc2, {"Service": {"Service": "user", "Failover": {"Datacenters": "lab"}}})

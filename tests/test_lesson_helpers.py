@@ -1,4 +1,5 @@
 """The helpers lessons 00-02 call: environment check, Consul health reads and waits, call-mode helpers, exercises."""
+
 from __future__ import annotations
 
 import time
@@ -7,19 +8,26 @@ import grpc
 import pytest
 from labs import local_lab
 
-from lab_services.lessons import calls, exercises, reflection
-from lab_services.lessons.exercises import lesson_01
-from lab_services.registry.consul_health import ConsulHealth
 from lab_services.core.table import Table
+from lab_services.lessons import calls, exercises, reflection
 from lab_services.lessons.environment import check_environment
+from lab_services.lessons.exercises import lesson_01
 from lab_services.registry.consul import ConsulRegistrar
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.spec import CheckSpec, ServiceRegistration
 from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("helpers-lab"), consul_servers=1, etcd_members=0, services=0, prometheus=False, registry="none") as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("helpers-lab"),
+        consul_servers=1,
+        etcd_members=0,
+        services=0,
+        prometheus=False,
+        registry="none",
+    ) as lab:
         yield lab
 
 
@@ -57,7 +65,10 @@ def test_table_renders_text_and_escaped_html():
 
 def test_consul_health_reads_waits_and_times(consul_http, server):
     registration = ServiceRegistration(
-        name="helpers", service_id=server.instance_id, address="127.0.0.1", port=server.port,
+        name="helpers",
+        service_id=server.instance_id,
+        address="127.0.0.1",
+        port=server.port,
         checks=[CheckSpec("grpc"), CheckSpec("ttl", ttl="2s", deregister_critical_after="1m")],
     )
     grpc_id, ttl_id = registration.check_ids()
@@ -133,9 +144,8 @@ def test_metric_origins_says_which_grpc_metrics_follow_go_grpc_prometheus_and_wh
 
     server = UserServer(name="origins").start()
     try:
-        with grpc.insecure_channel(server.address) as channel:
-            with pytest.raises(grpc.RpcError):
-                user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-404"), timeout=2)
+        with grpc.insecure_channel(server.address) as channel, pytest.raises(grpc.RpcError):
+            user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-404"), timeout=2)
         time.sleep(0.5)  # the counters are updated once the call has finished on the server
         origins = {r["metric"]: r["origin"] for r in metric_origins(generate_latest(server.metrics.registry).decode())}
     finally:

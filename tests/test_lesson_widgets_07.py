@@ -1,13 +1,14 @@
 """The lesson 05 and 07 widgets driven without a browser: StreamMeter's kill button and FaultPanel's sliders and toggles."""
+
 from __future__ import annotations
 
 import pytest
-
 from labs import consul_watcher, local_lab
+
 from lab_services.core.wait import wait_until
-from lab_services.service import AdminClient
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch
 from lab_services.lessons.widgets import FaultPanel, StreamMeter
+from lab_services.service import AdminClient
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -16,8 +17,14 @@ IDS = ["user-1", "user-2", "user-3"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("widgets07"), consul_servers=1, etcd_members=0, services=3,
-                   prometheus=False, registry="consul") as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("widgets07"),
+        consul_servers=1,
+        etcd_members=0,
+        services=3,
+        prometheus=False,
+        registry="consul",
+    ) as lab:
         yield lab
 
 
@@ -36,8 +43,12 @@ def test_stream_meter_kill_button_moves_the_stream_without_a_gap(cluster, watche
         first = watch.wait_serving(5)
         assert watch.wait_for_sequence(start + 20, 5)
         # The meter redraws on its own clock (every redraw_every): wait for the redraw, not for a fixed time.
-        wait_until(lambda: f"served by <b>{first}</b>" in meter.serving.value, 5, "the meter to show the serving instance",
-                   seen=lambda: meter.serving.value)
+        wait_until(
+            lambda: f"served by <b>{first}</b>" in meter.serving.value,
+            5,
+            "the meter to show the serving instance",
+            seen=lambda: meter.serving.value,
+        )
         meter.kill_button.click()
         assert meter.kills[-1][1] == first and cluster.state_of(first) == "stopped"
         assert watch.wait_for_sequence(writer.sequence + 20, 10), watch.failures
@@ -63,8 +74,13 @@ def test_stream_meter_kill_without_stream_says_so(watcher):
 
 def test_fault_panel_sliders_toggles_and_breakers(cluster, watcher):
     admins = {s.id: s.admin for s in cluster.status().services}
-    panel = FaultPanel(watcher, admins, target="user-2", calls_per_tick=30,
-                       breaker_settings={"failure_threshold": 3, "window": 10, "open_for": 30.0})
+    panel = FaultPanel(
+        watcher,
+        admins,
+        target="user-2",
+        calls_per_tick=30,
+        breaker_settings={"failure_threshold": 3, "window": 10, "open_for": 30.0},
+    )
     try:
         clean = panel.step()
         assert clean["success"] == 1.0 and set(clean["served_by"]) == set(IDS)

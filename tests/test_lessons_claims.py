@@ -1,13 +1,14 @@
 """What lessons 07 and 09 claim about Consul and gRPC, checked on the real servers (issue 9's factual fixes)."""
+
 from __future__ import annotations
 
 import pytest
+from labs import ConsulNode
 
 from lab_services.lessons.interval_floor import interval_floor
 from lab_services.lessons.resilience.gateway import deadline_experiment
 from lab_services.lessons.resilience.service_config import service_config_mistakes
 from lab_services.service import UserServer
-from labs import ConsulNode
 
 
 def test_consul_accepts_an_interval_below_one_second_runs_it_every_second_and_logs_a_warning(consul_node: ConsulNode):
@@ -15,7 +16,9 @@ def test_consul_accepts_an_interval_below_one_second_runs_it_every_second_and_lo
     # At 200 ms it would run ~17 times; at Consul's 1 s floor 3 or 4 times.
     assert 2 <= floor["runs"] <= 5, floor
     assert 0.8 <= floor["effective_interval"] <= 1.3, floor
-    assert "check has interval below minimum" in floor["agent_log"] and "minimum_interval=1s" in floor["agent_log"], floor
+    assert "check has interval below minimum" in floor["agent_log"] and "minimum_interval=1s" in floor["agent_log"], (
+        floor
+    )
     assert "Consul accepts it, runs the check every 1s" in floor["lab_warning"], floor
 
 

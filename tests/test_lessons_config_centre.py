@@ -1,9 +1,10 @@
 """Lesson 10's experiments, widget, prediction and exercise checker against a real lab whose instances follow Consul."""
+
 from __future__ import annotations
 
 import pytest
-
 from labs import local_lab
+
 from lab_services.lessons import config_centre as cc
 from lab_services.lessons import exercises
 from lab_services.lessons.exercises import lesson_10
@@ -13,8 +14,14 @@ from lab_services.service.settings import Setting
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("config-centre"), consul_servers=3, etcd_members=1, services=2,
-                   prometheus=False, config_store="consul") as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("config-centre"),
+        consul_servers=3,
+        etcd_members=1,
+        services=2,
+        prometheus=False,
+        config_store="consul",
+    ) as lab:
         yield lab
 
 

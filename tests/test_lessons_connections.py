@@ -1,9 +1,10 @@
 """Lesson 11's experiments against real processes: balancing policies, dns:/// re-resolution, keepalive, GOAWAY, idle."""
+
 from __future__ import annotations
 
 import pytest
-
 from labs import local_lab
+
 from lab_services.lessons import connections as cn
 from lab_services.lessons import exercises
 from lab_services.lessons.exercises import lesson_11
@@ -11,8 +12,15 @@ from lab_services.lessons.exercises import lesson_11
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("connections"), consul_servers=1, etcd_members=0, services=3, registry="consul",
-                   prometheus=False, instance_addresses="distinct") as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("connections"),
+        consul_servers=1,
+        etcd_members=0,
+        services=3,
+        registry="consul",
+        prometheus=False,
+        instance_addresses="distinct",
+    ) as lab:
         yield lab
 
 

@@ -1,5 +1,6 @@
 """The functions that replaced long notebook cells: 03's blocking query, 04's lease control, 06's tables, 07's token demo
 and plot, 08's wait for rates, and the refusal tables of 02 and 07."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,10 +11,10 @@ import pytest
 
 from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.lessons.blocking_query import time_a_blocking_query
+from lab_services.lessons.refusals import refusals
 from lab_services.lessons.resilience.auth import TokenProtectedServer, create_through
 from lab_services.lessons.resilience.measure import plot_latencies
 from lab_services.lessons.scrapes import wait_for_rates
-from lab_services.lessons.refusals import refusals
 from lab_services.lessons.tls_catalogue import certificate_table, failure_cases, failure_catalogue
 from lab_services.lessons.widgets import LeaseControl
 from lab_services.registry import EtcdRegistrar, RegistrationError, ServiceRegistration
@@ -69,8 +70,12 @@ def test_client_latencies_plot_with_their_p95():
 def test_lease_control_stops_keepalives_and_registers_again(lab):
     endpoints = lab.status().etcd.endpoints
     server = UserServer(name="lease-test").start()
-    registration = ServiceRegistration(name="lease-test", service_id=server.instance_id, address="127.0.0.1", port=server.port)
-    control = LeaseControl(EtcdRegistrar(registration, endpoints=endpoints, lease_ttl=2).start(), registration, endpoints)
+    registration = ServiceRegistration(
+        name="lease-test", service_id=server.instance_id, address="127.0.0.1", port=server.port
+    )
+    control = LeaseControl(
+        EtcdRegistrar(registration, endpoints=endpoints, lease_ttl=2).start(), registration, endpoints
+    )
     etcd = etcd_client([parse_endpoint(e) for e in endpoints], 2.0)
     first = control.registrar
     try:
@@ -97,12 +102,19 @@ def test_the_certificate_table_names_each_certificate_and_its_sans(tmp_path):
 
 
 def test_refusals_tabulate_each_refused_change_and_skip_accepted_ones():
-    table = refusals({"six attempts": {"max_attempts": 6}, "fine": {"max_attempts": 3}}, retry_service_config, ValueError,
-                     label="mistake")
+    table = refusals(
+        {"six attempts": {"max_attempts": 6}, "fine": {"max_attempts": 3}},
+        retry_service_config,
+        ValueError,
+        label="mistake",
+    )
     assert [row["mistake"] for row in table] == ["six attempts"] and "max_attempts" in table[0]["error"]
     registration = ServiceRegistration(name="user", service_id="user-1", address="127.0.0.1", port=5001)
-    table = refusals({"a name with a space": {"name": "user service"}},
-                     lambda **change: dataclasses.replace(registration, **change).validate(), RegistrationError)
+    table = refusals(
+        {"a name with a space": {"name": "user service"}},
+        lambda **change: dataclasses.replace(registration, **change).validate(),
+        RegistrationError,
+    )
     assert table[0]["field"] == "name" and table[0]["attempt"] == "a name with a space"
 
 
@@ -116,5 +128,7 @@ def test_a_parked_blocking_query_returns_soon_after_the_change(consul_node):
 
 def test_wait_for_rates_says_what_prometheus_showed_when_the_rates_never_come(lab):
     url = lab.status().prometheus.url
-    with pytest.raises(WaitTimeout, match=r"waited 2 s for Prometheus to show 99 instances' call rates, latencies, but rates"):
+    with pytest.raises(
+        WaitTimeout, match=r"waited 2 s for Prometheus to show 99 instances' call rates, latencies, but rates"
+    ):
         wait_for_rates(url, 99, timeout=2)

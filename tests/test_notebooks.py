@@ -5,12 +5,14 @@ published solution through its checker, and every checkpoint asserts on the real
 learner starts from are judged by the checkers in tests/test_unanswered_exercises.py (and beside each lesson's
 other checker tests), in seconds instead of a second run of every notebook.
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import nbformat
 import papermill
@@ -28,7 +30,9 @@ LESSONS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # lesson's own checkpoints: e.g. lesson 09's default interval stays well above its tuned one.
 CI_SIZE: dict[str, dict[str, Any]] = {
     "03": {"MEASURE_SECONDS": 2},
-    "07": {"PANEL_SECONDS": 3},  # CALLS stays 100: "about 30 % fail without retries" is a rate, and 60 calls miss it 1 time in 200
+    "07": {
+        "PANEL_SECONDS": 3
+    },  # CALLS stays 100: "about 30 % fail without retries" is a rate, and 60 calls miss it 1 time in 200
     "08": {"WATCH_SECONDS": 15},
     "09": {"REPEATS": 1, "DEFAULT_INTERVAL": "5s"},
     "10": {"REPEATS": 3},
@@ -38,7 +42,9 @@ CI_SIZE: dict[str, dict[str, Any]] = {
 
 def test_there_are_lessons():
     numbers = [p.name[:2] for p in LESSONS]
-    assert numbers == [f"{n:02d}" for n in range(15)], f"expected lessons 00-14 in {REPO_DIR / 'notebooks'}, found {numbers}"
+    assert numbers == [f"{n:02d}" for n in range(15)], (
+        f"expected lessons 00-14 in {REPO_DIR / 'notebooks'}, found {numbers}"
+    )
 
 
 def test_every_ci_size_names_parameters_the_lesson_has():
@@ -51,14 +57,20 @@ def test_every_ci_size_names_parameters_the_lesson_has():
 
 # The lessons run in three groups of about equal length (3.3-3.5 min each, measured in CI), one module each
 # (test_lessons_a.py ...), so that `--dist loadfile` runs them on three workers at once, each on its own lab.
-LESSON_GROUPS = {"a": ("00", "01", "04", "07", "12"), "b": ("02", "05", "06", "08", "09"), "c": ("03", "10", "11", "13", "14")}
+LESSON_GROUPS = {
+    "a": ("00", "01", "04", "07", "12"),
+    "b": ("02", "05", "06", "08", "09"),
+    "c": ("03", "10", "11", "13", "14"),
+}
 
 
 def test_every_lesson_is_in_one_group():
     grouped = sorted(n for group in LESSON_GROUPS.values() for n in group)
     assert grouped == [p.name[:2] for p in LESSONS], f"LESSON_GROUPS must name every lesson once: {LESSON_GROUPS}"
     for group in LESSON_GROUPS:
-        assert (Path(__file__).parent / f"test_lessons_{group}.py").exists(), f"no test module runs lesson group {group}"
+        assert (Path(__file__).parent / f"test_lessons_{group}.py").exists(), (
+            f"no test module runs lesson group {group}"
+        )
 
 
 def lesson_test(group: str):
@@ -101,13 +113,23 @@ def run_lesson(path: Path, out_dir: Path) -> nbformat.NotebookNode:
     """
     parameters = _parameters(nbformat.read(path, as_version=4))
     assert "SHOW_SOLUTION" in parameters, f"{path.name} has no parameters cell with SHOW_SOLUTION = False"
-    notebook = papermill.execute_notebook(str(path), str(out_dir / f"prepared-{path.name}"), prepare_only=True,
-                                          parameters={"SHOW_SOLUTION": True, **CI_SIZE.get(path.name[:2], {})},
-                                          kernel_name="python3", progress_bar=False)
+    notebook = papermill.execute_notebook(
+        str(path),
+        str(out_dir / f"prepared-{path.name}"),
+        prepare_only=True,
+        parameters={"SHOW_SOLUTION": True, **CI_SIZE.get(path.name[:2], {})},
+        kernel_name="python3",
+        progress_bar=False,
+    )
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "SHOW_SOLUTION = True" in injected[0].source, "papermill did not inject SHOW_SOLUTION = True"
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-                            km=kernel_manager(out_dir))
+    client = NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        km=kernel_manager(out_dir),
+    )
     try:
         client.execute()
     finally:

@@ -1,4 +1,5 @@
 """Lessons 00, 02, 03 and 09 run headless on the compose runtime (LAB_BACKEND=compose), as on the local one."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,5 +35,6 @@ def test_lesson_runs_on_the_compose_runtime(path, compose_lab, tmp_path, monkeyp
     with restored_on_failure(compose_lab):
         run_lesson(path, tmp_path)
     status = compose_lab.status()
-    assert status.consul.leader and all(p.state == "running" for p in status.processes), \
+    assert status.consul.leader and all(p.state == "running" for p in status.processes), (
         "a lesson must leave the compose lab as it found it"
+    )

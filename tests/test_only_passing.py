@@ -1,4 +1,5 @@
 """dns_config.only_passing on a real second agent: the lab's DNS serves a warning instance, the only-passing agent's does not."""
+
 from __future__ import annotations
 
 import consul
@@ -17,12 +18,23 @@ def test_only_passing_leaves_the_warning_instance_out_of_dns(consul_node):
     client = consul.Consul(host=host, port=port)
     try:
         for n, state in ((1, "passing"), (2, "warning")):
-            client.agent.service.register("probe", service_id=f"probe-{n}", address="127.0.0.1", port=6000 + n,
-                                          check={"CheckID": f"probe-{n}", "TTL": "10m", "Status": state})
-        wait_until(lambda: sorted(r.port for r in srv_records("probe", status.consul.dns)) == [6001, 6002], 5, "lab DNS")
+            client.agent.service.register(
+                "probe",
+                service_id=f"probe-{n}",
+                address="127.0.0.1",
+                port=6000 + n,
+                check={"CheckID": f"probe-{n}", "TTL": "10m", "Status": state},
+            )
+        wait_until(
+            lambda: sorted(r.port for r in srv_records("probe", status.consul.dns)) == [6001, 6002], 5, "lab DNS"
+        )
         with OnlyPassingAgent(status) as agent:
-            wait_until(lambda: [r.port for r in srv_records("probe", agent.dns)] == [6001], 10, "only-passing DNS",
-                       seen=lambda: str(srv_records("probe", agent.dns)))
+            wait_until(
+                lambda: [r.port for r in srv_records("probe", agent.dns)] == [6001],
+                10,
+                "only-passing DNS",
+                seen=lambda: str(srv_records("probe", agent.dns)),
+            )
             name = agent.name
         assert not [r for r in processes.live_records() if r.name == name], "the agent must be gone after the block"
     finally:

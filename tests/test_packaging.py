@@ -1,4 +1,5 @@
 """The two ways to install the lab agree, and saved lessons carry no outputs."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ def test_environment_yml_mirrors_pyproject():
         for line in (REPO_DIR / "environment.yml").read_text().splitlines()
         if line.strip().startswith("- ") and "==" in line
     }
-    assert listed == wanted, f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: {sorted(listed - wanted)}"
+    assert listed == wanted, (
+        f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: {sorted(listed - wanted)}"
+    )
 
 
 def test_every_dependency_is_pinned():
@@ -45,7 +48,9 @@ def test_notebooks_are_saved_without_outputs():
 def test_notebooks_open_with_a_parameters_cell():
     for nb in sorted((REPO_DIR / "notebooks").glob("*.ipynb")):
         code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
-        assert "parameters" in code[0].get("metadata", {}).get("tags", []), f"{nb.name}: first code cell must be tagged 'parameters'"
+        assert "parameters" in code[0].get("metadata", {}).get("tags", []), (
+            f"{nb.name}: first code cell must be tagged 'parameters'"
+        )
 
 
 def _make_dry_run(target: str) -> str:

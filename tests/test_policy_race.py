@@ -1,4 +1,5 @@
 """The policy comparison of lesson 03 on a real lab: one slowed instance, one heavier weight, several calls in flight."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,9 @@ from lab_services.service import AdminClient
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("race"), consul_servers=1, etcd_members=1, services=2, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("race"), consul_servers=1, etcd_members=1, services=2, prometheus=False
+    ) as lab:
         yield lab
 
 

@@ -1,4 +1,5 @@
 """The predict-then-observe widget, driven as a learner would: choose, lock in, then the lesson reveals."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,11 @@ from lab_services.lessons.predict import asked, predict, reveal
 
 
 def test_a_locked_guess_is_checked_when_the_answer_is_revealed():
-    question = predict("t.dcsa", "What happens to a 30s DeregisterCriticalServiceAfter?",
-                               ["refused", "raised to 1m", "accepted as 30s"])
+    question = predict(
+        "t.dcsa",
+        "What happens to a 30s DeregisterCriticalServiceAfter?",
+        ["refused", "raised to 1m", "accepted as 30s"],
+    )
     question.options.value = "raised to 1m"
     question.lock_button.click()
     assert question.guess == "raised to 1m" and question.options.disabled

@@ -1,4 +1,5 @@
 """Prometheus against a real lab: both discovery paths (Consul and etcd file_sd), service metrics, and the PromQL helpers."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ import grpc
 import pytest
 from labs import local_lab
 
+from lab_services.discovery.instance import Instance
 from lab_services.metrics import prometheus
 from lab_services.runtime.file_sd import file_sd_groups
-from lab_services.discovery.instance import Instance
 from lab_services.service import user_pb2, user_pb2_grpc
 
 SERVICES = ("user-1", "user-2")
@@ -19,7 +20,9 @@ SERVICES = ("user-1", "user-2")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("prometheus"), consul_servers=1, etcd_members=1, services=len(SERVICES)) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("prometheus"), consul_servers=1, etcd_members=1, services=len(SERVICES)
+    ) as lab:
         yield lab
 
 
@@ -36,11 +39,17 @@ def traffic(cluster, url):
     while time.monotonic() < deadline:
         for stub in stubs:
             for _ in range(5):
-                stub.CreateUser(user_pb2.CreateUserRequest(name="Ada", email=f"ada-{uuid.uuid4().hex[:8]}@example.com"), timeout=5)
+                stub.CreateUser(
+                    user_pb2.CreateUserRequest(name="Ada", email=f"ada-{uuid.uuid4().hex[:8]}@example.com"), timeout=5
+                )
             with pytest.raises(grpc.RpcError):
                 stub.GetUser(user_pb2.GetUserRequest(id="nobody"), timeout=5)
         rates = prometheus.calls_per_second(url, window="1m")
-        if set(rates) >= set(SERVICES) and all(rates.values()) and "CreateUser" in prometheus.latency_quantiles(url, window="1m"):
+        if (
+            set(rates) >= set(SERVICES)
+            and all(rates.values())
+            and "CreateUser" in prometheus.latency_quantiles(url, window="1m")
+        ):
             return
         time.sleep(0.5)
     raise AssertionError(f"no rates for {SERVICES} in Prometheus after 30 s: {prometheus.calls_per_second(url)}")
@@ -70,12 +79,16 @@ def test_file_sd_groups_skip_instances_without_a_metrics_port():
     with_port = Instance("a-1", "a", "127.0.0.1", 5001, meta={"metrics_port": "9101"})
     without = Instance("a-2", "a", "127.0.0.1", 5002)
     assert file_sd_groups([without, with_port]) == [
-        {"targets": ["127.0.0.1:9101"], "labels": {"instance": "a-1", "service": "a", "registry": "etcd"}}]
+        {"targets": ["127.0.0.1:9101"], "labels": {"instance": "a-1", "service": "a", "registry": "etcd"}}
+    ]
 
 
 def test_service_metrics_carry_grpc_labels(url, traffic):
     handled = prometheus.query(url, 'grpc_server_handled_total{job="lab-services"}')
-    keys = {(s.labels["instance"], s.labels["grpc_service"], s.labels["grpc_method"], s.labels["grpc_code"]) for s in handled}
+    keys = {
+        (s.labels["instance"], s.labels["grpc_service"], s.labels["grpc_method"], s.labels["grpc_code"])
+        for s in handled
+    }
     for instance in SERVICES:
         assert (instance, "lab.user.v1.UserService", "CreateUser", "OK") in keys
         assert (instance, "lab.user.v1.UserService", "GetUser", "NOT_FOUND") in keys

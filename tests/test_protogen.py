@@ -12,7 +12,11 @@ from lab_services.core.paths import REPO_DIR
 
 def test_committed_code_is_current():
     result = subprocess.run(
-        [sys.executable, "-m", "lab_services.protogen", "--check"], cwd=REPO_DIR, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "lab_services.protogen", "--check"],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout

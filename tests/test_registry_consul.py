@@ -1,4 +1,5 @@
 """ConsulRegistrar against a real Consul agent, with real gRPC health, HTTP and TCP targets."""
+
 from __future__ import annotations
 
 import http.server
@@ -12,8 +13,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, RegistrationError, ServiceRegistration
 from lab_services.core.wait import wait_for
+from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, RegistrationError, ServiceRegistration
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def grpc_target():
 
 
 class HealthHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):
         code = self.server.health_code if self.path == "/health" else 404
         self.send_response(code)
         self.end_headers()
@@ -69,8 +70,14 @@ def registrars():
 
 def make_reg(service_id: str, grpc_port: int, http_port: int | None = None, checks=(), name: str = "user"):
     return ServiceRegistration(
-        name=name, service_id=service_id, address="127.0.0.1", port=grpc_port, tags=("v1",),
-        meta={"version": "v1", "metrics_port": str(http_port or 9101)}, http_port=http_port, checks=tuple(checks),
+        name=name,
+        service_id=service_id,
+        address="127.0.0.1",
+        port=grpc_port,
+        tags=("v1",),
+        meta={"version": "v1", "metrics_port": str(http_port or 9101)},
+        http_port=http_port,
+        checks=tuple(checks),
     )
 
 
@@ -206,8 +213,11 @@ def test_consul_down_at_start_then_up_then_restarted(stopped_server, grpc_target
         wait_for(lambda: consul.service("user-late"), 8, "registration again after the restart")
         assert r.wait_registered(5)
         wait_for(
-            lambda: consul.statuses("user") == {"service:user-late:grpc": "passing", "service:user-late:ttl": "passing"},
-            5, "both checks passing after the restart",
+            lambda: (
+                consul.statuses("user") == {"service:user-late:grpc": "passing", "service:user-late:ttl": "passing"}
+            ),
+            5,
+            "both checks passing after the restart",
         )
         assert "registered user-late" in caplog.text
 

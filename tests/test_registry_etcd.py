@@ -1,4 +1,5 @@
 """EtcdRegistrar against real etcd members: lease-backed keys, keepalive, expiry, lost leases, restarts, failover."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ import logging
 import time
 
 import pytest
+from labs import EtcdNode, local_lab
 
+from lab_services.core.wait import wait_for
 from lab_services.registry import Backoff, EtcdRegistrar, ServiceRegistration, parse_instance
 from lab_services.registry.etcd import service_prefix
-from lab_services.core.wait import wait_for
-from labs import EtcdNode, local_lab
 
 TTL = 2  # etcd's minimum lease TTL with default timings: the fastest drills
 
@@ -32,8 +33,13 @@ def three_members(tmp_path):
 
 def make_reg(service_id: str, port: int = 5001) -> ServiceRegistration:
     return ServiceRegistration(
-        name="user", service_id=service_id, address="127.0.0.1", port=port, tags=("v1",),
-        meta={"version": "v1", "metrics_port": "9101"}, http_port=9101,
+        name="user",
+        service_id=service_id,
+        address="127.0.0.1",
+        port=port,
+        tags=("v1",),
+        meta={"version": "v1", "metrics_port": "9101"},
+        http_port=9101,
     )
 
 
@@ -52,8 +58,13 @@ def test_registers_json_under_a_lease_refreshes_it_and_stop_removes_it(etcd):
         value, lease_id = read(etcd.kv, r.key)
         assert lease_id == r.lease_id and lease_id
         assert json.loads(value) == {
-            "id": "user-5001", "name": "user", "address": "127.0.0.1:5001", "host": "127.0.0.1", "port": 5001,
-            "tags": ["v1"], "meta": {"version": "v1", "metrics_port": "9101"},
+            "id": "user-5001",
+            "name": "user",
+            "address": "127.0.0.1:5001",
+            "host": "127.0.0.1",
+            "port": 5001,
+            "tags": ["v1"],
+            "meta": {"version": "v1", "metrics_port": "9101"},
         }
         ((listed, meta),) = list(etcd.kv.get_prefix(service_prefix("/services", "user")))
         instance = parse_instance(meta.key, listed)

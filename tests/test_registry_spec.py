@@ -1,4 +1,5 @@
 """Unit tests: registration validation, durations, check definitions, backoff; no servers needed."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +8,14 @@ import random
 
 import pytest
 
-from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, EtcdRegistrar, RegistrationError, ServiceRegistration
+from lab_services.registry import (
+    Backoff,
+    CheckSpec,
+    ConsulRegistrar,
+    EtcdRegistrar,
+    RegistrationError,
+    ServiceRegistration,
+)
 from lab_services.registry.consul import consul_checks
 
 
@@ -82,7 +90,11 @@ def test_error_message_names_field_and_fix():
             "checks[0].deregister_critical_after",
             "longer than zero",
         ),
-        ({"http_port": None, "checks": (CheckSpec(kind="http"),)}, "checks[0].kind", "needs the registration's http_port"),
+        (
+            {"http_port": None, "checks": (CheckSpec(kind="http"),)},
+            "checks[0].kind",
+            "needs the registration's http_port",
+        ),
         ({"checks": (CheckSpec(kind="http", http_path="health"),)}, "checks[0].http_path", "start with '/'"),
         ({"checks": (CheckSpec(kind="grpc", grpc_service="a/b"),)}, "checks[0].grpc_service", "gRPC service name"),
         ({"checks": (CheckSpec(kind="ttl", ttl="3s", status="ok"),)}, "checks[0].status", "'passing'"),
@@ -109,7 +121,9 @@ def test_registration_is_frozen_and_copies_meta():
 
 
 def test_check_ids_are_stable_and_readable():
-    reg = registration(checks=(CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3s"), CheckSpec(kind="grpc", grpc_service="x")))
+    reg = registration(
+        checks=(CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3s"), CheckSpec(kind="grpc", grpc_service="x"))
+    )
     assert reg.check_ids() == ["service:user-5001:grpc", "service:user-5001:ttl", "service:user-5001:grpc-2"]
 
 
@@ -118,7 +132,10 @@ def test_consul_check_definitions():
     assert by_id["service:user-5001:grpc"]["grpc"] == "127.0.0.1:5001"
     assert by_id["service:user-5001:grpc"]["timeout"] == "1s"
     assert by_id["service:user-5001:ttl"] == {
-        "ttl": "3s", "CheckID": "service:user-5001:ttl", "Name": "TTL heartbeat within 3s", "Status": "passing",
+        "ttl": "3s",
+        "CheckID": "service:user-5001:ttl",
+        "Name": "TTL heartbeat within 3s",
+        "Status": "passing",
     }
     assert by_id["service:user-5001:http"]["http"] == "http://127.0.0.1:9101/health"
     assert by_id["service:user-5001:tcp"]["tcp"] == "127.0.0.1:5001"
@@ -166,7 +183,10 @@ def test_an_interval_below_one_second_warns_as_consul_does_and_is_not_refused():
     from lab_services.registry.spec import ConsulRaises
 
     check = CheckSpec(kind="grpc", interval="500ms")
-    with pytest.warns(ConsulRaises, match=r"checks\[0\]\.interval: '500ms' is below Consul's minimum of 1s: Consul accepts it, runs the check every 1s"):
+    with pytest.warns(
+        ConsulRaises,
+        match=r"checks\[0\]\.interval: '500ms' is below Consul's minimum of 1s: Consul accepts it, runs the check every 1s",
+    ):
         registration(checks=(check,)).validate()
     assert check.effective_interval == 1.0
     assert CheckSpec(kind="grpc", interval="3s").effective_interval == 3.0

@@ -1,4 +1,5 @@
 """Circuit breaker states on an injected clock, the registry a picker uses, and the fail-fast interceptor."""
+
 from __future__ import annotations
 
 import threading
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from lab_services.lessons.resilience.measure import server_attempts
 from lab_services.resilience import (
     BreakerInterceptor,
     BreakerRegistry,
@@ -15,7 +17,6 @@ from lab_services.resilience import (
     State,
     breakers_for,
 )
-from lab_services.lessons.resilience.measure import server_attempts
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,7 +56,9 @@ def test_opens_after_threshold_rejects_then_half_opens_and_closes(clock):
     breaker.record_success()
     assert breaker.state is State.CLOSED and breaker.failures() == 0
     assert [(t.old, t.new) for t in breaker.transitions] == [
-        (State.CLOSED, State.OPEN), (State.OPEN, State.HALF_OPEN), (State.HALF_OPEN, State.CLOSED),
+        (State.CLOSED, State.OPEN),
+        (State.OPEN, State.HALF_OPEN),
+        (State.HALF_OPEN, State.CLOSED),
     ]
     assert [t.at for t in breaker.transitions] == [100.0, 105.0, 105.0]
     assert seen == breaker.transitions and seen[0].name == "user-1"
@@ -84,12 +87,15 @@ def test_status_codes_decide_what_counts_as_a_failure(clock):
     assert breaker.state is State.OPEN
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"failure_threshold": 0}, "invalid argument: failure_threshold: 0; use a whole number >= 1"),
-    ({"failure_threshold": 6, "window": 5}, "invalid argument: failure_threshold: 6; it can be at most window (5)"),
-    ({"open_for": -1}, "invalid argument: open_for: -1; use seconds >= 0"),
-    ({"half_open_max_calls": 1.5}, "invalid argument: half_open_max_calls: 1.5"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"failure_threshold": 0}, "invalid argument: failure_threshold: 0; use a whole number >= 1"),
+        ({"failure_threshold": 6, "window": 5}, "invalid argument: failure_threshold: 6; it can be at most window (5)"),
+        ({"open_for": -1}, "invalid argument: open_for: -1; use seconds >= 0"),
+        ({"half_open_max_calls": 1.5}, "invalid argument: half_open_max_calls: 1.5"),
+    ],
+)
 def test_settings_are_checked(kwargs, message):
     with pytest.raises(ValueError) as info:
         CircuitBreaker(**kwargs)

@@ -1,4 +1,5 @@
 """Deadline propagation through a gateway: with it the upstream's call ends with the caller's; without, it runs on."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -24,7 +25,9 @@ def test_with_propagation_the_upstream_call_ends_with_the_callers(upstream):
     result = deadline_experiment(upstream, propagate=True, calls=3, timeout=0.2, latency_ms=600)
     assert result["client_codes"] == {"DEADLINE_EXCEEDED": 3}
     assert result["upstream_codes"] == {"CANCELLED": 3} and result["upstream_completed"] == 0
-    assert all(0 < t <= 0.25 for t in result["forwarded_timeouts"])  # what the caller had left, give or take clock reading
+    assert all(
+        0 < t <= 0.25 for t in result["forwarded_timeouts"]
+    )  # what the caller had left, give or take clock reading
 
 
 def test_without_propagation_the_upstream_works_for_nobody(upstream):

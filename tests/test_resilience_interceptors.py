@@ -1,4 +1,5 @@
 """Logging, bearer-token auth and client stats interceptors on a real server and channel."""
+
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from lab_services.resilience.interceptors import BearerToken, CallLog, ClientLogging, ClientStats, RequireBearerToken, ServerLogging
+from lab_services.resilience.interceptors import (
+    BearerToken,
+    CallLog,
+    ClientLogging,
+    ClientStats,
+    RequireBearerToken,
+    ServerLogging,
+)
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.servicer import UserServicer
 from lab_services.service.store import UserStore
@@ -48,10 +56,13 @@ def create(stub, email="ada@example.org"):
     return stub.CreateUser(user_pb2.CreateUserRequest(name="Ada", email=email), timeout=5)
 
 
-@pytest.mark.parametrize(("interceptors", "details"), [
-    ((), "missing bearer token"),
-    ((BearerToken("wrong"),), "invalid bearer token"),
-])
+@pytest.mark.parametrize(
+    ("interceptors", "details"),
+    [
+        ((), "missing bearer token"),
+        ((BearerToken("wrong"),), "invalid bearer token"),
+    ],
+)
 def test_calls_without_a_valid_token_are_refused(address, interceptors, details):
     with pytest.raises(grpc.RpcError) as info:
         create(stub_for(address, *interceptors))
@@ -80,9 +91,15 @@ def test_client_and_server_logging(address, server_log, caplog):
         assert len(list(stub.ListUsers(user_pb2.ListUsersRequest(), timeout=5))) == 1
     method = "/lab.user.v1.UserService/CreateUser"
     assert [(r.side, r.method, r.code) for r in client_log.records()] == [
-        ("client", method, "OK"), ("client", method, "ALREADY_EXISTS"), ("client", "/lab.user.v1.UserService/ListUsers", "OK"),
+        ("client", method, "OK"),
+        ("client", method, "ALREADY_EXISTS"),
+        ("client", "/lab.user.v1.UserService/ListUsers", "OK"),
     ]
-    assert [(r.side, r.code) for r in server_log.records()] == [("server", "OK"), ("server", "ALREADY_EXISTS"), ("server", "OK")]
+    assert [(r.side, r.code) for r in server_log.records()] == [
+        ("server", "OK"),
+        ("server", "ALREADY_EXISTS"),
+        ("server", "OK"),
+    ]
     assert all(0 <= r.seconds < 5 for r in client_log.records())
     assert f"client {method} ALREADY_EXISTS" in caplog.text
     client_log.clear()

@@ -1,4 +1,5 @@
 """Retry and hedging configs: validation of every field, retries against injected faults, hedging ignored."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from lab_services.core.backoff import Backoff
 from lab_services.lessons.resilience.backoff_plot import plot_backoff, sample_delays
 from lab_services.lessons.resilience.gateway import GatewayServer
 from lab_services.lessons.resilience.retries import attempts_experiment, hedging_experiment
 from lab_services.resilience import channel_options, hedging_service_config, retry_service_config
-from lab_services.core.backoff import Backoff
 from lab_services.service import UserServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -27,37 +28,59 @@ def server() -> Iterator[UserServer]:
 
 
 def test_retry_config_has_all_five_fields():
-    config = retry_service_config(methods=["GetUser", "CreateUser"], max_attempts=4, retryable_status_codes=[grpc.StatusCode.UNAVAILABLE, "ABORTED"])
+    config = retry_service_config(
+        methods=["GetUser", "CreateUser"],
+        max_attempts=4,
+        retryable_status_codes=[grpc.StatusCode.UNAVAILABLE, "ABORTED"],
+    )
     (method_config,) = config["methodConfig"]
     assert method_config["name"] == [
         {"service": "lab.user.v1.UserService", "method": "GetUser"},
         {"service": "lab.user.v1.UserService", "method": "CreateUser"},
     ]
     assert method_config["retryPolicy"] == {
-        "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+        "maxAttempts": 4,
+        "initialBackoff": "0.1s",
+        "maxBackoff": "1s",
+        "backoffMultiplier": 2,
         "retryableStatusCodes": ["UNAVAILABLE", "ABORTED"],
     }
     options = dict(channel_options(config))
     assert json.loads(options["grpc.service_config"]) == config and options["grpc.enable_retries"] == 1
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("max_attempts", 7, "invalid argument: max_attempts: 7; gRPC allows 2 to 5"),
-    ("max_attempts", 1, "invalid argument: max_attempts: 1; gRPC allows 2 to 5"),
-    ("max_attempts", True, "invalid argument: max_attempts: True; gRPC allows 2 to 5"),
-    ("initial_backoff", "100ms", "invalid argument: initial_backoff: '100ms'; use seconds with an \"s\""),
-    ("initial_backoff", 0.1, "invalid argument: initial_backoff: 0.1; write seconds as a string with an \"s\", e.g. \"0.1s\""),
-    ("initial_backoff", "0s", "invalid argument: initial_backoff: '0s'; must be more than zero"),
-    ("max_backoff", "-1s", "invalid argument: max_backoff: '-1s'"),
-    ("backoff_multiplier", 0, "invalid argument: backoff_multiplier: 0; use a number > 0"),
-    ("backoff_multiplier", float("nan"), "invalid argument: backoff_multiplier: nan"),
-    ("retryable_status_codes", (), "invalid argument: retryable_status_codes: []"),
-    ("retryable_status_codes", ["UNAVAILABEL"], "invalid argument: retryable_status_codes: ['UNAVAILABEL']; use grpc.StatusCode names"),
-    ("retryable_status_codes", ["OK"], "invalid argument: retryable_status_codes: ['OK']"),
-    ("service", "", "invalid argument: service: ''"),
-    ("methods", [], "invalid argument: methods: []"),
-    ("methods", ["/lab.user.v1.UserService/GetUser"], "invalid argument: methods: ['/lab.user.v1.UserService/GetUser']"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_attempts", 7, "invalid argument: max_attempts: 7; gRPC allows 2 to 5"),
+        ("max_attempts", 1, "invalid argument: max_attempts: 1; gRPC allows 2 to 5"),
+        ("max_attempts", True, "invalid argument: max_attempts: True; gRPC allows 2 to 5"),
+        ("initial_backoff", "100ms", "invalid argument: initial_backoff: '100ms'; use seconds with an \"s\""),
+        (
+            "initial_backoff",
+            0.1,
+            'invalid argument: initial_backoff: 0.1; write seconds as a string with an "s", e.g. "0.1s"',
+        ),
+        ("initial_backoff", "0s", "invalid argument: initial_backoff: '0s'; must be more than zero"),
+        ("max_backoff", "-1s", "invalid argument: max_backoff: '-1s'"),
+        ("backoff_multiplier", 0, "invalid argument: backoff_multiplier: 0; use a number > 0"),
+        ("backoff_multiplier", float("nan"), "invalid argument: backoff_multiplier: nan"),
+        ("retryable_status_codes", (), "invalid argument: retryable_status_codes: []"),
+        (
+            "retryable_status_codes",
+            ["UNAVAILABEL"],
+            "invalid argument: retryable_status_codes: ['UNAVAILABEL']; use grpc.StatusCode names",
+        ),
+        ("retryable_status_codes", ["OK"], "invalid argument: retryable_status_codes: ['OK']"),
+        ("service", "", "invalid argument: service: ''"),
+        ("methods", [], "invalid argument: methods: []"),
+        (
+            "methods",
+            ["/lab.user.v1.UserService/GetUser"],
+            "invalid argument: methods: ['/lab.user.v1.UserService/GetUser']",
+        ),
+    ],
+)
 def test_retry_config_refuses_each_bad_field(field, value, message):
     with pytest.raises(ValueError) as info:
         retry_service_config(**{field: value})
@@ -65,7 +88,9 @@ def test_retry_config_refuses_each_bad_field(field, value, message):
 
 
 def test_hedging_config_and_its_validation():
-    policy = hedging_service_config(max_attempts=3, hedging_delay="0s", non_fatal_status_codes=())["methodConfig"][0]["hedgingPolicy"]
+    policy = hedging_service_config(max_attempts=3, hedging_delay="0s", non_fatal_status_codes=())["methodConfig"][0][
+        "hedgingPolicy"
+    ]
     assert policy == {"maxAttempts": 3, "hedgingDelay": "0s", "nonFatalStatusCodes": []}
     with pytest.raises(ValueError, match="hedging_delay: '50ms'"):
         hedging_service_config(hedging_delay="50ms")

@@ -1,4 +1,5 @@
 """The local runtime against real processes: readiness, per-process operations, status, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -8,15 +9,15 @@ from pathlib import Path
 import pytest
 from labs import local_lab
 
+from lab_services.core.etcd_gateway import EtcdGateway
+from lab_services.core.http import http_json
+from lab_services.core.ports import PortInUseError
+from lab_services.core.wait import wait_until
 from lab_services.runtime import processes
 from lab_services.runtime.cluster import UnknownProcessError
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster
 from lab_services.runtime.status import ClusterStatus
-from lab_services.core.ports import PortInUseError
-from lab_services.core.etcd_gateway import EtcdGateway
-from lab_services.core.http import http_json
-from lab_services.core.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,22 @@ def test_status_reports_the_documented_fields(cluster):
 def test_the_typed_status_reads_back_from_its_json(cluster):
     status = cluster.status()
     assert ClusterStatus.from_dict(json.loads(json.dumps(status.to_dict()))) == status
-    assert list(status.to_dict()) == ["backend", "config", "state_dir", "consul", "etcd", "prometheus", "services",
-                                      "processes", "tls", "binaries", "timings", "reaped", "moved_ports", "project"]
+    assert list(status.to_dict()) == [
+        "backend",
+        "config",
+        "state_dir",
+        "consul",
+        "etcd",
+        "prometheus",
+        "services",
+        "processes",
+        "tls",
+        "binaries",
+        "timings",
+        "reaped",
+        "moved_ports",
+        "project",
+    ]
     assert status.service("user-2").address == status.services[1].address
     assert set(status.processes_of("consul")) == {"consul-1"}
 
@@ -109,19 +124,28 @@ def test_a_consul_port_in_use_is_reported_with_its_holder(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        lab = LocalCluster(ClusterConfig(consul_servers=1, etcd_members=0, services=0, prometheus=False,
-                                         registry="none", consul_http_port=port), base=tmp_path)
-        with pytest.raises(PortInUseError, match=rf"port {port} on 127.0.0.1 is in use by pid \d+ .*--consul-http-port"):
+        lab = LocalCluster(
+            ClusterConfig(
+                consul_servers=1, etcd_members=0, services=0, prometheus=False, registry="none", consul_http_port=port
+            ),
+            base=tmp_path,
+        )
+        with pytest.raises(
+            PortInUseError, match=rf"port {port} on 127.0.0.1 is in use by pid \d+ .*--consul-http-port"
+        ):
             lab.up()
     assert processes.live_records(tmp_path) == []
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("consul_servers", 2, "consul_servers: 2; use 0, 1 or 3"),
-    ("services", -1, "services: -1"),
-    ("registry", "zookeeper", "registry: 'zookeeper'"),
-    ("host", "10.0.0.1", "not a loopback address"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("consul_servers", 2, "consul_servers: 2; use 0, 1 or 3"),
+        ("services", -1, "services: -1"),
+        ("registry", "zookeeper", "registry: 'zookeeper'"),
+        ("host", "10.0.0.1", "not a loopback address"),
+    ],
+)
 def test_bad_cluster_shapes_are_refused(field, value, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         LocalCluster(ClusterConfig(**{field: value}), base=tmp_path).up()
@@ -139,8 +163,11 @@ def test_add_service_starts_a_canary_that_passes(cluster):
     try:
         assert added["name"] == "user-3" and added["version"] == "v2"
         assert "user-3" in consul_health(cluster, passing=True)
-        entry = next(e for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user")
-                     if e["Service"]["ID"] == "user-3")
+        entry = next(
+            e
+            for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user")
+            if e["Service"]["ID"] == "user-3"
+        )
         assert entry["Service"]["Meta"]["version"] == "v2" and entry["Service"]["Meta"]["weight"] == "3"
         assert entry["Service"]["Tags"] == ["v2"]
     finally:
@@ -148,8 +175,15 @@ def test_add_service_starts_a_canary_that_passes(cluster):
 
 
 def test_distinct_instance_addresses_share_one_port(tmp_path):
-    with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=2, prometheus=False, registry="consul",
-                   instance_addresses="distinct") as lab:
+    with local_lab(
+        tmp_path,
+        consul_servers=1,
+        etcd_members=0,
+        services=2,
+        prometheus=False,
+        registry="consul",
+        instance_addresses="distinct",
+    ) as lab:
         services = lab.status().services
         hosts = [s.address.split(":")[0] for s in services]
         ports = {s.address.split(":")[1] for s in services}
@@ -166,8 +200,9 @@ def test_up_with_mtls_serves_only_callers_with_a_client_certificate(tmp_path):
     from lab_services.service import user_pb2, user_pb2_grpc
     from lab_services.tls import CertPair, client_credentials
 
-    with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul",
-                   tls="mtls") as lab:
+    with local_lab(
+        tmp_path, consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul", tls="mtls"
+    ) as lab:
         status = lab.status()
         tls, address = status.tls, status.services[0].address
         assert tls.mode == "mtls"
@@ -175,7 +210,9 @@ def test_up_with_mtls_serves_only_callers_with_a_client_certificate(tmp_path):
         assert consul_health(lab, passing=True) == ["user-1"]
         ca, client = CertPair(Path(tls.ca)), CertPair(Path(tls.client_cert), Path(tls.client_key))
         with grpc.secure_channel(address, client_credentials(ca, client)) as channel:
-            user = user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="Ada", email="ada@lab.test"), timeout=5)
+            user = user_pb2_grpc.UserServiceStub(channel).CreateUser(
+                user_pb2.CreateUserRequest(name="Ada", email="ada@lab.test"), timeout=5
+            )
             assert user.served_by == "user-1"
         with grpc.insecure_channel(address) as plain, pytest.raises(grpc.RpcError) as refused:
             user_pb2_grpc.UserServiceStub(plain).GetUser(user_pb2.GetUserRequest(id=user.id), timeout=5)

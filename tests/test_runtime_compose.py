@@ -1,4 +1,5 @@
 """The compose runtime against a real Docker engine: the same contract as the local runtime, on containers."""
+
 from __future__ import annotations
 
 import base64
@@ -21,9 +22,9 @@ from lab_services.core.http import http_json
 from lab_services.core.ports import PortInUseError
 from lab_services.core.wait import wait_until
 from lab_services.runtime.cluster import UnknownProcessError
-from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.compose import engine, topology
 from lab_services.runtime.compose.cluster import ComposeCluster
+from lab_services.runtime.config import ClusterConfig
 
 PROJECT = topology.PROJECT
 
@@ -37,52 +38,76 @@ def leftovers() -> dict[str, list[str]]:
     """Containers and networks of the project that outlived `down` (named volumes are listed separately)."""
     client = engine.client()
     label = {"label": f"com.docker.compose.project={PROJECT}"}
-    return {"containers": [c.name for c in client.containers.list(all=True, filters=label)],
-            "networks": [n.name for n in client.networks.list(filters=label)]}
+    return {
+        "containers": [c.name for c in client.containers.list(all=True, filters=label)],
+        "networks": [n.name for n in client.networks.list(filters=label)],
+    }
 
 
 def volumes() -> list[str]:
-    return sorted(v.name for v in engine.client().volumes.list(filters={"label": f"com.docker.compose.project={PROJECT}"}))
+    return sorted(
+        v.name for v in engine.client().volumes.list(filters={"label": f"com.docker.compose.project={PROJECT}"})
+    )
 
 
 # -- errors, before any stack runs -------------------------------------------------------------------------
 def test_no_engine_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
-    with pytest.raises(engine.DockerUnavailableError, match=r"no Docker engine answers at unix://.*no-docker.sock: start it"):
+    with pytest.raises(
+        engine.DockerUnavailableError, match=r"no Docker engine answers at unix://.*no-docker.sock: start it"
+    ):
         engine.client()
 
 
 def test_permission_denied_on_the_socket_names_the_fix():
     """A user outside the docker group, as on a fresh workshop machine (the socket is root:docker 0660)."""
     assert os.geteuid() == 0, "becoming a user outside the docker group needs root (CI runs as root)"
-    code = ("from lab_services.runtime.compose import engine\n"
-            "try:\n    engine.client()\nexcept engine.DockerUnavailableError as err:\n    print(err)\n")
+    code = (
+        "from lab_services.runtime.compose import engine\n"
+        "try:\n    engine.client()\nexcept engine.DockerUnavailableError as err:\n    print(err)\n"
+    )
     with tempfile.TemporaryDirectory() as shared:
         python = _readable_by_nobody(Path(shared), "from lab_services.runtime.compose import engine")
         as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", code]
-        out = subprocess.run(as_nobody, capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, "PYTHONPATH": shared})
-    assert "permission denied on the Docker socket" in out.stdout and "usermod -aG docker" in out.stdout, out.stdout + out.stderr
+        out = subprocess.run(
+            as_nobody, capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, "PYTHONPATH": shared}
+        )
+    assert "permission denied on the Docker socket" in out.stdout and "usermod -aG docker" in out.stdout, (
+        out.stdout + out.stderr
+    )
 
 
 def _readable_by_nobody(shared: Path, statement: str) -> str:
     """Copy the package, and every module `statement` imports from site-packages, into `shared` for uid 65534 to
     read, and return an interpreter that user may run: CI's fresh clone and its venv may sit where only root enters."""
-    listing = ("import sys\n" + statement + "\n"
-               "site = [p for p in sys.path if p.endswith('site-packages')][0]\n"
-               "print(site)\nprint('\\n'.join({m.__file__ for m in list(sys.modules.values())"
-               " if (getattr(m, '__file__', None) or '').startswith(site)}))")
-    site, *files = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True).stdout.split()
+    listing = (
+        "import sys\n" + statement + "\n"
+        "site = [p for p in sys.path if p.endswith('site-packages')][0]\n"
+        "print(site)\nprint('\\n'.join({m.__file__ for m in list(sys.modules.values())"
+        " if (getattr(m, '__file__', None) or '').startswith(site)}))"
+    )
+    site, *files = subprocess.run(
+        [sys.executable, "-c", listing], capture_output=True, text=True, check=True
+    ).stdout.split()
     for top in {Path(f).relative_to(site).parts[0] for f in files}:
         source = Path(site) / top
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, shared / top)
-    shutil.copytree(Path(engine.REPO_DIR) / "lab_services", shared / "lab_services", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        Path(engine.REPO_DIR) / "lab_services", shared / "lab_services", ignore=shutil.ignore_patterns("__pycache__")
+    )
     subprocess.run(["chmod", "-R", "a+rX", str(shared)], check=True)
     # The venv's interpreter when everyone may reach it, else the system's (the same minor version, as on Debian).
     for python in (Path(sys.executable).resolve(), Path(f"/usr/bin/python3.{sys.version_info.minor}")):
-        if python.exists() and all(d.stat().st_mode & 0o001 for d in python.parents) and python.stat().st_mode & 0o005 == 0o005:
+        if (
+            python.exists()
+            and all(d.stat().st_mode & 0o001 for d in python.parents)
+            and python.stat().st_mode & 0o005 == 0o005
+        ):
             return str(python)
-    raise AssertionError(f"no Python 3.{sys.version_info.minor} that uid 65534 may run: {sys.executable} is in a private folder "
-                         f"and /usr/bin/python3.{sys.version_info.minor} is missing")
+    raise AssertionError(
+        f"no Python 3.{sys.version_info.minor} that uid 65534 may run: {sys.executable} is in a private folder "
+        f"and /usr/bin/python3.{sys.version_info.minor} is missing"
+    )
 
 
 def test_an_old_engine_is_refused_with_the_versions():
@@ -94,7 +119,9 @@ def test_an_old_engine_is_refused_with_the_versions():
 def test_compose_v2_missing_names_the_plugin(monkeypatch):
     # `true` stands for a docker CLI without the compose plugin: `docker compose version` prints nothing.
     monkeypatch.setenv("LAB_DOCKER_CLI", "true")
-    with pytest.raises(engine.DockerUnavailableError, match=r"docker compose v2 is missing .*: install the compose plugin"):
+    with pytest.raises(
+        engine.DockerUnavailableError, match=r"docker compose v2 is missing .*: install the compose plugin"
+    ):
         engine.compose_version()
     monkeypatch.setenv("LAB_DOCKER_CLI", "no-such-docker")
     with pytest.raises(engine.DockerUnavailableError, match="no `no-such-docker` command on PATH"):
@@ -105,17 +132,24 @@ def test_an_image_missing_with_pulling_disabled_names_the_build(tmp_path):
     override = tmp_path / "missing.yml"
     override.write_text("services:\n  consul-1: {image: 'lab/does-not-exist:ci', pull_policy: never}\n")
     config = engine.compose_config([engine.LEARNER_FILE, override])
-    with pytest.raises(engine.ImageMissingError, match=r"lab/does-not-exist:ci \(consul-1\) is not on this engine and "
-                                                      r"pulling is disabled.*make compose-images"):
+    with pytest.raises(
+        engine.ImageMissingError,
+        match=r"lab/does-not-exist:ci \(consul-1\) is not on this engine and "
+        r"pulling is disabled.*make compose-images",
+    ):
         engine.missing_images(engine.client(), config)
 
 
 def test_a_port_in_use_names_its_holder_and_nothing_starts():
     with socket.socket() as taken:
-        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # an earlier stack's TIME_WAIT must not stop the test
+        taken.setsockopt(
+            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+        )  # an earlier stack's TIME_WAIT must not stop the test
         taken.bind((topology.consul_address(2), 8500))
         taken.listen()
-        with pytest.raises(PortInUseError, match=rf"port 8500 on 127.0.1.12 \(consul-2 http\) is in use by pid {os.getpid()}"):
+        with pytest.raises(
+            PortInUseError, match=rf"port 8500 on 127.0.1.12 \(consul-2 http\) is in use by pid {os.getpid()}"
+        ):
             ComposeCluster().up()
     assert leftovers()["containers"] == []
 
@@ -124,7 +158,10 @@ def test_one_cold_start_on_compose_reports_every_figure():
     from lab_services.bench import startup
 
     result = startup.run(runs=1, backend="compose")
-    assert result["backend"] == "compose" and result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"] > 0
+    assert (
+        result["backend"] == "compose"
+        and result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"] > 0
+    )
     assert result["total_rss_mb"] > 0 and "compose runtime" in startup.describe(result)
     assert leftovers()["containers"] == [] and volumes() == []
 
@@ -206,8 +243,12 @@ def test_prometheus_scrapes_every_instance_found_through_consul_and_etcd(cluster
 
 
 def test_a_fresh_process_finds_the_stack_by_its_project_name(cluster):
-    out = subprocess.run([sys.executable, "-m", "lab_services.cli", "status", "--backend", "compose", "--json"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "lab_services.cli", "status", "--backend", "compose", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     status = json.loads(out.stdout)
     assert status["backend"] == "compose" and len(status["processes"]) == 10
@@ -243,8 +284,11 @@ def test_graceful_stop_under_load_costs_the_client_no_call(cluster):
                 while not stop.is_set():
                     n += 1
                     try:
-                        served.append(stub.CreateUser(user_pb2.CreateUserRequest(name=f"u{n}", email=f"u{n}@lab.test"),
-                                                      timeout=2).served_by)
+                        served.append(
+                            stub.CreateUser(
+                                user_pb2.CreateUserRequest(name=f"u{n}", email=f"u{n}@lab.test"), timeout=2
+                            ).served_by
+                        )
                     except Exception as err:  # every failed call counts, whatever its kind
                         errors.append(err)
 
@@ -286,8 +330,11 @@ def test_unknown_and_stopped_names_say_what_to_do(cluster):
 def test_add_service_is_a_canary_and_restore_removes_it(cluster):
     added = cluster.add_service(version="v2", meta={"weight": "3"})
     assert added["name"] == "user-4" and added["address"] == "127.0.1.44:5000"
-    entry = next(e for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user?passing")
-                 if e["Service"]["ID"] == "user-4")
+    entry = next(
+        e
+        for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user?passing")
+        if e["Service"]["ID"] == "user-4"
+    )
     assert entry["Service"]["Meta"]["version"] == "v2" and entry["Service"]["Meta"]["weight"] == "3"
     assert entry["Service"]["Tags"] == ["v2"]
     assert [s.version for s in cluster.status().services] == ["v1", "v1", "v1", "v2"]

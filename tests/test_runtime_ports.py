@@ -1,4 +1,5 @@
 """Familiar ports every time: TIME_WAIT leftovers do not move a server, a real listener does, and status says so."""
+
 from __future__ import annotations
 
 import random
@@ -9,8 +10,8 @@ import pytest
 from labs import local_lab
 
 from lab_services import cli
-from lab_services.discovery import ConsulWatcher, PickerChannel
 from lab_services.core.ports import PORT_OFFSET_ENV, PORT_RANGE_ENV, PortAllocator, is_free
+from lab_services.discovery import ConsulWatcher, PickerChannel
 from lab_services.service import user_pb2, user_pb2_grpc
 
 FAMILIAR = (2379, 5001, 8500, 8600, 9090)
@@ -94,8 +95,12 @@ def test_up_traffic_down_up_keeps_the_familiar_ports(tmp_path, own_familiar_port
             assert watcher.wait_for(lambda xs: len(xs) == 2, 15)
             with PickerChannel(watcher, "round_robin") as channel:
                 stub = user_pb2_grpc.UserServiceStub(channel)
-                served = {stub.CreateUser(user_pb2.CreateUserRequest(name=f"u{i}", email=f"u{i}@lab.test"), timeout=5).served_by
-                          for i in range(20)}
+                served = {
+                    stub.CreateUser(
+                        user_pb2.CreateUserRequest(name=f"u{i}", email=f"u{i}@lab.test"), timeout=5
+                    ).served_by
+                    for i in range(20)
+                }
             assert served == {"user-1", "user-2"}
         finally:
             watcher.stop()
@@ -113,7 +118,9 @@ def test_status_says_when_consul_moved(tmp_path, own_familiar_ports, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 8500 + own_familiar_ports))
         taken.listen()
-        with local_lab(tmp_path, consul_servers=1, etcd_members=0, services=0, prometheus=False, registry="none") as lab:
+        with local_lab(
+            tmp_path, consul_servers=1, etcd_members=0, services=0, prometheus=False, registry="none"
+        ) as lab:
             status = lab.status()
             [moved] = status.moved_ports
             assert moved.process == "consul-1" and moved.port_name == "http"
@@ -121,4 +128,6 @@ def test_status_says_when_consul_moved(tmp_path, own_familiar_ports, capsys):
             assert status.consul.http == [f"127.0.0.1:{moved.port}"]
             cli._print_status(status)
     preferred = 8500 + own_familiar_ports
-    assert f"consul-1 http is on {moved.port}, not {preferred}: {preferred} was in use by pid " in capsys.readouterr().out
+    assert (
+        f"consul-1 http is on {moved.port}, not {preferred}: {preferred} was in use by pid " in capsys.readouterr().out
+    )

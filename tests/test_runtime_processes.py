@@ -1,4 +1,5 @@
 """Nothing leaks: children die with their owner, with `down`, at interpreter exit, or at the next start."""
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,12 @@ def _owner_script(tmp_path, body: str) -> subprocess.Popen:
 
 
 def test_spawned_child_is_recorded_and_stopped(tmp_path):
-    child = processes.spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"],
-                            log_path=tmp_path / "sleeper.log", base=tmp_path)
+    child = processes.spawn(
+        "sleeper",
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        log_path=tmp_path / "sleeper.log",
+        base=tmp_path,
+    )
     assert child.alive()
     assert [r.pid for r in processes.live_records(tmp_path)] == [child.pid]
     assert child.stop(timeout=5) is not None
@@ -51,19 +56,26 @@ def test_spawned_child_is_recorded_and_stopped(tmp_path):
 
 
 def test_paused_child_still_stops(tmp_path):
-    child = processes.spawn("paused", [sys.executable, "-c", "import time; time.sleep(600)"],
-                            log_path=tmp_path / "paused.log", base=tmp_path)
+    child = processes.spawn(
+        "paused",
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        log_path=tmp_path / "paused.log",
+        base=tmp_path,
+    )
     child.send(signal.SIGSTOP)
     child.stop(timeout=5)
     assert _wait_dead(child.pid)
 
 
 def test_owner_killed_with_sigkill_takes_its_children(tmp_path):
-    owner = _owner_script(tmp_path, """
+    owner = _owner_script(
+        tmp_path,
+        """
         c = spawn("orphan-candidate")
         print(c.pid, flush=True)
         time.sleep(600)
-    """)
+    """,
+    )
     pid = int(owner.stdout.readline())
     assert processes.is_alive(pid)
     owner.kill()
@@ -73,10 +85,13 @@ def test_owner_killed_with_sigkill_takes_its_children(tmp_path):
 
 def test_reaper_kills_children_of_a_dead_owner(tmp_path):
     # Spawned from a worker thread, the child has no parent-death signal: only the reaper can find it.
-    owner = _owner_script(tmp_path, """
+    owner = _owner_script(
+        tmp_path,
+        """
         print(spawn_from_thread("survivor").pid, flush=True)
         time.sleep(600)
-    """)
+    """,
+    )
     pid = int(owner.stdout.readline())
     owner.kill()
     owner.wait()
@@ -89,8 +104,9 @@ def test_reaper_kills_children_of_a_dead_owner(tmp_path):
 
 
 def test_reaper_leaves_children_of_a_live_owner_alone(tmp_path):
-    child = processes.spawn("mine", [sys.executable, "-c", "import time; time.sleep(600)"],
-                            log_path=tmp_path / "mine.log", base=tmp_path)
+    child = processes.spawn(
+        "mine", [sys.executable, "-c", "import time; time.sleep(600)"], log_path=tmp_path / "mine.log", base=tmp_path
+    )
     try:
         assert processes.reap_orphans(tmp_path) == []
         assert child.alive()
@@ -99,10 +115,13 @@ def test_reaper_leaves_children_of_a_live_owner_alone(tmp_path):
 
 
 def test_interpreter_exit_stops_children(tmp_path):
-    owner = _owner_script(tmp_path, """
+    owner = _owner_script(
+        tmp_path,
+        """
         print(spawn_from_thread("atexit-child").pid, flush=True)
         sys.exit(0)
-    """)
+    """,
+    )
     pid = int(owner.stdout.readline())
     owner.wait(20)
     assert _wait_dead(pid), "the atexit handler should have stopped the child"

@@ -1,5 +1,6 @@
 """Reset really resets: after a lesson's leftovers (stray and critical registrations, KV and etcd keys, faults,
 users, an added instance), `restore()` leaves the real cluster as a fresh `up` left it."""
+
 from __future__ import annotations
 
 import consul
@@ -16,7 +17,9 @@ from lab_services.service import AdminClient, user_pb2, user_pb2_grpc
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("reset"), consul_servers=1, etcd_members=1, services=2, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("reset"), consul_servers=1, etcd_members=1, services=2, prometheus=False
+    ) as lab:
         yield lab
 
 
@@ -51,8 +54,13 @@ def test_reset_undoes_what_an_aborted_lesson_left(cluster):
     try:
         # What lessons 02-04 leave when stopped halfway: a critical registration whose heartbeat died, KV and etcd
         # keys (one under the services prefix, as lesson 04's own instance), faults, a flipped health, users, a canary.
-        client.agent.service.register("lesson02-doomed", service_id="lesson02-doomed-1", address="127.0.0.1", port=1,
-                                      check={"CheckID": "lesson02-doomed-ttl", "TTL": "10m"})
+        client.agent.service.register(
+            "lesson02-doomed",
+            service_id="lesson02-doomed-1",
+            address="127.0.0.1",
+            port=1,
+            check={"CheckID": "lesson02-doomed-ttl", "TTL": "10m"},
+        )
         client.kv.put("lesson09/drill", "token")
         etcd.put("/lesson04/scratch", "three")
         etcd.put("/services/user/lesson04", "{}", lease=etcd.lease(60))

@@ -3,14 +3,15 @@
 An in-process user service follows each store; the tests write through the store clients and read what the
 instance applied through its admin port, the way the lesson and `discovery-lab config` do.
 """
+
 from __future__ import annotations
 
 import time
 
 import grpc
 import pytest
-
 from labs import local_lab
+
 from lab_services.core.wait import wait_until
 from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.config_store import CasConflict, StoreUnavailable, open_store
@@ -19,11 +20,13 @@ from lab_services.service.settings import SCHEMA, InvalidSetting, RuntimeSetting
 
 def test_validate_names_the_key_and_why():
     assert validate("latency_ms", " 250 ") == 250 and validate("signups_enabled", "False") is False
-    for key, text, reason in (("latency_ms", "fast", "must be an integer from 0 to 5000, got 'fast'"),
-                              ("latency_ms", "5001", "must be from 0 to 5000, got 5001"),
-                              ("signups_enabled", "yes", "must be true or false"),
-                              ("greeting", "  ", "must be 1 to 200 characters"),
-                              ("colour", "red", "unknown setting")):
+    for key, text, reason in (
+        ("latency_ms", "fast", "must be an integer from 0 to 5000, got 'fast'"),
+        ("latency_ms", "5001", "must be from 0 to 5000, got 5001"),
+        ("signups_enabled", "yes", "must be true or false"),
+        ("greeting", "  ", "must be 1 to 200 characters"),
+        ("colour", "red", "unknown setting"),
+    ):
         with pytest.raises(InvalidSetting, match=f"^{key}: {reason}"):
             validate(key, text)
 
@@ -47,7 +50,9 @@ def test_a_tag_override_wins_for_instances_with_that_tag():
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("settings"), consul_servers=1, etcd_members=1, services=0, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("settings"), consul_servers=1, etcd_members=1, services=0, prometheus=False
+    ) as lab:
         yield lab
 
 

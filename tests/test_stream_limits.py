@@ -1,4 +1,5 @@
 """Streams never starve the user service: open streams leave health and unary calls answering; past the limit, RESOURCE_EXHAUSTED."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -40,7 +41,10 @@ def test_streams_past_the_limit_are_refused_and_health_still_answers(limited, ki
 
 
 def test_the_refusal_names_the_instance_and_the_limit(limited):
-    with OpenStreams(limited.address, 20, "watch", establish_timeout=60), grpc.insecure_channel(limited.address) as channel:
+    with (
+        OpenStreams(limited.address, 20, "watch", establish_timeout=60),
+        grpc.insecure_channel(limited.address) as channel,
+    ):
         call = user_pb2_grpc.UserServiceStub(channel).WatchUsers(user_pb2.WatchUsersRequest(), timeout=60)
         with pytest.raises(grpc.RpcError) as refused:
             next(call)
@@ -67,8 +71,13 @@ def test_lesson_05_comparison_shows_the_thread_pool_starving_and_asyncio_serving
     assert threads["unary_calls_answered"] == "0 of 5"
     if kind == "chat":  # each of the 8 workers answers one chat; a watch also needs a change, which starves too
         assert threads["streams_served"] == 8
-    assert aio == {"server": "aio", "streams_requested": 40, "streams_served": 40, "health_check": "SERVING",
-                   "unary_calls_answered": "5 of 5"}
+    assert aio == {
+        "server": "aio",
+        "streams_requested": 40,
+        "streams_served": 40,
+        "health_check": "SERVING",
+        "unary_calls_answered": "5 of 5",
+    }
 
 
 def test_bench_streams_against_a_lab_keeps_the_instance_passing_in_consul():

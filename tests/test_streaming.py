@@ -1,14 +1,15 @@
 """Long-lived streams against real servers: a watch resumed across kill -9 without gap or duplicate, backpressure, deadlines."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from labs import consul_watcher, local_lab
+
 from lab_services.discovery import ConsulWatcher
-from lab_services.service import UserServer
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, stream_outcome
+from lab_services.service import UserServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -17,8 +18,14 @@ IDS = ["user-1", "user-2", "user-3"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("stream"), consul_servers=1, etcd_members=0, services=3,
-                   prometheus=False, registry="consul") as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("stream"),
+        consul_servers=1,
+        etcd_members=0,
+        services=3,
+        prometheus=False,
+        registry="consul",
+    ) as lab:
         yield lab
 
 

@@ -16,11 +16,11 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from lab_services.tls import explain as tls_explain
 from lab_services.core.paths import REPO_DIR
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.main import parse_args, server_tls
 from lab_services.tls import ServerTLS, TLSMaterial, channel, make_server_cert, san_names
+from lab_services.tls import explain as tls_explain
 from lab_services.tls.explain import explain
 
 pytestmark = pytest.mark.timeout(60)
@@ -60,8 +60,8 @@ def test_private_keys_are_0600(material: TLSMaterial):
 
 def test_expired_certificate_is_really_expired(material: TLSMaterial):
     cert = material.expired_server.load()
-    assert cert.not_valid_after_utc < dt.datetime.now(dt.timezone.utc)
-    assert material.server.load().not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=29)
+    assert cert.not_valid_after_utc < dt.datetime.now(dt.UTC)
+    assert material.server.load().not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=29)
 
 
 def test_server_sans_include_loopback_and_extra_hosts(material: TLSMaterial, tmp_path: Path):
@@ -96,32 +96,52 @@ def test_good_calls_succeed(material: TLSMaterial, mtls: bool):
 Case = tuple[Callable[[TLSMaterial], ServerTLS | None], Callable[[str, TLSMaterial], grpc.Channel], dict, str]
 CASES: dict[str, Case] = {
     "unknown CA": (
-        lambda m: m.server_tls(), lambda a, m: channel(a, m, ca=m.other_ca), {}, tls_explain.UNKNOWN_CA,
+        lambda m: m.server_tls(),
+        lambda a, m: channel(a, m, ca=m.other_ca),
+        {},
+        tls_explain.UNKNOWN_CA,
     ),
     "wrong SAN": (
-        lambda m: m.server_tls(cert=m.wrong_san_server), lambda a, m: channel(a, m), {}, tls_explain.HOSTNAME_MISMATCH,
+        lambda m: m.server_tls(cert=m.wrong_san_server),
+        lambda a, m: channel(a, m),
+        {},
+        tls_explain.HOSTNAME_MISMATCH,
     ),
     "wrong server name": (
-        lambda m: m.server_tls(), lambda a, m: channel(a, m, server_name="other.example.test"), {},
+        lambda m: m.server_tls(),
+        lambda a, m: channel(a, m, server_name="other.example.test"),
+        {},
         tls_explain.HOSTNAME_MISMATCH,
     ),
     "expired": (
-        lambda m: m.server_tls(cert=m.expired_server), lambda a, m: channel(a, m), {}, tls_explain.EXPIRED,
+        lambda m: m.server_tls(cert=m.expired_server),
+        lambda a, m: channel(a, m),
+        {},
+        tls_explain.EXPIRED,
     ),
     "TLS client, plaintext server": (
-        lambda m: None, lambda a, m: channel(a, m), {}, tls_explain.TLS_TO_PLAINTEXT,
+        lambda m: None,
+        lambda a, m: channel(a, m),
+        {},
+        tls_explain.TLS_TO_PLAINTEXT,
     ),
     "mTLS, no client certificate": (
-        lambda m: m.server_tls(mtls=True), lambda a, m: channel(a, m),
-        {"client_tls": True, "client_cert": False}, tls_explain.CLIENT_CERT_MISSING,
+        lambda m: m.server_tls(mtls=True),
+        lambda a, m: channel(a, m),
+        {"client_tls": True, "client_cert": False},
+        tls_explain.CLIENT_CERT_MISSING,
     ),
     "mTLS, client certificate from another CA": (
-        lambda m: m.server_tls(mtls=True), lambda a, m: channel(a, m, client_cert=m.other_client),
-        {"client_tls": True, "client_cert": True}, tls_explain.CLIENT_CERT_OTHER_CA,
+        lambda m: m.server_tls(mtls=True),
+        lambda a, m: channel(a, m, client_cert=m.other_client),
+        {"client_tls": True, "client_cert": True},
+        tls_explain.CLIENT_CERT_OTHER_CA,
     ),
     "plaintext client, TLS server": (
-        lambda m: m.server_tls(), lambda a, m: grpc.insecure_channel(a),
-        {"client_tls": False}, tls_explain.PLAINTEXT_TO_TLS,
+        lambda m: m.server_tls(),
+        lambda a, m: grpc.insecure_channel(a),
+        {"client_tls": False},
+        tls_explain.PLAINTEXT_TO_TLS,
     ),
 }
 
@@ -164,11 +184,24 @@ def test_process_serves_mtls_and_its_log_names_each_rejection(material: TLSMater
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "lab_services.service", "--grace", "0",
-                "--tls-cert", str(material.server.cert_path), "--tls-key", str(material.server.key_path),
-                "--tls-ca", str(material.ca.cert_path), "--mtls",
+                sys.executable,
+                "-m",
+                "lab_services.service",
+                "--grace",
+                "0",
+                "--tls-cert",
+                str(material.server.cert_path),
+                "--tls-key",
+                str(material.server.key_path),
+                "--tls-ca",
+                str(material.ca.cert_path),
+                "--mtls",
             ],
-            cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+            cwd=REPO_DIR,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
         )
     try:
         line = process.stdout.readline()

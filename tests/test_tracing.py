@@ -1,5 +1,6 @@
 """Tracing across real gRPC services on loopback, exported over real OTLP to the lab's receiver (lesson 13); the
 gateway finds the user instances at fixed addresses or through a real Consul, and traces the same either way."""
+
 from __future__ import annotations
 
 import statistics
@@ -7,11 +8,11 @@ import statistics
 import pytest
 from notebook_cells import unanswered
 
+from lab_services.core.wait import wait_until
 from lab_services.lessons import exercises
 from lab_services.lessons.exercises import lesson_13
 from lab_services.lessons.tracing_lab import TracedSystem, deadline_trace, latency_by_peer, retry_trace, span_table
 from lab_services.tracing import tracer_provider
-from lab_services.core.wait import wait_until
 from lab_services.tracing.gateway import Gateway
 
 
@@ -46,7 +47,13 @@ def test_one_call_is_one_trace_across_three_processes_roles(system):
     spans = system.trace(trace_id, 5)
     assert code == "OK" and {s.trace_id for s in spans} == {trace_id}
     by_role = {(s.service, s.kind): s for s in spans}
-    assert set(by_role) == {("client", "internal"), ("client", "client"), ("gateway", "server"), ("gateway", "client"), ("user", "server")}
+    assert set(by_role) == {
+        ("client", "internal"),
+        ("client", "client"),
+        ("gateway", "server"),
+        ("gateway", "client"),
+        ("user", "server"),
+    }
     # Each hop's server span is the child of its caller's client span, linked only by metadata on the wire.
     assert by_role[("gateway", "server")].parent_id == by_role[("client", "client")].span_id
     assert by_role[("user", "server")].parent_id == by_role[("gateway", "client")].span_id
@@ -62,7 +69,9 @@ def test_a_retry_shows_as_a_failed_attempt_span_and_a_second_one(system):
     attempts = [s for s in spans if s.service == "gateway" and s.kind == "client"]
     assert code == "OK"
     assert [(s.attributes["net.peer"], s.attributes["rpc.grpc.status_code"]) for s in attempts] == [
-        ("user-1", "UNAVAILABLE"), ("user-2", "OK")]
+        ("user-1", "UNAVAILABLE"),
+        ("user-2", "OK"),
+    ]
     assert attempts[0].error and not attempts[1].error
     gateway = next(s for s in spans if s.service == "gateway" and s.kind == "server")
     assert [name for name, _, _ in gateway.events] == ["attempt", "attempt failed", "attempt"]
@@ -72,7 +81,10 @@ def test_the_deadline_travels_and_is_exceeded(system):
     code, spans = deadline_trace(system, slow="user-2", latency_ms=400, deadline=0.3)
     assert code == "DEADLINE_EXCEEDED"
     attempt = next(s for s in spans if s.service == "gateway" and s.kind == "client")
-    assert attempt.attributes["net.peer"] == "user-2" and attempt.attributes["rpc.timeout_ms"] < system.per_try_timeout * 1000
+    assert (
+        attempt.attributes["net.peer"] == "user-2"
+        and attempt.attributes["rpc.timeout_ms"] < system.per_try_timeout * 1000
+    )
     assert attempt.attributes["rpc.grpc.status_code"] == "DEADLINE_EXCEEDED"
 
 

@@ -1,4 +1,5 @@
 """The TrafficSplit widget driven with button.click() and .value = against a small real lab."""
+
 from __future__ import annotations
 
 import time
@@ -14,7 +15,9 @@ IDS = ["user-1", "user-2", "user-3"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("split-lab"), consul_servers=1, etcd_members=1, services=3, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("split-lab"), consul_servers=1, etcd_members=1, services=3, prometheus=False
+    ) as lab:
         yield lab
 
 
@@ -86,7 +89,9 @@ def test_add_a_v2_canary_route_a_share_to_it_then_drain_it(cluster, watcher, spl
     assert "draining" in split.action.value and cluster.state_of(added) == "stopped"
     assert watcher.wait_for(lambda xs: added not in [i.id for i in xs], 10)
     counts = drive(split, 60)
-    assert added not in counts and "(failed)" not in counts, f"a drained instance gets nothing, and no call fails: {counts}"
+    assert added not in counts and "(failed)" not in counts, (
+        f"a drained instance gets nothing, and no call fails: {counts}"
+    )
 
 
 def test_kill_button_moves_traffic_away_without_failures_and_start_brings_it_back(cluster, watcher, split):

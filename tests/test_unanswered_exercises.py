@@ -5,6 +5,7 @@ These exercises judge a blank answer before they touch a server, so they need no
 answer is judged against servers are proven beside their other checker tests: 00, 02, 03 and 04 in
 test_exercises_00_04.py, 12 in test_lesson_12.py, 13 in test_tracing.py, 14 in test_capstone.py.
 """
+
 from __future__ import annotations
 
 import tempfile

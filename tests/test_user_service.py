@@ -65,8 +65,15 @@ def rpc_error(call, *args, **kwargs) -> grpc.RpcError:
 
 
 def test_create_and_get_say_which_instance_served(stub):
-    created, call = stub.CreateUser.with_call(user_pb2.CreateUserRequest(name="Ada", email="ada@example.org"), timeout=5)
-    assert (created.id, created.name, created.email, created.served_by) == ("u-1", "Ada", "ada@example.org", "user-test")
+    created, call = stub.CreateUser.with_call(
+        user_pb2.CreateUserRequest(name="Ada", email="ada@example.org"), timeout=5
+    )
+    assert (created.id, created.name, created.email, created.served_by) == (
+        "u-1",
+        "Ada",
+        "ada@example.org",
+        "user-test",
+    )
     assert created.created_at.seconds > 0
     assert (SERVED_BY_HEADER, "user-test") in call.initial_metadata()
     assert stub.GetUser(user_pb2.GetUserRequest(id="u-1"), timeout=5) == created
@@ -83,10 +90,16 @@ def test_a_retried_create_with_the_same_request_id_writes_once(stub, admin):
     first, retry = stub.CreateUser(keyed, timeout=5), stub.CreateUser(keyed, timeout=5)
     assert retry.id == first.id and retry.created_at == first.created_at
     assert admin.state()["users"] == 2 and admin.state()["sequence"] == 2, admin.state()
-    other = stub.CreateUser(user_pb2.CreateUserRequest(name="Edsger", email="edsger@example.org", request_id="req-2"), timeout=5)
+    other = stub.CreateUser(
+        user_pb2.CreateUserRequest(name="Edsger", email="edsger@example.org", request_id="req-2"), timeout=5
+    )
     assert other.id != first.id
-    too_long = rpc_error(stub.CreateUser, user_pb2.CreateUserRequest(name="X", email="x@example.org", request_id="r" * 129))
-    assert too_long.code() == grpc.StatusCode.INVALID_ARGUMENT and too_long.details().startswith("request_id: is 129 characters long")
+    too_long = rpc_error(
+        stub.CreateUser, user_pb2.CreateUserRequest(name="X", email="x@example.org", request_id="r" * 129)
+    )
+    assert too_long.code() == grpc.StatusCode.INVALID_ARGUMENT and too_long.details().startswith(
+        "request_id: is 129 characters long"
+    )
 
 
 def test_admin_reset_clears_faults_health_users_and_request_ids(stub, admin):
@@ -113,7 +126,12 @@ def test_update_and_delete(stub):
     [
         ("", "a@example.org", grpc.StatusCode.INVALID_ARGUMENT, "name: must not be empty"),
         ("Ada", "x", grpc.StatusCode.INVALID_ARGUMENT, "email: 'x' is not a valid address"),
-        ("Bob", "ADA@example.org", grpc.StatusCode.ALREADY_EXISTS, "email: 'ADA@example.org' is already used by user 'u-1'"),
+        (
+            "Bob",
+            "ADA@example.org",
+            grpc.StatusCode.ALREADY_EXISTS,
+            "email: 'ADA@example.org' is already used by user 'u-1'",
+        ),
     ],
 )
 def test_create_errors_name_the_field(stub, name, email, code, details):
@@ -409,7 +427,10 @@ def test_metrics_count_calls_by_method_and_code(stub, admin):
 def start_process(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "lab_services.service", *args],
-        cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -425,7 +446,9 @@ def test_process_prints_ready_then_drains_on_sigterm():
 
         with grpc.insecure_channel(ready["address"]) as channel:
             stub = user_pb2_grpc.UserServiceStub(channel)
-            statuses = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=10)
+            statuses = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=10
+            )
             assert next(statuses).status == health_pb2.HealthCheckResponse.SERVING
             slow = stub.CreateUser.future(user_pb2.CreateUserRequest(name="Slow", email="slow@example.org"), timeout=10)
             time.sleep(0.3)  # the call is now in flight, inside the injected latency
@@ -481,6 +504,8 @@ def test_max_connection_age_closes_connections_so_clients_reconnect():
             user_pb2_grpc.UserServiceStub(channel).ListUsers(user_pb2.ListUsersRequest(), timeout=5)
             channel.subscribe(lambda state: state == grpc.ChannelConnectivity.IDLE and seen_idle.set())
             assert seen_idle.wait(10), "the connection was never closed by the server"
-            user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="Ada", email="age@example.org"), timeout=5)
+            user_pb2_grpc.UserServiceStub(channel).CreateUser(
+                user_pb2.CreateUserRequest(name="Ada", email="age@example.org"), timeout=5
+            )
     finally:
         server.stop(grace=0)

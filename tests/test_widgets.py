@@ -1,19 +1,22 @@
 """The lesson widgets driven with button.click() against a real Consul, etcd and user service."""
+
 from __future__ import annotations
 
 import pytest
 from labs import local_lab
 
-from lab_services.registry.consul_health import ConsulHealth
+from lab_services.lessons.widgets import ClusterOverview, HealthBoard
 from lab_services.registry.consul import ConsulRegistrar
+from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.spec import CheckSpec, ServiceRegistration
 from lab_services.service import UserServer
-from lab_services.lessons.widgets import ClusterOverview, HealthBoard
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with local_lab(tmp_path_factory.mktemp("widgets-lab"), consul_servers=1, etcd_members=1, services=1, prometheus=False) as lab:
+    with local_lab(
+        tmp_path_factory.mktemp("widgets-lab"), consul_servers=1, etcd_members=1, services=1, prometheus=False
+    ) as lab:
         yield lab
 
 
@@ -27,8 +30,12 @@ def registered(consul_http):
     """An in-process user service registered with gRPC, HTTP and TCP checks; deregistered and stopped afterwards."""
     server = UserServer(name="widget-test").start()
     registration = ServiceRegistration(
-        name="widget-test", service_id=server.instance_id, address="127.0.0.1", port=server.port,
-        http_port=server.http_port, checks=[CheckSpec("grpc"), CheckSpec("http"), CheckSpec("tcp")],
+        name="widget-test",
+        service_id=server.instance_id,
+        address="127.0.0.1",
+        port=server.port,
+        http_port=server.http_port,
+        checks=[CheckSpec("grpc"), CheckSpec("http"), CheckSpec("tcp")],
     )
     registrar = ConsulRegistrar(registration, consul_http=consul_http).start()
     assert registrar.wait_registered(5), registrar.last_error

@@ -4,6 +4,7 @@ Each benchmark runs its own small lab (1 Consul, 1 etcd, 3 services, no Promethe
 directory, calls it through a discovery-aware channel (`mode` picker or native) fed by a watcher on
 `registry` (consul or etcd), and takes the lab down again.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,9 +13,10 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import grpc
 import psutil
@@ -85,7 +87,9 @@ def _discovery(cluster: LocalCluster, registry: str, mode: str) -> Iterator[Disc
     watcher = _watcher(cluster, registry)
     try:
         if not watcher.wait_for(lambda xs: {i.id for i in xs} == running, 15):
-            raise RuntimeError(f"{watcher.where} never listed {sorted(running)}; it lists {[i.id for i in watcher.instances()]}")
+            raise RuntimeError(
+                f"{watcher.where} never listed {sorted(running)}; it lists {[i.id for i in watcher.instances()]}"
+            )
         with _channel(watcher, mode) as channel:
             yield channel
     finally:
@@ -97,6 +101,7 @@ def _summary(name: str, registry: str, mode: str, runs: int) -> dict[str, Any]:
 
 
 # -- propagation -----------------------------------------------------------------------------------------
+
 
 def _one_propagation(cluster: LocalCluster, channel: DiscoveryChannel, timeout: float) -> dict[str, Any]:
     stub = user_pb2_grpc.UserServiceStub(channel)
@@ -132,12 +137,17 @@ def _one_propagation(cluster: LocalCluster, channel: DiscoveryChannel, timeout: 
         raise RuntimeError(f"{name} answered no call through the {channel.__class__.__name__} within {timeout:g} s")
     listed = next(e.at for e in channel.watcher.events if e.kind == "added" and e.instance.id == name)
     cluster.stop(name)  # the next run starts again from three instances
-    return {"instance": name, "seconds": first_call[name] - spawned, "spawn_to_listed": listed - spawned,
-            "listed_to_call": first_call[name] - listed}
+    return {
+        "instance": name,
+        "seconds": first_call[name] - spawned,
+        "spawn_to_listed": listed - spawned,
+        "listed_to_call": first_call[name] - listed,
+    }
 
 
-def propagation(registry: str = "consul", mode: str = "picker", runs: int = 5, timeout: float = 15.0,
-                progress: OnStep | None = None) -> dict[str, Any]:
+def propagation(
+    registry: str = "consul", mode: str = "picker", runs: int = 5, timeout: float = 15.0, progress: OnStep | None = None
+) -> dict[str, Any]:
     """Seconds from a new instance's process start, and from its listing in the registry, to its first answered call.
 
     The two are reported apart because they measure different things: start to first call is mostly the
@@ -165,7 +175,10 @@ def propagation(registry: str = "consul", mode: str = "picker", runs: int = 5, t
 
 # -- failover --------------------------------------------------------------------------------------------
 
-def _steady_load(stub, rate: float, threads: int, stop: threading.Event, record: Callable[[float, str | None], None]) -> None:
+
+def _steady_load(
+    stub, rate: float, threads: int, stop: threading.Event, record: Callable[[float, str | None], None]
+) -> None:
     """Each of `threads` workers calls every threads/rate seconds until `stop`; `record(end, served_by or None)`."""
     interval = threads / rate
 
@@ -193,8 +206,9 @@ def _attempts(channel: DiscoveryChannel, instance_id: str) -> int | None:
     return None if stats is None else stats["calls"] + stats["in_flight"]
 
 
-def _one_failover(cluster: LocalCluster, registry: str, mode: str, rate: float, threads: int,
-                  before: float, after: float, victim: str) -> dict[str, Any]:
+def _one_failover(
+    cluster: LocalCluster, registry: str, mode: str, rate: float, threads: int, before: float, after: float, victim: str
+) -> dict[str, Any]:
     calls: list[tuple[float, str | None]] = []
     touches: list[float] = []  # when the picker's count of attempts on the victim last moved
     lock = threading.Lock()
@@ -205,8 +219,12 @@ def _one_failover(cluster: LocalCluster, registry: str, mode: str, rate: float, 
 
     with _discovery(cluster, registry, mode) as channel:
         stop = threading.Event()
-        load = threading.Thread(target=_steady_load, args=(user_pb2_grpc.UserServiceStub(channel), rate, threads, stop, record),
-                                name="bench-failover", daemon=True)
+        load = threading.Thread(
+            target=_steady_load,
+            args=(user_pb2_grpc.UserServiceStub(channel), rate, threads, stop, record),
+            name="bench-failover",
+            daemon=True,
+        )
         load.start()
         time.sleep(before)
         # Counted before the kill, so an attempt that fails while `kill` waits for the process is seen.
@@ -240,8 +258,17 @@ def _one_failover(cluster: LocalCluster, registry: str, mode: str, rate: float, 
     }
 
 
-def failover(registry: str = "consul", mode: str = "picker", runs: int = 3, rate: float = 300.0, threads: int = 6,
-             before: float = 1.0, after: float = 3.0, victim: str = "user-1", progress: OnStep | None = None) -> dict[str, Any]:
+def failover(
+    registry: str = "consul",
+    mode: str = "picker",
+    runs: int = 3,
+    rate: float = 300.0,
+    threads: int = 6,
+    before: float = 1.0,
+    after: float = 3.0,
+    victim: str = "user-1",
+    progress: OnStep | None = None,
+) -> dict[str, Any]:
     """Steady load over three instances, kill -9 one: seconds until it gets no more attempts, and calls that failed."""
     _check(registry, mode)
     samples = []
@@ -265,6 +292,7 @@ def failover(registry: str = "consul", mode: str = "picker", runs: int = 3, rate
 
 
 # -- overhead --------------------------------------------------------------------------------------------
+
 
 def _rates(channels: dict[str, grpc.Channel], seconds: float, slice_seconds: float = 0.2) -> dict[str, float]:
     """Sequential unary calls per second on each channel, for `seconds` each, in alternating slices.
@@ -290,8 +318,9 @@ def _rates(channels: dict[str, grpc.Channel], seconds: float, slice_seconds: flo
     return {name: calls[name] / spent[name] for name in stubs}
 
 
-def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seconds: float = 2.0,
-             progress: OnStep | None = None) -> dict[str, Any]:
+def overhead(
+    registry: str = "consul", mode: str = "picker", runs: int = 3, seconds: float = 2.0, progress: OnStep | None = None
+) -> dict[str, Any]:
     """Sequential unary calls/s (health checks) through the discovery channel against two baselines, same run.
 
     `ratio_vs_round_robin` compares with gRPC's own round_robin over the same fixed addresses: the cost of
@@ -310,10 +339,15 @@ def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seco
             for n in range(runs):
                 _report(progress, n, runs, "overhead")
                 rates = _rates({"plain": plain, "static": static, "discovery": discovered}, seconds)
-                samples.append({"plain_calls_per_second": rates["plain"], "discovery_calls_per_second": rates["discovery"],
-                                "round_robin_calls_per_second": rates["static"],
-                                "ratio_vs_plain_channel": rates["discovery"] / rates["plain"],
-                                "ratio_vs_round_robin": rates["discovery"] / rates["static"]})
+                samples.append(
+                    {
+                        "plain_calls_per_second": rates["plain"],
+                        "discovery_calls_per_second": rates["discovery"],
+                        "round_robin_calls_per_second": rates["static"],
+                        "ratio_vs_plain_channel": rates["discovery"] / rates["plain"],
+                        "ratio_vs_round_robin": rates["discovery"] / rates["static"],
+                    }
+                )
         finally:
             plain.close()
             static.close()
@@ -329,7 +363,11 @@ def overhead(registry: str = "consul", mode: str = "picker", runs: int = 3, seco
     }
 
 
-BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {"propagation": propagation, "failover": failover, "overhead": overhead}
+BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "propagation": propagation,
+    "failover": failover,
+    "overhead": overhead,
+}
 
 
 def _report(progress: OnStep | None, done: int, runs: int, name: str) -> None:
@@ -337,8 +375,9 @@ def _report(progress: OnStep | None, done: int, runs: int, name: str) -> None:
         progress(done, runs, f"{name}: run {done + 1} of {runs}")
 
 
-def run(which: str, registry: str = "consul", mode: str = "picker", runs: int = 3,
-        progress: OnStep | None = None) -> dict[str, Any]:
+def run(
+    which: str, registry: str = "consul", mode: str = "picker", runs: int = 3, progress: OnStep | None = None
+) -> dict[str, Any]:
     """One benchmark by name; `progress(done, total, step)` hears each run start and the end."""
     if which not in BENCHMARKS:
         raise ValueError(f"invalid argument: benchmark: {which!r}; use one of {', '.join(BENCHMARKS)}")
@@ -349,7 +388,9 @@ def run(which: str, registry: str = "consul", mode: str = "picker", runs: int = 
 
 
 def describe(result: dict[str, Any]) -> str:
-    head = f"{result['benchmark']} through the {result['mode']} channel on {result['registry']}, {result['runs']} runs:\n"
+    head = (
+        f"{result['benchmark']} through the {result['mode']} channel on {result['registry']}, {result['runs']} runs:\n"
+    )
     if result["benchmark"] == "propagation":
         return head + (
             f"  listed in {result['registry']} to its first answered call: median "

@@ -1,4 +1,5 @@
 """Cold start of the full lab on either runtime: seconds until every service passes in Consul, until Prometheus scraped all, and RSS."""
+
 from __future__ import annotations
 
 import statistics
@@ -13,8 +14,8 @@ from lab_services.lessons.progress import OnStep
 from lab_services.metrics import prometheus
 from lab_services.runtime.cluster import Cluster
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.status import ProcessStatus
 from lab_services.runtime.local import LocalCluster
+from lab_services.runtime.status import ProcessStatus
 
 FULL = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
 
@@ -47,8 +48,10 @@ def one_run(config: ClusterConfig, backend: str = "local") -> dict[str, float]:
 
             cluster = ComposeCluster(config, base=Path(tmp))
             if cluster.running():
-                raise RuntimeError("a compose lab is running on the benchmark's addresses; stop it first with "
-                                   "`discovery-lab --backend compose down`")
+                raise RuntimeError(
+                    "a compose lab is running on the benchmark's addresses; stop it first with "
+                    "`discovery-lab --backend compose down`"
+                )
             cluster.down(volumes=True)
         else:
             cluster = LocalCluster(config, base=Path(tmp))
@@ -61,12 +64,17 @@ def one_run(config: ClusterConfig, backend: str = "local") -> dict[str, float]:
             rss = rss_mb_by_process(status.processes)
         finally:
             cluster.down(**({"volumes": True} if backend == "compose" else {}))
-    return {"seconds_to_passing": to_passing, "seconds_to_scraped": to_scraped, "rss_mb": sum(rss.values()),
-            "rss_mb_by_process": rss}
+    return {
+        "seconds_to_passing": to_passing,
+        "seconds_to_scraped": to_scraped,
+        "rss_mb": sum(rss.values()),
+        "rss_mb_by_process": rss,
+    }
 
 
-def run(runs: int = 3, config: ClusterConfig = FULL, backend: str = "local",
-        progress: OnStep | None = None) -> dict[str, Any]:
+def run(
+    runs: int = 3, config: ClusterConfig = FULL, backend: str = "local", progress: OnStep | None = None
+) -> dict[str, Any]:
     """Cold starts of `config` on `backend`, one after another; per-process memory is the median of the runs.
     `progress(done, total, step)` hears each run start and the end."""
     results = []
@@ -87,8 +95,10 @@ def run(runs: int = 3, config: ClusterConfig = FULL, backend: str = "local",
         "max_seconds_to_passing": round(max(passing), 3),
         "median_seconds_to_scraped": round(statistics.median(scraped), 3),
         "total_rss_mb": round(statistics.median(r["rss_mb"] for r in results), 1),
-        "rss_mb_by_process": {name: round(statistics.median(r["rss_mb_by_process"].get(name, 0.0) for r in results), 1)
-                              for name in results[0]["rss_mb_by_process"]},
+        "rss_mb_by_process": {
+            name: round(statistics.median(r["rss_mb_by_process"].get(name, 0.0) for r in results), 1)
+            for name in results[0]["rss_mb_by_process"]
+        },
         "samples": [{k: round(v, 3) for k, v in r.items() if k != "rss_mb_by_process"} for r in results],
     }
 

@@ -10,20 +10,21 @@ dozen watchers leave nothing for the health check: Consul marks a live instance 
 drops it. The asyncio server keeps each stream as a suspended coroutine and refuses streams beyond
 its stated limit with RESOURCE_EXHAUSTED, so health and unary calls keep answering.
 """
+
 from __future__ import annotations
 
 import contextlib
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
-
+from typing import Any
 
 from lab_services.core.http import http_json
-from lab_services.runtime.status import ClusterStatus
 from lab_services.lessons.progress import OnStep
 from lab_services.lessons.streaming.starvation import OpenStreams, health_check, unary_latencies
+from lab_services.runtime.status import ClusterStatus
 
 DEFAULT_STREAMS = 1000
 
@@ -40,8 +41,16 @@ def passing_in_consul(consul_http: str, service: str, instance_id: str) -> bool:
     return any(entry["Service"]["ID"] == instance_id for entry in entries)
 
 
-def measure(address: str, streams: int, kind: str = "watch", consul_http: str | None = None, service: str = "user",
-            instance_id: str | None = None, hold_seconds: float = 3.0, unary_calls: int = 200) -> dict[str, Any]:
+def measure(
+    address: str,
+    streams: int,
+    kind: str = "watch",
+    consul_http: str | None = None,
+    service: str = "user",
+    instance_id: str | None = None,
+    hold_seconds: float = 3.0,
+    unary_calls: int = 200,
+) -> dict[str, Any]:
     """Open `streams` streams on one instance and, while they stay open, ask its health and time unary calls.
 
     With `consul_http` the streams stay open for `hold_seconds` (three of Consul's 1 s check intervals)
@@ -84,8 +93,10 @@ def _instance() -> Iterator[dict[str, Any]]:
     except LabNotRunningError:
         pass
     with tempfile.TemporaryDirectory(prefix="lab-bench-streams-") as tmp:
-        cluster = LocalCluster(ClusterConfig(consul_servers=1, etcd_members=0, services=1, prometheus=False,
-                                             registry="consul"), base=Path(tmp))
+        cluster = LocalCluster(
+            ClusterConfig(consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul"),
+            base=Path(tmp),
+        )
         try:
             cluster.up()
             yield _target(cluster.status())
@@ -98,11 +109,17 @@ def _target(status: ClusterStatus) -> dict[str, Any]:
         raise ValueError("invalid argument: lab: bench streams calls plaintext gRPC; start the lab without --tls")
     running = [s for s in status.services if s.state == "running"]
     if not running:
-        raise ValueError("invalid argument: lab: no user-service instance is running; `discovery-lab reset` starts them")
+        raise ValueError(
+            "invalid argument: lab: no user-service instance is running; `discovery-lab reset` starts them"
+        )
     first = running[0]
     consul = status.consul.http
-    return {"address": first.address, "instance_id": first.id, "service": first.name,
-            "consul_http": consul[0] if consul else None}
+    return {
+        "address": first.address,
+        "instance_id": first.id,
+        "service": first.name,
+        "consul_http": consul[0] if consul else None,
+    }
 
 
 def run(streams: int = DEFAULT_STREAMS, kind: str = "watch", progress: OnStep | None = None) -> dict[str, Any]:
@@ -110,8 +127,12 @@ def run(streams: int = DEFAULT_STREAMS, kind: str = "watch", progress: OnStep | 
     with _instance() as target:
         if progress is not None:
             progress(0, 1, f"streams: holding {streams} {kind} streams open on {target['instance_id']}, measuring")
-        result = {"instance": target["instance_id"], **measure(target["address"], streams, kind, target["consul_http"],
-                                                                target["service"], target["instance_id"])}
+        result = {
+            "instance": target["instance_id"],
+            **measure(
+                target["address"], streams, kind, target["consul_http"], target["service"], target["instance_id"]
+            ),
+        }
     if progress is not None:
         progress(1, 1, "streams: done")
     return result
@@ -119,7 +140,9 @@ def run(streams: int = DEFAULT_STREAMS, kind: str = "watch", progress: OnStep | 
 
 def describe(result: dict[str, Any]) -> str:
     refused = ", ".join(f"{n} {code}" for code, n in result["refused_streams"].items()) or "none"
-    return (f"{result['open_streams']} of {result['requested_streams']} {result['kind']} streams open on {result['instance']} "
-            f"(refused: {refused})\nhealth check: {result['health']}, passing in Consul: {result['passing_in_consul']}\n"
-            f"unary p99 while they were open: {result['p99_unary_seconds']} s "
-            f"({result['unary_failures']} of {result['unary_calls']} calls failed)")
+    return (
+        f"{result['open_streams']} of {result['requested_streams']} {result['kind']} streams open on {result['instance']} "
+        f"(refused: {refused})\nhealth check: {result['health']}, passing in Consul: {result['passing_in_consul']}\n"
+        f"unary p99 while they were open: {result['p99_unary_seconds']} s "
+        f"({result['unary_failures']} of {result['unary_calls']} calls failed)"
+    )

@@ -5,6 +5,7 @@ doubles so a long outage costs few requests; the randomness spreads retries out 
 lost the same server does not hammer it in lockstep when it comes back. The lessons plot both, e.g.
 `list(itertools.islice(Backoff(base=0.1, cap=2.0), 10))` against `[b.ceiling(n) for n in range(10)]`.
 """
+
 from __future__ import annotations
 
 import random
@@ -29,7 +30,7 @@ class Backoff:
         except OverflowError:  # a very long outage: factor**attempt no longer fits in a float
             return self.cap
 
-    def __iter__(self) -> "Backoff":
+    def __iter__(self) -> Backoff:
         return self
 
     def __next__(self) -> float:

@@ -1,4 +1,5 @@
 """Durations as Consul and etcd write them (Go's '500ms', '1m30s'): parse them to seconds and print them back."""
+
 from __future__ import annotations
 
 import re

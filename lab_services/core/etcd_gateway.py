@@ -4,10 +4,12 @@ The etcd client (`pyetcd`) fails over between members, which is what a service w
 probe wants the opposite, the answer of one chosen member (a dead one answers nothing). Keys and values are
 base64 in the gateway's JSON; this client takes and returns text.
 """
+
 from __future__ import annotations
 
 import base64
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from lab_services.core.http import http_json
 

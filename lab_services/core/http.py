@@ -1,4 +1,5 @@
 """Plain HTTP with the standard library: a status and body, or a JSON answer (servers' readiness and admin APIs)."""
+
 from __future__ import annotations
 
 import json

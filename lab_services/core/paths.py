@@ -1,4 +1,5 @@
 """Where the lab keeps its binaries, state and logs, so every entry point agrees without being told."""
+
 from __future__ import annotations
 
 import os

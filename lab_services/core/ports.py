@@ -1,11 +1,11 @@
 """Pick loopback ports for the lab's servers, and say clearly who holds a port that is taken."""
+
 from __future__ import annotations
 
 import ipaddress
 import os
 import random
 import socket
-
 
 # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range starts at 32768) and above common services.
 ALLOCATED_RANGE = (20000, 32000)
@@ -29,7 +29,9 @@ def require_loopback(host: str, field: str = "host") -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"invalid argument: {field}: {host!r} is not a loopback address; the lab uses only 127.0.0.0/8")
+        raise ValueError(
+            f"invalid argument: {field}: {host!r} is not a loopback address; the lab uses only 127.0.0.0/8"
+        )
     return host
 
 
@@ -56,8 +58,13 @@ def holder(port: int, host: str | None = None) -> str:
 
     try:
         for conn in psutil.net_connections("inet"):
-            if (conn.laddr and conn.laddr.port == port and conn.status in ("LISTEN", "NONE") and conn.pid
-                    and (host is None or conn.laddr.ip in (host, "0.0.0.0"))):
+            if (
+                conn.laddr
+                and conn.laddr.port == port
+                and conn.status in ("LISTEN", "NONE")
+                and conn.pid
+                and (host is None or conn.laddr.ip in (host, "0.0.0.0"))
+            ):
                 return f"pid {conn.pid} ({psutil.Process(conn.pid).name()})"
     except (psutil.Error, OSError):
         pass
@@ -87,8 +94,10 @@ def port_range() -> tuple[int, int]:
     except ValueError:
         bounds = (0, 0)
     if not 1024 <= bounds[0] < bounds[1] <= ALLOCATED_RANGE[1]:
-        raise ValueError(f"invalid argument: {PORT_RANGE_ENV}: {text!r}; use LOW-HIGH with 1024 <= LOW < HIGH <= "
-                         f"{ALLOCATED_RANGE[1]} (below the kernel's ephemeral ports)")
+        raise ValueError(
+            f"invalid argument: {PORT_RANGE_ENV}: {text!r}; use LOW-HIGH with 1024 <= LOW < HIGH <= "
+            f"{ALLOCATED_RANGE[1]} (below the kernel's ephemeral ports)"
+        )
     return bounds
 
 
@@ -124,6 +133,7 @@ class PortAllocator:
         connections, which could take a port between our check and the server binding it. With `hosts`
         the port must be free on each of those addresses too (instances that share one port).
         """
+
         def usable(port: int) -> bool:
             return port not in self._taken and all(is_free(h, port) for h in (self.host, *hosts))
 
@@ -139,4 +149,6 @@ class PortAllocator:
                 if preferred and preferred not in self._taken:
                     self.moved[port] = {"preferred": preferred, "held_by": holder(preferred)}
                 return port
-        raise PortInUseError(f"no free port in {self.range[0]}-{self.range[1]} on {self.host}; run `discovery-lab down`")
+        raise PortInUseError(
+            f"no free port in {self.range[0]}-{self.range[1]} on {self.host}; run `discovery-lab down`"
+        )

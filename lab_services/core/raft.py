@@ -1,7 +1,9 @@
 """Who leads a Consul or etcd raft cluster, asked of the members themselves (the runtime's status and the drills)."""
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from lab_services.core.etcd_gateway import EtcdGateway
 from lab_services.core.http import http_json
@@ -14,7 +16,9 @@ class ConsulServer(NamedTuple):
     server: str
 
 
-def consul_leader(servers: Mapping[str, ConsulServer], ask: Iterable[str] | None = None, timeout: float = 1.0) -> str | None:
+def consul_leader(
+    servers: Mapping[str, ConsulServer], ask: Iterable[str] | None = None, timeout: float = 1.0
+) -> str | None:
     """The name of the leader among `servers`, as the first of `ask` (default: all) that answers sees it; None while there is none.
 
     Consul answers `/v1/status/leader` with the leader's raft address, so it is matched back to a name among all

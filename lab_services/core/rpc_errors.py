@@ -4,6 +4,7 @@ It is an RpcError, a Call and a Future at once, like the calls grpc's intercepto
 interceptor can return it in place of a real call: blocking calls raise it, futures hold it, streams
 raise it on the first message, and `err.code()` / `err.details()` read as for any other RPC.
 """
+
 from __future__ import annotations
 
 import grpc
@@ -71,4 +72,6 @@ class LocalRpcError(grpc.RpcError, grpc.Call, grpc.Future):
         raise self
 
     def __str__(self) -> str:
-        return f"<{type(self).__name__} of RPC that terminated with: status = {self._code}, details = {self._details!r}>"
+        return (
+            f"<{type(self).__name__} of RPC that terminated with: status = {self._code}, details = {self._details!r}>"
+        )

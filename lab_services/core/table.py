@@ -1,11 +1,15 @@
 """Show lists of dicts as tables: HTML in a notebook, aligned plain text in a terminal or a test log."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from html import escape
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
-def html_table(rows: Iterable[Mapping[str, Any]], columns: list[str] | None = None, markup: tuple[str, ...] = ()) -> str:
+def html_table(
+    rows: Iterable[Mapping[str, Any]], columns: list[str] | None = None, markup: tuple[str, ...] = ()
+) -> str:
     """An HTML table of `rows`, one column per key (the first row's keys unless `columns` is given).
 
     Values are escaped, except in the `markup` columns, which hold HTML the caller built (e.g. a coloured status).
@@ -14,7 +18,9 @@ def html_table(rows: Iterable[Mapping[str, Any]], columns: list[str] | None = No
     columns = columns or (list(rows[0]) if rows else [])
     head = "".join(f"<th style='text-align:left;padding:2px 10px'>{escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td style='text-align:left;padding:2px 10px'>{_cell(r.get(c), c in markup)}</td>" for c in columns) + "</tr>"
+        "<tr>"
+        + "".join(f"<td style='text-align:left;padding:2px 10px'>{_cell(r.get(c), c in markup)}</td>" for c in columns)
+        + "</tr>"
         for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -6,10 +6,12 @@
 Connection errors (OSError, which includes urllib's URLError) and half-written answers (ValueError) count as
 "not yet": a server that is starting or restarting is exactly what these waits are for.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -20,8 +22,15 @@ class WaitTimeout(TimeoutError):
     """What was waited for did not happen in time; the message names it, what was seen instead, and the last error."""
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, *, interval: float = 0.05,
-             not_yet: tuple[type[BaseException], ...] = NOT_YET, seen: Callable[[], str] | None = None) -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
+    not_yet: tuple[type[BaseException], ...] = NOT_YET,
+    seen: Callable[[], str] | None = None,
+) -> T:
     """Poll `check` until it returns something truthy and return that; WaitTimeout naming `what` otherwise.
 
     `not_yet` are the exceptions that mean "ask again" (e.g. a client library's connection error); `seen`
@@ -42,9 +51,16 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, *, interv
         time.sleep(interval)
 
 
-def wait_until(check: Callable[[], object], timeout: float, what: str, *, interval: float = 0.05,
-               since: float | None = None, not_yet: tuple[type[BaseException], ...] = NOT_YET,
-               seen: Callable[[], str] | None = None) -> float:
+def wait_until(
+    check: Callable[[], object],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
+    since: float | None = None,
+    not_yet: tuple[type[BaseException], ...] = NOT_YET,
+    seen: Callable[[], str] | None = None,
+) -> float:
     """Poll `check` until it is truthy; return the seconds since `since` (a time.monotonic(), default now).
 
     Passing `since` times a change from the moment it was caused (e.g. a kill), not from when the wait began.

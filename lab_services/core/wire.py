@@ -2,6 +2,7 @@
 
 A client reads the served-by header without loading the server that writes it, so the name lives here.
 """
+
 from __future__ import annotations
 
 # Response metadata on every call (failed ones too): the id of the instance that answered.

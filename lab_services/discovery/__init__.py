@@ -1,7 +1,8 @@
 """Find service instances in Consul or etcd and call them: watchers, balancing policies, discovery-aware channels.
 
-    from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, NativeChannel
+from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, NativeChannel
 """
+
 from lab_services.discovery.consul_watcher import ConsulWatcher
 from lab_services.discovery.dns import SrvRecord, a_records, dns_target, srv_records
 from lab_services.discovery.errors import NoInstanceError

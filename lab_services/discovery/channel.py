@@ -1,4 +1,5 @@
 """What both discovery-aware channels share: the grpc.Channel surface generated stubs use, over a watcher."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,14 @@ class DiscoveryChannel(grpc.Channel):
     is the name of the grpc.Channel method that made it, e.g. 'unary_unary'.
     """
 
-    def __init__(self, watcher: Watcher, channel_options: list[tuple[str, Any]] | None, ready_timeout: float,
-                 credentials: grpc.ChannelCredentials | None = None, server_name: str | None = None):
+    def __init__(
+        self,
+        watcher: Watcher,
+        channel_options: list[tuple[str, Any]] | None,
+        ready_timeout: float,
+        credentials: grpc.ChannelCredentials | None = None,
+        server_name: str | None = None,
+    ):
         self.watcher = watcher
         self.channel_options = list(DEFAULT_CHANNEL_OPTIONS) + list(channel_options or [])
         self.ready_timeout = ready_timeout
@@ -56,7 +63,9 @@ class DiscoveryChannel(grpc.Channel):
         error = NoInstanceError(self.watcher.service, self.watcher.where)
         if not self.watcher.connected and self.watcher.last_error is not None:
             # Say why the list is empty when the registry itself could not be reached.
-            error = NoInstanceError(self.watcher.service, f"{self.watcher.where} (unreachable: {self.watcher.last_error})")
+            error = NoInstanceError(
+                self.watcher.service, f"{self.watcher.where} (unreachable: {self.watcher.last_error})"
+            )
         return error
 
     def _key(self, kind: str, method: str, serializer, deserializer, kwargs: dict) -> tuple:
@@ -66,13 +75,19 @@ class DiscoveryChannel(grpc.Channel):
         return self._multi_callable(self._key("unary_unary", method, request_serializer, response_deserializer, kwargs))
 
     def unary_stream(self, method, request_serializer=None, response_deserializer=None, **kwargs):
-        return self._multi_callable(self._key("unary_stream", method, request_serializer, response_deserializer, kwargs))
+        return self._multi_callable(
+            self._key("unary_stream", method, request_serializer, response_deserializer, kwargs)
+        )
 
     def stream_unary(self, method, request_serializer=None, response_deserializer=None, **kwargs):
-        return self._multi_callable(self._key("stream_unary", method, request_serializer, response_deserializer, kwargs))
+        return self._multi_callable(
+            self._key("stream_unary", method, request_serializer, response_deserializer, kwargs)
+        )
 
     def stream_stream(self, method, request_serializer=None, response_deserializer=None, **kwargs):
-        return self._multi_callable(self._key("stream_stream", method, request_serializer, response_deserializer, kwargs))
+        return self._multi_callable(
+            self._key("stream_stream", method, request_serializer, response_deserializer, kwargs)
+        )
 
     def __enter__(self):
         return self

@@ -5,14 +5,15 @@ same index; a change arrives within milliseconds (docs/architecture.md). If the 
 dev server) the watcher starts again from a fresh read. When a server is unreachable the watcher backs off
 and asks the next one of the given servers; it keeps the last known instances until one answers.
 """
+
 from __future__ import annotations
 
 import consul
 
+from lab_services.core.backoff import Backoff
 from lab_services.discovery.instance import Instance
 from lab_services.discovery.routing import matches
 from lab_services.discovery.watcher import Watcher
-from lab_services.core.backoff import Backoff
 from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.spec import parse_duration
 
@@ -44,7 +45,9 @@ class ConsulWatcher(Watcher):
         super().__init__(service, backoff=backoff, max_events=max_events)
         servers = [consul_http] if isinstance(consul_http, str) else list(consul_http)
         if not servers:
-            raise ValueError("invalid argument: consul_http: need at least one Consul HTTP address, e.g. '127.0.0.1:8500'")
+            raise ValueError(
+                "invalid argument: consul_http: need at least one Consul HTTP address, e.g. '127.0.0.1:8500'"
+            )
         self.servers = [parse_consul_http(s) for s in servers]
         parse_duration(wait)  # a typo such as '30' fails here, not as a retry loop
         self.wait = wait
@@ -70,7 +73,11 @@ class ConsulWatcher(Watcher):
         client = self._clients[self._current]
         while not self._stopping.is_set():
             index, entries = client.health.service(
-                self.service, index=self.index, wait=self.wait if self.index else None, passing=True, tag=self.tag,
+                self.service,
+                index=self.index,
+                wait=self.wait if self.index else None,
+                passing=True,
+                tag=self.tag,
                 filter_expr=self.filter_expr,
             )
             index = int(index)

@@ -9,6 +9,7 @@ needs every instance on its own address and one shared port (`instance_addresses
 Consul returns at most three records (its `dns_config.udp_answer_limit`) without setting the truncation
 bit, so these functions ask over TCP to see every instance; gRPC's resolver asks over UDP and sees three.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ class SrvRecord:
 def _split(server: str) -> tuple[str, int]:
     host, sep, port = server.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"invalid argument: dns: {server!r}; give Consul's DNS address as host:port, e.g. '127.0.0.1:8600'")
+        raise ValueError(
+            f"invalid argument: dns: {server!r}; give Consul's DNS address as host:port, e.g. '127.0.0.1:8600'"
+        )
     return host, int(port)
 
 
@@ -74,8 +77,7 @@ def srv_records(service: str, dns: str = DEFAULT_DNS, tag: str | None = None, ti
         if rrset.rdtype == dns_rdatatype.A
     }
     records = [
-        SrvRecord(r.target.to_text(), addresses.get(r.target.to_text()), r.port, r.priority, r.weight)
-        for r in answer
+        SrvRecord(r.target.to_text(), addresses.get(r.target.to_text()), r.port, r.priority, r.weight) for r in answer
     ]
     return sorted(records, key=lambda r: (r.address or "", r.port, r.target))
 

@@ -1,4 +1,5 @@
 """The error a discovery channel raises when the registry knows no instance to call: an RpcError with code UNAVAILABLE."""
+
 from __future__ import annotations
 
 import grpc

@@ -5,6 +5,7 @@ put and delete exactly once, so nothing falls between the read and the watch. Wh
 member died, or the revision was compacted away) the watcher reads the prefix again and watches anew,
 backing off between attempts; with several endpoints, pyetcd moves on to the next after a failure.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,9 +13,9 @@ import queue
 
 from pyetcd import events as etcd_events
 
+from lab_services.core.backoff import Backoff
 from lab_services.discovery.instance import Instance
 from lab_services.discovery.watcher import Watcher
-from lab_services.core.backoff import Backoff
 from lab_services.registry.etcd import (
     DEFAULT_PREFIX,
     etcd_client,
@@ -96,7 +97,7 @@ class EtcdWatcher(Watcher):
                         if instance is not None:
                             current[instance.id] = instance
                     elif isinstance(event, etcd_events.DeleteEvent):
-                        current.pop(key[len(self.prefix):], None)
+                        current.pop(key[len(self.prefix) :], None)
                 self.revision = update.header.revision
                 self._apply(current)
         finally:

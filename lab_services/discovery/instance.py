@@ -1,4 +1,5 @@
 """What discovery hands to clients: one service instance, and the events that say how the set of instances changed."""
+
 from __future__ import annotations
 
 import time

@@ -5,6 +5,7 @@ a static `ipv4:127.0.0.1:5001,127.0.0.1:5002` target with the round_robin policy
 about 4 ms). New calls go to the new channel at once; the old one is closed after `drain_grace` seconds
 so calls in flight on it can finish. Across a kill -9 this lost 0 of 254 calls (docs/architecture.md).
 """
+
 from __future__ import annotations
 
 import collections
@@ -16,9 +17,9 @@ from typing import Any
 
 import grpc
 
+from lab_services.core.wire import SERVED_BY_HEADER
 from lab_services.discovery.channel import DiscoveryChannel
 from lab_services.discovery.watcher import Watcher
-from lab_services.core.wire import SERVED_BY_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,12 @@ class NativeChannel(DiscoveryChannel):
             try:
                 ipaddress.IPv4Address(instance.host)
             except ValueError:
-                log.warning("%s: skipping %s at %s: the ipv4: target takes IPv4 addresses only",
-                            self.watcher.where, instance.id, instance.address)
+                log.warning(
+                    "%s: skipping %s at %s: the ipv4: target takes IPv4 addresses only",
+                    self.watcher.where,
+                    instance.id,
+                    instance.address,
+                )
                 continue
             addresses.append(instance.address)
         target = static_target(addresses) if addresses else None

@@ -12,13 +12,15 @@ and instances whose breaker is open are skipped: unlike ejection, which reacts t
 breaker opens on a failure rate (timeouts and internal errors count too) and lets trial calls through
 when it half-opens. When every instance's breaker is open a call fails at once with CircuitOpenError.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -92,16 +94,22 @@ class _Unary(grpc.UnaryUnaryMultiCallable, grpc.StreamUnaryMultiCallable):
     def with_call(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None, compression=None):
         def attempt(callable_, remaining):
             return callable_.with_call(
-                request, timeout=remaining, metadata=metadata, credentials=credentials,
-                wait_for_ready=wait_for_ready, compression=compression,
+                request,
+                timeout=remaining,
+                metadata=metadata,
+                credentials=credentials,
+                wait_for_ready=wait_for_ready,
+                compression=compression,
             )
 
         return self._owner._call_with_retries(self._key, attempt, timeout, self._retries)
 
     def future(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None, compression=None):
-        return _Future(self._owner._executor.submit(
-            self.__call__, request, timeout, metadata, credentials, wait_for_ready, compression
-        ))
+        return _Future(
+            self._owner._executor.submit(
+                self.__call__, request, timeout, metadata, credentials, wait_for_ready, compression
+            )
+        )
 
 
 class _Streaming(grpc.UnaryStreamMultiCallable, grpc.StreamStreamMultiCallable):
@@ -110,11 +118,20 @@ class _Streaming(grpc.UnaryStreamMultiCallable, grpc.StreamStreamMultiCallable):
     def __init__(self, owner: PickerChannel, key: tuple):
         self._owner, self._key = owner, key
 
-    def __call__(self, request_or_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None, compression=None):
-        return self._owner._start_call(self._key, lambda c: c(
-            request_or_iterator, timeout=timeout, metadata=metadata, credentials=credentials,
-            wait_for_ready=wait_for_ready, compression=compression,
-        ))
+    def __call__(
+        self, request_or_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None, compression=None
+    ):
+        return self._owner._start_call(
+            self._key,
+            lambda c: c(
+                request_or_iterator,
+                timeout=timeout,
+                metadata=metadata,
+                credentials=credentials,
+                wait_for_ready=wait_for_ready,
+                compression=compression,
+            ),
+        )
 
 
 class PickerChannel(DiscoveryChannel):
@@ -173,7 +190,9 @@ class PickerChannel(DiscoveryChannel):
         with self._lock:
             if self._closed:
                 return
-            for gone in [i for i in self._stats if i not in instances or instances[i].address != self._stats[i].instance.address]:
+            for gone in [
+                i for i in self._stats if i not in instances or instances[i].address != self._stats[i].instance.address
+            ]:
                 self._stats.pop(gone)
                 retired.append(self._channels.pop(gone))
                 self._callables = {k: v for k, v in self._callables.items() if k[0] != gone}
@@ -204,7 +223,12 @@ class PickerChannel(DiscoveryChannel):
         now = time.monotonic()
         with self._lock:
             return {
-                i: {"calls": s.calls, "failures": s.failures, "in_flight": s.in_flight, "ejected": s.ejected_until > now}
+                i: {
+                    "calls": s.calls,
+                    "failures": s.failures,
+                    "in_flight": s.in_flight,
+                    "ejected": s.ejected_until > now,
+                }
                 for i, s in sorted(self._stats.items())
             }
 
@@ -254,7 +278,9 @@ class PickerChannel(DiscoveryChannel):
                 stats.failures += 1
             if code == _UNAVAILABLE and self.eject_for > 0:
                 stats.ejected_until = time.monotonic() + self.eject_for
-                log.info("ejecting %s (%s) for %.1f s after UNAVAILABLE", stats.id, stats.instance.address, self.eject_for)
+                log.info(
+                    "ejecting %s (%s) for %.1f s after UNAVAILABLE", stats.id, stats.instance.address, self.eject_for
+                )
 
     def _call_with_retries(self, key: tuple, attempt: Callable, timeout: float | None, retries: int | None = None):
         retries = self.retries if retries is None else retries

@@ -4,6 +4,7 @@ Each policy sees `InstanceStats` (the instance plus its live counters) so it can
 well as on order. They are what lesson 03 compares: round robin, random, weighted (meta 'weight'),
 least outstanding requests, and power of two choices (two random instances, the less busy one wins).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -100,7 +101,10 @@ class Weighted(Policy):
                 self._warned.add((instance.id, text))
                 log.warning(
                     "instance %s has meta %s=%r, not a positive number; using weight 1 (register e.g. meta={%r: '3'})",
-                    instance.id, self.key, text, self.key,
+                    instance.id,
+                    self.key,
+                    text,
+                    self.key,
                 )
             return 1.0
 

@@ -5,6 +5,7 @@ Filtering by tag or meta happens in the watcher (`ConsulWatcher(..., tag="v2", m
 
     PickerChannel(watcher, policy=CanarySplit(canary_share=0.1))
 """
+
 from __future__ import annotations
 
 import random as _random

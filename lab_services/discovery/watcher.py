@@ -6,16 +6,17 @@ calls subscribers, and retries `_follow()` after an error with jittered exponent
 last known instances meanwhile: a client keeps calling what it knew rather than nothing while the
 registry is unreachable.
 """
+
 from __future__ import annotations
 
 import collections
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from lab_services.discovery.instance import DiscoveryEvent, Instance
 from lab_services.core.backoff import Backoff
+from lab_services.discovery.instance import DiscoveryEvent, Instance
 
 log = logging.getLogger(__name__)
 

@@ -9,41 +9,53 @@ It gathers what the lessons use from every layer below (runtime, registry, disco
 tls, metrics, core) and adds the lessons' own experiments, drills, widgets, exercises and display helpers.
 Nothing in the library imports this package (docs/architecture.md; tests/test_layers.py checks it).
 """
+
 from __future__ import annotations
 
 from lab_services.core.durations import parse_duration
 from lab_services.core.table import Table
 from lab_services.core.wait import WaitTimeout, wait_for, wait_until
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
-from lab_services.lessons import drills
+from lab_services.lessons import capstone, config_centre, connections, drills, inside_consul, tracing_lab
 from lab_services.lessons.agent_log import AgentLog
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
-from lab_services.lessons import config_centre, connections
 from lab_services.lessons.environment import check_environment
-from lab_services.lessons.interval_floor import interval_floor
-from lab_services.lessons.progress import ProgressBar
 from lab_services.lessons.exercises import check, published, reveal_solutions, solution
-from lab_services.lessons import capstone, inside_consul, tracing_lab
-from lab_services.lessons.reflection import describe_methods, list_services
+from lab_services.lessons.interval_floor import interval_floor
 from lab_services.lessons.only_passing import OnlyPassingAgent
 from lab_services.lessons.policy_race import policy_split
 from lab_services.lessons.predict import Prediction, predict, reveal
+from lab_services.lessons.progress import ProgressBar
+from lab_services.lessons.reflection import describe_methods, list_services
 from lab_services.lessons.refusals import refusals
-from lab_services.lessons.resilience.backoff_plot import plot_backoff
 from lab_services.lessons.resilience.auth import TokenProtectedServer, create_through
+from lab_services.lessons.resilience.backoff_plot import plot_backoff
 from lab_services.lessons.resilience.gateway import deadline_experiment
 from lab_services.lessons.resilience.measure import plot_latencies
 from lab_services.lessons.resilience.retries import attempts_experiment, hedging_experiment
 from lab_services.lessons.resilience.service_config import service_config_mistakes
 from lab_services.lessons.scrapes import metric_origins, wait_for_rates
-from lab_services.lessons.streaming import (FanOutWriter, ResumableWatch, backpressure_experiment, compare_server_kinds, plot_flow,
-                                           stream_outcome)
+from lab_services.lessons.streaming import (
+    FanOutWriter,
+    ResumableWatch,
+    backpressure_experiment,
+    compare_server_kinds,
+    plot_flow,
+    stream_outcome,
+)
 from lab_services.lessons.timeline import plot_timeline, timeline_table, wait_event
 from lab_services.lessons.tls_catalogue import certificate_table, failure_catalogue
+from lab_services.lessons.widgets import (
+    ClusterOverview,
+    FaultPanel,
+    HealthBoard,
+    LabDashboard,
+    LeaseControl,
+    StreamMeter,
+    TrafficSplit,
+)
 from lab_services.lessons.widgets.settings_editor import SettingsEditor
-from lab_services.lessons.widgets import (ClusterOverview, FaultPanel, HealthBoard, LabDashboard, LeaseControl, StreamMeter,
-                                          TrafficSplit)
 from lab_services.metrics import prometheus as prom
 from lab_services.registry import CheckSpec, ConsulRegistrar, EtcdRegistrar, RegistrationError, ServiceRegistration
 from lab_services.registry.consul_health import ConsulHealth
@@ -61,16 +73,101 @@ from lab_services.tls import explain as tls_errors
 from lab_services.tls.explain import explain
 
 __all__ = [
-    "AdminClient", "AgentLog", "CasConflict", "InvalidSetting", "Prediction", "SETTINGS_SCHEMA", "Setting", "SettingsEditor",
-    "StoreUnavailable", "config_centre", "connections", "int_between", "validate_setting", "BearerToken", "BreakerRegistry", "CheckSpec", "ClientStats", "ClusterConfig", "ClusterOverview",
-    "ConsulHealth", "ConsulRegistrar", "ConsulWatcher", "EtcdRegistrar", "EtcdWatcher", "FanOutWriter", "FaultPanel",
-    "HealthBoard", "LabDashboard", "ProgressBar", "compare_server_kinds", "interval_floor", "metric_origins", "published", "service_config_mistakes", "LeaseControl", "OnlyPassingAgent", "TokenProtectedServer", "create_through", "failure_catalogue", "certificate_table", "PickerChannel", "RegistrationError", "RequireBearerToken", "ResumableWatch",
-    "ServiceRegistration", "StreamCollector", "StreamMeter", "TLSMaterial", "Table", "TrafficSplit", "UserServer",
-    "WaitTimeout", "a_records", "attempts_experiment", "backpressure_experiment", "channel", "channel_options", "chat",
-    "check", "check_environment", "connect", "deadline_experiment", "describe_methods", "drills", "ensure_cluster",
-    "etcd_client", "explain", "hedging_experiment", "list_services", "parse_duration", "parse_endpoint", "plot_backoff",
-    "plot_flow", "plot_latencies", "plot_timeline", "policy_split", "predict", "prom", "retry_service_config", "refusals", "reveal", "reveal_solutions", "san_names", "solution",
-    "srv_records", "time_a_blocking_query", "wait_for_rates", "status_table", "stream_outcome", "timeline_table", "tls_errors", "user_pb2", "user_pb2_grpc",
-    "wait_event", "wait_for", "wait_until",
+    "SETTINGS_SCHEMA",
+    "AdminClient",
+    "AgentLog",
+    "BearerToken",
+    "BreakerRegistry",
+    "CasConflict",
+    "CheckSpec",
+    "ClientStats",
+    "ClusterConfig",
+    "ClusterOverview",
+    "ConsulHealth",
+    "ConsulRegistrar",
+    "ConsulWatcher",
+    "EtcdRegistrar",
+    "EtcdWatcher",
+    "FanOutWriter",
+    "FaultPanel",
+    "HealthBoard",
+    "InvalidSetting",
+    "LabDashboard",
+    "LeaseControl",
+    "OnlyPassingAgent",
+    "PickerChannel",
+    "Prediction",
+    "ProgressBar",
+    "RegistrationError",
+    "RequireBearerToken",
+    "ResumableWatch",
+    "ServiceRegistration",
+    "Setting",
+    "SettingsEditor",
+    "StoreUnavailable",
+    "StreamCollector",
+    "StreamMeter",
+    "TLSMaterial",
+    "Table",
+    "TokenProtectedServer",
+    "TrafficSplit",
+    "UserServer",
+    "WaitTimeout",
+    "a_records",
+    "attempts_experiment",
+    "backpressure_experiment",
+    "certificate_table",
+    "channel",
+    "channel_options",
+    "chat",
+    "check",
+    "check_environment",
+    "compare_server_kinds",
+    "config_centre",
+    "connect",
+    "connections",
+    "create_through",
+    "deadline_experiment",
+    "describe_methods",
+    "drills",
+    "ensure_cluster",
+    "etcd_client",
+    "explain",
+    "failure_catalogue",
+    "hedging_experiment",
+    "int_between",
+    "interval_floor",
+    "list_services",
+    "metric_origins",
+    "parse_duration",
+    "parse_endpoint",
+    "plot_backoff",
+    "plot_flow",
+    "plot_latencies",
+    "plot_timeline",
+    "policy_split",
+    "predict",
+    "prom",
+    "published",
+    "refusals",
+    "retry_service_config",
+    "reveal",
+    "reveal_solutions",
+    "san_names",
+    "service_config_mistakes",
+    "solution",
+    "srv_records",
+    "status_table",
+    "stream_outcome",
+    "time_a_blocking_query",
+    "timeline_table",
+    "tls_errors",
+    "user_pb2",
+    "user_pb2_grpc",
+    "validate_setting",
+    "wait_event",
+    "wait_for",
+    "wait_for_rates",
+    "wait_until",
 ]
 __all__ += ["capstone", "inside_consul", "tracing_lab"]  # lessons 12-14

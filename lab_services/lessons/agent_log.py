@@ -9,6 +9,7 @@ warning `check has deregister interval below minimum` tells. This follows the ag
         ...register...
     log.wait_for("deregister interval below minimum")
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,10 @@ class AgentLog:
         port = int(http.rsplit(":", 1)[1])
         agents = [p for p in status.processes_of("consul").values() if p.ports.get("http") == port]
         if not agents:
-            raise ValueError(f"invalid argument: consul_http: {http} is not the HTTP address of a Consul agent of this lab "
-                             f"(its agents: {', '.join(status.consul.http)})")
+            raise ValueError(
+                f"invalid argument: consul_http: {http} is not the HTTP address of a Consul agent of this lab "
+                f"(its agents: {', '.join(status.consul.http)})"
+            )
         self.name = agents[0].name
         self.container = agents[0].container
         self.path = None if self.container else Path(agents[0].log)
@@ -67,6 +70,10 @@ class AgentLog:
 
     def wait_for(self, containing: str, timeout: float = 5.0) -> list[str]:
         """The lines containing `containing`, waiting up to `timeout` s for the first (the agent logs after it answers)."""
-        wait_until(lambda: self.lines(containing), timeout, f"{self.name} to log {containing!r}",
-                   seen=lambda: f"{len(self.lines())} other lines since start")
+        wait_until(
+            lambda: self.lines(containing),
+            timeout,
+            f"{self.name} to log {containing!r}",
+            seen=lambda: f"{len(self.lines())} other lines since start",
+        )
         return self.lines(containing)

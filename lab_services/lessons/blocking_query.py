@@ -1,4 +1,5 @@
 """Lesson 03's blocking query, timed: park a Consul health query, change the answer, and see how soon it returns."""
+
 from __future__ import annotations
 
 import threading
@@ -48,5 +49,9 @@ def time_a_blocking_query(client: consul.Consul, service: str, park_for: float =
         client.agent.service.deregister(instance)
     if "at" not in answer:
         raise TimeoutError(f"the blocking query on {service} did not return within 10 s of the change")
-    return BlockingAnswer(index_before, answer["index"], (answer["at"] - changed_at) * 1000,
-                          [e["Service"]["ID"] for e in answer["entries"]])
+    return BlockingAnswer(
+        index_before,
+        answer["index"],
+        (answer["at"] - changed_at) * 1000,
+        [e["Service"]["ID"] for e in answer["entries"]],
+    )

@@ -1,10 +1,12 @@
 """Small helpers for watching gRPC calls happen: a stream read in the background, a timed chat, a status-code table."""
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import grpc
 
@@ -73,8 +75,14 @@ def chat(stub: Any, texts: Iterable[str], sender: str = "learner", timeout: floa
 
     def requests() -> Iterator[user_pb2.ChatMessage]:
         while (message := outbox.get()) is not None:
-            transcript.append({"ms": round((time.monotonic() - start) * 1000, 1), "direction": "sent", "text": message.text,
-                               "served_by": ""})
+            transcript.append(
+                {
+                    "ms": round((time.monotonic() - start) * 1000, 1),
+                    "direction": "sent",
+                    "text": message.text,
+                    "served_by": "",
+                }
+            )
             yield message
 
     texts = list(texts)
@@ -82,8 +90,14 @@ def chat(stub: Any, texts: Iterable[str], sender: str = "learner", timeout: floa
     for text in texts:
         outbox.put(user_pb2.ChatMessage(sender=sender, text=text))
         reply = next(replies)
-        transcript.append({"ms": round((time.monotonic() - start) * 1000, 1), "direction": "received", "text": reply.text,
-                           "served_by": reply.served_by})
+        transcript.append(
+            {
+                "ms": round((time.monotonic() - start) * 1000, 1),
+                "direction": "received",
+                "text": reply.text,
+                "served_by": reply.served_by,
+            }
+        )
     outbox.put(None)  # ends the request stream, so the server ends its side too
     for _ in replies:
         pass

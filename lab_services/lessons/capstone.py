@@ -1,6 +1,7 @@
 """Lesson 14's capstone: a client built by the learner runs traffic through a scripted chaos run against the
 real lab (instances killed, hung and restarted, the Consul leader killed), and a service-level objective
 checker grades it with a report card."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,10 +11,11 @@ import math
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import grpc
 
@@ -50,7 +52,9 @@ class SLO:
     success_ratio: float = 0.97
     p99_ms: float = 500.0
     max_outage: float = 3.0  # the longest stretch of consecutive failed calls, in seconds
-    max_sent_to_removed: int = 0  # successful calls served by an instance outside Consul's passing set (see REMOVAL_GRACE)
+    max_sent_to_removed: int = (
+        0  # successful calls served by an instance outside Consul's passing set (see REMOVAL_GRACE)
+    )
 
 
 @dataclass
@@ -100,9 +104,14 @@ class ChaosRun:
         passing set when the call started, more than `grace` seconds after its removal and before it was passed again.
         Failed calls have no `served_by`: the success ratio already counts them."""
         stretches = self.outside_passing_set()
-        return [(at, served_by) for at, _, ok, _, served_by in sorted(self.calls)
-                if ok and any(instance == served_by and removed + grace <= at < back - grace
-                              for removed, back, instance in stretches)]
+        return [
+            (at, served_by)
+            for at, _, ok, _, served_by in sorted(self.calls)
+            if ok
+            and any(
+                instance == served_by and removed + grace <= at < back - grace for removed, back, instance in stretches
+            )
+        ]
 
 
 def _check_duration(duration: float, chaos: tuple) -> None:
@@ -112,8 +121,14 @@ def _check_duration(duration: float, chaos: tuple) -> None:
         raise ValueError(f"invalid argument: duration: {duration} s; the faults run until {last} s, so run longer")
 
 
-def run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str], chaos: tuple = DEFAULT_CHAOS,
-              duration: float = 14.0, rate: float = 20.0, progress: Callable[[str], None] = print) -> ChaosRun:
+def run_chaos(
+    cluster: Cluster,
+    call: Callable[[user_pb2.CreateUserRequest], str],
+    chaos: tuple = DEFAULT_CHAOS,
+    duration: float = 14.0,
+    rate: float = 20.0,
+    progress: Callable[[str], None] = print,
+) -> ChaosRun:
     """Send `rate` CreateUser calls a second through `call` for `duration` seconds while `chaos` happens, with the
     grader's own watcher following Consul's passing set (`ChaosRun.passing`); then put the lab back (`restore`) and
     wait for a Consul leader."""
@@ -134,8 +149,10 @@ def _passing_set_changes(service: str, consul_http: list[str]) -> Iterator[list[
     watcher = ConsulWatcher(service, consul_http, wait="5s", backoff=Backoff(base=0.05, cap=0.5)).start()
     try:
         if not watcher.wait_ready(10):
-            raise RuntimeError(f"the capstone's grader could not read the passing instances of {service!r} from Consul at "
-                               f"{', '.join(consul_http)} within 10 s ({watcher.last_error}); check `discovery-lab status`")
+            raise RuntimeError(
+                f"the capstone's grader could not read the passing instances of {service!r} from Consul at "
+                f"{', '.join(consul_http)} within 10 s ({watcher.last_error}); check `discovery-lab status`"
+            )
         changes: list[tuple[float, str, str]] = []
         watcher.subscribe(lambda event: changes.append((time.monotonic(), event.kind, event.instance.id)))
         yield changes
@@ -143,8 +160,15 @@ def _passing_set_changes(service: str, consul_http: list[str]) -> Iterator[list[
         watcher.stop()
 
 
-def _run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], str], chaos: tuple, duration: float,
-               rate: float, progress: Callable[[str], None], changes: list[tuple[float, str, str]]) -> ChaosRun:
+def _run_chaos(
+    cluster: Cluster,
+    call: Callable[[user_pb2.CreateUserRequest], str],
+    chaos: tuple,
+    duration: float,
+    rate: float,
+    progress: Callable[[str], None],
+    changes: list[tuple[float, str, str]],
+) -> ChaosRun:
     """run_chaos once the grader's watcher is ready; `changes` is its record of the passing set."""
     run, stop, lock = ChaosRun(), threading.Event(), threading.Lock()
     began = time.monotonic()
@@ -157,7 +181,7 @@ def _run_chaos(cluster: Cluster, call: Callable[[user_pb2.CreateUserRequest], st
             served_by, ok, code = str(call(request)), True, "OK"
         except grpc.RpcError as err:
             served_by, ok, code = "", False, err.code().name if hasattr(err, "code") else type(err).__name__
-        except Exception as err:  # noqa: BLE001 - a learner's client may raise anything; it is a failed call
+        except Exception as err:
             served_by, ok, code = "", False, type(err).__name__
         with lock:
             run.calls.append((start - began, time.monotonic() - start, ok, code, served_by))
@@ -207,15 +231,18 @@ class ClientError(ValueError):
     """A learner's client could not even start: the message is the sentence a learner or an instructor reads."""
 
 
-def run_client(cluster: Cluster, build_client: Any, duration: float = 14.0,
-               progress: Callable[[str], None] = print) -> ChaosRun:
+def run_client(
+    cluster: Cluster, build_client: Any, duration: float = 14.0, progress: Callable[[str], None] = print
+) -> ChaosRun:
     """Build a client with `build_client(consul_http)` (the 14-capstone contract), run it through the chaos run and
     close it (its `close` attribute, when it has one). A builder that is not one raises ClientError, never a traceback."""
     if not callable(build_client):
-        raise ClientError("pass a function build_client(consul_http) that returns call(request) -> the instance that served it")
+        raise ClientError(
+            "pass a function build_client(consul_http) that returns call(request) -> the instance that served it"
+        )
     try:
         call = build_client(list(cluster.status().consul.http))
-    except Exception as err:  # noqa: BLE001 - a half-written builder gets a sentence, not a traceback
+    except Exception as err:
         raise ClientError(f"build_client raised {type(err).__name__}: {err}") from None
     if not callable(call):
         raise ClientError(f"build_client returned {call!r}; return a function call(request) -> served_by")
@@ -237,7 +264,7 @@ def load_build_client(path: Path | str) -> Callable:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except BaseException as err:  # noqa: BLE001 - SyntaxError, ImportError, SystemExit: whatever a learner's file does
+    except BaseException as err:
         if isinstance(err, KeyboardInterrupt):
             raise
         raise ClientError(f"{path.name} does not import: {type(err).__name__}: {err}") from None
@@ -254,22 +281,35 @@ def check_lab_shape(cluster: Cluster) -> None:
     names = {p.name for p in status.processes}
     missing = [n for n in ("user-1", "user-2") if n not in names]
     if len(status.consul.http) < 3 or missing or status.config.registry == "etcd":
-        raise ValueError("the capstone's chaos run needs 3 Consul servers and user-1, user-2 registered in Consul "
-                         f"(this lab: {len(status.consul.http)} Consul servers, registry {status.config.registry}"
-                         + (f", no {', '.join(missing)}" if missing else "") + "); start one with "
-                         "`discovery-lab up --consul-servers 3 --services 3 --consul-clients 3`")
+        raise ValueError(
+            "the capstone's chaos run needs 3 Consul servers and user-1, user-2 registered in Consul "
+            f"(this lab: {len(status.consul.http)} Consul servers, registry {status.config.registry}"
+            + (f", no {', '.join(missing)}" if missing else "")
+            + "); start one with "
+            "`discovery-lab up --consul-servers 3 --services 3 --consul-clients 3`"
+        )
 
 
-def scoreboard(cluster: Cluster, contenders: list[tuple[str, Callable | ClientError]], slo: SLO = SLO(),
-               duration: float = 14.0, progress: Callable[[str], None] = print) -> Table:
+def scoreboard(
+    cluster: Cluster,
+    contenders: list[tuple[str, Callable | ClientError]],
+    slo: SLO = SLO(),
+    duration: float = 14.0,
+    progress: Callable[[str], None] = print,
+) -> Table:
     """Each contender (who, its build_client or why there is none) through the chaos run, one after another: one
     row each with the measured numbers and PASS, FAIL with the missed objectives, or ERROR with the reason."""
     _check_duration(duration, DEFAULT_CHAOS)
     check_lab_shape(cluster)
     rows = []
     for who, build_client in contenders:
-        row: dict[str, Any] = {"who": who, "success ratio": None, "p99 ms": None, "longest outage s": None,
-                               "sent to removed": None}
+        row: dict[str, Any] = {
+            "who": who,
+            "success ratio": None,
+            "p99 ms": None,
+            "longest outage s": None,
+            "sent to removed": None,
+        }
         try:
             if isinstance(build_client, ClientError):
                 raise build_client
@@ -279,10 +319,17 @@ def scoreboard(cluster: Cluster, contenders: list[tuple[str, Callable | ClientEr
             rows.append({**row, "verdict": "ERROR", "why": str(err)})
             continue
         card = grade(run, slo)
-        rows.append({**row, "success ratio": round(run.success_ratio, 4), "p99 ms": round(run.p99_ms, 1),
-                     "longest outage s": round(run.longest_outage(), 2), "sent to removed": len(run.sent_to_removed()),
-                     "verdict": "PASS" if card.passed else "FAIL",
-                     "why": "; ".join(card.failed())})
+        rows.append(
+            {
+                **row,
+                "success ratio": round(run.success_ratio, 4),
+                "p99 ms": round(run.p99_ms, 1),
+                "longest outage s": round(run.longest_outage(), 2),
+                "sent to removed": len(run.sent_to_removed()),
+                "verdict": "PASS" if card.passed else "FAIL",
+                "why": "; ".join(card.failed()),
+            }
+        )
     return Table(rows)
 
 
@@ -312,7 +359,11 @@ class ReportCard:
         return f"<p><b>{'PASSED' if self.passed else 'FAILED'}</b></p>" + self.table()._repr_html_()
 
     def __repr__(self) -> str:
-        return ("PASSED" if self.passed else "FAILED") + "\n" + "\n".join(f"{r['objective']}: {r['measured']} ({r['verdict']})" for r in self.rows)
+        return (
+            ("PASSED" if self.passed else "FAILED")
+            + "\n"
+            + "\n".join(f"{r['objective']}: {r['measured']} ({r['verdict']})" for r in self.rows)
+        )
 
     def failed(self) -> list[str]:
         """`objective: measured` for every objective that was missed."""
@@ -324,18 +375,32 @@ def grade(run: ChaosRun, slo: SLO = SLO()) -> ReportCard:
     outage, sent, outside = run.longest_outage(), run.sent_to_removed(), run.outside_passing_set()
     failures = [code for _, _, ok, code, _ in run.calls if not ok]
     rows = [
-        {"objective": f"success ratio >= {slo.success_ratio:.0%}", "measured": f"{run.success_ratio:.1%} of {len(run.calls)} calls"
-         + (f" (failures: {dict(sorted((c, failures.count(c)) for c in set(failures)))})" if failures else ""),
-         "verdict": "pass" if run.success_ratio >= slo.success_ratio else "FAIL"},
-        {"objective": f"p99 latency <= {slo.p99_ms:.0f} ms", "measured": f"{run.p99_ms:.0f} ms",
-         "verdict": "pass" if run.p99_ms <= slo.p99_ms else "FAIL"},
-        {"objective": f"no outage (calls failing in a row) longer than {slo.max_outage:.0f} s", "measured": f"longest {outage:.1f} s",
-         "verdict": "pass" if outage <= slo.max_outage else "FAIL"},
-        {"objective": (f"at most {slo.max_sent_to_removed} calls" if slo.max_sent_to_removed else "no call")
-         + f" served by an instance outside the passing set (after {REMOVAL_GRACE:g} s of grace)",
-         "measured": f"{len(sent)} calls" + (f", the first served by {sent[0][1]} at {sent[0][0]:.1f} s" if sent else "")
-         + " (outside: " + (", ".join(_stretch(*s) for s in outside) or "none") + ")",
-         "verdict": "pass" if len(sent) <= slo.max_sent_to_removed else "FAIL"},
+        {
+            "objective": f"success ratio >= {slo.success_ratio:.0%}",
+            "measured": f"{run.success_ratio:.1%} of {len(run.calls)} calls"
+            + (f" (failures: {dict(sorted((c, failures.count(c)) for c in set(failures)))})" if failures else ""),
+            "verdict": "pass" if run.success_ratio >= slo.success_ratio else "FAIL",
+        },
+        {
+            "objective": f"p99 latency <= {slo.p99_ms:.0f} ms",
+            "measured": f"{run.p99_ms:.0f} ms",
+            "verdict": "pass" if run.p99_ms <= slo.p99_ms else "FAIL",
+        },
+        {
+            "objective": f"no outage (calls failing in a row) longer than {slo.max_outage:.0f} s",
+            "measured": f"longest {outage:.1f} s",
+            "verdict": "pass" if outage <= slo.max_outage else "FAIL",
+        },
+        {
+            "objective": (f"at most {slo.max_sent_to_removed} calls" if slo.max_sent_to_removed else "no call")
+            + f" served by an instance outside the passing set (after {REMOVAL_GRACE:g} s of grace)",
+            "measured": f"{len(sent)} calls"
+            + (f", the first served by {sent[0][1]} at {sent[0][0]:.1f} s" if sent else "")
+            + " (outside: "
+            + (", ".join(_stretch(*s) for s in outside) or "none")
+            + ")",
+            "verdict": "pass" if len(sent) <= slo.max_sent_to_removed else "FAIL",
+        },
     ]
     return ReportCard(all(r["verdict"] == "pass" for r in rows), rows)
 

@@ -1,11 +1,12 @@
 """Lesson 10's experiments: settings written to Consul KV or etcd and applied live by every instance, measured.
 
-    store = lab_store(cluster, "consul")
-    settings_table(instances_of(cluster))                          # each instance's effective settings and revision
-    with Fleet("etcd", cluster, size=3) as fleet:                  # in-process instances following etcd
-        time_propagation(store, fleet.admins, repeats=5)           # write -> every instance applied, in ms
-    lost_update(store, cas=True)                                   # two writers, one read: check-and-set keeps both
+store = lab_store(cluster, "consul")
+settings_table(instances_of(cluster))                          # each instance's effective settings and revision
+with Fleet("etcd", cluster, size=3) as fleet:                  # in-process instances following etcd
+    time_propagation(store, fleet.admins, repeats=5)           # write -> every instance applied, in ms
+lost_update(store, cas=True)                                   # two writers, one read: check-and-set keeps both
 """
+
 from __future__ import annotations
 
 import statistics
@@ -31,7 +32,9 @@ def store_address(cluster: Cluster, kind: str) -> str:
 
 def lab_store(cluster: Cluster, kind: str, prefix: str | None = None) -> ConfigStore:
     """A client of the store holding the lab's settings (`config/<service>` unless `prefix` says otherwise)."""
-    return open_store(kind, store_address(cluster, kind), prefix or default_prefix(cluster.status().config.service_name))
+    return open_store(
+        kind, store_address(cluster, kind), prefix or default_prefix(cluster.status().config.service_name)
+    )
 
 
 def instances_of(cluster: Cluster) -> dict[str, AdminClient]:
@@ -49,9 +52,20 @@ def settings_table(instances: Mapping[str, AdminClient]) -> Table:
             rows.append({"instance": name, "revision": None, "store": f"no answer: {err}"})
             continue
         rejected = report["rejected"]
-        rows.append({"instance": name, "source": report["source"], "revision": report["revision"], **report["values"],
-                     "store": report["store"] if report["store"] == "reachable" else f"UNREACHABLE, keeping {report['keeping']}",
-                     "rejected": "" if not rejected else f"revision {rejected['revision']}: {'; '.join(rejected['errors'].values())}"})
+        rows.append(
+            {
+                "instance": name,
+                "source": report["source"],
+                "revision": report["revision"],
+                **report["values"],
+                "store": report["store"]
+                if report["store"] == "reachable"
+                else f"UNREACHABLE, keeping {report['keeping']}",
+                "rejected": ""
+                if not rejected
+                else f"revision {rejected['revision']}: {'; '.join(rejected['errors'].values())}",
+            }
+        )
     return Table(rows)
 
 
@@ -70,8 +84,12 @@ def wait_applied(instances: Mapping[str, AdminClient], key: str, value: Any, tim
     return reports
 
 
-def time_propagation(store: ConfigStore, instances: Mapping[str, AdminClient], repeats: int = 5,
-                     progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+def time_propagation(
+    store: ConfigStore,
+    instances: Mapping[str, AdminClient],
+    repeats: int = 5,
+    progress: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
     """Write a fresh greeting `repeats` times; each time, ms from just before the write to the last instance's apply.
 
     Each instance stamps the wall-clock time it applied a snapshot, so the figure does not depend on how often we
@@ -87,15 +105,27 @@ def time_propagation(store: ConfigStore, instances: Mapping[str, AdminClient], r
         if progress:
             progress(f"{store.kind}: write {n + 1}/{repeats} applied by all {len(instances)} in {samples[-1]} ms")
         time.sleep(0.2)
-    return {"store": store.kind, "instances": len(instances), "samples_ms": samples,
-            "median_ms": statistics.median(samples), "min_ms": min(samples), "max_ms": max(samples)}
+    return {
+        "store": store.kind,
+        "instances": len(instances),
+        "samples_ms": samples,
+        "median_ms": statistics.median(samples),
+        "min_ms": min(samples),
+        "max_ms": max(samples),
+    }
 
 
 class Fleet:
     """`size` in-process user-service instances following the lab's `kind` store, for a side-by-side measurement."""
 
-    def __init__(self, kind: str, cluster: Cluster, size: int = 3, prefix: str | None = None,
-                 schema: Mapping[str, Setting] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        cluster: Cluster,
+        size: int = 3,
+        prefix: str | None = None,
+        schema: Mapping[str, Setting] | None = None,
+    ):
         self.kind = kind
         self.address = store_address(cluster, kind)
         self.prefix = prefix or default_prefix(cluster.status().config.service_name)
@@ -112,9 +142,13 @@ class Fleet:
     def start(self) -> Fleet:
         try:
             for i in range(1, self.size + 1):
-                self.servers.append(UserServer(
-                    instance_id=f"{self.kind}-follower-{i}", config_store=open_store(self.kind, self.address, self.prefix),
-                    settings=RuntimeSettings(self.schema)).start())
+                self.servers.append(
+                    UserServer(
+                        instance_id=f"{self.kind}-follower-{i}",
+                        config_store=open_store(self.kind, self.address, self.prefix),
+                        settings=RuntimeSettings(self.schema),
+                    ).start()
+                )
         except BaseException:
             self.stop()
             raise
@@ -131,8 +165,19 @@ class Fleet:
 
 
 def propagation_table(results: list[dict[str, Any]]) -> Table:
-    return Table([{"store": r["store"], "instances": r["instances"], "median ms": r["median_ms"], "min ms": r["min_ms"],
-                   "max ms": r["max_ms"], "every write (ms)": r["samples_ms"]} for r in results])
+    return Table(
+        [
+            {
+                "store": r["store"],
+                "instances": r["instances"],
+                "median ms": r["median_ms"],
+                "min ms": r["min_ms"],
+                "max ms": r["max_ms"],
+                "every write (ms)": r["samples_ms"],
+            }
+            for r in results
+        ]
+    )
 
 
 def lost_update(store: ConfigStore, cas: bool, writers: tuple[str, ...] = ("alice", "bob")) -> dict[str, Any]:
@@ -168,12 +213,23 @@ def lost_update(store: ConfigStore, cas: bool, writers: tuple[str, ...] = ("alic
     for thread in threads:
         thread.join(10)
     final = store.snapshot().values["greeting"]
-    return {"store": store.kind, "check_and_set": cas, "final greeting": final, "conflicts": conflicts,
-            "lost": [w for w in writers if w not in final.split()]}
+    return {
+        "store": store.kind,
+        "check_and_set": cas,
+        "final greeting": final,
+        "conflicts": conflicts,
+        "lost": [w for w in writers if w not in final.split()],
+    }
 
 
-def store_outage(cluster: Cluster, kind: str, instances: Mapping[str, AdminClient], store: ConfigStore,
-                 timeout: float = 30.0, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+def store_outage(
+    cluster: Cluster,
+    kind: str,
+    instances: Mapping[str, AdminClient],
+    store: ConfigStore,
+    timeout: float = 30.0,
+    progress: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
     """Take away quorum (stop two of three servers), watch instances keep their settings, bring it back, write again.
 
     Returns the timings: seconds until every instance reported the store unreachable, whether a write during the
@@ -188,8 +244,11 @@ def store_outage(cluster: Cluster, kind: str, instances: Mapping[str, AdminClien
     say(f"stopped {', '.join(victims)}: {kind} has no quorum")
     result: dict[str, Any] = {"store": kind, "stopped": victims}
     try:
-        wait_until(lambda: all(a.settings()["store"] == "unreachable" for a in instances.values()), timeout,
-                   "every instance to report the store unreachable")
+        wait_until(
+            lambda: all(a.settings()["store"] == "unreachable" for a in instances.values()),
+            timeout,
+            "every instance to report the store unreachable",
+        )
         result["seconds_to_notice"] = round(time.monotonic() - started, 2)
         say(f"every instance says the store is unreachable after {result['seconds_to_notice']} s")
         result["kept"] = all(a.settings()["values"] == before[n] for n, a in instances.items())

@@ -7,6 +7,7 @@
 Everything runs on real processes: the lab's instances (paused with SIGSTOP for the keepalive experiments) and
 in-process user services on their own loopback addresses, registered in Consul, for the DNS experiments.
 """
+
 from __future__ import annotations
 
 import collections
@@ -42,8 +43,10 @@ def lb_channel(target: str | Sequence[str], policy: str = "pick_first", options:
         raise ValueError(f"invalid argument: policy: {policy!r}; use pick_first or round_robin")
     if not isinstance(target, str):
         target = "ipv4:" + ",".join(target)
-    return grpc.insecure_channel(target, options=[("grpc.service_config", service_config(policy)),
-                                                  ("grpc.use_local_subchannel_pool", 1), *options])
+    return grpc.insecure_channel(
+        target,
+        options=[("grpc.service_config", service_config(policy)), ("grpc.use_local_subchannel_pool", 1), *options],
+    )
 
 
 def _create(stub: user_pb2_grpc.UserServiceStub, timeout: float | None = 3.0) -> str:
@@ -85,8 +88,12 @@ class StateLog:
 
 def keepalive_options(keepalive_ms: int, timeout_ms: int = 1000, ping_timeout_ms: int | None = None) -> Options:
     """Client keepalive: ping every `keepalive_ms` even without calls; `ping_timeout_ms` is how long an unanswered ping may wait."""
-    options: Options = [("grpc.keepalive_time_ms", keepalive_ms), ("grpc.keepalive_timeout_ms", timeout_ms),
-                        ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
+    options: Options = [
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
     if ping_timeout_ms is not None:
         options.append(("grpc.http2.ping_timeout_ms", ping_timeout_ms))
     return options
@@ -120,8 +127,13 @@ def detect_pause(cluster: Cluster, instance: str, options: Options, window: floa
             stream.cancel()
         log.close()
         channel.close()
-    return {"options": {k.removeprefix("grpc."): v for k, v in options} or "none", "left READY after s": log.left_ready_after(paused),
-            "stream ended after s": stream_ended, "stream status": code, "window s": window}
+    return {
+        "options": {k.removeprefix("grpc."): v for k, v in options} or "none",
+        "left READY after s": log.left_ready_after(paused),
+        "stream ended after s": stream_ended,
+        "stream status": code,
+        "window s": window,
+    }
 
 
 def too_many_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) -> dict[str, Any]:
@@ -130,7 +142,9 @@ def too_many_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) 
     The lab's servers keep gRPC's defaults: at most one ping per 5 minutes without calls, two strikes, then
     GOAWAY `ENHANCE_YOUR_CALM` with debug data `too_many_pings`.
     """
-    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), *keepalive_options(keepalive_ms)])
+    channel = grpc.insecure_channel(
+        address, options=[("grpc.use_local_subchannel_pool", 1), *keepalive_options(keepalive_ms)]
+    )
     log = StateLog(channel)
     try:
         grpc.channel_ready_future(channel).result(timeout=10)
@@ -144,7 +158,9 @@ def too_many_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) 
 
 def idle_states(address: str, idle_ms: int = 1000, wait: float = 3.0) -> list[tuple[float, str]]:
     """A channel with `grpc.client_idle_timeout_ms`: one call, then silence; the states it passes through."""
-    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.client_idle_timeout_ms", idle_ms)])
+    channel = grpc.insecure_channel(
+        address, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.client_idle_timeout_ms", idle_ms)]
+    )
     log = StateLog(channel)
     try:
         _create(user_pb2_grpc.UserServiceStub(channel))
@@ -161,7 +177,9 @@ class DnsFleet:
     def __init__(self, cluster: Cluster, name: str, max_connection_age_ms: int | None = None, first_index: int = 21):
         status = cluster.status()
         if status.config.instance_addresses != "distinct":
-            raise ValueError("invalid argument: cluster: dns:/// needs instance_addresses='distinct' (one address per instance)")
+            raise ValueError(
+                "invalid argument: cluster: dns:/// needs instance_addresses='distinct' (one address per instance)"
+            )
         self.name = name
         self.port = int(status.services[0].address.rsplit(":", 1)[1])
         self.consul = status.consul.http[0]
@@ -177,11 +195,21 @@ class DnsFleet:
     def add(self) -> str:
         """Start and register one more instance; its id once Consul lists it as passing."""
         host = own_address(self.next_index)
-        server = UserServer(name=self.name, instance_id=f"{self.name}-{self.next_index}", host=host, port=self.port,
-                            max_connection_age_ms=self.max_connection_age_ms).start()
+        server = UserServer(
+            name=self.name,
+            instance_id=f"{self.name}-{self.next_index}",
+            host=host,
+            port=self.port,
+            max_connection_age_ms=self.max_connection_age_ms,
+        ).start()
         self.next_index += 1
-        registration = ServiceRegistration(name=self.name, service_id=server.instance_id, address=host, port=self.port,
-                                           checks=(CheckSpec(kind="grpc", interval="1s", timeout="1s"),))
+        registration = ServiceRegistration(
+            name=self.name,
+            service_id=server.instance_id,
+            address=host,
+            port=self.port,
+            checks=(CheckSpec(kind="grpc", interval="1s", timeout="1s"),),
+        )
         registrar = ConsulRegistrar(registration, consul_http=self.consul).start()
         self.members.append((server, registrar))
         wait_until(lambda: host in a_records(self.name, self.dns), 15, f"{host} in Consul DNS for {self.name}")
@@ -194,21 +222,25 @@ class DnsFleet:
         self.members.clear()
 
 
-def time_to_new_instance(cluster: Cluster, max_connection_age_ms: int | None, window: float = 10.0,
-                         min_resolution_ms: int = 1000) -> dict[str, Any]:
+def time_to_new_instance(
+    cluster: Cluster, max_connection_age_ms: int | None, window: float = 10.0, min_resolution_ms: int = 1000
+) -> dict[str, Any]:
     """A round_robin `dns:///` channel over two instances; a third registers. Seconds until it gets a call, or None.
 
     gRPC's DNS resolver resolves when the channel starts and again only when a connection is lost, and never
     more often than `grpc.dns_min_time_between_resolutions_ms` (30 s by default; 1 s here). With
     `max_connection_age_ms` the servers close every connection after that age (GOAWAY), which makes it resolve.
     """
-    fleet = DnsFleet(cluster, f"dns{'aged' if max_connection_age_ms else 'plain'}-{uuid.uuid4().hex[:4]}",
-                     max_connection_age_ms)
+    fleet = DnsFleet(
+        cluster, f"dns{'aged' if max_connection_age_ms else 'plain'}-{uuid.uuid4().hex[:4]}", max_connection_age_ms
+    )
     channel = None
     try:
         fleet.add()
         fleet.add()
-        channel = lb_channel(fleet.target, "round_robin", [("grpc.dns_min_time_between_resolutions_ms", min_resolution_ms)])
+        channel = lb_channel(
+            fleet.target, "round_robin", [("grpc.dns_min_time_between_resolutions_ms", min_resolution_ms)]
+        )
         before = served_counts(channel, 10)
         newcomer = fleet.add()
         added = time.monotonic()
@@ -223,8 +255,15 @@ def time_to_new_instance(cluster: Cluster, max_connection_age_ms: int | None, wi
             except grpc.RpcError:
                 failed += 1
             time.sleep(0.02)
-        return {"max_connection_age_ms": max_connection_age_ms, "before": dict(before), "new instance": newcomer,
-                "first call to it after s": seen, "calls made": calls, "failed calls": failed, "window s": window}
+        return {
+            "max_connection_age_ms": max_connection_age_ms,
+            "before": dict(before),
+            "new instance": newcomer,
+            "first call to it after s": seen,
+            "calls made": calls,
+            "failed calls": failed,
+            "window s": window,
+        }
     finally:
         if channel is not None:
             channel.close()
@@ -250,8 +289,15 @@ def reuse_vs_per_call(address: str, calls: int = 50) -> list[dict[str, Any]]:
         finally:
             if shared is not None:
                 shared.close()
-        rows.append({"how": label, "calls": calls, "connections opened": 1 if shared else calls,
-                     "mean ms": round(sum(times) / len(times), 2), "worst ms": round(max(times), 2)})
+        rows.append(
+            {
+                "how": label,
+                "calls": calls,
+                "connections opened": 1 if shared else calls,
+                "mean ms": round(sum(times) / len(times), 2),
+                "worst ms": round(max(times), 2),
+            }
+        )
     return rows
 
 
@@ -270,8 +316,11 @@ def kill_side_by_side(cluster: Cluster, victim: str = "user-3", window: float = 
     watcher = ConsulWatcher(status.config.service_name, status.consul.http, wait="5s").start()
     watcher.wait_ready(10)
     channels = {
-        "dns:/// round_robin": lb_channel(dns_target(status.config.service_name, status.consul.dns, port), "round_robin",
-                                          [("grpc.dns_min_time_between_resolutions_ms", 1000)]),
+        "dns:/// round_robin": lb_channel(
+            dns_target(status.config.service_name, status.consul.dns, port),
+            "round_robin",
+            [("grpc.dns_min_time_between_resolutions_ms", 1000)],
+        ),
         "NativeChannel (watcher -> ipv4:)": NativeChannel(watcher),
     }
     results: dict[str, list[tuple[float, str]]] = {name: [] for name in channels}
@@ -312,7 +361,13 @@ def kill_side_by_side(cluster: Cluster, victim: str = "user-3", window: float = 
     for name, calls in results.items():
         after = [outcome for started, outcome in calls if started >= kill_at[0]]
         served = collections.Counter(o for o in after if not o.startswith("failed"))
-        rows.append({"channel": name, "calls after the kill": len(after),
-                     "failed": sum(o.startswith("failed") for o in after), f"served by {victim}": served.pop(victim, 0),
-                     "served by the others": dict(served)})
+        rows.append(
+            {
+                "channel": name,
+                "calls after the kill": len(after),
+                "failed": sum(o.startswith("failed") for o in after),
+                f"served by {victim}": served.pop(victim, 0),
+                "served by the others": dict(served),
+            }
+        )
     return rows

@@ -1,4 +1,5 @@
 """The environment check of lesson 00: Python, the packages the lab imports, and the server binaries, with versions."""
+
 from __future__ import annotations
 
 import importlib
@@ -64,7 +65,11 @@ def check_environment() -> EnvironmentReport:
 def _python_row() -> dict:
     version = ".".join(map(str, sys.version_info[:3]))
     ok = sys.version_info[:2] >= MIN_PYTHON
-    note = sys.executable if ok else f"the lab needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; run it from the project's venv"
+    note = (
+        sys.executable
+        if ok
+        else f"the lab needs Python {'.'.join(map(str, MIN_PYTHON))} or newer; run it from the project's venv"
+    )
     return {"kind": "python", "name": "python", "version": version, "ok": ok, "note": note}
 
 
@@ -72,13 +77,23 @@ def _package_row(dist: str, module: str) -> dict:
     try:
         version = metadata.version(dist)
     except metadata.PackageNotFoundError:
-        return {"kind": "package", "name": dist, "version": None, "ok": False,
-                "note": f"not installed; run `pip install -e .` in the repository (it pins {dist})"}
+        return {
+            "kind": "package",
+            "name": dist,
+            "version": None,
+            "ok": False,
+            "note": f"not installed; run `pip install -e .` in the repository (it pins {dist})",
+        }
     try:
         importlib.import_module(module)
     except Exception as err:  # a broken install shows up as any import-time error, and the row should say which
-        return {"kind": "package", "name": dist, "version": version, "ok": False,
-                "note": f"installed but `import {module}` fails: {type(err).__name__}: {err}"}
+        return {
+            "kind": "package",
+            "name": dist,
+            "version": version,
+            "ok": False,
+            "note": f"installed but `import {module}` fails: {type(err).__name__}: {err}",
+        }
     return {"kind": "package", "name": dist, "version": version, "ok": True, "note": f"import {module}"}
 
 

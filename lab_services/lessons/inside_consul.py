@@ -4,6 +4,7 @@ consistency and a second datacenter, each measured against the lab's real agents
 Every function reads Consul's HTTP API directly (not py-consul) because the lesson shows what the client
 libraries hide: the `X-Consul-KnownLeader` and `X-Consul-LastContact` headers, status codes and error bodies.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_for, wait_until
@@ -74,9 +76,16 @@ def _ok(answer: ConsulAnswer, what: str) -> Any:
 def members(address: str) -> Table:
     """The LAN gossip pool as this agent sees it (`/v1/agent/members`): who is a server, who a client, who is alive."""
     status_names = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
-    rows = [{"node": m["Name"], "address": f"{m['Addr']}:{m['Port']}", "role": "server" if m["Tags"].get("role") == "consul" else "client",
-             "datacenter": m["Tags"].get("dc"), "gossip status": status_names.get(m["Status"], m["Status"])}
-            for m in _ok(consul_call(address, "/v1/agent/members"), "members")]
+    rows = [
+        {
+            "node": m["Name"],
+            "address": f"{m['Addr']}:{m['Port']}",
+            "role": "server" if m["Tags"].get("role") == "consul" else "client",
+            "datacenter": m["Tags"].get("dc"),
+            "gossip status": status_names.get(m["Status"], m["Status"]),
+        }
+        for m in _ok(consul_call(address, "/v1/agent/members"), "members")
+    ]
     return Table(sorted(rows, key=lambda r: (r["role"], r["node"])))
 
 
@@ -86,9 +95,18 @@ def nodes_and_services(address: str) -> Table:
     for node in _ok(consul_call(address, "/v1/catalog/nodes"), "catalog nodes"):
         name = node["Node"]
         services = _ok(consul_call(address, f"/v1/catalog/node/{name}"), f"node {name}")["Services"] or {}
-        checks = {c["CheckID"]: c["Status"] for c in _ok(consul_call(address, f"/v1/health/node/{name}"), f"node {name} health")}
-        rows.append({"node": name, "address": node["Address"], "services": ", ".join(sorted(services)) or "-",
-                     "serfHealth": checks.get("serfHealth", "-")})
+        checks = {
+            c["CheckID"]: c["Status"]
+            for c in _ok(consul_call(address, f"/v1/health/node/{name}"), f"node {name} health")
+        }
+        rows.append(
+            {
+                "node": name,
+                "address": node["Address"],
+                "services": ", ".join(sorted(services)) or "-",
+                "serfHealth": checks.get("serfHealth", "-"),
+            }
+        )
     return Table(rows)
 
 
@@ -103,8 +121,9 @@ def _passing(address: str, service: str) -> set[str]:
 
 
 # -- gossip: a node fails --------------------------------------------------------------------------------------
-def node_failure(cluster: Cluster, node: str, service: str = "user", timeout: float = 30.0,
-                 progress: Callable[[str], None] = print) -> dict[str, Any]:
+def node_failure(
+    cluster: Cluster, node: str, service: str = "user", timeout: float = 30.0, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
     """kill -9 the client agent `node` and time what follows, then start it again and time the way back.
 
     The instances on that node keep running: nothing checks them any more, so the servers learn of the loss
@@ -125,18 +144,25 @@ def node_failure(cluster: Cluster, node: str, service: str = "user", timeout: fl
         checks = {c["CheckID"]: c["Status"] for c in _ok(consul_call(server, f"/v1/health/node/{node}"), "node health")}
         # The leader's serfHealth can turn critical before the server we ask has marked the member failed in its
         # own member list (each server's serf hears of the failure on its own), so wait for that view too.
-        member = wait_for(lambda: _member_status_unless_alive(server, node), timeout,
-                          f"{server} to list {node} as no longer alive")
+        member = wait_for(
+            lambda: _member_status_unless_alive(server, node), timeout, f"{server} to list {node} as no longer alive"
+        )
         running = {p.name: p.state for p in cluster.status().processes_of("service").values() if p.name in on_node}
     finally:
         progress(f"starting the agent of {node} again")
         restarted_at = time.monotonic()
         cluster.start(node)
     back = wait_passing_steadily(server, service, on_node, timeout=timeout)
-    return {"node": node, "instances on it": sorted(on_node), "instance processes while down": running,
-            "gossip status while down": "failed" if member == 4 else member, "checks while down": checks,
-            "seconds to serfHealth critical": round(serf, 2), "seconds to leave ?passing": round(gone, 2),
-            "seconds from restart to passing": round(back - restarted_at, 2)}
+    return {
+        "node": node,
+        "instances on it": sorted(on_node),
+        "instance processes while down": running,
+        "gossip status while down": "failed" if member == 4 else member,
+        "checks while down": checks,
+        "seconds to serfHealth critical": round(serf, 2),
+        "seconds to leave ?passing": round(gone, 2),
+        "seconds from restart to passing": round(back - restarted_at, 2),
+    }
 
 
 def _member_status_unless_alive(server: str, node: str) -> int | None:
@@ -146,8 +172,9 @@ def _member_status_unless_alive(server: str, node: str) -> int | None:
     return None if status == 1 else status
 
 
-def wait_passing_steadily(address: str, service: str, instances: set[str], hold: float = SETTLE_SECONDS,
-                          timeout: float = 30.0) -> float:
+def wait_passing_steadily(
+    address: str, service: str, instances: set[str], hold: float = SETTLE_SECONDS, timeout: float = 30.0
+) -> float:
     """Wait until `instances` have passed for `hold` seconds in a row; returns the monotonic time they began to.
 
     A restarted agent brings back its services with their last status at once, but each instance's own
@@ -179,7 +206,9 @@ def agent_address(cluster: Cluster, node: str) -> str:
     for address in status.consul.clients:
         if consul_call(address, "/v1/agent/self").body.get("Config", {}).get("NodeName") == node:
             return address
-    raise KeyError(f"no client agent named {node!r}; the lab's client agents: {', '.join(status.consul.clients) or 'none'}")
+    raise KeyError(
+        f"no client agent named {node!r}; the lab's client agents: {', '.join(status.consul.clients) or 'none'}"
+    )
 
 
 # -- read consistency ------------------------------------------------------------------------------------------
@@ -189,14 +218,22 @@ def read_modes(address: str, path: str = "/v1/catalog/service/user", timeout: fl
     for mode in READ_MODES:
         query = "" if mode == "default" else f"{'&' if '?' in path else '?'}{mode}"
         answer = consul_call(address, path + query, timeout=timeout)
-        rows.append({"mode": mode, "status": answer.status, "ms": round(answer.seconds * 1000, 1),
-                     "X-Consul-KnownLeader": answer.known_leader, "X-Consul-LastContact (ms)": answer.last_contact_ms,
-                     "answer": f"{len(answer.body)} entries" if isinstance(answer.body, list) else str(answer.body)[:60]})
+        rows.append(
+            {
+                "mode": mode,
+                "status": answer.status,
+                "ms": round(answer.seconds * 1000, 1),
+                "X-Consul-KnownLeader": answer.known_leader,
+                "X-Consul-LastContact (ms)": answer.last_contact_ms,
+                "answer": f"{len(answer.body)} entries" if isinstance(answer.body, list) else str(answer.body)[:60],
+            }
+        )
     return Table(rows)
 
 
-def reads_without_quorum(cluster: Cluster, path: str = "/v1/catalog/service/user",
-                         progress: Callable[[str], None] = print) -> dict[str, Any]:
+def reads_without_quorum(
+    cluster: Cluster, path: str = "/v1/catalog/service/user", progress: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Pause the leader and one follower, read in each mode from the follower left alone, then resume both.
 
     The lone follower still holds its copy of the catalog: a `?stale` read answers from it (KnownLeader false,
@@ -249,9 +286,11 @@ class AntiEntropyWatch:
     def in_agent(self) -> bool:
         return self.instance in (_ok(consul_call(self.agent, "/v1/agent/services"), "agent services") or {})
 
-    def start(self) -> "AntiEntropyWatch":
-        _ok(consul_call(self.server, "/v1/catalog/deregister", "PUT", {"Node": self.node, "ServiceID": self.instance}),
-            f"deregistering {self.instance} from the catalog")
+    def start(self) -> AntiEntropyWatch:
+        _ok(
+            consul_call(self.server, "/v1/catalog/deregister", "PUT", {"Node": self.node, "ServiceID": self.instance}),
+            f"deregistering {self.instance} from the catalog",
+        )
         self.removed_at = time.monotonic()
         self._thread = threading.Thread(target=self._watch, name="anti-entropy-watch", daemon=True)
         self._thread.start()
@@ -270,7 +309,9 @@ class AntiEntropyWatch:
             while self._thread.is_alive() and time.monotonic() < deadline:
                 self._thread.join(10)
                 if self._thread.is_alive():
-                    progress(f"{time.monotonic() - self.removed_at:.0f} s since the removal; {self.instance} not back yet")
+                    progress(
+                        f"{time.monotonic() - self.removed_at:.0f} s since the removal; {self.instance} not back yet"
+                    )
         finally:
             self._stop.set()
         if self.restored_after is None:
@@ -280,8 +321,12 @@ class AntiEntropyWatch:
 
 def consul_reload(agent: str) -> str:
     """`consul reload` against one agent, as an operator would run it: the agent also runs a full anti-entropy sync."""
-    done = subprocess.run([str(binaries.find_binary("consul")), "reload", f"-http-addr=http://{agent}"],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [str(binaries.find_binary("consul")), "reload", f"-http-addr=http://{agent}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if done.returncode:
         raise RuntimeError(f"consul reload failed: {done.stderr.strip()}")
     return done.stdout.strip()
@@ -297,9 +342,18 @@ def instances_in(address: str, service: str, dc: str | None = None) -> Table:
     """The passing instances of `service` in datacenter `dc`, asked through the agent at `address` (`?dc=`)."""
     answer = consul_call(address, f"/v1/health/service/{service}?passing" + (f"&dc={dc}" if dc else ""))
     entries = _ok(answer, f"health of {service} in {dc or 'the local datacenter'}")
-    return Table([{"instance": e["Service"]["ID"], "node": e["Node"]["Node"], "datacenter": e["Node"]["Datacenter"],
-                   "address": f"{e['Service']['Address']}:{e['Service']['Port']}", "ms": round(answer.seconds * 1000, 1)}
-                  for e in entries])
+    return Table(
+        [
+            {
+                "instance": e["Service"]["ID"],
+                "node": e["Node"]["Node"],
+                "datacenter": e["Node"]["Datacenter"],
+                "address": f"{e['Service']['Address']}:{e['Service']['Port']}",
+                "ms": round(answer.seconds * 1000, 1),
+            }
+            for e in entries
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -325,6 +379,10 @@ def run_prepared_query(address: str, definition: dict[str, Any]) -> QueryAnswer:
         result = _ok(answer, "executing the prepared query")
     finally:
         consul_call(address, f"/v1/query/{query_id}", "DELETE")
-    return QueryAnswer(result["Datacenter"], result["Failovers"], sorted(n["Service"]["ID"] for n in result["Nodes"] or []),
-                       round(answer.seconds * 1000, 1), stored)
-
+    return QueryAnswer(
+        result["Datacenter"],
+        result["Failovers"],
+        sorted(n["Service"]["ID"] for n in result["Nodes"] or []),
+        round(answer.seconds * 1000, 1),
+        stored,
+    )

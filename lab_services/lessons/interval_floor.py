@@ -4,6 +4,7 @@ only in the agent's log. Lesson 09 shows all three, so "Consul refuses it" (what
     floor = interval_floor(cluster.status(), interval="200ms", seconds=4)
     floor["runs"], floor["effective_interval"], floor["agent_log"]
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,13 +31,13 @@ class _CountingServer(ThreadingHTTPServer):
         self.hits: list[float] = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(handler) -> None:  # noqa: N805 - the server is `self`
+            def do_GET(handler) -> None:
                 self.hits.append(time.monotonic())
                 handler.send_response(200)
                 handler.end_headers()
                 handler.wfile.write(b"ok")
 
-            def log_message(handler, *args: Any) -> None:  # noqa: N805
+            def log_message(handler, *args: Any) -> None:
                 return None
 
         super().__init__(("127.0.0.1", 0), Handler)
@@ -64,7 +65,9 @@ def interval_floor(status: ClusterStatus, interval: str = "200ms", seconds: floa
     agent = consul.Consul(host=host, port=port).agent
     check_id = f"interval-floor-{server.server_address[1]}"
     try:
-        agent.check.register(check_id, consul.Check.http(f"http://127.0.0.1:{server.server_address[1]}/", interval, timeout="1s"))
+        agent.check.register(
+            check_id, consul.Check.http(f"http://127.0.0.1:{server.server_address[1]}/", interval, timeout="1s")
+        )
         time.sleep(seconds)
         runs = list(server.hits)
     finally:
@@ -73,6 +76,11 @@ def interval_floor(status: ClusterStatus, interval: str = "200ms", seconds: floa
         server.server_close()
     line = next((l for l in log.lines(WARNING_TEXT) if check_id in l), None)
     gaps = [b - a for a, b in zip(runs, runs[1:])]
-    return {"asked": interval, "seconds": seconds, "runs": len(runs),
-            "effective_interval": round(sum(gaps) / len(gaps), 2) if gaps else None,
-            "agent_log": line, "lab_warning": str(raised[0].message) if raised else None}
+    return {
+        "asked": interval,
+        "seconds": seconds,
+        "runs": len(runs),
+        "effective_interval": round(sum(gaps) / len(gaps), 2) if gaps else None,
+        "agent_log": line,
+        "lab_warning": str(raised[0].message) if raised else None,
+    }

@@ -5,6 +5,7 @@ The lab's servers answer DNS with warning instances included (Consul's default).
 can ask both the same question. It runs through the runtime's one spawn function and stops with `stop()` (or
 the `with` block), leaving gracefully so the lab's member list shows it as left.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,12 +28,20 @@ class OnlyPassingAgent:
         servers = status.processes_of("consul").values()
         self.join = [p.address("serf_lan") for p in servers if "serf_lan" in p.ports]
         if not self.join:
-            raise ValueError("invalid argument: status: the lab runs no Consul server to join; start it with consul_servers=1 or 3")
+            raise ValueError(
+                "invalid argument: status: the lab runs no Consul server to join; start it with consul_servers=1 or 3"
+            )
         self.name = name
         self.workdir = Path(tempfile.mkdtemp(prefix="lab-only-passing-"))
         ports = PortAllocator()
-        self.ports = {"http": ports.free(), "dns": ports.free(), "serf_lan": ports.free(), "serf_wan": ports.free(),
-                      "server": ports.free(), "grpc": -1}
+        self.ports = {
+            "http": ports.free(),
+            "dns": ports.free(),
+            "serf_lan": ports.free(),
+            "serf_wan": ports.free(),
+            "server": ports.free(),
+            "grpc": -1,
+        }
         self.child: processes.Child | None = None
 
     @property
@@ -46,21 +55,42 @@ class OnlyPassingAgent:
     def start(self, timeout: float = 20.0) -> OnlyPassingAgent:
         """Start the agent and wait until it has joined the lab and its catalog answers."""
         config = {
-            "node_name": self.name, "datacenter": "lab", "server": False,
-            "data_dir": str(self.workdir / "data"), "bind_addr": "127.0.0.1", "client_addr": "127.0.0.1",
-            "advertise_addr": "127.0.0.1", "ports": self.ports, "retry_join": self.join, "retry_interval": "1s",
-            "leave_on_terminate": True, "disable_update_check": True, "log_level": "INFO",
+            "node_name": self.name,
+            "datacenter": "lab",
+            "server": False,
+            "data_dir": str(self.workdir / "data"),
+            "bind_addr": "127.0.0.1",
+            "client_addr": "127.0.0.1",
+            "advertise_addr": "127.0.0.1",
+            "ports": self.ports,
+            "retry_join": self.join,
+            "retry_interval": "1s",
+            "leave_on_terminate": True,
+            "disable_update_check": True,
+            "log_level": "INFO",
             # The one setting this agent exists for; the rest matches the lab's servers (no DNS caching).
-            "dns_config": {"only_passing": True, "allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"},
-                           "udp_answer_limit": 64},
+            "dns_config": {
+                "only_passing": True,
+                "allow_stale": True,
+                "node_ttl": "0s",
+                "service_ttl": {"*": "0s"},
+                "udp_answer_limit": 64,
+            },
         }
         path = self.workdir / "consul.json"
         path.write_text(json.dumps(config, indent=2))
-        self.child = processes.spawn(self.name, [str(find_binary("consul")), "agent", f"-config-file={path}"],
-                                     log_path=self.workdir / "consul.log")
+        self.child = processes.spawn(
+            self.name,
+            [str(find_binary("consul")), "agent", f"-config-file={path}"],
+            log_path=self.workdir / "consul.log",
+        )
         try:
-            wait_until(lambda: http_json(f"http://{self.http}/v1/catalog/services"), timeout,
-                       f"the {self.name} agent to join the lab", seen=lambda: self.child.tail(5) if self.child else "")
+            wait_until(
+                lambda: http_json(f"http://{self.http}/v1/catalog/services"),
+                timeout,
+                f"the {self.name} agent to join the lab",
+                seen=lambda: self.child.tail(5) if self.child else "",
+            )
         except BaseException:
             self.stop()
             raise

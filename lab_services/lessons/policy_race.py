@@ -4,13 +4,14 @@ With one caller making one call at a time nothing is ever in flight, so least-ou
 choices cannot differ from random. Here `in_flight` workers call at once through one PickerChannel per policy;
 a slow instance then holds its calls longer, and the load-aware policies send it less.
 """
+
 from __future__ import annotations
 
 import collections
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import grpc
 
@@ -21,8 +22,13 @@ from lab_services.discovery.watcher import Watcher
 from lab_services.service import user_pb2, user_pb2_grpc
 
 
-def policy_split(watcher: Watcher, policies: tuple[str, ...] = ("round_robin", "weighted", "least_outstanding", "p2c"),
-                 calls: int = 300, in_flight: int = 8, say: Callable[[str], None] = print) -> Table:
+def policy_split(
+    watcher: Watcher,
+    policies: tuple[str, ...] = ("round_robin", "weighted", "least_outstanding", "p2c"),
+    calls: int = 300,
+    in_flight: int = 8,
+    say: Callable[[str], None] = print,
+) -> Table:
     """For each policy, make `calls` CreateUser calls with `in_flight` at once and tabulate each instance's share (%).
 
     `say` gets one progress line per policy (a notebook prints it); Ctrl-C stops after the calls in flight finish.
@@ -39,8 +45,13 @@ def policy_split(watcher: Watcher, policies: tuple[str, ...] = ("round_robin", "
         counts = _drive(watcher, policy, calls, in_flight)
         say(f"[{n}/{len(policies)}] {policy}: {sum(counts.values())} calls in {time.monotonic() - started:.1f} s")
         total = sum(counts.values()) or 1
-        rows.append({"policy": policy, **{i: round(100 * counts.get(i, 0) / total, 1) for i in ids},
-                     "failed": counts.get("(failed)", 0)})
+        rows.append(
+            {
+                "policy": policy,
+                **{i: round(100 * counts.get(i, 0) / total, 1) for i in ids},
+                "failed": counts.get("(failed)", 0),
+            }
+        )
     return Table(rows, ["policy", *ids, "failed"])
 
 

@@ -8,6 +8,7 @@
 A guess is locked in with a button so it cannot drift after the learner has seen the result; the verdict
 goes through `exercises.check("predict", ...)`, like any exercise's.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -36,8 +37,14 @@ class Prediction:
         self.lock_button = widgets.Button(description="lock in my guess", icon="lock")
         self.result = widgets.HTML("<i>pick an answer and lock it in before running the experiment</i>")
         self.lock_button.on_click(self.lock)
-        self.widget = widgets.VBox([widgets.HTML(f"<b>Predict ({escape(key)}):</b> {escape(question)}"),
-                                    self.options, self.lock_button, self.result])
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML(f"<b>Predict ({escape(key)}):</b> {escape(question)}"),
+                self.options,
+                self.lock_button,
+                self.result,
+            ]
+        )
 
     def lock(self, _: object = None) -> None:
         """Freeze the chosen answer: what counts is the guess made before the experiment ran."""
@@ -76,8 +83,10 @@ def predict(key: str, question: str, choices: list[str]) -> Prediction:
 def reveal(key: str, answer: str, why: str) -> None:
     """After the experiment: show `answer` and `why` under the question `key`, and display the verdict on the guess."""
     if key not in _asked:
-        raise KeyError(f"reveal: no question {key!r} was asked in this kernel; run its lab.predict(...) cell first "
-                       f"(asked: {', '.join(_asked) or 'none'})")
+        raise KeyError(
+            f"reveal: no question {key!r} was asked in this kernel; run its lab.predict(...) cell first "
+            f"(asked: {', '.join(_asked) or 'none'})"
+        )
     display(_asked[key].reveal(answer, why))
 
 

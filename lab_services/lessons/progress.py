@@ -6,10 +6,12 @@
 
 Both are `progress(done, total, step)` callables, the shape the drills and benchmarks accept.
 """
+
 from __future__ import annotations
 
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 import ipywidgets as widgets
 from IPython.display import display
@@ -21,8 +23,9 @@ class ProgressBar:
     """An ipywidgets bar and a label with the current step; displays itself when made (one line in a cell)."""
 
     def __init__(self, description: str = "", show: bool = True):
-        self.bar = widgets.IntProgress(value=0, min=0, max=1, description=description,
-                                       layout=widgets.Layout(width="40%"))
+        self.bar = widgets.IntProgress(
+            value=0, min=0, max=1, description=description, layout=widgets.Layout(width="40%")
+        )
         self.label = widgets.Label("starting")
         self.box = widgets.HBox([self.bar, self.label])
         self.steps: list[str] = []  # every step reported, so a test (or a curious learner) can read them back
@@ -48,7 +51,7 @@ class StderrProgress:
         self._width = 0
 
     @classmethod
-    def for_terminal(cls, json_output: bool, force: bool = False, stream: TextIO | None = None) -> "StderrProgress":
+    def for_terminal(cls, json_output: bool, force: bool = False, stream: TextIO | None = None) -> StderrProgress:
         """On when stderr is a terminal (or `force`), off under --json: machine output stays clean."""
         stream = stream if stream is not None else sys.stderr
         return cls(not json_output and (force or stream.isatty()), stream)

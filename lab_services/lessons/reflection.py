@@ -1,4 +1,5 @@
 """Ask a running gRPC server what it serves, through server reflection: services, methods and their call modes."""
+
 from __future__ import annotations
 
 import grpc
@@ -35,11 +36,13 @@ def describe_methods(address: str, timeout: float = 5.0) -> Table:
             if name.startswith("grpc.reflection."):
                 continue
             for method in pool.FindServiceByName(name).methods:
-                rows.append({
-                    "service": name,
-                    "method": method.name,
-                    "input": method.input_type.full_name,
-                    "output": method.output_type.full_name,
-                    "mode": call_mode(method.client_streaming, method.server_streaming),
-                })
+                rows.append(
+                    {
+                        "service": name,
+                        "method": method.name,
+                        "input": method.input_type.full_name,
+                        "output": method.output_type.full_name,
+                        "mode": call_mode(method.client_streaming, method.server_streaming),
+                    }
+                )
         return Table(rows)

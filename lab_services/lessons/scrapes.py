@@ -1,5 +1,6 @@
 """Lesson 08's helpers: wait until every instance shows a call rate, latencies, and the flaky one its errors; and
 say which of an instance's metrics follow go-grpc-prometheus and which are the lab's own."""
+
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,16 +19,23 @@ def wait_for_rates(url: str, instances: int, flaky: str | None = None, timeout: 
         errors = flaky is None or prometheus.error_ratio(url).get(flaky, 0) > 0
         return busy and "CreateUser" in prometheus.latency_quantiles(url) and errors
 
-    return wait_until(ready, timeout, f"Prometheus to show {instances} instances' call rates, latencies"
-                      + (f" and {flaky}'s errors" if flaky else ""), interval=1,
-                      seen=lambda: f"rates {prometheus.calls_per_second(url)}, error ratios {prometheus.error_ratio(url)}")
+    return wait_until(
+        ready,
+        timeout,
+        f"Prometheus to show {instances} instances' call rates, latencies"
+        + (f" and {flaky}'s errors" if flaky else ""),
+        interval=1,
+        seen=lambda: f"rates {prometheus.calls_per_second(url)}, error ratios {prometheus.error_ratio(url)}",
+    )
 
 
 # What go-grpc-prometheus (github.com/grpc-ecosystem/go-grpc-prometheus, server side) exports, and its labels.
 # It has no in-flight gauge: there, calls in flight are grpc_server_started_total - grpc_server_handled_total.
 GO_GRPC_PROMETHEUS = {
-    "grpc_server_started_total": "counter", "grpc_server_handled_total": "counter",
-    "grpc_server_msg_received_total": "counter", "grpc_server_msg_sent_total": "counter",
+    "grpc_server_started_total": "counter",
+    "grpc_server_handled_total": "counter",
+    "grpc_server_msg_received_total": "counter",
+    "grpc_server_msg_sent_total": "counter",
     "grpc_server_handling_seconds": "histogram",
 }
 GO_GRPC_PROMETHEUS_LABELS = {"grpc_type", "grpc_service", "grpc_method", "grpc_code"}
@@ -45,7 +53,9 @@ def metric_origins(exposition: str) -> Table:
         labels = sorted({k for s in family.samples for k in s.labels} - {"le"})
         theirs = GO_GRPC_PROMETHEUS.get(name)
         if theirs == family.type:
-            missing = sorted(GO_GRPC_PROMETHEUS_LABELS - set(labels) - ({"grpc_code"} if theirs == "histogram" else set()))
+            missing = sorted(
+                GO_GRPC_PROMETHEUS_LABELS - set(labels) - ({"grpc_code"} if theirs == "histogram" else set())
+            )
             origin = "go-grpc-prometheus" + (f" (without its label {', '.join(missing)})" if missing else "")
         else:
             origin = "the lab's own (go-grpc-prometheus has no such metric)"

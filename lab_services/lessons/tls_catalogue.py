@@ -10,10 +10,12 @@ Every case reaches a Python client as UNAVAILABLE; the text of the error tells t
 `tls.explain` reads it. Some mistakes only the server can see (with TLS 1.3 the client finishes its half of
 the handshake first), so each case also says what the client knows about itself, as hints for `explain`.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import grpc
 from cryptography import x509
@@ -37,9 +39,13 @@ class Case(NamedTuple):
 def certificate_table(material: TLSMaterial) -> Table:
     """Each certificate of `material` with its subject, issuer, SANs ('-' for a CA, which has none) and expiry."""
     certificates = {
-        "CA": material.ca, "server": material.server, "client": material.client,
-        "other CA": material.other_ca, "client of the other CA": material.other_client,
-        "expired server": material.expired_server, "server with a wrong SAN": material.wrong_san_server,
+        "CA": material.ca,
+        "server": material.server,
+        "client": material.client,
+        "other CA": material.other_ca,
+        "client of the other CA": material.other_client,
+        "expired server": material.expired_server,
+        "server with a wrong SAN": material.wrong_san_server,
     }
     rows = []
     for label, pair in certificates.items():
@@ -48,8 +54,15 @@ def certificate_table(material: TLSMaterial) -> Table:
             sans = ", ".join(san_names(pair))
         except x509.ExtensionNotFound:  # a CA certificate carries no SAN extension
             sans = "-"
-        rows.append({"certificate": label, "subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
-                     "SANs": sans, "valid until": cert.not_valid_after_utc.strftime("%Y-%m-%d")})
+        rows.append(
+            {
+                "certificate": label,
+                "subject": cert.subject.rfc4514_string(),
+                "issuer": cert.issuer.rfc4514_string(),
+                "SANs": sans,
+                "valid until": cert.not_valid_after_utc.strftime("%Y-%m-%d"),
+            }
+        )
     return Table(rows)
 
 
@@ -58,15 +71,22 @@ def failure_cases(material: TLSMaterial) -> dict[str, Case]:
     return {
         "unknown CA": Case(material.server_tls(), lambda a: channel(a, material, ca=material.other_ca), {}),
         "wrong SAN": Case(material.server_tls(cert=material.wrong_san_server), lambda a: channel(a, material), {}),
-        "wrong server name": Case(material.server_tls(), lambda a: channel(a, material, server_name="other.example.test"), {}),
-        "expired certificate": Case(material.server_tls(cert=material.expired_server), lambda a: channel(a, material), {}),
+        "wrong server name": Case(
+            material.server_tls(), lambda a: channel(a, material, server_name="other.example.test"), {}
+        ),
+        "expired certificate": Case(
+            material.server_tls(cert=material.expired_server), lambda a: channel(a, material), {}
+        ),
         "TLS client, plaintext server": Case(None, lambda a: channel(a, material), {}),
         "plaintext client, TLS server": Case(material.server_tls(), grpc.insecure_channel, {"client_tls": False}),
-        "mTLS, no client certificate": Case(material.server_tls(mtls=True), lambda a: channel(a, material),
-                                            {"client_tls": True, "client_cert": False}),
+        "mTLS, no client certificate": Case(
+            material.server_tls(mtls=True), lambda a: channel(a, material), {"client_tls": True, "client_cert": False}
+        ),
         "mTLS, client certificate from another CA": Case(
-            material.server_tls(mtls=True), lambda a: channel(a, material, client_cert=material.other_client),
-            {"client_tls": True, "client_cert": True}),
+            material.server_tls(mtls=True),
+            lambda a: channel(a, material, client_cert=material.other_client),
+            {"client_tls": True, "client_cert": True},
+        ),
     }
 
 
@@ -78,7 +98,9 @@ def provoke(server_tls: ServerTLS | None, dial: Dial, call_timeout: float) -> tu
         with dial(server.address) as ch:
             user_pb2_grpc.UserServiceStub(ch).CreateUser(
                 user_pb2.CreateUserRequest(name="Eve", email=f"eve{time.time_ns()}@example.org"),
-                timeout=call_timeout, wait_for_ready=False)
+                timeout=call_timeout,
+                wait_for_ready=False,
+            )
         return None, time.monotonic() - started
     except grpc.RpcError as err:
         return err, time.monotonic() - started
@@ -94,12 +116,14 @@ def failure_catalogue(material: TLSMaterial, call_timeout: float) -> tuple[Table
         err, seconds = provoke(server_tls, dial, call_timeout)
         errors[case] = err
         why = explain(err, **hints) if err is not None else None
-        rows.append({
-            "case": case,
-            "failed": err is not None,
-            "code": err.code().name if err is not None else "OK (!)",
-            "ms": round(seconds * 1000),
-            "cause": why.cause if why else "-",
-            "fix": why.fix if why else "-",
-        })
+        rows.append(
+            {
+                "case": case,
+                "failed": err is not None,
+                "code": err.code().name if err is not None else "OK (!)",
+                "ms": round(seconds * 1000),
+                "cause": why.cause if why else "-",
+                "fix": why.fix if why else "-",
+            }
+        )
     return Table(rows, ["case", "code", "ms", "cause", "fix"]), errors

@@ -1,5 +1,6 @@
 """Lesson 13's traced system: a client, the `gateway` service and two user instances, each exporting its spans
 over OTLP to the lab's receiver, and the views a lesson needs (a span table, a waterfall, latency per peer)."""
+
 from __future__ import annotations
 
 import statistics
@@ -33,13 +34,16 @@ class TracedSystem:
     finds them through a ConsulWatcher instead of fixed addresses; stopping deregisters them.
     """
 
-    def __init__(self, instances: int = 2, attempts: int = 3, per_try_timeout: float = 1.0,
-                 consul_http: list[str] | None = None):
+    def __init__(
+        self, instances: int = 2, attempts: int = 3, per_try_timeout: float = 1.0, consul_http: list[str] | None = None
+    ):
         if not 1 <= instances <= 5:
             raise ValueError(f"invalid argument: instances: {instances}; use 1 to 5")
         if consul_http is not None and (isinstance(consul_http, str) or not consul_http):
-            raise ValueError(f"invalid argument: consul_http: {consul_http!r}; give a list of Consul HTTP addresses, "
-                             "e.g. cluster.status().consul.http")
+            raise ValueError(
+                f"invalid argument: consul_http: {consul_http!r}; give a list of Consul HTTP addresses, "
+                "e.g. cluster.status().consul.http"
+            )
         self.instances, self.attempts, self.per_try_timeout = instances, attempts, per_try_timeout
         self.consul_http = list(consul_http) if consul_http else None
         # A name of its own per system, so a rerun never finds the registrations of an earlier one.
@@ -53,7 +57,7 @@ class TracedSystem:
         self.user_id = ""
         self._channel: grpc.Channel | None = None
 
-    def start(self) -> "TracedSystem":
+    def start(self) -> TracedSystem:
         try:
             self.receiver.start()
             endpoint = self.receiver.endpoint
@@ -62,13 +66,21 @@ class TracedSystem:
             self.user_id = store.create("Ada Lovelace", "ada@example.com").id
             user_tracer = self.providers["user"].get_tracer("lab.user")
             for i in range(1, self.instances + 1):
-                self.users.append(UserServer(instance_id=f"user-{i}", server_kind="threads", store=store,
-                                             interceptors=(ServerTracing(user_tracer, f"user-{i}"),)).start())
+                self.users.append(
+                    UserServer(
+                        instance_id=f"user-{i}",
+                        server_kind="threads",
+                        store=store,
+                        interceptors=(ServerTracing(user_tracer, f"user-{i}"),),
+                    ).start()
+                )
             targets = self._discover() if self.consul_http else {u.instance_id: u.address for u in self.users}
             gateway = Gateway(targets, self.providers["gateway"], self.attempts, self.per_try_timeout)
             self.gateway = GatewayServer(gateway).start()
             client_tracer = self.providers["client"].get_tracer("lab.client")
-            self._channel = grpc.intercept_channel(grpc.insecure_channel(self.gateway.address), ClientTracing(client_tracer, "gateway"))
+            self._channel = grpc.intercept_channel(
+                grpc.insecure_channel(self.gateway.address), ClientTracing(client_tracer, "gateway")
+            )
         except BaseException:
             self.stop()
             raise
@@ -77,14 +89,21 @@ class TracedSystem:
     def _discover(self) -> ConsulWatcher:
         """Register every instance in Consul (gRPC check every 1 s) and a started watcher once all of them pass."""
         for user in self.users:
-            registration = ServiceRegistration(name=self.service, service_id=f"{self.service}-{user.instance_id.rsplit('-', 1)[-1]}",
-                                               address="127.0.0.1", port=user.port, meta={LABEL_META: user.instance_id},
-                                               checks=(CheckSpec("grpc", interval="1s", timeout="1s"),))
+            registration = ServiceRegistration(
+                name=self.service,
+                service_id=f"{self.service}-{user.instance_id.rsplit('-', 1)[-1]}",
+                address="127.0.0.1",
+                port=user.port,
+                meta={LABEL_META: user.instance_id},
+                checks=(CheckSpec("grpc", interval="1s", timeout="1s"),),
+            )
             self.registrars.append(ConsulRegistrar(registration, consul_http=self.consul_http[0]).start())
         self.watcher = ConsulWatcher(self.service, self.consul_http, wait="5s").start()
         if not self.watcher.wait_for(lambda found: len(found) == len(self.users), 20):
-            raise RuntimeError(f"Consul at {self.consul_http[0]} never listed the {len(self.users)} instances of {self.service} "
-                               "as passing; its gRPC checks must reach this machine's loopback (the local runtime does)")
+            raise RuntimeError(
+                f"Consul at {self.consul_http[0]} never listed the {len(self.users)} instances of {self.service} "
+                "as passing; its gRPC checks must reach this machine's loopback (the local runtime does)"
+            )
         return self.watcher
 
     def stop(self) -> None:
@@ -101,9 +120,16 @@ class TracedSystem:
         for provider in self.providers.values():
             provider.shutdown()
         self.receiver.stop()
-        self.users, self.providers, self.gateway, self._channel, self.registrars, self.watcher = [], {}, None, None, [], None
+        self.users, self.providers, self.gateway, self._channel, self.registrars, self.watcher = (
+            [],
+            {},
+            None,
+            None,
+            [],
+            None,
+        )
 
-    def __enter__(self) -> "TracedSystem":
+    def __enter__(self) -> TracedSystem:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +147,9 @@ class TracedSystem:
         with tracer.start_as_current_span(name) as root:
             trace_id = format_trace_id(root.get_span_context().trace_id)
             try:
-                user_pb2_grpc.UserServiceStub(self._channel).GetUser(user_pb2.GetUserRequest(id=self.user_id), timeout=deadline)
+                user_pb2_grpc.UserServiceStub(self._channel).GetUser(
+                    user_pb2.GetUserRequest(id=self.user_id), timeout=deadline
+                )
                 code = "OK"
             except grpc.RpcError as err:
                 code = err.code().name
@@ -140,11 +168,21 @@ def span_table(spans: list[ReceivedSpan]) -> Table:
         return Table([])
     origin = min(s.start_ns for s in spans)
     depth = _depths(spans)
-    return Table([{"span": "  " * depth[s.span_id] + s.name, "service": s.service, "kind": s.kind,
-                   "instance": s.attributes.get("lab.instance") or s.attributes.get("net.peer", ""),
-                   "starts at ms": round((s.start_ns - origin) / 1e6, 1), "ms": round(s.ms, 1),
-                   "status": s.attributes.get("rpc.grpc.status_code", "ERROR" if s.error else "OK"),
-                   "events": "; ".join(f"{n} {a}" for n, _, a in s.events)} for s in _tree_order(spans)])
+    return Table(
+        [
+            {
+                "span": "  " * depth[s.span_id] + s.name,
+                "service": s.service,
+                "kind": s.kind,
+                "instance": s.attributes.get("lab.instance") or s.attributes.get("net.peer", ""),
+                "starts at ms": round((s.start_ns - origin) / 1e6, 1),
+                "ms": round(s.ms, 1),
+                "status": s.attributes.get("rpc.grpc.status_code", "ERROR" if s.error else "OK"),
+                "events": "; ".join(f"{n} {a}" for n, _, a in s.events),
+            }
+            for s in _tree_order(spans)
+        ]
+    )
 
 
 def _depths(spans: list[ReceivedSpan]) -> dict[str, int]:
@@ -186,13 +224,25 @@ def plot_waterfall(spans: list[ReceivedSpan], ax: Any = None, title: str = "") -
     depth = _depths(ordered)
     for row, span in enumerate(ordered):
         start = (span.start_ns - origin) / 1e6
-        ax.barh(row, span.ms, left=start, color=SERVICE_COLOURS.get(span.service, "#8250df"),
-                hatch="//" if span.error else None, edgecolor="#cf222e" if span.error else "none")
+        ax.barh(
+            row,
+            span.ms,
+            left=start,
+            color=SERVICE_COLOURS.get(span.service, "#8250df"),
+            hatch="//" if span.error else None,
+            edgecolor="#cf222e" if span.error else "none",
+        )
         for _, at, _ in span.events:
             ax.plot((at - origin) / 1e6, row, marker="|", color="black", markersize=12)
-    labels = [f"{'  ' * depth[s.span_id]}{s.service}: {s.name}"
-              + (f" ({s.attributes.get('lab.instance') or s.attributes.get('net.peer')})" if s.kind in ("server", "client") and s.service != "client" else "")
-              for s in ordered]
+    labels = [
+        f"{'  ' * depth[s.span_id]}{s.service}: {s.name}"
+        + (
+            f" ({s.attributes.get('lab.instance') or s.attributes.get('net.peer')})"
+            if s.kind in ("server", "client") and s.service != "client"
+            else ""
+        )
+        for s in ordered
+    ]
     ax.set_yticks(range(len(ordered)), labels)
     ax.invert_yaxis()
     ax.set_xlabel("ms since the trace began (| marks an event)")
@@ -207,8 +257,12 @@ def latency_by_peer(spans: list[ReceivedSpan]) -> Table:
     for span in spans:
         if span.service == "gateway" and span.kind == "client":
             by_peer[span.attributes.get("net.peer", "?")].append(span.ms)
-    return Table([{"peer": peer, "calls": len(ms), "median ms": round(statistics.median(ms), 1), "max ms": round(max(ms), 1)}
-                  for peer, ms in sorted(by_peer.items())])
+    return Table(
+        [
+            {"peer": peer, "calls": len(ms), "median ms": round(statistics.median(ms), 1), "max ms": round(max(ms), 1)}
+            for peer, ms in sorted(by_peer.items())
+        ]
+    )
 
 
 def _first_trace(system: TracedSystem, wanted: Any, deadline: float, name: str) -> tuple[str, str, list[ReceivedSpan]]:
@@ -225,25 +279,37 @@ def retry_trace(system: TracedSystem, failing: str = "user-1") -> tuple[str, lis
     """`failing` answers UNAVAILABLE to everything; the trace of a call whose first attempt went there."""
     system.instance(failing).faults.set(error_rate=1.0)
     try:
-        _, code, spans = _first_trace(system, lambda code, spans: any(n == "attempt failed" for s in spans for n, _, _ in s.events),
-                                      2.0, "show profile (one instance failing)")
+        _, code, spans = _first_trace(
+            system,
+            lambda code, spans: any(n == "attempt failed" for s in spans for n, _, _ in s.events),
+            2.0,
+            "show profile (one instance failing)",
+        )
     finally:
         system.instance(failing).faults.set(error_rate=0.0)
     return code, system.trace(spans[0].trace_id, 6)
 
 
-def deadline_trace(system: TracedSystem, slow: str = "user-2", latency_ms: float = 400, deadline: float = 0.3) -> tuple[str, list[ReceivedSpan]]:
+def deadline_trace(
+    system: TracedSystem, slow: str = "user-2", latency_ms: float = 400, deadline: float = 0.3
+) -> tuple[str, list[ReceivedSpan]]:
     """`slow` takes `latency_ms`; a call with a shorter `deadline` whose attempt went there, as traced."""
     system.instance(slow).faults.set(latency_ms=latency_ms)
     try:
-        _, code, spans = _first_trace(system, lambda code, spans: code == "DEADLINE_EXCEEDED", deadline,
-                                      f"show profile (deadline {deadline * 1000:.0f} ms)")
+        _, code, spans = _first_trace(
+            system,
+            lambda code, spans: code == "DEADLINE_EXCEEDED",
+            deadline,
+            f"show profile (deadline {deadline * 1000:.0f} ms)",
+        )
     finally:
         system.instance(slow).faults.set(latency_ms=0)
     return code, spans
 
 
-def slow_instance_traffic(system: TracedSystem, slow: str, latency_ms: float = 150, calls: int = 12) -> list[ReceivedSpan]:
+def slow_instance_traffic(
+    system: TracedSystem, slow: str, latency_ms: float = 150, calls: int = 12
+) -> list[ReceivedSpan]:
     """`calls` calls while `slow` takes `latency_ms` more per call; every span they produced."""
     system.receiver.clear()
     system.instance(slow).faults.set(latency_ms=latency_ms)

@@ -12,6 +12,7 @@ Only the standard library talks to the server. Every service instance is scraped
 path (job `lab-services` through Consul, `lab-services-etcd` through etcd), so the named queries select one
 job, by default the Consul one, and never add the two.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,6 +59,7 @@ class Series:
 
 # -- the HTTP API -------------------------------------------------------------------------------------
 
+
 def api(url: str, path: str, params: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
     """GET `/api/v1/<path>` and return its `data`; PrometheusError with the server's own error text otherwise."""
     full = f"{url.rstrip('/')}/api/v1/{path}"
@@ -74,11 +76,15 @@ def api(url: str, path: str, params: dict[str, Any] | None = None, timeout: floa
             raise PrometheusError(f"prometheus at {url} answered HTTP {err.code} to {path}") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise PrometheusError(f"prometheus at {url} unreachable ({reason}); is the lab up with Prometheus? "
-                              "`discovery-lab status` shows its URL") from None
+        raise PrometheusError(
+            f"prometheus at {url} unreachable ({reason}); is the lab up with Prometheus? "
+            "`discovery-lab status` shows its URL"
+        ) from None
     if body.get("status") != "success":
-        raise PrometheusError(f"prometheus refused {params.get('query', path) if params else path!r}: "
-                              f"{body.get('errorType', 'error')}: {body.get('error', body)}")
+        raise PrometheusError(
+            f"prometheus refused {params.get('query', path) if params else path!r}: "
+            f"{body.get('errorType', 'error')}: {body.get('error', body)}"
+        )
     return body["data"]
 
 
@@ -94,7 +100,9 @@ def query(url: str, promql: str, at: float | None = None) -> list[Sample]:
     if kind in ("scalar", "string"):
         return [Sample({}, _number(result[1]), float(result[0]))]
     if kind == "matrix":
-        raise PrometheusError(f"{promql!r} is a range vector; wrap it in a function such as rate(...) or use query_range")
+        raise PrometheusError(
+            f"{promql!r} is a range vector; wrap it in a function such as rate(...) or use query_range"
+        )
     return [Sample(dict(r["metric"]), _number(r["value"][1]), float(r["value"][0])) for r in result]
 
 
@@ -102,8 +110,10 @@ def query_range(url: str, promql: str, start: float, end: float | None = None, s
     """A range query from `start` to `end` (seconds since the epoch; end defaults to now) every `step` seconds."""
     end = time.time() if end is None else end
     data = api(url, "query_range", {"query": promql, "start": start, "end": end, "step": step})
-    return [Series(dict(r["metric"]), [float(t) for t, _ in r["values"]], [_number(v) for _, v in r["values"]])
-            for r in data["result"]]
+    return [
+        Series(dict(r["metric"]), [float(t) for t, _ in r["values"]], [_number(v) for _, v in r["values"]])
+        for r in data["result"]
+    ]
 
 
 def targets(url: str, job: str | None = None) -> list[dict[str, Any]]:
@@ -113,9 +123,16 @@ def targets(url: str, job: str | None = None) -> list[dict[str, Any]]:
         labels = target["labels"]
         if job is not None and labels.get("job") != job:
             continue
-        found.append({"job": labels.get("job"), "instance": labels.get("instance"), "registry": labels.get("registry", ""),
-                      "address": target["scrapeUrl"].split("/")[2], "health": target["health"],
-                      "last_error": target.get("lastError", "")})
+        found.append(
+            {
+                "job": labels.get("job"),
+                "instance": labels.get("instance"),
+                "registry": labels.get("registry", ""),
+                "address": target["scrapeUrl"].split("/")[2],
+                "health": target["health"],
+                "last_error": target.get("lastError", ""),
+            }
+        )
     return sorted(found, key=lambda t: (t["job"] or "", t["instance"] or ""))
 
 
@@ -140,6 +157,7 @@ def wait_for_targets(url: str, job: str, count: int, timeout: float = 15.0) -> f
 
 # -- the lesson's named queries -----------------------------------------------------------------------
 
+
 def _selector(job: str, extra: str = "") -> str:
     return "{" + f'job="{job}"' + (f",{extra}" if extra else "") + "}"
 
@@ -151,8 +169,10 @@ def calls_per_second_query(window: str = DEFAULT_WINDOW, job: str = CONSUL_JOB) 
 
 def latency_query(quantile: float, window: str = DEFAULT_WINDOW, job: str = CONSUL_JOB) -> str:
     """PromQL: the `quantile` of handling time per method, estimated from the histogram buckets of every instance."""
-    return (f"histogram_quantile({quantile}, sum by (grpc_method, le) "
-            f"(rate(grpc_server_handling_seconds_bucket{_selector(job)}[{window}])))")
+    return (
+        f"histogram_quantile({quantile}, sum by (grpc_method, le) "
+        f"(rate(grpc_server_handling_seconds_bucket{_selector(job)}[{window}])))"
+    )
 
 
 def error_ratio_query(window: str = DEFAULT_WINDOW, job: str = CONSUL_JOB) -> str:
@@ -169,8 +189,9 @@ def calls_per_second(url: str, window: str = DEFAULT_WINDOW, job: str = CONSUL_J
     return {s.labels.get("instance", ""): s.value for s in query(url, calls_per_second_query(window, job))}
 
 
-def latency_quantiles(url: str, quantiles: tuple[float, ...] = QUANTILES, window: str = DEFAULT_WINDOW,
-                      job: str = CONSUL_JOB) -> dict[str, dict[float, float]]:
+def latency_quantiles(
+    url: str, quantiles: tuple[float, ...] = QUANTILES, window: str = DEFAULT_WINDOW, job: str = CONSUL_JOB
+) -> dict[str, dict[float, float]]:
     """{method: {quantile: seconds}}; methods without calls in `window` are left out (their quantile is NaN)."""
     found: dict[str, dict[float, float]] = {}
     for q in quantiles:
@@ -182,13 +203,19 @@ def latency_quantiles(url: str, quantiles: tuple[float, ...] = QUANTILES, window
 
 def error_ratio(url: str, window: str = DEFAULT_WINDOW, job: str = CONSUL_JOB) -> dict[str, float]:
     """{instance: failed calls / all calls} over `window`; instances without calls are left out."""
-    return {s.labels.get("instance", ""): s.value for s in query(url, error_ratio_query(window, job))
-            if not math.isnan(s.value)}
+    return {
+        s.labels.get("instance", ""): s.value
+        for s in query(url, error_ratio_query(window, job))
+        if not math.isnan(s.value)
+    }
 
 
 # -- plots --------------------------------------------------------------------------------------------
 
-def _plot_series(series: list[Series], label_of, title: str, ylabel: str, ax=None, marks: dict[str, float] | None = None):
+
+def _plot_series(
+    series: list[Series], label_of, title: str, ylabel: str, ax=None, marks: dict[str, float] | None = None
+):
     import matplotlib.pyplot as plt  # only lessons that plot pay for matplotlib
 
     if ax is None:
@@ -211,17 +238,33 @@ def _plot_series(series: list[Series], label_of, title: str, ylabel: str, ax=Non
     return fig
 
 
-def plot_rate(url: str, seconds: float = 120, step: float = 2.0, window: str = DEFAULT_WINDOW, job: str = CONSUL_JOB,
-              ax=None, marks: dict[str, float] | None = None):
+def plot_rate(
+    url: str,
+    seconds: float = 120,
+    step: float = 2.0,
+    window: str = DEFAULT_WINDOW,
+    job: str = CONSUL_JOB,
+    ax=None,
+    marks: dict[str, float] | None = None,
+):
     """Calls per second per instance over the last `seconds`; `marks` ({"kill": time.time()}) draws events. A Figure."""
     series = query_range(url, calls_per_second_query(window, job), time.time() - seconds, step=step)
-    return _plot_series(series, lambda s: s.labels.get("instance", ""), f"calls per second per instance ({job})",
-                        "calls/s", ax, marks)
+    return _plot_series(
+        series, lambda s: s.labels.get("instance", ""), f"calls per second per instance ({job})", "calls/s", ax, marks
+    )
 
 
-def plot_latency(url: str, seconds: float = 120, method: str | None = None, quantiles: tuple[float, ...] = QUANTILES,
-                 step: float = 2.0, window: str = DEFAULT_WINDOW, job: str = CONSUL_JOB, ax=None,
-                 marks: dict[str, float] | None = None):
+def plot_latency(
+    url: str,
+    seconds: float = 120,
+    method: str | None = None,
+    quantiles: tuple[float, ...] = QUANTILES,
+    step: float = 2.0,
+    window: str = DEFAULT_WINDOW,
+    job: str = CONSUL_JOB,
+    ax=None,
+    marks: dict[str, float] | None = None,
+):
     """p50/p95/p99 handling time in milliseconds over the last `seconds`, one line per quantile and method. A Figure."""
     series = []
     for q in quantiles:
@@ -229,5 +272,11 @@ def plot_latency(url: str, seconds: float = 120, method: str | None = None, quan
             if method is None or s.labels.get("grpc_method") == method:
                 s.labels["quantile"] = f"p{q * 100:g}"
                 series.append(Series(s.labels, s.times, [v * 1000 for v in s.values]))
-    return _plot_series(series, lambda s: f"{s.labels.get('grpc_method', '')} {s.labels['quantile']}",
-                        f"handling time per method ({job})", "milliseconds", ax, marks)
+    return _plot_series(
+        series,
+        lambda s: f"{s.labels.get('grpc_method', '')} {s.labels['quantile']}",
+        f"handling time per method ({job})",
+        "milliseconds",
+        ax,
+        marks,
+    )

@@ -5,6 +5,7 @@ is unreachable), then wakes every `tick` seconds to keep the registration alive 
 refreshes for etcd) and to verify it still exists. If the server forgot it (a restarted `-dev` agent, an expired
 lease) it registers again. The backends only say how to register, keep alive and deregister.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,7 +70,7 @@ class Registrar:
         """Block until registered (or `timeout` seconds pass); return whether it is registered."""
         return self._registered.wait(timeout)
 
-    def start(self) -> "Registrar":
+    def start(self) -> Registrar:
         """Start the background thread and return at once; calling it again while running does nothing."""
         with self._lock:
             if self._stopped:
@@ -102,11 +103,14 @@ class Registrar:
             except Exception as err:  # best effort by contract: the server may be gone for good
                 self._log.warning(
                     "could not deregister %s from %s at %s (%s); it will expire or stay until removed",
-                    self.registration.service_id, self.backend, self.where, self._describe(err),
+                    self.registration.service_id,
+                    self.backend,
+                    self.where,
+                    self._describe(err),
                 )
             self._close()
 
-    def __enter__(self) -> "Registrar":
+    def __enter__(self) -> Registrar:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -127,7 +131,9 @@ class Registrar:
     def _retry_later(self, err: BaseException) -> None:
         self.last_error = self._describe(err)
         if isinstance(err, self.not_ready_errors):
-            self._log.info("%s at %s not ready (%s), asking again in %.1fs", self.backend, self.where, err, self.NOT_READY_POLL)
+            self._log.info(
+                "%s at %s not ready (%s), asking again in %.1fs", self.backend, self.where, err, self.NOT_READY_POLL
+            )
             self._stopping.wait(self.NOT_READY_POLL)
             return
         delay = next(self.backoff)
@@ -136,7 +142,11 @@ class Registrar:
         else:
             self._log.warning(
                 "%s at %s refused %s (%s), retrying in %.1fs",
-                self.backend, self.where, self.registration.service_id, self.last_error, delay,
+                self.backend,
+                self.where,
+                self.registration.service_id,
+                self.last_error,
+                delay,
             )
         self._stopping.wait(delay)
 
@@ -153,7 +163,10 @@ class Registrar:
                 self._registered.set()
                 self._log.info(
                     "registered %s (%s) with %s at %s",
-                    self.registration.service_id, self.registration.target, self.backend, self.where,
+                    self.registration.service_id,
+                    self.registration.target,
+                    self.backend,
+                    self.where,
                 )
             if self._stopping.wait(self.tick):
                 return
@@ -167,5 +180,7 @@ class Registrar:
                 self._registered.clear()
                 self._log.warning(
                     "%s at %s lost %s (restarted or expired?), registering again",
-                    self.backend, self.where, self.registration.service_id,
+                    self.backend,
+                    self.where,
+                    self.registration.service_id,
                 )

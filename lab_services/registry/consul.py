@@ -5,6 +5,7 @@ The agent runs the HTTP, TCP and gRPC checks itself; only TTL checks need the re
 syncs it to the catalog. A `-dev` agent keeps it in memory only, so after a restart the registrar notices
 the service is gone and registers it again.
 """
+
 from __future__ import annotations
 
 import time

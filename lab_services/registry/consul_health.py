@@ -8,12 +8,14 @@ Checks are read from the agent the service registered with (`/v1/agent/checks`):
 it knows first. Instances are read from the health API (`/v1/health/service/<name>`), the view clients use.
 Polling keeps going through connection errors, so a wait also works while a lesson restarts Consul servers.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import consul
 import requests
@@ -42,9 +44,16 @@ class CheckState:
     output: str
 
     @classmethod
-    def from_api(cls, raw: dict[str, Any]) -> "CheckState":
-        return cls(raw["CheckID"], raw["Name"], raw["Status"], raw.get("Type", ""), raw.get("ServiceID", ""),
-                   raw.get("ServiceName", ""), (raw.get("Output") or "").strip())
+    def from_api(cls, raw: dict[str, Any]) -> CheckState:
+        return cls(
+            raw["CheckID"],
+            raw["Name"],
+            raw["Status"],
+            raw.get("Type", ""),
+            raw.get("ServiceID", ""),
+            raw.get("ServiceName", ""),
+            (raw.get("Output") or "").strip(),
+        )
 
 
 class ConsulHealth:
@@ -78,7 +87,10 @@ class ConsulHealth:
     def table(self, service_id: str | None = None) -> Table:
         """The checks as a table: id, kind, status and Consul's last output, for a notebook to show."""
         return Table(
-            [{"check": s.check_id, "kind": s.kind, "status": s.status, "output": s.output[:90]} for s in self.checks(service_id)],
+            [
+                {"check": s.check_id, "kind": s.kind, "status": s.status, "output": s.output[:90]}
+                for s in self.checks(service_id)
+            ],
             ["check", "kind", "status", "output"],
         )
 
@@ -111,8 +123,13 @@ class ConsulHealth:
     def wait_for(self, check_id: str, status: str, timeout: float = 15.0, since: float | None = None) -> float:
         """Block until the check has `status`; return seconds since `since` (a `time.monotonic()`), else since the call."""
         _known(status)
-        return self._wait(lambda: self.status(check_id) == status, lambda: f"check {check_id} is {self.status(check_id)!r}",
-                          f"{check_id} to be {status}", timeout, since)
+        return self._wait(
+            lambda: self.status(check_id) == status,
+            lambda: f"check {check_id} is {self.status(check_id)!r}",
+            f"{check_id} to be {status}",
+            timeout,
+            since,
+        )
 
     def wait_all(self, service_id: str, status: str, timeout: float = 15.0, since: float | None = None) -> float:
         """Block until every check of the instance has `status` (and it has at least one)."""
@@ -122,36 +139,57 @@ class ConsulHealth:
             found = self.statuses(service_id)
             return bool(found) and all(s == status for s in found.values())
 
-        return self._wait(reached, lambda: f"its checks are {self.statuses(service_id)}",
-                          f"every check of {service_id} to be {status}", timeout, since)
+        return self._wait(
+            reached,
+            lambda: f"its checks are {self.statuses(service_id)}",
+            f"every check of {service_id} to be {status}",
+            timeout,
+            since,
+        )
 
-    def wait_listed(self, service: str, service_id: str, listed: bool = True, passing: bool = True,
-                    timeout: float = 15.0, since: float | None = None) -> float:
+    def wait_listed(
+        self,
+        service: str,
+        service_id: str,
+        listed: bool = True,
+        passing: bool = True,
+        timeout: float = 15.0,
+        since: float | None = None,
+    ) -> float:
         """Block until the health API lists `service_id` among `service`'s (passing) instances, or no longer does.
 
         The health API answers from the catalog, which the agent updates a moment after its own view changes,
         so wait here before asking clients' questions such as "which instances pass?".
         """
         state = "listed" if listed else "not listed"
-        return self._wait(lambda: (service_id in self.instances(service, passing)) == listed,
-                          lambda: f"{service} has {self.instances(service, passing)}",
-                          f"{service_id} to be {state} among the {'passing ' if passing else ''}instances of {service}",
-                          timeout, since)
+        return self._wait(
+            lambda: (service_id in self.instances(service, passing)) == listed,
+            lambda: f"{service} has {self.instances(service, passing)}",
+            f"{service_id} to be {state} among the {'passing ' if passing else ''}instances of {service}",
+            timeout,
+            since,
+        )
 
     def wait_gone(self, service_id: str, timeout: float = 15.0, since: float | None = None) -> float:
         """Block until the agent no longer has the instance (deregistered, or reaped after being critical)."""
-        return self._wait(lambda: not self.registered(service_id), lambda: f"{service_id} is still registered",
-                          f"{service_id} to be deregistered", timeout, since)
+        return self._wait(
+            lambda: not self.registered(service_id),
+            lambda: f"{service_id} is still registered",
+            f"{service_id} to be deregistered",
+            timeout,
+            since,
+        )
 
-    def _wait(self, reached: Callable[[], bool], describe: Callable[[], str], wanted: str, timeout: float,
-              since: float | None) -> float:
+    def _wait(
+        self, reached: Callable[[], bool], describe: Callable[[], str], wanted: str, timeout: float, since: float | None
+    ) -> float:
         """core.wait_until with Consul's client errors counted as "not yet": a wait must outlast a server restart."""
         return wait_until(reached, timeout, wanted, since=since, not_yet=_UNREACHABLE, seen=describe)
 
     def close(self) -> None:
         self.client.http.session.close()
 
-    def __enter__(self) -> "ConsulHealth":
+    def __enter__(self) -> ConsulHealth:
         return self
 
     def __exit__(self, *exc) -> None:

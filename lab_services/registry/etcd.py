@@ -14,6 +14,7 @@ if the process dies, refreshes stop and etcd deletes the key when the lease expi
 anyway (it expired while etcd was unreachable, or etcd lost its data) the registrar grants a new one and
 puts the key again. With several endpoints, a failed one is skipped and the next one used.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,10 @@ _ENDPOINT_RETRY_S = 1.0
 def etcd_client(endpoints: list[tuple[str, int]], timeout: float) -> pyetcd.MultiEndpointEtcd3Client:
     """A failover client over `endpoints` that goes back to a restarted member within a second."""
     return pyetcd.MultiEndpointEtcd3Client(
-        endpoints=[pyetcd.Endpoint(h, p, secure=False, time_retry=_ENDPOINT_RETRY_S, opts=_CHANNEL_OPTIONS)
-                   for h, p in endpoints],
+        endpoints=[
+            pyetcd.Endpoint(h, p, secure=False, time_retry=_ENDPOINT_RETRY_S, opts=_CHANNEL_OPTIONS)
+            for h, p in endpoints
+        ],
         timeout=timeout,
         failover=True,
     )
@@ -88,7 +91,9 @@ def parse_instance(key: str | bytes, value: bytes | str) -> dict[str, Any]:
             "meta": {str(k): str(v) for k, v in data.get("meta", {}).items()},
         }
     except (ValueError, TypeError, KeyError, AttributeError) as err:
-        raise ValueError(f"{key}: not a service instance written by EtcdRegistrar ({type(err).__name__}: {err})") from None
+        raise ValueError(
+            f"{key}: not a service instance written by EtcdRegistrar ({type(err).__name__}: {err})"
+        ) from None
     instance["key"] = key
     return instance
 

@@ -4,12 +4,13 @@ Both registrars (Consul and etcd) take the same `ServiceRegistration`, so a less
 either backend and compare. Validation happens up front, in the registrar's constructor, so a typo such as
 `ttl="3x"` fails immediately with the field's name instead of as a retry loop against a server that keeps saying no.
 """
+
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from lab_services.core.durations import DURATION_HINT, parse_duration
 from lab_services.core.ports import require_loopback
@@ -116,9 +117,13 @@ class CheckSpec:
             if self.ttl is not None:
                 raise RegistrationError(f"{where}.ttl", f"ttl only applies to kind='ttl', not {self.kind!r}")
             if _duration(self.interval, f"{where}.interval") < MIN_INTERVAL_S:
-                warnings.warn(ConsulRaises(
-                    f"{where}.interval: {self.interval!r} is below Consul's minimum of 1s: Consul accepts it, runs the "
-                    "check every 1s and logs 'check has interval below minimum'"), stacklevel=2)
+                warnings.warn(
+                    ConsulRaises(
+                        f"{where}.interval: {self.interval!r} is below Consul's minimum of 1s: Consul accepts it, runs the "
+                        "check every 1s and logs 'check has interval below minimum'"
+                    ),
+                    stacklevel=2,
+                )
             _duration(self.timeout, f"{where}.timeout")
         if self.deregister_critical_after is not None:
             _duration(self.deregister_critical_after, f"{where}.deregister_critical_after")
@@ -224,7 +229,8 @@ class ServiceRegistration:
         for key, value in self.meta.items():
             if not isinstance(key, str) or not _META_KEY.match(key):
                 raise RegistrationError(
-                    f"meta[{key!r}]", "keys are 1-128 ASCII letters, digits, '-' or '_' (Consul's rule), e.g. 'metrics_port'"
+                    f"meta[{key!r}]",
+                    "keys are 1-128 ASCII letters, digits, '-' or '_' (Consul's rule), e.g. 'metrics_port'",
                 )
             if key.lower().startswith("consul-"):
                 raise RegistrationError(f"meta[{key!r}]", "the 'consul-' prefix is reserved for Consul itself")

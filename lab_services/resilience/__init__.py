@@ -7,6 +7,7 @@ imported on their own: its server half builds on the service's handler plumbing,
 wants a breaker (discovery's PickerChannel) must not load the server. Lesson 07's experiments on these
 mechanisms are in `lessons.resilience`.
 """
+
 from lab_services.core.rpc_errors import LocalRpcError
 from lab_services.resilience.breaker import (
     FAILURE_CODES,

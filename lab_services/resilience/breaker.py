@@ -13,6 +13,7 @@ close the breaker, one failure opens it again for another `open_for`.
 A picker keeps one breaker per instance in a BreakerRegistry and skips the instances whose breaker is
 open; a plain channel gets one with BreakerInterceptor.
 """
+
 from __future__ import annotations
 
 import enum
@@ -32,13 +33,15 @@ log = logging.getLogger(__name__)
 
 # Codes that say the instance is in trouble. INVALID_ARGUMENT, NOT_FOUND and the like are answers
 # about the request from a healthy instance, so they count as successes.
-FAILURE_CODES = frozenset({
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-})
+FAILURE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
 
 
 class State(str, enum.Enum):
@@ -283,7 +286,12 @@ class BreakerRegistry:
         with self._lock:
             breakers = sorted(self._breakers.items())
         return {
-            i: {"state": str(b.state), "failures": b.failures(), "rejected": b.rejected, "retry_after": round(b.retry_after(), 2)}
+            i: {
+                "state": str(b.state),
+                "failures": b.failures(),
+                "rejected": b.rejected,
+                "retry_after": round(b.retry_after(), 2),
+            }
             for i, b in breakers
         }
 
@@ -299,7 +307,7 @@ def breakers_for(instances: Iterable[Any], **settings: Any) -> BreakerRegistry:
 class BreakerInterceptor(ObservingClientInterceptor):
     """Guards a plain channel with one breaker: while it is open, calls fail at once with UNAVAILABLE, unsent.
 
-        channel = grpc.intercept_channel(grpc.insecure_channel(address), BreakerInterceptor(breaker, address))
+    channel = grpc.intercept_channel(grpc.insecure_channel(address), BreakerInterceptor(breaker, address))
     """
 
     def __init__(self, breaker: CircuitBreaker, target: str = ""):

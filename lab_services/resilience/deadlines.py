@@ -3,6 +3,7 @@
 A server that forwards a call passes `remaining_deadline(context)` on as the forwarded call's timeout, so the
 upstream stops when the original caller gives up (lesson 07; `lessons.resilience.gateway` shows both ways).
 """
+
 from __future__ import annotations
 
 import grpc

@@ -8,6 +8,7 @@
 
 Client interceptors work on all four call kinds; server ones wrap every handler.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -31,11 +32,13 @@ from lab_services.service.interceptors import Behavior, final_code, split_method
 log = logging.getLogger(__name__)
 
 # Health checks come from Consul and load balancers, reflection from grpcurl: neither carries our token.
-EXEMPT_SERVICES = frozenset({
-    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-    reflection.SERVICE_NAME,
-    "grpc.reflection.v1.ServerReflection",
-})
+EXEMPT_SERVICES = frozenset(
+    {
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
 
 
 class CallRecord(NamedTuple):
@@ -175,10 +178,10 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 class ClientStats(ObservingClientInterceptor):
     """Counts calls per method: how many, which status codes, and latency percentiles of the last `keep`.
 
-        stats = ClientStats()
-        stub = user_pb2_grpc.UserServiceStub(grpc.intercept_channel(channel, stats))
-        stats.snapshot()["/lab.user.v1.UserService/GetUser"]
-        {'count': 200, 'codes': {'OK': 187, 'UNAVAILABLE': 13}, 'p50_ms': 0.9, 'p95_ms': 2.1, 'mean_ms': 1.1}
+    stats = ClientStats()
+    stub = user_pb2_grpc.UserServiceStub(grpc.intercept_channel(channel, stats))
+    stats.snapshot()["/lab.user.v1.UserService/GetUser"]
+    {'count': 200, 'codes': {'OK': 187, 'UNAVAILABLE': 13}, 'p50_ms': 0.9, 'p95_ms': 2.1, 'mean_ms': 1.1}
     """
 
     def __init__(self, keep: int = 10_000):

@@ -4,6 +4,7 @@ grpc has a separate interceptor class per call kind; ObservingClientInterceptor 
 same way, so a subclass only says what to do before a call (`_before`, which may answer it locally)
 and after it (`_observe(method, code, seconds)`, called once the call has finished).
 """
+
 from __future__ import annotations
 
 import collections
@@ -13,7 +14,9 @@ import grpc
 
 
 class _CallDetails(
-    collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
     grpc.ClientCallDetails,
 ):
     """grpc.ClientCallDetails is abstract; interceptors that change a call build one of these."""
@@ -22,8 +25,12 @@ class _CallDetails(
 def with_metadata(details: grpc.ClientCallDetails, *pairs: tuple[str, str]) -> grpc.ClientCallDetails:
     """The same call details with `pairs` added to its metadata."""
     return _CallDetails(
-        details.method, details.timeout, (*(details.metadata or ()), *pairs),
-        details.credentials, details.wait_for_ready, details.compression,
+        details.method,
+        details.timeout,
+        (*(details.metadata or ()), *pairs),
+        details.credentials,
+        details.wait_for_ready,
+        details.compression,
     )
 
 

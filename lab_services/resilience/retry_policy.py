@@ -9,6 +9,7 @@ waits a random time between 0 and min(initialBackoff * backoffMultiplier**(n-1),
 "full jitter" as core.backoff.Backoff. Python gRPC parses a hedgingPolicy and then ignores it;
 `lessons.resilience.retries.hedging_experiment` shows that by counting the attempts a server receives.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,16 +91,18 @@ def retry_service_config(
     ):
         raise _invalid("backoff_multiplier", backoff_multiplier, "use a number > 0, e.g. 2")
     return {
-        "methodConfig": [{
-            "name": names,
-            "retryPolicy": {
-                "maxAttempts": _attempts(max_attempts),
-                "initialBackoff": _duration("initial_backoff", initial_backoff),
-                "maxBackoff": _duration("max_backoff", max_backoff),
-                "backoffMultiplier": backoff_multiplier,
-                "retryableStatusCodes": _codes("retryable_status_codes", retryable_status_codes),
-            },
-        }]
+        "methodConfig": [
+            {
+                "name": names,
+                "retryPolicy": {
+                    "maxAttempts": _attempts(max_attempts),
+                    "initialBackoff": _duration("initial_backoff", initial_backoff),
+                    "maxBackoff": _duration("max_backoff", max_backoff),
+                    "backoffMultiplier": backoff_multiplier,
+                    "retryableStatusCodes": _codes("retryable_status_codes", retryable_status_codes),
+                },
+            }
+        ]
     }
 
 
@@ -115,14 +118,16 @@ def hedging_service_config(
     Valid, and accepted by Python gRPC, which then sends one attempt only (see hedging_experiment).
     """
     return {
-        "methodConfig": [{
-            "name": _names(service, methods),
-            "hedgingPolicy": {
-                "maxAttempts": _attempts(max_attempts),
-                "hedgingDelay": _duration("hedging_delay", hedging_delay, allow_zero=True),
-                "nonFatalStatusCodes": _codes("non_fatal_status_codes", non_fatal_status_codes, allow_empty=True),
-            },
-        }]
+        "methodConfig": [
+            {
+                "name": _names(service, methods),
+                "hedgingPolicy": {
+                    "maxAttempts": _attempts(max_attempts),
+                    "hedgingDelay": _duration("hedging_delay", hedging_delay, allow_zero=True),
+                    "nonFatalStatusCodes": _codes("non_fatal_status_codes", non_fatal_status_codes, allow_empty=True),
+                },
+            }
+        ]
     }
 
 

@@ -2,6 +2,7 @@
 
 Service processes never import this package (they need only `core`), so it loads its names directly.
 """
+
 from __future__ import annotations
 
 from lab_services.runtime.cluster import Cluster, NotReadyError

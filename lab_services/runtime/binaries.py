@@ -1,4 +1,5 @@
 """Find the Consul, etcd and Prometheus binaries, or fetch them from Debian's archive without touching the system."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lab_services.core.paths import cache_dir
 
@@ -87,14 +88,16 @@ def describe_binaries() -> dict[str, dict[str, str]]:
     return found
 
 
-def fetch(names: list[str] | None = None, log=print,
-          progress: Callable[[int, int, str], None] | None = None) -> dict[str, Path]:
+def fetch(
+    names: list[str] | None = None, log=print, progress: Callable[[int, int, str], None] | None = None
+) -> dict[str, Path]:
     """Download the Debian packages for the missing tools into the cache and unpack their binaries.
 
     Apt runs with a private configuration (own source list, lists and cache directories), so the system's
     sources are never changed and no root-owned state is touched; a second call downloads nothing.
     `progress(done, total, step)` hears each step (update, download, one unpack per tool).
     """
+
     def step(done: int, total: int, what: str) -> None:
         if progress is not None:
             progress(done, total, what)
@@ -116,12 +119,18 @@ def fetch(names: list[str] | None = None, log=print,
     suites = sorted({t.suite for t in missing})
     sources.write_text("".join(f"deb [signed-by={KEYRING}] {ARCHIVE} {s} main\n" for s in suites))
     options = [
-        "-o", f"Dir::Etc::SourceList={sources}",
-        "-o", "Dir::Etc::SourceParts=/dev/null",
-        "-o", f"Dir::State::Lists={apt_dir / 'lists'}",
-        "-o", f"Dir::Cache={apt_dir}",
-        "-o", "Debug::NoLocking=1",
-        "-o", "APT::Sandbox::User=root",
+        "-o",
+        f"Dir::Etc::SourceList={sources}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={apt_dir / 'lists'}",
+        "-o",
+        f"Dir::Cache={apt_dir}",
+        "-o",
+        "Debug::NoLocking=1",
+        "-o",
+        "APT::Sandbox::User=root",
     ]
     log(f"fetching {', '.join(t.package + '/' + t.suite for t in missing)} from Debian's archive")
     total = 2 + len(missing)
@@ -130,7 +139,11 @@ def fetch(names: list[str] | None = None, log=print,
         step(0, total, "apt-get update (the archive's package lists)")
         _run(["apt-get", *options, "update"], "apt-get update")
         step(1, total, f"apt-get download {len(missing)} packages")
-        _run(["apt-get", *options, "download", *[f"{t.package}/{t.suite}" for t in missing]], "apt-get download", cwd=debs)
+        _run(
+            ["apt-get", *options, "download", *[f"{t.package}/{t.suite}" for t in missing]],
+            "apt-get download",
+            cwd=debs,
+        )
     except MissingBinaryError as err:
         raise unavailable(missing, err) from None
     bin_dir().mkdir(parents=True, exist_ok=True)
@@ -155,7 +168,8 @@ def unavailable(tools: list[Tool], cause: Exception) -> MissingBinaryError:
     names = "; ".join(f"{t.name} ({t.package}/{t.suite}; or install it and set {t.env_var})" for t in tools)
     return MissingBinaryError(
         f"could not fetch {names} from {ARCHIVE}: {str(cause).rstrip('.')}. Without these binaries use the compose "
-        "runtime, which runs the official images: LAB_BACKEND=compose (compose/README.md)")
+        "runtime, which runs the official images: LAB_BACKEND=compose (compose/README.md)"
+    )
 
 
 def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:

@@ -5,8 +5,8 @@ keys it wrote, faults it injected and users it created. `restore()` of a runtime
 processes are back, so the lab then matches a fresh `up`: the lab's own instances stay registered, everything else
 a lesson added goes.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import consul
 import pyetcd.exceptions
@@ -75,8 +75,13 @@ def _clean_etcd(status: ClusterStatus, own: set[str], timeout: float = 15.0) -> 
     UNAVAILABLE ("no leader") for a moment while the three elect a leader, although the restarted ones report healthy.
     """
     # wait_for wants a truthy answer; the list of steps may be empty, so it is wrapped in a tuple.
-    return wait_for(lambda: (_delete_stray_etcd_keys(status, own),), timeout, "etcd to accept the reset's reads",
-                    interval=0.2, not_yet=NOT_YET + (pyetcd.exceptions.Etcd3Exception,))[0]
+    return wait_for(
+        lambda: (_delete_stray_etcd_keys(status, own),),
+        timeout,
+        "etcd to accept the reset's reads",
+        interval=0.2,
+        not_yet=NOT_YET + (pyetcd.exceptions.Etcd3Exception,),
+    )[0]
 
 
 def _delete_stray_etcd_keys(status: ClusterStatus, own: set[str]) -> list[str]:
@@ -90,6 +95,10 @@ def _delete_stray_etcd_keys(status: ClusterStatus, own: set[str]) -> list[str]:
                 stray.append(key)
         for key in stray:
             etcd.delete(key)
-        return [f"deleted {len(stray)} etcd key(s): {', '.join(sorted(stray)[:5])}{' ...' if len(stray) > 5 else ''}"] if stray else []
+        return (
+            [f"deleted {len(stray)} etcd key(s): {', '.join(sorted(stray)[:5])}{' ...' if len(stray) > 5 else ''}"]
+            if stray
+            else []
+        )
     finally:
         etcd.close()

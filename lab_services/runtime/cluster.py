@@ -1,4 +1,5 @@
 """The one interface every lab runtime offers, so a lesson never cares which runtime runs its cluster."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

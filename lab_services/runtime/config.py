@@ -1,4 +1,5 @@
 """The shape of a lab cluster (how many servers, members and services, which registries, TLS), validated up front."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -33,7 +34,7 @@ class ClusterConfig:
     # 2 adds a second Consul datacenter ("dc2", one server) joined to the first over the WAN.
     datacenters: int = 1
 
-    def validate(self) -> "ClusterConfig":
+    def validate(self) -> ClusterConfig:
         require_loopback(self.host, "host")
         for field in ("consul_servers", "etcd_members"):
             if getattr(self, field) not in (0, 1, 3):
@@ -45,21 +46,35 @@ class ClusterConfig:
         if self.tls not in ("off", "tls", "mtls"):
             raise ValueError(f"invalid argument: tls: {self.tls!r}; use off, tls or mtls")
         if self.instance_addresses not in ("shared", "distinct"):
-            raise ValueError(f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct")
+            raise ValueError(
+                f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct"
+            )
         if self.config_store not in CONFIG_STORES:
-            raise ValueError(f"invalid argument: config_store: {self.config_store!r}; use one of {', '.join(CONFIG_STORES)}")
-        if self.config_store != "none" and not (self.consul_servers if self.config_store == "consul" else self.etcd_members):
-            raise ValueError(f"invalid argument: config_store: settings are kept in {self.config_store} but it has no servers")
+            raise ValueError(
+                f"invalid argument: config_store: {self.config_store!r}; use one of {', '.join(CONFIG_STORES)}"
+            )
+        if self.config_store != "none" and not (
+            self.consul_servers if self.config_store == "consul" else self.etcd_members
+        ):
+            raise ValueError(
+                f"invalid argument: config_store: settings are kept in {self.config_store} but it has no servers"
+            )
         if self.registry in ("consul", "both") and self.services and not self.consul_servers:
             raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
         if not 0 <= self.consul_clients <= MAX_CONSUL_CLIENTS:
-            raise ValueError(f"invalid argument: consul_clients: {self.consul_clients}; use 0 to {MAX_CONSUL_CLIENTS} client agents")
+            raise ValueError(
+                f"invalid argument: consul_clients: {self.consul_clients}; use 0 to {MAX_CONSUL_CLIENTS} client agents"
+            )
         if self.consul_clients and not self.consul_servers:
-            raise ValueError("invalid argument: consul_clients: client agents need servers to join but consul_servers is 0")
+            raise ValueError(
+                "invalid argument: consul_clients: client agents need servers to join but consul_servers is 0"
+            )
         if self.datacenters not in (1, 2):
             raise ValueError(f"invalid argument: datacenters: {self.datacenters}; use 1 or 2")
         if self.datacenters == 2 and not self.consul_servers:
-            raise ValueError("invalid argument: datacenters: a second datacenter joins the first over the WAN but consul_servers is 0")
+            raise ValueError(
+                "invalid argument: datacenters: a second datacenter joins the first over the WAN but consul_servers is 0"
+            )
         if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
             raise ValueError("invalid argument: registry: services register in etcd but etcd_members is 0")
         return self
@@ -67,7 +82,7 @@ class ClusterConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def covers(self, other: "ClusterConfig") -> bool:
+    def covers(self, other: ClusterConfig) -> bool:
         """True when a running cluster of this shape can serve a lesson that asked for `other`."""
         return (
             self.consul_servers >= other.consul_servers

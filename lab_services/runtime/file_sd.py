@@ -7,6 +7,7 @@ watcher follows the instances in etcd and this writer turns each snapshot into t
 
 The file is replaced atomically (write a temporary file, then rename), so Prometheus never reads half of it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ def file_sd_groups(instances: list[Instance]) -> list[dict]:
         port = instance.meta.get("metrics_port")
         if not port:
             continue
-        groups.append({"targets": [f"{instance.host}:{port}"],
-                       "labels": {"instance": instance.id, "service": instance.name, "registry": "etcd"}})
+        groups.append(
+            {
+                "targets": [f"{instance.host}:{port}"],
+                "labels": {"instance": instance.id, "service": instance.name, "registry": "etcd"},
+            }
+        )
     return groups
 
 

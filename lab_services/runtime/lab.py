@@ -1,4 +1,5 @@
 """Pick the runtime (`LAB_BACKEND`) and get a running lab cluster, starting one only when none fits."""
+
 from __future__ import annotations
 
 import os
@@ -81,6 +82,8 @@ def _union(running: ClusterConfig, wanted: ClusterConfig) -> ClusterConfig:
         tls=wanted.tls,
         consul_clients=wanted.consul_clients,
         datacenters=max(running.datacenters, wanted.datacenters),
-        instance_addresses="distinct" if "distinct" in (running.instance_addresses, wanted.instance_addresses) else "shared",
+        instance_addresses="distinct"
+        if "distinct" in (running.instance_addresses, wanted.instance_addresses)
+        else "shared",
         config_store=wanted.config_store if wanted.config_store != "none" else running.config_store,
     )

@@ -1,29 +1,29 @@
 """The local runtime: real Consul, etcd, Prometheus and user-service processes as children of this interpreter."""
+
 from __future__ import annotations
 
 import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
 from lab_services.core.paths import state_dir
-from lab_services.runtime import binaries, processes
+from lab_services.core.ports import PortAllocator
+from lab_services.core.wait import wait_until
 from lab_services.discovery.etcd_watcher import EtcdWatcher
+from lab_services.runtime import binaries, processes, readiness
 from lab_services.runtime.cleanup import clean_lab_state
 from lab_services.runtime.cluster import Cluster, UnknownProcessError
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.file_sd import FileSDWriter
-from lab_services.runtime.nodes import NodeSpec
+from lab_services.runtime.nodes import NodeSpec, consul, etcd, prometheus, service
 from lab_services.runtime.status import ClusterStatus, MovedPort, TLSStatus, describe
-from lab_services.runtime.nodes import consul, etcd, prometheus, service
-from lab_services.core.ports import PortAllocator
-from lab_services.core.wait import wait_until
-from lab_services.runtime import readiness
 from lab_services.tls import TLSMaterial
 
 
@@ -94,7 +94,9 @@ class LocalCluster(Cluster):
         if prom is None or not prom.info.get("etcd_targets"):
             return
         endpoints = [n.addr("client") for n in self.nodes.values() if n.kind == "etcd"]
-        self._file_sd = FileSDWriter(EtcdWatcher(self.config.service_name, endpoints), prom.info["etcd_targets"]).start()
+        self._file_sd = FileSDWriter(
+            EtcdWatcher(self.config.service_name, endpoints), prom.info["etcd_targets"]
+        ).start()
 
     def _plan(self, paths: dict[str, Path]) -> None:
         cfg = self.config
@@ -104,41 +106,86 @@ class LocalCluster(Cluster):
             # One server certificate for every instance, valid for every address an instance may get.
             hosts = ["127.0.0.1", "localhost", *(service.own_address(i) for i in range(1, 41))]
             self.tls = TLSMaterial.create(self.workdir / "tls", hosts=hosts)
-        consul_nodes = consul.plan(cfg.consul_servers, paths["consul"], ports, self.workdir, cfg.consul_http_port,
-                                   check_ca=self.tls.ca if self.tls else None,
-                                   check_identity=self.tls.client if self.tls else None) if cfg.consul_servers else []
-        client_nodes = consul.plan_clients(cfg.consul_clients, paths["consul"], ports, self.workdir, consul_nodes,
-                                           check_ca=self.tls.ca if self.tls else None,
-                                           check_identity=self.tls.client if self.tls else None)
+        consul_nodes = (
+            consul.plan(
+                cfg.consul_servers,
+                paths["consul"],
+                ports,
+                self.workdir,
+                cfg.consul_http_port,
+                check_ca=self.tls.ca if self.tls else None,
+                check_identity=self.tls.client if self.tls else None,
+            )
+            if cfg.consul_servers
+            else []
+        )
+        client_nodes = consul.plan_clients(
+            cfg.consul_clients,
+            paths["consul"],
+            ports,
+            self.workdir,
+            consul_nodes,
+            check_ca=self.tls.ca if self.tls else None,
+            check_identity=self.tls.client if self.tls else None,
+        )
         if cfg.datacenters == 2:
             client_nodes.append(consul.plan_second_datacenter(paths["consul"], ports, self.workdir, consul_nodes))
         etcd_nodes = etcd.plan(cfg.etcd_members, paths["etcd"], ports, self.workdir) if cfg.etcd_members else []
         nodes = [*consul_nodes, *client_nodes, *etcd_nodes]
         if cfg.prometheus:
             etcd_services = bool(etcd_nodes) and cfg.registry in ("etcd", "both")
-            nodes.append(prometheus.plan(paths["prometheus"], ports, self.workdir, consul_nodes, etcd_nodes, cfg.service_name,
-                                         etcd_services=etcd_services))
+            nodes.append(
+                prometheus.plan(
+                    paths["prometheus"],
+                    ports,
+                    self.workdir,
+                    consul_nodes,
+                    etcd_nodes,
+                    cfg.service_name,
+                    etcd_services=etcd_services,
+                )
+            )
         self.nodes = {n.name: n for n in nodes}
         # The shared port must be free on every address an instance may get, not just on 127.0.0.1.
-        self._shared_port = (ports.free(5000, hosts=tuple(service.own_address(i) for i in range(1, 41)))
-                             if cfg.instance_addresses == "distinct" else None)
+        self._shared_port = (
+            ports.free(5000, hosts=tuple(service.own_address(i) for i in range(1, 41)))
+            if cfg.instance_addresses == "distinct"
+            else None
+        )
         for i in range(1, cfg.services + 1):
             node = self._plan_service(i)
             self.nodes[node.name] = node
 
     def _plan_service(self, index: int, version: str = "v1", meta: dict[str, str] | None = None) -> NodeSpec:
         cfg = self.config
-        consul_nodes = [self._registration_agent(index)] if cfg.consul_servers and cfg.registry in ("consul", "both") else []
+        consul_nodes = (
+            [self._registration_agent(index)] if cfg.consul_servers and cfg.registry in ("consul", "both") else []
+        )
         etcd_nodes = [n for n in self.nodes.values() if n.kind == "etcd"] if cfg.registry in ("etcd", "both") else []
         tls_flags = []
         if self.tls:
-            tls_flags = ["--tls-cert", str(self.tls.server.cert_path), "--tls-key", str(self.tls.server.key_path),
-                         "--check-tls-verify"]
+            tls_flags = [
+                "--tls-cert",
+                str(self.tls.server.cert_path),
+                "--tls-key",
+                str(self.tls.server.key_path),
+                "--check-tls-verify",
+            ]
             if cfg.tls == "mtls":
                 tls_flags += ["--tls-ca", str(self.tls.ca.cert_path), "--mtls"]
-        return service.plan(index, self._ports, cfg.service_name, cfg.registry, consul_nodes, etcd_nodes,
-                            version=version, shared_port=self._shared_port, meta=meta, tls=tls_flags,
-                            config=self._config_flags())
+        return service.plan(
+            index,
+            self._ports,
+            cfg.service_name,
+            cfg.registry,
+            consul_nodes,
+            etcd_nodes,
+            version=version,
+            shared_port=self._shared_port,
+            meta=meta,
+            tls=tls_flags,
+            config=self._config_flags(),
+        )
 
     def _config_flags(self) -> list[str]:
         """`--config-store` and its address for every instance, when the lab keeps runtime settings in a store."""
@@ -171,8 +218,14 @@ class LocalCluster(Cluster):
                 self.children.pop(node.name).stop()
                 del self.nodes[node.name]
                 raise
-            return {"name": node.name, "pid": self.children[node.name].pid, "address": node.addr("grpc"),
-                    "version": version, "action": "add_service", "seconds_to_ready": round(took, 3)}
+            return {
+                "name": node.name,
+                "pid": self.children[node.name].pid,
+                "address": node.addr("grpc"),
+                "version": version,
+                "action": "add_service",
+                "seconds_to_ready": round(took, 3),
+            }
 
     def _start_group(self, nodes: list[NodeSpec]) -> None:
         """Spawn on this thread (so the parent-death signal is armed), then wait for readiness in parallel.
@@ -204,8 +257,14 @@ class LocalCluster(Cluster):
 
     def _wait_ready(self, node: NodeSpec) -> float:
         child = self.children[node.name]
-        took = readiness.wait_ready(node, self._ready_check(node), lambda: None if child.alive() else child.popen.poll(),
-                                    child.tail, str(child.log_path), self.ready_timeout)
+        took = readiness.wait_ready(
+            node,
+            self._ready_check(node),
+            lambda: None if child.alive() else child.popen.poll(),
+            child.tail,
+            str(child.log_path),
+            self.ready_timeout,
+        )
         self.timings[f"{node.name}_ready"] = took
         return took
 
@@ -217,7 +276,9 @@ class LocalCluster(Cluster):
     # -- one process at a time -------------------------------------------------------------------------
     def _child(self, name: str) -> processes.Child:
         if name not in self.nodes:
-            raise UnknownProcessError(f"no lab process named {name!r}; the lab has: {', '.join(self.nodes) or 'nothing (run up first)'}")
+            raise UnknownProcessError(
+                f"no lab process named {name!r}; the lab has: {', '.join(self.nodes) or 'nothing (run up first)'}"
+            )
         child = self.children.get(name)
         if child is None or not child.alive():
             raise ProcessLookupError(f"{name} is not running; `start {name}` brings it back")
@@ -262,7 +323,11 @@ class LocalCluster(Cluster):
             for name in [n for n in self.nodes if self.state_of(n) == "paused"]:
                 self.resume(name)
                 steps.append(f"resumed {name}")
-            added = [n.name for n in self.nodes.values() if n.kind == "service" and self._index(n.name) > self.config.services]
+            added = [
+                n.name
+                for n in self.nodes.values()
+                if n.kind == "service" and self._index(n.name) > self.config.services
+            ]
             for name in added:
                 if self.state_of(name) != "stopped":
                     self.children[name].stop()
@@ -304,16 +369,25 @@ class LocalCluster(Cluster):
 
     def status(self) -> ClusterStatus:
         with self._lock:
-            topology = describe(list(self.nodes.values()), self.state_of, self._pid,
-                                lambda node: str(self.workdir / "logs" / f"{node.name}.log"))
+            topology = describe(
+                list(self.nodes.values()),
+                self.state_of,
+                self._pid,
+                lambda node: str(self.workdir / "logs" / f"{node.name}.log"),
+            )
             return ClusterStatus.built(
                 topology,
                 backend=self.backend,
                 config=ClusterConfig(**self.config.to_dict()),
                 state_dir=str(self.base),
-                tls=None if not self.tls else TLSStatus(
-                    mode=self.config.tls, ca=str(self.tls.ca.cert_path),
-                    client_cert=str(self.tls.client.cert_path), client_key=str(self.tls.client.key_path)),
+                tls=None
+                if not self.tls
+                else TLSStatus(
+                    mode=self.config.tls,
+                    ca=str(self.tls.ca.cert_path),
+                    client_cert=str(self.tls.client.cert_path),
+                    client_key=str(self.tls.client.key_path),
+                ),
                 binaries=dict(self.binaries),
                 timings={k: round(v, 3) for k, v in self.timings.items()},
                 reaped=list(self.reaped),
@@ -323,8 +397,12 @@ class LocalCluster(Cluster):
     def _moved_ports(self) -> list[MovedPort]:
         """Each port that is not the familiar one because something else listened there at `up`."""
         moved = self._ports.moved if self._ports else {}
-        return [MovedPort(process=n.name, port_name=port_name, port=port, **moved[port])
-                for n in self.nodes.values() for port_name, port in n.ports.items() if port in moved]
+        return [
+            MovedPort(process=n.name, port_name=port_name, port=port, **moved[port])
+            for n in self.nodes.values()
+            for port_name, port in n.ports.items()
+            if port in moved
+        ]
 
     def _pid(self, name: str) -> int | None:
         child = self.children.get(name)

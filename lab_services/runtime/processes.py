@@ -4,6 +4,7 @@ Every child gets three safety nets (docs/architecture.md): the kernel sends it S
 (`setpriv --pdeathsig`), an `atexit` handler stops it when the interpreter exits normally, and a pid file
 in the state directory lets the next `up` find and kill it if its owner died without cleaning up.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -21,7 +22,7 @@ import psutil
 
 from lab_services.core.paths import state_dir
 
-_children: dict[int, "Child"] = {}
+_children: dict[int, Child] = {}
 _lock = threading.Lock()
 
 
@@ -233,8 +234,14 @@ def spawn_detached(argv: list[str], *, log_path: Path, env: dict[str, str] | Non
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, **(env or {})})
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
 
 
 def stop_all_children() -> None:

@@ -1,15 +1,17 @@
 """What "ready" means for each kind of lab node, the same on both runtimes: ask the server, never sleep."""
+
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.runtime.cluster import NotReadyError
 from lab_services.runtime.nodes import NodeSpec, consul, etcd, prometheus, service
 
 
-def ready_check(node: NodeSpec, nodes: Iterable[NodeSpec], registry: str,
-                agent: NodeSpec | None = None) -> Callable[[], bool]:
+def ready_check(
+    node: NodeSpec, nodes: Iterable[NodeSpec], registry: str, agent: NodeSpec | None = None
+) -> Callable[[], bool]:
     """Consul (server or client agent): a raft leader in sight; etcd: healthy; Prometheus: ready; a service:
     serving and listed in every registry it registers with (passing in the catalog, read from `agent` or else
     consul-1, and its key in etcd)."""
@@ -24,13 +26,21 @@ def ready_check(node: NodeSpec, nodes: Iterable[NodeSpec], registry: str,
     members = [n for n in nodes if n.kind == "etcd"]
     in_consul = bool(agent) and registry in ("consul", "both")
     in_etcd = bool(members) and registry in ("etcd", "both")
-    return lambda: (service.is_serving(node)
-                    and (not in_consul or service.is_passing_in_consul(node, agent))
-                    and (not in_etcd or any(service.is_registered_in_etcd(node, m) for m in members)))
+    return lambda: (
+        service.is_serving(node)
+        and (not in_consul or service.is_passing_in_consul(node, agent))
+        and (not in_etcd or any(service.is_registered_in_etcd(node, m) for m in members))
+    )
 
 
-def wait_ready(node: NodeSpec, check: Callable[[], bool], exit_code: Callable[[], int | None],
-               tail: Callable[[], str], log_name: str, timeout: float) -> float:
+def wait_ready(
+    node: NodeSpec,
+    check: Callable[[], bool],
+    exit_code: Callable[[], int | None],
+    tail: Callable[[], str],
+    log_name: str,
+    timeout: float,
+) -> float:
     """Poll `check` until `node` is ready; the seconds it took. NotReadyError, with the last lines of its log,
     as soon as it exits (`exit_code` is not None) or when `timeout` passes: on either runtime the same words."""
 

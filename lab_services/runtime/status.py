@@ -6,10 +6,12 @@
 The supervisor sends `to_dict()` over its socket and `from_dict()` reads it back, so the JSON stays the one
 wire format (the CLI prints it unchanged) while the code reads fields by name.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec, consul, etcd
@@ -113,7 +115,7 @@ class ClusterStatus:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ClusterStatus":
+    def from_dict(cls, data: dict[str, Any]) -> ClusterStatus:
         return cls(
             backend=data["backend"],
             config=ClusterConfig(**data["config"]),
@@ -132,10 +134,16 @@ class ClusterStatus:
         )
 
     @classmethod
-    def built(cls, topology: "Topology", **runtime: Any) -> "ClusterStatus":
+    def built(cls, topology: Topology, **runtime: Any) -> ClusterStatus:
         """A status from the part both runtimes build alike (`describe`) and what is the runtime's own."""
-        return cls(consul=topology.consul, etcd=topology.etcd, prometheus=topology.prometheus,
-                   services=topology.services, processes=topology.processes, **runtime)
+        return cls(
+            consul=topology.consul,
+            etcd=topology.etcd,
+            prometheus=topology.prometheus,
+            services=topology.services,
+            processes=topology.processes,
+            **runtime,
+        )
 
     @property
     def host(self) -> str:
@@ -164,9 +172,13 @@ class Topology:
     processes: list[ProcessStatus]
 
 
-def describe(nodes: list[NodeSpec], state_of: Callable[[str], str], pid_of: Callable[[str], int | None],
-             log_of: Callable[[NodeSpec], str | None],
-             container_of: Callable[[NodeSpec], str | None] = lambda node: None) -> Topology:
+def describe(
+    nodes: list[NodeSpec],
+    state_of: Callable[[str], str],
+    pid_of: Callable[[str], int | None],
+    log_of: Callable[[NodeSpec], str | None],
+    container_of: Callable[[NodeSpec], str | None] = lambda node: None,
+) -> Topology:
     """Addresses, leaders, services and processes, built in one place so the CLI, dashboard, drills and
     lessons read the same shape whichever runtime runs the nodes; the callables say how that runtime runs one."""
     by_kind: dict[str, list[NodeSpec]] = {}
@@ -183,21 +195,40 @@ def describe(nodes: list[NodeSpec], state_of: Callable[[str], str], pid_of: Call
             ui=consul_nodes[0].info["ui"] if consul_nodes else None,
             leader=consul.leader_name(live_consul),
             clients=[n.addr("http") for n in by_kind.get(consul.CLIENT_KIND, [])],
-            datacenters={consul.DATACENTER: [n.addr("http") for n in consul_nodes],
-                         **{n.info["datacenter"]: [n.addr("http")] for n in by_kind.get(consul.SECOND_DC_KIND, [])}},
+            datacenters={
+                consul.DATACENTER: [n.addr("http") for n in consul_nodes],
+                **{n.info["datacenter"]: [n.addr("http")] for n in by_kind.get(consul.SECOND_DC_KIND, [])},
+            },
         ),
         etcd=EtcdStatus(endpoints=[n.addr("client") for n in etcd_nodes], leader=etcd.leader_name(live_etcd)),
-        prometheus=PrometheusStatus(url=prom[0].info["url"] if prom else None,
-                                    config=prom[0].info["config"] if prom else None),
+        prometheus=PrometheusStatus(
+            url=prom[0].info["url"] if prom else None, config=prom[0].info["config"] if prom else None
+        ),
         services=[
-            ServiceStatus(id=n.name, name=n.info["service"], version=n.info["version"], address=n.addr("grpc"),
-                          admin=n.info["admin"], pid=pid_of(n.name), metrics_url=n.info["metrics_url"],
-                          state=state_of(n.name), container=container_of(n))
+            ServiceStatus(
+                id=n.name,
+                name=n.info["service"],
+                version=n.info["version"],
+                address=n.addr("grpc"),
+                admin=n.info["admin"],
+                pid=pid_of(n.name),
+                metrics_url=n.info["metrics_url"],
+                state=state_of(n.name),
+                container=container_of(n),
+            )
             for n in by_kind.get("service", [])
         ],
         processes=[
-            ProcessStatus(name=n.name, kind=n.kind, host=n.host, pid=pid_of(n.name), state=state_of(n.name),
-                          ports=dict(n.ports), log=log_of(n), container=container_of(n))
+            ProcessStatus(
+                name=n.name,
+                kind=n.kind,
+                host=n.host,
+                pid=pid_of(n.name),
+                state=state_of(n.name),
+                ports=dict(n.ports),
+                log=log_of(n),
+                container=container_of(n),
+            )
             for n in nodes
         ],
     )

@@ -1,4 +1,5 @@
 """Start, find and drive the supervised local cluster from any process: the CLI, a notebook kernel, a test."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,13 @@ from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.status import ClusterStatus
 from lab_services.runtime.supervisor import files
 
-_ERRORS = {"UnknownProcessError": UnknownProcessError, "ProcessLookupError": ProcessLookupError,
-           "ValueError": ValueError, "PortInUseError": RuntimeError, "MissingBinaryError": RuntimeError}
+_ERRORS = {
+    "UnknownProcessError": UnknownProcessError,
+    "ProcessLookupError": ProcessLookupError,
+    "ValueError": ValueError,
+    "PortInUseError": RuntimeError,
+    "MissingBinaryError": RuntimeError,
+}
 
 
 class LabNotRunningError(RuntimeError):
@@ -69,8 +75,10 @@ class SupervisedCluster(Cluster):
                     raise RuntimeError(f"the lab did not start: {state['error']}")
                 return ClusterStatus.from_dict(state["status"])
             if popen.poll() is not None:
-                raise RuntimeError(f"the lab supervisor exited with code {popen.returncode}; see {self.paths['log']}:\n"
-                                   + "\n".join(self.paths["log"].read_text(errors="replace").splitlines()[-30:]))
+                raise RuntimeError(
+                    f"the lab supervisor exited with code {popen.returncode}; see {self.paths['log']}:\n"
+                    + "\n".join(self.paths["log"].read_text(errors="replace").splitlines()[-30:])
+                )
             time.sleep(0.05)
         raise NotReadyError(f"the lab was not up after {timeout:.0f} s; see {self.paths['log']}")
 
@@ -79,8 +87,10 @@ class SupervisedCluster(Cluster):
         deadline = time.monotonic() + timeout
         while (state := self.published()) and "status" not in state:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the previous lab (supervisor pid {state['pid']}) has not finished after "
-                                   f"{timeout:.0f} s; see {self.paths['log']}")
+                raise RuntimeError(
+                    f"the previous lab (supervisor pid {state['pid']}) has not finished after "
+                    f"{timeout:.0f} s; see {self.paths['log']}"
+                )
             time.sleep(0.05)
 
     # -- the Cluster interface -------------------------------------------------------------------------

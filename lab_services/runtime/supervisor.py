@@ -5,6 +5,7 @@ kill or restart a process the CLI started. So one long-lived supervisor owns the
 parent-death signal points at it), serves requests on a Unix socket in the state directory, and stops
 everything when told to, when it is terminated, or when the process that asked for it (a kernel) dies.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ OPERATIONS = ("status", "kill", "stop", "start", "pause", "resume", "add_service
 
 def files(base: Path) -> dict[str, Path]:
     """Where a supervisor publishes itself: its state (pid, socket, status or error) and its socket key."""
-    return {"state": base / "supervisor.json", "key": base / "supervisor.key", "socket": base / "supervisor.sock",
-            "log": base / "supervisor.log"}
+    return {
+        "state": base / "supervisor.json",
+        "key": base / "supervisor.key",
+        "socket": base / "supervisor.sock",
+        "log": base / "supervisor.log",
+    }
 
 
 def _publish(path: Path, payload: dict[str, Any]) -> None:
@@ -58,7 +63,11 @@ def _watch_owner(owner_pid: int) -> None:
 def _handle(cluster: LocalCluster, request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op not in OPERATIONS:
-        return {"ok": False, "error": f"unknown operation {op!r}; use one of {', '.join(OPERATIONS)}", "type": "ValueError"}
+        return {
+            "ok": False,
+            "error": f"unknown operation {op!r}; use one of {', '.join(OPERATIONS)}",
+            "type": "ValueError",
+        }
     try:
         result = getattr(cluster, op)(**request.get("args", {}))
         # The status goes over the socket as its JSON object; the client reads it back typed.
@@ -97,8 +106,15 @@ def serve(config: ClusterConfig, base: Path, owner_pid: int | None) -> int:
             return 1
         log.info("cluster ready in %.2f s", time.monotonic() - started)
         with Listener(str(paths["socket"]), family="AF_UNIX", authkey=key) as listener:
-            _publish(paths["state"], {"pid": os.getpid(), "owner_pid": owner_pid, "socket": str(paths["socket"]),
-                                      "status": status.to_dict()})
+            _publish(
+                paths["state"],
+                {
+                    "pid": os.getpid(),
+                    "owner_pid": owner_pid,
+                    "socket": str(paths["socket"]),
+                    "status": status.to_dict(),
+                },
+            )
             while True:
                 # Requests are served on the main thread on purpose: a process restarted by `start`
                 # gets its parent-death signal from the thread that forks it.

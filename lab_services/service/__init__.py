@@ -1,6 +1,6 @@
 """The lab's sample user service: run it in-process with UserServer, or as `python -m lab_services.service`.
 
-    from lab_services.service import UserServer, AdminClient, user_pb2, user_pb2_grpc
+from lab_services.service import UserServer, AdminClient, user_pb2, user_pb2_grpc
 """
 
 from lab_services._proto.lab.user.v1 import user_service_pb2 as user_pb2

@@ -1,8 +1,8 @@
 """A small client for a user service's side HTTP port, so notebooks turn its knobs in one line.
 
-    admin = AdminClient("127.0.0.1:9101")
-    admin.set_health("NOT_SERVING", service="lab.user.v1.UserService")
-    admin.set_faults(latency_ms=200, error_rate=0.1)
+admin = AdminClient("127.0.0.1:9101")
+admin.set_health("NOT_SERVING", service="lab.user.v1.UserService")
+admin.set_faults(latency_ms=200, error_rate=0.1)
 """
 
 from __future__ import annotations

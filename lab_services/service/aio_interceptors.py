@@ -176,8 +176,11 @@ class StreamLimit(aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        if (handler is None or split_method(handler_call_details.method)[0] != self._service
-                or not (handler.request_streaming or handler.response_streaming)):
+        if (
+            handler is None
+            or split_method(handler_call_details.method)[0] != self._service
+            or not (handler.request_streaming or handler.response_streaming)
+        ):
             return handler
 
         def wrap(behavior: Behavior, streaming: bool) -> Behavior:

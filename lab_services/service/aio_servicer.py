@@ -21,13 +21,17 @@ class AsyncUserServicer(UserServicer):
     """UserServicer's behaviour on an event loop; the store's short, locked operations run inline."""
 
     async def CreateUser(self, request: pb.CreateUserRequest, context: aio.ServicerContext) -> pb.User:
-        return await self._acall(context, lambda: self._user(self.store.create(request.name, request.email, request.request_id)))
+        return await self._acall(
+            context, lambda: self._user(self.store.create(request.name, request.email, request.request_id))
+        )
 
     async def GetUser(self, request: pb.GetUserRequest, context: aio.ServicerContext) -> pb.User:
         return await self._acall(context, lambda: self._user(self.store.get(request.id)))
 
     async def UpdateUser(self, request: pb.UpdateUserRequest, context: aio.ServicerContext) -> pb.User:
-        return await self._acall(context, lambda: self._user(self.store.update(request.id, request.name, request.email)))
+        return await self._acall(
+            context, lambda: self._user(self.store.update(request.id, request.name, request.email))
+        )
 
     async def DeleteUser(self, request: pb.DeleteUserRequest, context: aio.ServicerContext) -> pb.User:
         return await self._acall(context, lambda: self._user(self.store.delete(request.id)))
@@ -42,7 +46,9 @@ class AsyncUserServicer(UserServicer):
                 await asyncio.sleep(request.interval_ms / 1000)
             yield self._user(user)
 
-    async def WatchUsers(self, request: pb.WatchUsersRequest, context: aio.ServicerContext) -> AsyncIterator[pb.UserEvent]:
+    async def WatchUsers(
+        self, request: pb.WatchUsersRequest, context: aio.ServicerContext
+    ) -> AsyncIterator[pb.UserEvent]:
         since = request.since_sequence if request.HasField("since_sequence") else None
         loop = asyncio.get_running_loop()
         subscription = await self._acall(context, lambda: self.store.subscribe(since, loop=loop))
@@ -54,7 +60,9 @@ class AsyncUserServicer(UserServicer):
         finally:
             subscription.close()
 
-    async def ImportUsers(self, request_iterator: AsyncIterator[pb.CreateUserRequest], context: aio.ServicerContext) -> pb.ImportSummary:
+    async def ImportUsers(
+        self, request_iterator: AsyncIterator[pb.CreateUserRequest], context: aio.ServicerContext
+    ) -> pb.ImportSummary:
         summary = pb.ImportSummary(served_by=self.instance_id)
         index = 0
         async for request in request_iterator:
@@ -62,7 +70,9 @@ class AsyncUserServicer(UserServicer):
             index += 1
         return summary
 
-    async def Chat(self, request_iterator: AsyncIterator[pb.ChatMessage], context: aio.ServicerContext) -> AsyncIterator[pb.ChatMessage]:
+    async def Chat(
+        self, request_iterator: AsyncIterator[pb.ChatMessage], context: aio.ServicerContext
+    ) -> AsyncIterator[pb.ChatMessage]:
         # Each reply is sent before the next message is read, so the two directions interleave.
         count = 0
         async for message in request_iterator:

@@ -13,12 +13,12 @@ questions, each its own way:
                       keeps only the current value and its ModifyIndex, so the lab writes its own history next to it
 `SettingsFollower` runs `wait` in a loop on a thread and offers each snapshot to the instance's RuntimeSettings.
 """
+
 from __future__ import annotations
 
 import base64
 import json
 import logging
-import socket
 import threading
 import urllib.error
 import urllib.parse
@@ -115,8 +115,11 @@ class ConsulConfigStore:
         entries, index = self._request("GET", f"/v1/kv/{self.prefix}/?recurse{query}", timeout=timeout)
         start = len(self.prefix) + 1
         entries = [e for e in entries or [] if len(e["Key"]) > start]
-        return Snapshot({e["Key"][start:]: _text(e["Value"]) for e in entries}, index,
-                        {e["Key"][start:]: e["ModifyIndex"] for e in entries})
+        return Snapshot(
+            {e["Key"][start:]: _text(e["Value"]) for e in entries},
+            index,
+            {e["Key"][start:]: e["ModifyIndex"] for e in entries},
+        )
 
     def snapshot(self) -> Snapshot:
         return self._read("")
@@ -134,8 +137,11 @@ class ConsulConfigStore:
         One transaction sets the key and reads it back, so the ModifyIndex recorded in the history is this write's.
         """
         full = f"{self.prefix}/{key}"
-        op = {"Verb": "set", "Key": full, "Value": _b64(text)} if cas is None else {
-            "Verb": "cas", "Key": full, "Value": _b64(text), "Index": cas}
+        op = (
+            {"Verb": "set", "Key": full, "Value": _b64(text)}
+            if cas is None
+            else {"Verb": "cas", "Key": full, "Value": _b64(text), "Index": cas}
+        )
         try:
             answer, _ = self._request("PUT", "/v1/txn", [{"KV": op}, {"KV": {"Verb": "get", "Key": full}}])
         except CasConflict:
@@ -164,7 +170,9 @@ class ConsulConfigStore:
     def value_at(self, key: str, revision: int) -> str | None:
         found = {v.revision: v.value for v in self.history(key)}
         if revision not in found:
-            raise KeyError(f"{key}: no recorded value at revision {revision}; recorded: {', '.join(map(str, found)) or 'none'}")
+            raise KeyError(
+                f"{key}: no recorded value at revision {revision}; recorded: {', '.join(map(str, found)) or 'none'}"
+            )
         return found[revision]
 
     def delete_all(self) -> None:
@@ -179,7 +187,9 @@ class EtcdConfigStore:
     kind = "etcd"
 
     def __init__(self, endpoints: list[str] | str, prefix: str, timeout: float = 3.0):
-        endpoints = [e.strip() for e in (endpoints.split(",") if isinstance(endpoints, str) else endpoints) if e.strip()]
+        endpoints = [
+            e.strip() for e in (endpoints.split(",") if isinstance(endpoints, str) else endpoints) if e.strip()
+        ]
         if not endpoints:
             raise ValueError("invalid argument: endpoints: need at least one etcd endpoint, e.g. 127.0.0.1:2379")
         self.endpoints = [_address(e) for e in endpoints]
@@ -210,15 +220,22 @@ class EtcdConfigStore:
 
     def _range_body(self, revision: int | None = None) -> dict[str, Any]:
         begin = f"{self.prefix}/"
-        return {"key": _b64(begin), "range_end": _b64(prefix_end(begin)), **({"revision": revision} if revision else {})}
+        return {
+            "key": _b64(begin),
+            "range_end": _b64(prefix_end(begin)),
+            **({"revision": revision} if revision else {}),
+        }
 
     def snapshot(self) -> Snapshot:
         """A linearizable read: without quorum it fails, which is how an instance learns the store is gone."""
         answer = self._call("kv/range", self._range_body())
         start = len(self.prefix) + 1
         kvs = [(_text(kv["key"])[start:], kv) for kv in answer.get("kvs", [])]
-        return Snapshot({k: _text(kv.get("value")) for k, kv in kvs}, int(answer["header"]["revision"]),
-                        {k: int(kv["mod_revision"]) for k, kv in kvs})
+        return Snapshot(
+            {k: _text(kv.get("value")) for k, kv in kvs},
+            int(answer["header"]["revision"]),
+            {k: int(kv["mod_revision"]) for k, kv in kvs},
+        )
 
     def wait(self, after: int, wait_s: float = 5.0) -> Snapshot:
         """Watch the prefix from `after + 1`; on the first event (or after `wait_s` of silence) read a fresh snapshot."""
@@ -231,7 +248,7 @@ class EtcdConfigStore:
                     result = json.loads(line).get("result", {})
                     if result.get("events") or result.get("compact_revision"):
                         break
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             pass  # nothing changed for wait_s: the fresh read below also proves the store still has quorum
         except (OSError, ValueError) as err:
             self._current = (self._current + 1) % len(self.endpoints)
@@ -243,11 +260,14 @@ class EtcdConfigStore:
         full = _b64(f"{self.prefix}/{key}")
         if cas is None:
             return int(self._call("kv/put", {"key": full, "value": _b64(text)})["header"]["revision"])
-        answer = self._call("kv/txn", {
-            "compare": [{"key": full, "target": "MOD", "result": "EQUAL", "mod_revision": str(cas)}],
-            "success": [{"request_put": {"key": full, "value": _b64(text)}}],
-            "failure": [{"request_range": {"key": full}}],
-        })
+        answer = self._call(
+            "kv/txn",
+            {
+                "compare": [{"key": full, "target": "MOD", "result": "EQUAL", "mod_revision": str(cas)}],
+                "success": [{"request_put": {"key": full, "value": _b64(text)}}],
+                "failure": [{"request_range": {"key": full}}],
+            },
+        )
         if not answer.get("succeeded"):
             kvs = answer["responses"][0]["response_range"].get("kvs", [])
             now = kvs[0]["mod_revision"] if kvs else 0
@@ -258,7 +278,9 @@ class EtcdConfigStore:
         self._call("kv/deleterange", {"key": _b64(f"{self.prefix}/{key}")})
 
     def _at(self, key: str, revision: int | None = None) -> dict[str, Any] | None:
-        answer = self._call("kv/range", {"key": _b64(f"{self.prefix}/{key}"), **({"revision": revision} if revision else {})})
+        answer = self._call(
+            "kv/range", {"key": _b64(f"{self.prefix}/{key}"), **({"revision": revision} if revision else {})}
+        )
         kvs = answer.get("kvs", [])
         return kvs[0] if kvs else None
 
@@ -304,7 +326,9 @@ def open_store(kind: str, address: str, prefix: str) -> ConfigStore:
 class SettingsFollower:
     """Follows the store on a daemon thread and offers every snapshot to `settings`; keeps them when the store is lost."""
 
-    def __init__(self, store: ConfigStore, settings: RuntimeSettings, wait_s: float = 5.0, backoff: Backoff | None = None):
+    def __init__(
+        self, store: ConfigStore, settings: RuntimeSettings, wait_s: float = 5.0, backoff: Backoff | None = None
+    ):
         self.store = store
         self.settings = settings
         self.wait_s = wait_s

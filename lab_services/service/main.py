@@ -37,7 +37,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m lab_services.service", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1", help="address to bind, inside 127.0.0.0/8")
     p.add_argument("--port", type=int, default=0, help="gRPC port; 0 picks a free one")
-    p.add_argument("--http-port", type=int, default=0, help="side HTTP port (/health, /metrics, /admin); 0 picks a free one")
+    p.add_argument(
+        "--http-port", type=int, default=0, help="side HTTP port (/health, /metrics, /admin); 0 picks a free one"
+    )
     p.add_argument("--name", default="user", help="service name to register")
     p.add_argument("--id", help="instance id; default <name>-<port>")
     p.add_argument("--tags", default="", help="comma-separated tags, e.g. v1,canary")
@@ -56,16 +58,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--tls-ca", help="PEM CA whose client certificates are accepted (needs --mtls)")
     p.add_argument("--mtls", action="store_true", help="require client certificates signed by --tls-ca")
-    p.add_argument("--check-tls-verify", action="store_true",
-                   help="let Consul verify the certificate in its gRPC check (its agent must have the CA as ca_file)")
-    p.add_argument("--max-connection-age-ms", type=int, default=None,
-                   help="close client connections after this long, so DNS clients re-resolve (lesson 03)")
-    p.add_argument("--server", choices=SERVER_KINDS, default="aio",
-                   help="aio: one event loop serves every stream; threads: the old thread pool (lesson 05's failure)")
-    p.add_argument("--max-streams", type=int, default=DEFAULT_MAX_STREAMS,
-                   help="open streams (aio) beyond which new ones get RESOURCE_EXHAUSTED")
-    p.add_argument("--config-store", choices=("none", "consul", "etcd"), default="none",
-                   help="follow runtime settings in Consul KV (blocking query) or etcd (watch) and apply them live (lesson 10)")
+    p.add_argument(
+        "--check-tls-verify",
+        action="store_true",
+        help="let Consul verify the certificate in its gRPC check (its agent must have the CA as ca_file)",
+    )
+    p.add_argument(
+        "--max-connection-age-ms",
+        type=int,
+        default=None,
+        help="close client connections after this long, so DNS clients re-resolve (lesson 03)",
+    )
+    p.add_argument(
+        "--server",
+        choices=SERVER_KINDS,
+        default="aio",
+        help="aio: one event loop serves every stream; threads: the old thread pool (lesson 05's failure)",
+    )
+    p.add_argument(
+        "--max-streams",
+        type=int,
+        default=DEFAULT_MAX_STREAMS,
+        help="open streams (aio) beyond which new ones get RESOURCE_EXHAUSTED",
+    )
+    p.add_argument(
+        "--config-store",
+        choices=("none", "consul", "etcd"),
+        default="none",
+        help="follow runtime settings in Consul KV (blocking query) or etcd (watch) and apply them live (lesson 10)",
+    )
     p.add_argument("--config-address", help="the config store's address; default --consul or --etcd")
     p.add_argument("--config-prefix", help="where the settings are kept; default config/<name>")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -113,17 +134,29 @@ def registration(args: argparse.Namespace, service_id: str, port: int, http_port
         CheckSpec(kind="ttl", ttl=args.ttl, deregister_critical_after=args.deregister_after)
         if kind == "ttl"
         else CheckSpec(
-            kind=kind, interval=args.check_interval, timeout=args.check_timeout,
+            kind=kind,
+            interval=args.check_interval,
+            timeout=args.check_timeout,
             deregister_critical_after=args.deregister_after,
             # Unless its agent was given the lab CA (--check-tls-verify), Consul checks a TLS instance
             # without verifying its certificate.
-            **({"grpc_use_tls": True, "tls_skip_verify": not args.check_tls_verify} if kind == "grpc" and args.tls_cert else {}),
+            **(
+                {"grpc_use_tls": True, "tls_skip_verify": not args.check_tls_verify}
+                if kind == "grpc" and args.tls_cert
+                else {}
+            ),
         )
         for kind in args.check
     )
     return ServiceRegistration(
-        name=args.name, service_id=service_id, address=args.host, port=port, tags=args.tags,
-        meta={**args.meta, "metrics_port": str(http_port)}, http_port=http_port, checks=checks,
+        name=args.name,
+        service_id=service_id,
+        address=args.host,
+        port=port,
+        tags=args.tags,
+        meta={**args.meta, "metrics_port": str(http_port)},
+        http_port=http_port,
+        checks=checks,
     )
 
 
@@ -151,7 +184,9 @@ def registrars(args: argparse.Namespace, reg: Any) -> list[Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # Installed before starting, so a SIGTERM during startup still shuts down in order.
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -161,7 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, PortInUseError) as exc:  # bad flags (RegistrationError is a ValueError), a port in use
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ready = {"id": server.instance_id, "name": server.name, "address": server.address, "http": server.http_address, "pid": os.getpid()}
+    ready = {
+        "id": server.instance_id,
+        "name": server.name,
+        "address": server.address,
+        "http": server.http_address,
+        "pid": os.getpid(),
+    }
     print("READY " + json.dumps(ready), flush=True)
     stop.wait()
     shutdown(server, active, args.grace)
@@ -175,9 +216,16 @@ def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
         # Ports of 0 are only known after binding; check everything else before anything starts.
         registration(args, args.id or args.name, args.port or 1, args.http_port or 1).validate()
     server = UserServer(
-        name=args.name, instance_id=args.id, host=args.host, port=args.port, http_port=args.http_port,
-        tls=server_tls(args), max_connection_age_ms=args.max_connection_age_ms,
-        server_kind=args.server, max_streams=args.max_streams, config_store=config_store(args),
+        name=args.name,
+        instance_id=args.id,
+        host=args.host,
+        port=args.port,
+        http_port=args.http_port,
+        tls=server_tls(args),
+        max_connection_age_ms=args.max_connection_age_ms,
+        server_kind=args.server,
+        max_streams=args.max_streams,
+        config_store=config_store(args),
         settings=settings_for(args),
     )
     server.start()

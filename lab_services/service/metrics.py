@@ -22,15 +22,22 @@ class ServiceMetrics:
         self.registry = registry or CollectorRegistry()
         labels = ("grpc_service", "grpc_method")
         self.handled = Counter(
-            "grpc_server_handled_total", "RPCs completed on the server, by status code.",
-            (*labels, "grpc_code"), registry=self.registry,
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by status code.",
+            (*labels, "grpc_code"),
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "grpc_server_handling_seconds", "Time from call start to its last response, in seconds.",
-            labels, registry=self.registry,
+            "grpc_server_handling_seconds",
+            "Time from call start to its last response, in seconds.",
+            labels,
+            registry=self.registry,
         )
         self.in_flight = Gauge(
-            "grpc_server_in_flight", "RPCs started and not yet finished.", labels, registry=self.registry,
+            "grpc_server_in_flight",
+            "RPCs started and not yet finished.",
+            labels,
+            registry=self.registry,
         )
 
     def begin(self, labels: tuple[str, str]) -> float:

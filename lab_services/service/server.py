@@ -101,13 +101,22 @@ class UserServer:
         self.settings = settings
         if config_store is not None and settings is None:
             from lab_services.service.settings import RuntimeSettings
+
             self.settings = RuntimeSettings()
         if self.settings is not None and server_kind != "aio":
             raise ValueError("invalid argument: server_kind: runtime settings (a config store) need the aio server")
         self._follower: SettingsFollower | None = None
         routes = {"/admin/settings": self.settings.report} if self.settings is not None else {}
-        self.sidecar = SidecarHTTP(self.health, self.faults, self.metrics.registry, self.state, self.host, http_port,
-                                   routes=routes, reset=self.reset_state)
+        self.sidecar = SidecarHTTP(
+            self.health,
+            self.faults,
+            self.metrics.registry,
+            self.state,
+            self.host,
+            http_port,
+            routes=routes,
+            reset=self.reset_state,
+        )
         self.port = 0
         self._server: grpc.Server | aio.Server | None = None
 
@@ -156,10 +165,17 @@ class UserServer:
         if self.config_store is not None and self.settings is not None:
             from lab_services.service.config_store import SettingsFollower
             from lab_services.service.settings import export_metrics
+
             export_metrics(self.settings, self.metrics.registry)
             self._follower = SettingsFollower(self.config_store, self.settings).start()
         self.set_serving(True)
-        log.info("%s serving gRPC (%s) on %s and HTTP on %s", self.instance_id, self.server_kind, self.address, self.http_address)
+        log.info(
+            "%s serving gRPC (%s) on %s and HTTP on %s",
+            self.instance_id,
+            self.server_kind,
+            self.address,
+            self.http_address,
+        )
         return self
 
     async def _start_aio(self, credentials: grpc.ServerCredentials | None) -> aio.Server:
@@ -198,16 +214,23 @@ class UserServer:
         if self.settings is None:
             return []
         from lab_services.service.settings import SettingsInterceptor
+
         return [SettingsInterceptor(self.settings, SERVICE_NAME)]
 
     def _options(self) -> list[tuple[str, int]]:
         # gRPC sets SO_REUSEPORT by default on Linux: a second server would then silently share
         # a port already in use instead of failing, and calls would land on either at random.
         return [("grpc.so_reuseport", 0)] + (
-            [("grpc.max_connection_age_ms", self.max_connection_age_ms)] if self.max_connection_age_ms else [])
+            [("grpc.max_connection_age_ms", self.max_connection_age_ms)] if self.max_connection_age_ms else []
+        )
 
-    def _serve(self, server: grpc.Server | aio.Server, credentials: grpc.ServerCredentials | None,
-               servicer: type[UserServicer], health_servicer: Any) -> None:
+    def _serve(
+        self,
+        server: grpc.Server | aio.Server,
+        credentials: grpc.ServerCredentials | None,
+        servicer: type[UserServicer],
+        health_servicer: Any,
+    ) -> None:
         """Bind the gRPC port and add the user, health and reflection services (either server kind)."""
         bind = f"{self.host}:{self.requested_port}"
         try:
@@ -260,7 +283,11 @@ class UserServer:
         """What the lab's reset undoes in an instance: injected faults, a flipped health, the users lessons created."""
         self.faults.set(latency_ms=0, error_rate=0)
         self.health.set_all("SERVING")
-        return {"users_removed": self.store.clear(), "faults": self.faults.current.as_dict(), "health": self.health.snapshot()}
+        return {
+            "users_removed": self.store.clear(),
+            "faults": self.faults.current.as_dict(),
+            "health": self.health.snapshot(),
+        }
 
     def state(self) -> dict[str, Any]:
         """What /admin/state reports: who this is, its health, its faults and its data."""

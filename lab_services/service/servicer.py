@@ -49,7 +49,9 @@ class UserServicer(pb_grpc.UserServiceServicer):
         self.instance_id = instance_id
 
     def CreateUser(self, request: pb.CreateUserRequest, context: grpc.ServicerContext) -> pb.User:
-        return self._call(context, lambda: self._user(self.store.create(request.name, request.email, request.request_id)))
+        return self._call(
+            context, lambda: self._user(self.store.create(request.name, request.email, request.request_id))
+        )
 
     def GetUser(self, request: pb.GetUserRequest, context: grpc.ServicerContext) -> pb.User:
         return self._call(context, lambda: self._user(self.store.get(request.id)))
@@ -85,13 +87,17 @@ class UserServicer(pb_grpc.UserServiceServicer):
         finally:
             subscription.close()
 
-    def ImportUsers(self, request_iterator: Iterator[pb.CreateUserRequest], context: grpc.ServicerContext) -> pb.ImportSummary:
+    def ImportUsers(
+        self, request_iterator: Iterator[pb.CreateUserRequest], context: grpc.ServicerContext
+    ) -> pb.ImportSummary:
         summary = pb.ImportSummary(served_by=self.instance_id)
         for index, request in enumerate(request_iterator):
             self._import_one(summary, index, request)
         return summary
 
-    def Chat(self, request_iterator: Iterator[pb.ChatMessage], context: grpc.ServicerContext) -> Iterator[pb.ChatMessage]:
+    def Chat(
+        self, request_iterator: Iterator[pb.ChatMessage], context: grpc.ServicerContext
+    ) -> Iterator[pb.ChatMessage]:
         # Each reply is sent before the next message is read, so the two directions interleave.
         for count, message in enumerate(request_iterator, start=1):
             yield self._reply(count, message)

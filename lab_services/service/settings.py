@@ -9,6 +9,7 @@ instance never runs a half-applied configuration.
     settings.offer({"greeting": "hi", "latency_ms": "50"}, revision=42, source="consul")   # True: applied
     settings.values["latency_ms"]                                                           # 50
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -75,11 +76,14 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-SCHEMA: dict[str, Setting] = {s.name: s for s in (
-    Setting("greeting", "hello", parse_greeting, "prefixed to every Chat reply"),
-    Setting("signups_enabled", True, parse_bool, "false: CreateUser and ImportUsers fail with FAILED_PRECONDITION"),
-    Setting("latency_ms", 0, int_between(0, 5000), "added before every user-service call"),
-)}
+SCHEMA: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting("greeting", "hello", parse_greeting, "prefixed to every Chat reply"),
+        Setting("signups_enabled", True, parse_bool, "false: CreateUser and ImportUsers fail with FAILED_PRECONDITION"),
+        Setting("latency_ms", 0, int_between(0, 5000), "added before every user-service call"),
+    )
+}
 
 
 def validate(key: str, text: str, schema: Mapping[str, Setting] = SCHEMA) -> Any:
@@ -171,8 +175,9 @@ class RuntimeSettings:
                 "revision": self.revision,
                 "applied_at": self.applied_at,
                 "applied_count": self.applied_count,
-                "rejected": None if self.rejected is None else {
-                    "revision": self.rejected.revision, "errors": dict(self.rejected.errors), "at": self.rejected.at},
+                "rejected": None
+                if self.rejected is None
+                else {"revision": self.rejected.revision, "errors": dict(self.rejected.errors), "at": self.rejected.at},
                 "store": "reachable" if self.store_error is None else "unreachable",
                 "store_error": self.store_error,
                 "store_error_since": self.store_error_since,
@@ -202,9 +207,11 @@ class SettingsInterceptor(aio.ServerInterceptor):
             if latency:
                 await asyncio.sleep(latency / 1000)
             if method in SIGNUP_METHODS and not settings.get("signups_enabled"):
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                    f"sign-ups are turned off: the setting signups_enabled is false "
-                                    f"(revision {settings.revision} from {settings.source})")
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"sign-ups are turned off: the setting signups_enabled is false "
+                    f"(revision {settings.revision} from {settings.source})",
+                )
 
         def wrap(behavior: Behavior, streaming: bool) -> Behavior:
             async def unary(request, context):
@@ -227,9 +234,14 @@ def export_metrics(settings: RuntimeSettings, registry: Any) -> None:
     """Gauges on /metrics, so Prometheus sees which revision each instance runs and whether its store answers."""
     from prometheus_client import Gauge
 
-    Gauge("lab_settings_revision", "store revision of the runtime settings this instance applied",
-          registry=registry).set_function(lambda: settings.revision)
-    Gauge("lab_settings_store_reachable", "1 while the configuration store answers, 0 while the last good settings are kept",
-          registry=registry).set_function(lambda: float(settings.store_error is None))
-    Gauge("lab_settings_rejected", "1 while the latest stored settings are rejected as invalid",
-          registry=registry).set_function(lambda: float(settings.rejected is not None))
+    Gauge(
+        "lab_settings_revision", "store revision of the runtime settings this instance applied", registry=registry
+    ).set_function(lambda: settings.revision)
+    Gauge(
+        "lab_settings_store_reachable",
+        "1 while the configuration store answers, 0 while the last good settings are kept",
+        registry=registry,
+    ).set_function(lambda: float(settings.store_error is None))
+    Gauge(
+        "lab_settings_rejected", "1 while the latest stored settings are rejected as invalid", registry=registry
+    ).set_function(lambda: float(settings.rejected is not None))

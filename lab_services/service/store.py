@@ -98,7 +98,9 @@ class Subscription:
     def __init__(self, store: UserStore, backlog: list[Change], loop: asyncio.AbstractEventLoop | None = None):
         self._store = store
         self._loop = loop
-        self._queue: queue.SimpleQueue[object] | asyncio.Queue[object] = asyncio.Queue() if loop else queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[object] | asyncio.Queue[object] = (
+            asyncio.Queue() if loop else queue.SimpleQueue()
+        )
         for change in backlog:
             self._queue.put_nowait(change)
 
@@ -212,7 +214,9 @@ class UserStore:
         with self._lock:
             return list(self._users.values())
 
-    def subscribe(self, since_sequence: int | None = None, loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
+    def subscribe(
+        self, since_sequence: int | None = None, loop: asyncio.AbstractEventLoop | None = None
+    ) -> Subscription:
         """Changes after since_sequence (retained ones replayed first), or from now on if None.
 
         With `loop`, an async iterator delivered through that event loop (the asyncio server's).

@@ -1,8 +1,9 @@
 """TLS for the lab's gRPC calls: certificate material and credentials (`material`), and what a failed handshake means (`explain`).
 
-    from lab_services.tls import TLSMaterial, channel
-    from lab_services.tls.explain import explain
+from lab_services.tls import TLSMaterial, channel
+from lab_services.tls.explain import explain
 """
+
 from lab_services.tls.material import (
     DEFAULT_HOSTS,
     CertPair,

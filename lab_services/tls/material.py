@@ -77,8 +77,15 @@ def make_ca(directory: str | os.PathLike, name: str = "Lab CA", days: int = 30) 
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -192,8 +199,13 @@ def channel(
 
 
 def _leaf(
-    ca: CertPair, directory: str | os.PathLike, name: str, hosts: list[str], usage: x509.ObjectIdentifier,
-    days: int, expired: bool,
+    ca: CertPair,
+    directory: str | os.PathLike,
+    name: str,
+    hosts: list[str],
+    usage: x509.ObjectIdentifier,
+    days: int,
+    expired: bool,
 ) -> CertPair:
     ca_cert = ca.load()
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
@@ -210,8 +222,15 @@ def _leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -231,7 +250,7 @@ def _general_name(host: str) -> x509.GeneralName:
 
 
 def _validity(days: int, expired: bool) -> tuple[dt.datetime, dt.datetime]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     if expired:
         # Valid for `days` once, ending a day ago: really expired, not merely "not yet valid".
         return now - dt.timedelta(days=days + 1), now - dt.timedelta(days=1)
@@ -244,10 +263,12 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Service Discovery Lab"),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Service Discovery Lab"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _slug(name: str) -> str:

@@ -4,6 +4,7 @@ metadata by client and server interceptors, exported over OTLP to a receiver the
 No OpenTelemetry Collector or Jaeger binary exists in the lab's package registries (docs/architecture.md), so
 `OtlpReceiver` is a real OTLP/gRPC TraceService endpoint on loopback that keeps what it receives for the lessons.
 """
+
 from __future__ import annotations
 
 from lab_services.tracing.interceptors import ClientTracing, ServerTracing

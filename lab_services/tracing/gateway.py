@@ -1,6 +1,7 @@
 """The `gateway` sample service: it serves GetUser by calling the user service, with retries and a deadline,
 and traces every step, so one request makes a trace across two services. It finds the user instances either
 at fixed addresses or through discovery (a watcher on Consul), as a real second service would."""
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,13 @@ class Gateway(user_pb2_grpc.UserServiceServicer):
     so the caller's deadline travels on to the user service (as `grpc-timeout`, shrinking at every hop).
     """
 
-    def __init__(self, targets: dict[str, str] | Watcher, provider: TracerProvider, attempts: int = 3,
-                 per_try_timeout: float = 1.0):
+    def __init__(
+        self,
+        targets: dict[str, str] | Watcher,
+        provider: TracerProvider,
+        attempts: int = 3,
+        per_try_timeout: float = 1.0,
+    ):
         """`targets`: {instance name: address}, fixed; or a started Watcher, whose current passing instances every
         attempt picks from (so instances that join, leave or fail their checks are followed without a restart)."""
         if not isinstance(targets, Watcher) and not targets:
@@ -65,7 +71,9 @@ class Gateway(user_pb2_grpc.UserServiceServicer):
             name = list(targets)[next(self._turn) % len(targets)]
             key = (name, targets[name])
             if key not in self._stubs:
-                self._channels[key] = grpc.intercept_channel(grpc.insecure_channel(key[1]), ClientTracing(self.tracer, name))
+                self._channels[key] = grpc.intercept_channel(
+                    grpc.insecure_channel(key[1]), ClientTracing(self.tracer, name)
+                )
                 self._stubs[key] = user_pb2_grpc.UserServiceStub(self._channels[key])
             return name, self._stubs[key]
 
@@ -76,7 +84,7 @@ class Gateway(user_pb2_grpc.UserServiceServicer):
             self._channels.clear()
             self._stubs.clear()
 
-    def GetUser(self, request: user_pb2.GetUserRequest, context: grpc.ServicerContext) -> user_pb2.User:  # noqa: N802
+    def GetUser(self, request: user_pb2.GetUserRequest, context: grpc.ServicerContext) -> user_pb2.User:
         span = trace.get_current_span()
         last: grpc.RpcError | None = None
         for attempt in range(1, self.attempts + 1):
@@ -87,8 +95,10 @@ class Gateway(user_pb2_grpc.UserServiceServicer):
             picked = self._next()
             if picked is None:
                 span.add_event("no instance", {"attempt": attempt})
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"gateway: {self.watcher.where if self.watcher else 'no target'} "
-                                                           "lists no passing user instance")
+                context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"gateway: {self.watcher.where if self.watcher else 'no target'} lists no passing user instance",
+                )
             name, stub = picked
             span.add_event("attempt", {"attempt": attempt, "instance": name, "timeout_ms": round(timeout * 1000, 1)})
             try:
@@ -108,8 +118,10 @@ class GatewayServer:
     def __init__(self, gateway: Gateway, host: str = "127.0.0.1", port: int = 0):
         self.gateway = gateway
         self.host = require_loopback(host)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gateway"),
-                                   interceptors=[ServerTracing(gateway.tracer, "gateway")])
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gateway"),
+            interceptors=[ServerTracing(gateway.tracer, "gateway")],
+        )
         user_pb2_grpc.add_UserServiceServicer_to_server(gateway, self._server)
         self.port = self._server.add_insecure_port(f"{self.host}:{port}")
 
@@ -117,7 +129,7 @@ class GatewayServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> "GatewayServer":
+    def start(self) -> GatewayServer:
         self._server.start()
         return self
 

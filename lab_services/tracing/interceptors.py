@@ -3,9 +3,11 @@
 The client injects W3C `traceparent` (`00-<trace id>-<span id>-01`) into the call's metadata; the server
 extracts it and starts its span as that span's child, so one trace spans every service a request touches.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import grpc
 from opentelemetry import trace
@@ -45,8 +47,17 @@ class ClientTracing(grpc.UnaryUnaryClientInterceptor):
                 span.set_attribute("net.peer", self.peer)
             if details.timeout is not None:
                 span.set_attribute("rpc.timeout_ms", round(details.timeout * 1000, 1))
-            outcome = continuation(_Details(details.method, details.timeout, metadata, details.credentials,
-                                            details.wait_for_ready, details.compression), request)
+            outcome = continuation(
+                _Details(
+                    details.method,
+                    details.timeout,
+                    metadata,
+                    details.credentials,
+                    details.wait_for_ready,
+                    details.compression,
+                ),
+                request,
+            )
             code = outcome.code()
             span.set_attribute("rpc.grpc.status_code", code.name)
             if code != grpc.StatusCode.OK:
@@ -70,8 +81,13 @@ class ServerTracing(grpc.ServerInterceptor):
         def traced(request: Any, context: grpc.ServicerContext) -> Any:
             metadata = dict(context.invocation_metadata())
             parent = PROPAGATOR.extract(metadata)
-            with self.tracer.start_as_current_span(method.rsplit("/", 1)[-1], context=parent, kind=SpanKind.SERVER,
-                                                   record_exception=False, set_status_on_exception=False) as span:
+            with self.tracer.start_as_current_span(
+                method.rsplit("/", 1)[-1],
+                context=parent,
+                kind=SpanKind.SERVER,
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
                 span.set_attribute("rpc.method", method)
                 span.set_attribute("traceparent.received", metadata.get("traceparent", ""))
                 if self.instance:
@@ -87,5 +103,6 @@ class ServerTracing(grpc.ServerInterceptor):
                         span.set_status(Status(StatusCode.ERROR, code.name))
                         span.set_attribute("rpc.grpc.status_code", code.name)
 
-        return grpc.unary_unary_rpc_method_handler(traced, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            traced, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )

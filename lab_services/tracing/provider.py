@@ -1,4 +1,5 @@
 """One TracerProvider per service: its spans carry `service.name` and go out over OTLP/gRPC in batches."""
+
 from __future__ import annotations
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -1,4 +1,5 @@
 """A real OTLP/gRPC trace endpoint on loopback that keeps the spans it receives, for lessons and tests to read."""
+
 from __future__ import annotations
 
 import threading
@@ -17,7 +18,11 @@ KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer
 
 def _value(any_value: Any) -> Any:
     which = any_value.WhichOneof("value")
-    return getattr(any_value, which) if which in ("string_value", "int_value", "bool_value", "double_value") else str(any_value)
+    return (
+        getattr(any_value, which)
+        if which in ("string_value", "int_value", "bool_value", "double_value")
+        else str(any_value)
+    )
 
 
 def _attributes(pairs: Any) -> dict[str, Any]:
@@ -61,7 +66,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> "OtlpReceiver":
+    def start(self) -> OtlpReceiver:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp"))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, server)
         self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
@@ -74,19 +79,28 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             self._server.stop(grace=1.0).wait()
             self._server = None
 
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext):  # noqa: N802
+    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext):
         received = []
         for resource_spans in request.resource_spans:
             service = _attributes(resource_spans.resource.attributes).get("service.name", "")
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    received.append(ReceivedSpan(
-                        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(), parent_id=span.parent_span_id.hex(),
-                        name=span.name, service=service, kind=KINDS.get(span.kind, str(span.kind)),
-                        start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
-                        error=span.status.code == 2, status_message=span.status.message,
-                        attributes=_attributes(span.attributes),
-                        events=[(e.name, e.time_unix_nano, _attributes(e.attributes)) for e in span.events]))
+                    received.append(
+                        ReceivedSpan(
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_id=span.parent_span_id.hex(),
+                            name=span.name,
+                            service=service,
+                            kind=KINDS.get(span.kind, str(span.kind)),
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                            error=span.status.code == 2,
+                            status_message=span.status.message,
+                            attributes=_attributes(span.attributes),
+                            events=[(e.name, e.time_unix_nano, _attributes(e.attributes)) for e in span.events],
+                        )
+                    )
         with self._lock:
             self._spans.extend(received)
         return trace_service_pb2.ExportTraceServiceResponse()
@@ -99,8 +113,12 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def wait_for_trace(self, trace_id: str, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
         """The trace's spans once at least `count` have arrived (exports are batched, so they trickle in)."""
-        wait_until(lambda: len(self.spans(trace_id)) >= count, timeout, f"{count} spans of trace {trace_id}",
-                   seen=lambda: f"{len(self.spans(trace_id))} so far")
+        wait_until(
+            lambda: len(self.spans(trace_id)) >= count,
+            timeout,
+            f"{count} spans of trace {trace_id}",
+            seen=lambda: f"{len(self.spans(trace_id))} so far",
+        )
         return self.spans(trace_id)
 
     def clear(self) -> None:

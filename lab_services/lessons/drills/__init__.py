@@ -10,12 +10,14 @@
 paused under load), `consul` and `etcd` (a real leader killed, or two etcd members). The server drills always
 start what they killed again and wait for a leader before they return, also when something in between failed.
 """
+
 from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from lab_services.core.table import Table
 from lab_services.lessons.drills.consul import consul_leader
@@ -27,8 +29,22 @@ from lab_services.lessons.progress import OnStep
 from lab_services.runtime.cluster import Cluster
 
 __all__ = [
-    "DRILLS", "Drill", "DrillResult", "Load", "Probe", "ServiceDrillParams", "Stopwatch", "consul_leader", "describe",
-    "etcd_leader", "etcd_quorum", "removal_comparison", "run", "service_kill", "service_pause", "service_term",
+    "DRILLS",
+    "Drill",
+    "DrillResult",
+    "Load",
+    "Probe",
+    "ServiceDrillParams",
+    "Stopwatch",
+    "consul_leader",
+    "describe",
+    "etcd_leader",
+    "etcd_quorum",
+    "removal_comparison",
+    "run",
+    "service_kill",
+    "service_pause",
+    "service_term",
 ]
 
 
@@ -39,14 +55,37 @@ class Drill:
     run: Callable[..., DrillResult]
 
 
-DRILLS: dict[str, Drill] = {d.name: d for d in (
-    Drill("service-kill", "kill -9 an instance under load: check critical, removed from the passing set, clients move, restart", service_kill),
-    Drill("service-term", "SIGTERM an instance under load: it deregisters first, so clients see no errors", service_term),
-    Drill("service-pause", "SIGSTOP an instance under load: only timeouts notice until its check times out; then SIGCONT", service_pause),
-    Drill("consul-leader", "kill -9 the Consul leader: time to a new leader, registrations and KV survive, restart it", consul_leader),
-    Drill("etcd-leader", "kill -9 the etcd leader: new leader, leases and watches carry on, restart it", etcd_leader),
-    Drill("etcd-quorum", "kill 2 of 3 etcd members: writes fail without quorum, succeed once one is back", etcd_quorum),
-)}
+DRILLS: dict[str, Drill] = {
+    d.name: d
+    for d in (
+        Drill(
+            "service-kill",
+            "kill -9 an instance under load: check critical, removed from the passing set, clients move, restart",
+            service_kill,
+        ),
+        Drill(
+            "service-term",
+            "SIGTERM an instance under load: it deregisters first, so clients see no errors",
+            service_term,
+        ),
+        Drill(
+            "service-pause",
+            "SIGSTOP an instance under load: only timeouts notice until its check times out; then SIGCONT",
+            service_pause,
+        ),
+        Drill(
+            "consul-leader",
+            "kill -9 the Consul leader: time to a new leader, registrations and KV survive, restart it",
+            consul_leader,
+        ),
+        Drill(
+            "etcd-leader", "kill -9 the etcd leader: new leader, leases and watches carry on, restart it", etcd_leader
+        ),
+        Drill(
+            "etcd-quorum", "kill 2 of 3 etcd members: writes fail without quorum, succeed once one is back", etcd_quorum
+        ),
+    )
+}
 
 
 def run(cluster: Cluster, name: str, progress: OnStep | None = None, **params: Any) -> DrillResult:
@@ -72,8 +111,13 @@ def describe() -> Table:
     return Table([{"drill": d.name, "what it does": d.description} for d in DRILLS.values()], ["drill", "what it does"])
 
 
-def removal_comparison(cluster: Cluster, settings: dict[str, dict[str, Any]], repeats: int = 1,
-                       drill: str = "service-kill", progress: OnStep | None = None) -> Table:
+def removal_comparison(
+    cluster: Cluster,
+    settings: dict[str, dict[str, Any]],
+    repeats: int = 1,
+    drill: str = "service-kill",
+    progress: OnStep | None = None,
+) -> Table:
     """Run a service drill (without recovery) `repeats` times per named check setting and tabulate the removal times.
 
         removal_comparison(cluster, {"default 10s": {"check_interval": "10s"}, "tuned 3s": {"check_interval": "3s"}})
@@ -97,12 +141,30 @@ def removal_comparison(cluster: Cluster, settings: dict[str, dict[str, Any]], re
             summary = DRILLS[drill].run(cluster, recover=False, **params).summary
             removed.append(summary["seconds_to_removed"])
             first.update({"+".join(c.rsplit(":", 1)[-1] for c in summary["first_critical"]) or "?"})
-        rows.append({"setting": label, "drill": drill, **params, "runs": repeats,
-                     "median_seconds_to_removed": round(statistics.median(removed), 2),
-                     "min_seconds_to_removed": round(min(removed), 2), "max_seconds_to_removed": round(max(removed), 2),
-                     "fired_first": dict(first), "samples": [round(r, 2) for r in removed]})
+        rows.append(
+            {
+                "setting": label,
+                "drill": drill,
+                **params,
+                "runs": repeats,
+                "median_seconds_to_removed": round(statistics.median(removed), 2),
+                "min_seconds_to_removed": round(min(removed), 2),
+                "max_seconds_to_removed": round(max(removed), 2),
+                "fired_first": dict(first),
+                "samples": [round(r, 2) for r in removed],
+            }
+        )
     if progress is not None:
         progress(total, total, f"{drill}: done")
-    columns = ["setting", "drill", *sorted({k for p in settings.values() for k in p}), "runs", "median_seconds_to_removed",
-               "min_seconds_to_removed", "max_seconds_to_removed", "fired_first", "samples"]
+    columns = [
+        "setting",
+        "drill",
+        *sorted({k for p in settings.values() for k in p}),
+        "runs",
+        "median_seconds_to_removed",
+        "min_seconds_to_removed",
+        "max_seconds_to_removed",
+        "fired_first",
+        "samples",
+    ]
     return Table(rows, columns)

@@ -1,4 +1,5 @@
 """The Consul server drill: kill -9 the leader, time the election, check that registrations and KV survive, restart it."""
+
 from __future__ import annotations
 
 import uuid
@@ -18,8 +19,10 @@ def consul_leader(cluster: Cluster, patience: float = 30.0) -> DrillResult:
     leader = status.consul.leader
     servers = consul_servers(status)
     if len(servers) < 3 or leader is None:
-        raise RuntimeError(f"the consul-leader drill needs 3 Consul servers with a leader; the lab has {len(servers)} "
-                           f"(leader {leader}); start it with consul_servers=3")
+        raise RuntimeError(
+            f"the consul-leader drill needs 3 Consul servers with a leader; the lab has {len(servers)} "
+            f"(leader {leader}); start it with consul_servers=3"
+        )
     survivors = [n for n in servers if n != leader]
     service = status.config.service_name
     key, token = "drills/consul-leader", uuid.uuid4().hex
@@ -46,12 +49,25 @@ def consul_leader(cluster: Cluster, patience: float = 30.0) -> DrillResult:
         killed = False
         seen = wait_for(lambda: leader_of(servers, ask=[leader]), patience, f"{leader} to see a leader")
         watch.mark(f"{leader} rejoined and sees leader {seen}", key="rejoined")
-        wait_for(lambda: set(ask.instances(service, passing=True)) >= set(registered), patience, "every registration passing")
+        wait_for(
+            lambda: set(ask.instances(service, passing=True)) >= set(registered), patience, "every registration passing"
+        )
         watch.mark("every registration passing again", key="passing")
-        return DrillResult("consul-leader", {"patience": patience}, watch.timeline(), {
-            "old_leader": leader, "new_leader": new, "seconds_to_new_leader": watch.first("elected"),
-            "kv_survived": survived_kv, "registrations_before": len(registered), "registrations_after": len(still),
-            "recovery_started": summary_recovery, "seconds_to_all_passing": watch.first("passing")})
+        return DrillResult(
+            "consul-leader",
+            {"patience": patience},
+            watch.timeline(),
+            {
+                "old_leader": leader,
+                "new_leader": new,
+                "seconds_to_new_leader": watch.first("elected"),
+                "kv_survived": survived_kv,
+                "registrations_before": len(registered),
+                "registrations_after": len(still),
+                "recovery_started": summary_recovery,
+                "seconds_to_all_passing": watch.first("passing"),
+            },
+        )
     finally:
         if killed:
             cluster.start(leader)

@@ -2,6 +2,7 @@
 
 Each member is asked through its own JSON gateway (core.etcd_gateway), so a drill chooses exactly which member answers.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,17 @@ def _gateway(endpoint: str) -> EtcdGateway:
 
 
 def _drill_instance(service: str, instance_id: str, port: int) -> str:
-    return json.dumps({"id": instance_id, "name": service, "address": f"127.0.0.1:{port}", "host": "127.0.0.1",
-                       "port": port, "tags": ["drill"], "meta": {}})
+    return json.dumps(
+        {
+            "id": instance_id,
+            "name": service,
+            "address": f"127.0.0.1:{port}",
+            "host": "127.0.0.1",
+            "port": port,
+            "tags": ["drill"],
+            "meta": {},
+        }
+    )
 
 
 def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) -> DrillResult:
@@ -39,8 +49,10 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
     endpoint = etcd_endpoints(status)
     members = list(endpoint)
     if len(members) < 3 or leader is None:
-        raise RuntimeError(f"the etcd-leader drill needs 3 etcd members with a leader; the lab has {len(members)}; "
-                           "start it with etcd_members=3")
+        raise RuntimeError(
+            f"the etcd-leader drill needs 3 etcd members with a leader; the lab has {len(members)}; "
+            "start it with etcd_members=3"
+        )
     survivors = [n for n in members if n != leader]
     ask = _gateway(endpoint[survivors[0]])
     service = "drill-etcd"
@@ -50,8 +62,13 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
     # The lab's own watcher, over every member, so it has to move to a survivor when its member dies.
     watcher = EtcdWatcher(service, [endpoint[n] for n in members]).start()
     watcher.wait_ready(10)
-    watcher.subscribe(lambda e: watch.mark(f"watcher: saw key {e.instance.id!r} {e.kind} (the watch carried on)", wall=e.at,
-                                           key=f"watch-{e.instance.id}"))
+    watcher.subscribe(
+        lambda e: watch.mark(
+            f"watcher: saw key {e.instance.id!r} {e.kind} (the watch carried on)",
+            wall=e.at,
+            key=f"watch-{e.instance.id}",
+        )
+    )
     stop_keepalive = threading.Event()
     keepalive_errors = []
 
@@ -72,12 +89,20 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
     threading.Thread(target=keepalive, name="drill-keepalive", daemon=True).start()
     killed = True  # from here on, `finally` starts the leader again (a no-op if it still runs)
     try:
-        new = kill_leader(cluster, watch, leader, "etcd", lambda: leader_of({n: endpoint[n] for n in survivors}), patience)
-        wait_for(lambda: _gateway(endpoint[new]).put(f"{ETCD_SERVICES_PREFIX}/{service}/after",
-                                                     _drill_instance(service, "after", 2), lease),
-                 patience, "a write to the new leader")
+        new = kill_leader(
+            cluster, watch, leader, "etcd", lambda: leader_of({n: endpoint[n] for n in survivors}), patience
+        )
+        wait_for(
+            lambda: _gateway(endpoint[new]).put(
+                f"{ETCD_SERVICES_PREFIX}/{service}/after", _drill_instance(service, "after", 2), lease
+            ),
+            patience,
+            "a write to the new leader",
+        )
         watch.mark("write accepted by the new leader", key="write")
-        wait_for(lambda: "watch-after" in watch.firsts, patience, "the watcher to deliver the write made after the failover")
+        wait_for(
+            lambda: "watch-after" in watch.firsts, patience, "the watcher to deliver the write made after the failover"
+        )
         wait_for(lambda: "keepalive" in watch.firsts, patience, "a lease keepalive after the failover")
         lab_keys = len(_gateway(endpoint[new]).keys(f"{ETCD_SERVICES_PREFIX}/{status.config.service_name}/"))
         watch.mark(f"the lab's {lab_keys} registrations are still there (their leases survived)", key="registrations")
@@ -88,11 +113,22 @@ def etcd_leader(cluster: Cluster, lease_ttl: int = 5, patience: float = 30.0) ->
         watch.mark(f"{leader} healthy again", key="healthy")
         agreed = wait_for(lambda: leader_of(endpoint), patience, "one leader for all members")
         watch.mark(f"all {len(members)} members agree on leader {agreed}", key="agreed")
-        return DrillResult("etcd-leader", {"lease_ttl": lease_ttl, "patience": patience}, watch.timeline(), {
-            "old_leader": leader, "new_leader": new, "seconds_to_new_leader": watch.first("elected"),
-            "seconds_to_write": watch.first("write"), "seconds_to_watch_resumed": watch.first("watch-after"),
-            "seconds_to_keepalive": watch.first("keepalive"), "lab_registrations": int(lab_keys),
-            "recovery_started": recovery, "seconds_to_healthy": watch.first("healthy")})
+        return DrillResult(
+            "etcd-leader",
+            {"lease_ttl": lease_ttl, "patience": patience},
+            watch.timeline(),
+            {
+                "old_leader": leader,
+                "new_leader": new,
+                "seconds_to_new_leader": watch.first("elected"),
+                "seconds_to_write": watch.first("write"),
+                "seconds_to_watch_resumed": watch.first("watch-after"),
+                "seconds_to_keepalive": watch.first("keepalive"),
+                "lab_registrations": int(lab_keys),
+                "recovery_started": recovery,
+                "seconds_to_healthy": watch.first("healthy"),
+            },
+        )
     finally:
         stop_keepalive.set()
         if killed:
@@ -113,7 +149,9 @@ def etcd_quorum(cluster: Cluster, down_for: float = 2.0, patience: float = 30.0)
     members = list(endpoint)
     leader = status.etcd.leader
     if len(members) < 3:
-        raise RuntimeError(f"the etcd-quorum drill needs 3 etcd members; the lab has {len(members)}; start it with etcd_members=3")
+        raise RuntimeError(
+            f"the etcd-quorum drill needs 3 etcd members; the lab has {len(members)}; start it with etcd_members=3"
+        )
     # The leader stays, so it is the leader that finds itself alone and has to step down.
     survivor = leader or members[0]
     victims = [n for n in members if n != survivor][:2]
@@ -152,10 +190,20 @@ def etcd_quorum(cluster: Cluster, down_for: float = 2.0, patience: float = 30.0)
         cluster.start(victims[1])
         down.remove(victims[1])
         watch.mark(f"{victims[1]} healthy: all {len(members)} members back", key="all-back")
-        return DrillResult("etcd-quorum", {"down_for": down_for, "patience": patience}, watch.timeline(), {
-            "killed": victims, "survivor": survivor, "refused_writes": attempts, "recovery_started": recovery,
-            "seconds_to_quorum": watch.first("quorum"), "seconds_to_write_ok": watch.first("write-ok"),
-            "seconds_to_all_back": watch.first("all-back")})
+        return DrillResult(
+            "etcd-quorum",
+            {"down_for": down_for, "patience": patience},
+            watch.timeline(),
+            {
+                "killed": victims,
+                "survivor": survivor,
+                "refused_writes": attempts,
+                "recovery_started": recovery,
+                "seconds_to_quorum": watch.first("quorum"),
+                "seconds_to_write_ok": watch.first("write-ok"),
+                "seconds_to_all_back": watch.first("all-back"),
+            },
+        )
     finally:
         for name in down:
             cluster.start(name)

@@ -1,4 +1,5 @@
 """The service drills' probe instance (a separate instance of the lab's service) and the client load put on it."""
+
 from __future__ import annotations
 
 import signal
@@ -20,8 +21,14 @@ from lab_services.service import user_pb2, user_pb2_grpc
 class Probe:
     """A separate instance of the lab's service, registered in Consul only, with the drill's check settings."""
 
-    def __init__(self, status: ClusterStatus, check_interval: str, check_timeout: str, ttl: str | None,
-                 deregister_after: str | None):
+    def __init__(
+        self,
+        status: ClusterStatus,
+        check_interval: str,
+        check_timeout: str,
+        ttl: str | None,
+        deregister_after: str | None,
+    ):
         self.service = status.config.service_name
         self.id = f"{self.service}-drill-{uuid.uuid4().hex[:4]}"
         self.consul_http = status.consul.http[0]
@@ -30,10 +37,34 @@ class Probe:
         self.port, self.http_port = ports.free(), ports.free()
         checks = ["--check", "grpc"] + (["--check", "ttl", "--ttl", ttl] if ttl else [])
         self.argv = [
-            sys.executable, "-m", "lab_services.service", "--host", status.host, "--port", str(self.port),
-            "--http-port", str(self.http_port), "--name", self.service, "--id", self.id, "--tags", "drill",
-            "--meta", "version=drill", "--registry", "consul", "--consul", self.consul_http,
-            "--check-interval", check_interval, "--check-timeout", check_timeout, "--grace", "1", *checks,
+            sys.executable,
+            "-m",
+            "lab_services.service",
+            "--host",
+            status.host,
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(self.http_port),
+            "--name",
+            self.service,
+            "--id",
+            self.id,
+            "--tags",
+            "drill",
+            "--meta",
+            "version=drill",
+            "--registry",
+            "consul",
+            "--consul",
+            self.consul_http,
+            "--check-interval",
+            check_interval,
+            "--check-timeout",
+            check_timeout,
+            "--grace",
+            "1",
+            *checks,
         ] + (["--deregister-after", deregister_after] if deregister_after else [])
         self.child: processes.Child | None = None
 

@@ -1,4 +1,5 @@
 """What a drill saw: a timeline of events in seconds since the fault, a summary, and a plot of both."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ class DrillResult:
         return Table(self.timeline, ["t", "event"])
 
     def to_json(self) -> str:
-        return json.dumps({"drill": self.drill, "params": self.params, "timeline": self.timeline, "summary": self.summary})
+        return json.dumps(
+            {"drill": self.drill, "params": self.params, "timeline": self.timeline, "summary": self.summary}
+        )
 
     def plot(self, ax=None):
         """Each event as a labelled dot on a line of seconds since the fault. Returns the Figure."""
@@ -75,7 +78,9 @@ class Stopwatch:
             self.t0, self.wall0 = time.monotonic(), time.time()
             self.entries.append((0.0, 0, text))
 
-    def mark(self, text: str, at: float | None = None, key: str | None = None, wall: float | None = None) -> float | None:
+    def mark(
+        self, text: str, at: float | None = None, key: str | None = None, wall: float | None = None
+    ) -> float | None:
         """Record `text` now (or at monotonic `at`, or wall-clock `wall`); with `key`, only its first occurrence."""
         with self._lock:
             if self.t0 is None:

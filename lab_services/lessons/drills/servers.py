@@ -1,7 +1,8 @@
 """What the server drills share: the lab's Consul servers and etcd members, and killing a raft leader as a crash would."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from lab_services.core.raft import ConsulServer
 from lab_services.core.wait import wait_for
@@ -12,8 +13,7 @@ from lab_services.runtime.status import ClusterStatus
 
 def consul_servers(status: ClusterStatus) -> dict[str, ConsulServer]:
     """The lab's Consul servers by name, with their HTTP and raft addresses."""
-    return {n: ConsulServer(p.address("http"), p.address("server"))
-            for n, p in status.processes_of("consul").items()}
+    return {n: ConsulServer(p.address("http"), p.address("server")) for n, p in status.processes_of("consul").items()}
 
 
 def etcd_endpoints(status: ClusterStatus) -> dict[str, str]:
@@ -21,8 +21,9 @@ def etcd_endpoints(status: ClusterStatus) -> dict[str, str]:
     return {n: p.address("client") for n, p in status.processes_of("etcd").items()}
 
 
-def kill_leader(cluster: Cluster, watch: Stopwatch, leader: str, what: str, leader_name: Callable[[], str | None],
-                patience: float) -> str:
+def kill_leader(
+    cluster: Cluster, watch: Stopwatch, leader: str, what: str, leader_name: Callable[[], str | None], patience: float
+) -> str:
     """kill -9 the leader, as a crash would, and return the survivor the others elected (timed on `watch`)."""
     watch.fault(f"kill -9 {leader} (the {what} leader)")
     cluster.kill(leader)

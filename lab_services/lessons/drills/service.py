@@ -5,6 +5,7 @@ the check settings it is given, puts it under client load through a PickerChanne
 instances, and disturbs the probe. So a learner can compare Consul's usual 10 s interval with a tuned one on
 the same cluster.
 """
+
 from __future__ import annotations
 
 import random
@@ -48,11 +49,15 @@ class ServiceDrillParams:
     policy: str = "round_robin"
     settle: float | None = None
 
-    def validate(self) -> "ServiceDrillParams":
+    def validate(self) -> ServiceDrillParams:
         """Refuse what Consul would refuse (e.g. a zero or unparseable interval) here, naming the field, instead of as
         a probe that never registers; an interval under 1 s only warns, as Consul raises it to 1 s."""
-        CheckSpec("grpc", interval=self.check_interval, timeout=self.check_timeout,
-                  deregister_critical_after=self.deregister_after).validate("grpc check")
+        CheckSpec(
+            "grpc",
+            interval=self.check_interval,
+            timeout=self.check_timeout,
+            deregister_critical_after=self.deregister_after,
+        ).validate("grpc check")
         if self.ttl:
             CheckSpec("ttl", ttl=self.ttl).validate("ttl check")
         if self.wait_deregister and not self.deregister_after:
@@ -111,8 +116,12 @@ class ServiceDrill:
             self._step(self.steps, "done")
             self.stop_sampling.set()
             sampler.join(2)
-            summary.update(client_calls=self.load.calls(fault_at), client_errors=sum(self.load.errors(fault_at).values()),
-                           client_errors_by_code=self.load.errors(fault_at), retried_elsewhere=self.channel.retried)
+            summary.update(
+                client_calls=self.load.calls(fault_at),
+                client_errors=sum(self.load.errors(fault_at).values()),
+                client_errors_by_code=self.load.errors(fault_at),
+                retried_elsewhere=self.channel.retried,
+            )
             return DrillResult(FAULTS[self.fault], self.params.reported(), self.watch.timeline(), summary)
         finally:
             self._clean_up()
@@ -136,7 +145,9 @@ class ServiceDrill:
     def _on_event(self, event: DiscoveryEvent) -> None:
         if event.instance.id == self.probe.id:
             verb = {"removed": "removed from", "added": "added to"}.get(event.kind, f"{event.kind} in")
-            self.watch.mark(f"watcher: {self.probe.id} {verb} the passing set", wall=event.at, key=f"watch-{event.kind}")
+            self.watch.mark(
+                f"watcher: {self.probe.id} {verb} the passing set", wall=event.at, key=f"watch-{event.kind}"
+            )
 
     def _sample(self) -> None:
         """Every 20 ms: what the client's picker and Consul's checks say about the probe, first occurrences timed."""
@@ -189,6 +200,7 @@ class ServiceDrill:
             health.wait_gone(probe.id, timeout=patience)
             watch.mark("Consul: deregistered by the instance itself", key="gone")
         else:
+
             def critical() -> dict[str, str] | None:
                 found = health.statuses(probe.id)
                 return found if "critical" in found.values() else None
@@ -266,5 +278,7 @@ def service_pause(cluster: Cluster, progress: OnStep | None = None, **params: An
 
 def _without_reaping(drill: str, params: dict[str, Any]) -> ServiceDrillParams:
     if "wait_deregister" in params:
-        raise TypeError(f"{drill} got an unexpected keyword argument 'wait_deregister': only service-kill waits for Consul to reap")
+        raise TypeError(
+            f"{drill} got an unexpected keyword argument 'wait_deregister': only service-kill waits for Consul to reap"
+        )
     return ServiceDrillParams(**params)

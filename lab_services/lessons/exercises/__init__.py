@@ -7,6 +7,7 @@
 One module per lesson (`lesson_02.py`): its `check` and its `SOLUTION`, a real function the tests run through
 the checker, so a published solution cannot rot. `solution()` shows that function's source.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -34,9 +35,27 @@ from lab_services.lessons.exercises import (
 )
 from lab_services.lessons.exercises.verdict import Verdict
 
-LESSONS: dict[str, ModuleType] = {m.NAME: m for m in (
-    lesson_00, lesson_01, lesson_02, lesson_03, lesson_04, lesson_05, lesson_06, lesson_07, lesson_08, lesson_09, lesson_10,
-    lesson_11, lesson_12, lesson_13, lesson_14, predictions)}
+LESSONS: dict[str, ModuleType] = {
+    m.NAME: m
+    for m in (
+        lesson_00,
+        lesson_01,
+        lesson_02,
+        lesson_03,
+        lesson_04,
+        lesson_05,
+        lesson_06,
+        lesson_07,
+        lesson_08,
+        lesson_09,
+        lesson_10,
+        lesson_11,
+        lesson_12,
+        lesson_13,
+        lesson_14,
+        predictions,
+    )
+}
 
 _revealed = False
 _history: list[Verdict] = []
@@ -90,4 +109,14 @@ def solution(exercise: str) -> str:
     return f"# {lesson.__name__}\n" + inspect.getsource(lesson.SOLUTION)
 
 
-__all__ = ["LESSONS", "Verdict", "check", "history", "names", "published", "reveal_solutions", "solution", "solutions_revealed"]
+__all__ = [
+    "LESSONS",
+    "Verdict",
+    "check",
+    "history",
+    "names",
+    "published",
+    "reveal_solutions",
+    "solution",
+    "solutions_revealed",
+]

@@ -5,9 +5,11 @@ peers (`/v1/status/leader`, `/v1/status/peers`), the Consul members (`/v1/agent/
 leader and members (the Maintenance Status and Cluster MemberList RPCs). The checker asks the same servers and
 names every field that differs.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import consul
 
@@ -35,7 +37,9 @@ def check(shape_of: Callable[[Any, Any], Any], consul_http: str, etcd_endpoints:
     try:
         answer = shape_of(client, etcd)
         if not isinstance(answer, dict):
-            return Verdict(NAME, False, f"cluster_shape returned {answer!r}; return a dict with the keys {', '.join(FIELDS)}")
+            return Verdict(
+                NAME, False, f"cluster_shape returned {answer!r}; return a dict with the keys {', '.join(FIELDS)}"
+            )
         missing = [f for f in FIELDS if f not in answer]
         if missing:
             return Verdict(NAME, False, "missing " + "; ".join(f"{f}: {FIELDS[f]}" for f in missing))
@@ -43,9 +47,13 @@ def check(shape_of: Callable[[Any, Any], Any], consul_http: str, etcd_endpoints:
         wrong = [f"{f} is {answer[f]!r}, the servers say {truth[f]!r}" for f in FIELDS if answer[f] != truth[f]]
         if wrong:
             return Verdict(NAME, False, "; ".join(wrong))
-        return Verdict(NAME, True, f"Consul: leader {truth['consul_leader']} of {len(truth['consul_peers'])} Raft peers, "
-                       f"{len(truth['consul_members'])} gossip members; etcd: leader {truth['etcd_leader']} of "
-                       f"{len(truth['etcd_members'])} members")
+        return Verdict(
+            NAME,
+            True,
+            f"Consul: leader {truth['consul_leader']} of {len(truth['consul_peers'])} Raft peers, "
+            f"{len(truth['consul_members'])} gossip members; etcd: leader {truth['etcd_leader']} of "
+            f"{len(truth['etcd_members'])} members",
+        )
     finally:
         client.http.session.close()
         etcd.close()

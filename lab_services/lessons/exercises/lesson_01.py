@@ -1,4 +1,5 @@
 """Lesson 01's exercise: import three users in one client-streaming call, one of them invalid. The checker says right or wrong and why; `import_three` is one solution."""
+
 from __future__ import annotations
 
 import uuid
@@ -16,13 +17,21 @@ def check(summary: Any) -> Verdict:
         return Verdict(NAME, False, "return the ImportSummary that stub.ImportUsers(...) answers")
     rejected = list(summary.rejected)
     if summary.imported != 2 or len(rejected) != 1:
-        return Verdict(NAME, False, f"expected 2 imported and 1 rejected, got {summary.imported} imported and "
-                       f"{len(rejected)} rejected; send three records in one call, one with an empty name or a bad email "
-                       "(and use emails no earlier run used)")
+        return Verdict(
+            NAME,
+            False,
+            f"expected 2 imported and 1 rejected, got {summary.imported} imported and "
+            f"{len(rejected)} rejected; send three records in one call, one with an empty name or a bad email "
+            "(and use emails no earlier run used)",
+        )
     reason = rejected[0].reason
-    if not reason.split(":")[0] in ("name", "email"):
-        return Verdict(NAME, False, f"the record was rejected for {reason!r}, not for a bad field; make one record invalid")
-    return Verdict(NAME, True, f"one call, three records: record {rejected[0].index} was refused ({reason}) and the rest kept")
+    if reason.split(":")[0] not in ("name", "email"):
+        return Verdict(
+            NAME, False, f"the record was rejected for {reason!r}, not for a bad field; make one record invalid"
+        )
+    return Verdict(
+        NAME, True, f"one call, three records: record {rejected[0].index} was refused ({reason}) and the rest kept"
+    )
 
 
 def import_three(stub: Any) -> Any:

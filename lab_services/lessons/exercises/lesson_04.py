@@ -4,11 +4,13 @@ No registrar this time: the learner writes `attach(etcd, key, ttl)` (grant the l
 the lease) and `keep_alive(lease, stop)` (refresh until `stop` is set). The checker runs the keepalive in a thread
 for longer than the TTL, then stops it and times etcd deleting the key, through a watch.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import pyetcd
@@ -21,7 +23,9 @@ TTL_S = 3
 KEY = "/lesson04/exercise"
 
 
-def check(attach: Callable[..., Any], keep_alive: Callable[..., Any], endpoints: list[str], hold: float = TTL_S + 1.0) -> Verdict:
+def check(
+    attach: Callable[..., Any], keep_alive: Callable[..., Any], endpoints: list[str], hold: float = TTL_S + 1.0
+) -> Verdict:
     """04-lease: `attach(etcd, key, ttl)` returns a lease holding `key`; `keep_alive(lease, stop)` refreshes it until stop."""
     if not callable(attach) or not callable(keep_alive):
         return Verdict(NAME, False, "define attach(etcd, key, ttl) and keep_alive(lease, stop)")
@@ -34,35 +38,63 @@ def check(attach: Callable[..., Any], keep_alive: Callable[..., Any], endpoints:
             return Verdict(NAME, False, f"attach() returned {lease!r}; return the lease from etcd.lease({TTL_S})")
         value, meta = etcd.get(KEY)
         if value is None:
-            return Verdict(NAME, False, f"{KEY} is not in etcd after attach(); put it with etcd.put(key, value, lease=lease)")
+            return Verdict(
+                NAME, False, f"{KEY} is not in etcd after attach(); put it with etcd.put(key, value, lease=lease)"
+            )
         if meta.lease_id != lease.id:
-            return Verdict(NAME, False, f"{KEY} is attached to lease {meta.lease_id:x}, not to the lease you returned "
-                           f"({lease.id:x}); pass lease=lease to put()")
+            return Verdict(
+                NAME,
+                False,
+                f"{KEY} is attached to lease {meta.lease_id:x}, not to the lease you returned "
+                f"({lease.id:x}); pass lease=lease to put()",
+            )
         if lease.granted_ttl != TTL_S:
             return Verdict(NAME, False, f"the lease was granted {lease.granted_ttl} s; grant ttl ({TTL_S} s)")
         refresher = threading.Thread(target=keep_alive, args=(lease, stop), name="learner-keepalive", daemon=True)
         refresher.start()
         time.sleep(hold)
         if etcd.get(KEY)[0] is None:
-            return Verdict(NAME, False, f"{KEY} expired while keep_alive() ran; call lease.refresh() more often than every {TTL_S} s")
+            return Verdict(
+                NAME,
+                False,
+                f"{KEY} expired while keep_alive() ran; call lease.refresh() more often than every {TTL_S} s",
+            )
         if not refresher.is_alive():
             return Verdict(NAME, False, "keep_alive() returned before stop was set; loop until stop.is_set()")
         deleted = threading.Event()
-        watch_id = etcd.add_watch_callback(KEY, lambda response: deleted.set() if any(
-            isinstance(e, pyetcd.events.DeleteEvent) for e in getattr(response, "events", [])) else None)
+        watch_id = etcd.add_watch_callback(
+            KEY,
+            lambda response: (
+                deleted.set()
+                if any(isinstance(e, pyetcd.events.DeleteEvent) for e in getattr(response, "events", []))
+                else None
+            ),
+        )
         try:
             stopped = time.monotonic()
             stop.set()
             refresher.join(TTL_S)
             if refresher.is_alive():
-                return Verdict(NAME, False, "keep_alive() kept running after stop was set; check stop.is_set() (or stop.wait()) in its loop")
+                return Verdict(
+                    NAME,
+                    False,
+                    "keep_alive() kept running after stop was set; check stop.is_set() (or stop.wait()) in its loop",
+                )
             if not deleted.wait(TTL_S + 2):
-                return Verdict(NAME, False, f"{KEY} was still there {TTL_S + 2} s after keep_alive() stopped; nothing else may refresh the lease")
+                return Verdict(
+                    NAME,
+                    False,
+                    f"{KEY} was still there {TTL_S + 2} s after keep_alive() stopped; nothing else may refresh the lease",
+                )
             took = time.monotonic() - stopped
         finally:
             etcd.cancel_watch(watch_id)
-        return Verdict(NAME, True, f"{KEY} outlived its {TTL_S} s lease for {hold:g} s on your keepalives, and the watch saw "
-                       f"etcd delete it {took:.1f} s after they stopped")
+        return Verdict(
+            NAME,
+            True,
+            f"{KEY} outlived its {TTL_S} s lease for {hold:g} s on your keepalives, and the watch saw "
+            f"etcd delete it {took:.1f} s after they stopped",
+        )
     finally:
         stop.set()
         if isinstance(lease, pyetcd.Lease):

@@ -1,7 +1,9 @@
 """Lesson 05's exercise: resume a watch stream without gaps or repeats. The checker says right or wrong and why; `next_request` is one solution."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -15,7 +17,9 @@ def check(next_request: Callable[[list[int]], Any]) -> Verdict:
     """05-resume: `next_request(received)` builds the WatchUsersRequest that resumes after the sequences received."""
     name = NAME
     if not callable(next_request):
-        return Verdict(name, False, f"define next_request(received) returning a user_pb2.WatchUsersRequest; got {next_request!r}")
+        return Verdict(
+            name, False, f"define next_request(received) returning a user_pb2.WatchUsersRequest; got {next_request!r}"
+        )
     server = UserServer(name="exercise05").start()
     try:
         for n in range(5):
@@ -37,15 +41,23 @@ def check(next_request: Callable[[list[int]], Any]) -> Verdict:
             return Verdict(name, False, f"next_request returned {resumed!r}; return a user_pb2.WatchUsersRequest")
         got = delivered(resumed)
         if got != [4, 5]:
-            hint = ("since_sequence is the last sequence you saw, not the next one you want" if got == [5]
-                    else "resume from the last sequence you saw, so nothing is delivered twice" if got[:1] and got[0] <= 3
-                    else "set since_sequence to the last sequence received")
+            hint = (
+                "since_sequence is the last sequence you saw, not the next one you want"
+                if got == [5]
+                else "resume from the last sequence you saw, so nothing is delivered twice"
+                if got[:1] and got[0] <= 3
+                else "set since_sequence to the last sequence received"
+            )
             return Verdict(name, False, f"after receiving 1, 2, 3 the server sent {got}; expected [4, 5]: {hint}")
         fresh = next_request([])
         if not isinstance(fresh, user_pb2.WatchUsersRequest) or fresh.HasField("since_sequence"):
             got = delivered(fresh) if isinstance(fresh, user_pb2.WatchUsersRequest) else []
-            return Verdict(name, False, f"with nothing received yet, leave since_sequence unset (it is optional); "
-                           f"setting it replays history: the server sent {got}")
+            return Verdict(
+                name,
+                False,
+                f"with nothing received yet, leave since_sequence unset (it is optional); "
+                f"setting it replays history: the server sent {got}",
+            )
         return Verdict(name, True, "resumed after 3 with exactly 4 and 5, and a fresh watch asks only for new changes")
     finally:
         server.stop(0)

@@ -1,10 +1,12 @@
 """Lesson 07's exercise: turn a weak retry policy into one that meets a stated target. The checker runs it against a
 failing server and says what misses the target; `my_retry_config` is one solution."""
+
 from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lab_services.lessons.exercises.verdict import Verdict
 from lab_services.lessons.resilience.retries import attempts_experiment
@@ -34,24 +36,39 @@ def check(make_config: Callable[[dict[str, Any]], Any], target: dict[str, Any] |
     """07-retry: `make_config(starting_config)` returns a service config meeting TARGET (see the module)."""
     name, goal = NAME, {**TARGET, **(target or {})}
     if not callable(make_config):
-        return Verdict(name, False, f"define my_retry_config(config) returning a service config dict; got {make_config!r}")
+        return Verdict(
+            name, False, f"define my_retry_config(config) returning a service config dict; got {make_config!r}"
+        )
     config = make_config(copy.deepcopy(STARTING_CONFIG))
     if not isinstance(config, dict) or "methodConfig" not in config:
-        return Verdict(name, False, f"return a service config dict with 'methodConfig' (change the one you are given); got {config!r}")
+        return Verdict(
+            name,
+            False,
+            f"return a service config dict with 'methodConfig' (change the one you are given); got {config!r}",
+        )
     policy = _policy(config)
     if policy is None:
-        return Verdict(name, False, "no retryPolicy applies to CreateUser; name the method (or the whole service) in 'name'")
+        return Verdict(
+            name, False, "no retryPolicy applies to CreateUser; name the method (or the whole service) in 'name'"
+        )
     attempts = policy.get("maxAttempts")
     if not isinstance(attempts, int) or attempts > goal["max_attempts"]:
-        return Verdict(name, False, f"maxAttempts is {attempts!r}: gRPC clamps anything above 5 to 5, and the target allows "
-                       f"at most {goal['max_attempts']} attempts; ask for what you will get")
+        return Verdict(
+            name,
+            False,
+            f"maxAttempts is {attempts!r}: gRPC clamps anything above 5 to 5, and the target allows "
+            f"at most {goal['max_attempts']} attempts; ask for what you will get",
+        )
     if "UNAVAILABLE" not in policy.get("retryableStatusCodes", []):
-        return Verdict(name, False, "retryableStatusCodes must include UNAVAILABLE, the code the failing server answers")
+        return Verdict(
+            name, False, "retryableStatusCodes must include UNAVAILABLE, the code the failing server answers"
+        )
     server = UserServer(name="exercise07").start()
     try:
         server.faults.set(error_rate=goal["error_rate"])
-        result = attempts_experiment(server, channel_options(json.loads(json.dumps(config))), calls=goal["calls"],
-                                     timeout=goal["deadline"])
+        result = attempts_experiment(
+            server, channel_options(json.loads(json.dumps(config))), calls=goal["calls"], timeout=goal["deadline"]
+        )
     finally:
         server.stop(0)
     failed = goal["calls"] - result["ok"]
@@ -59,18 +76,30 @@ def check(make_config: Callable[[dict[str, Any]], Any], target: dict[str, Any] |
     if failed > goal["max_failed"]:
         codes = result["codes"]
         if codes.get("DEADLINE_EXCEEDED"):
-            why = (f"{codes['DEADLINE_EXCEEDED']} calls ran out of their {goal['deadline']} s deadline while waiting to "
-                   f"retry: initialBackoff {policy.get('initialBackoff')} and maxBackoff {policy.get('maxBackoff')} must "
-                   "leave room for every attempt (e.g. 0.01s and 0.05s)")
+            why = (
+                f"{codes['DEADLINE_EXCEEDED']} calls ran out of their {goal['deadline']} s deadline while waiting to "
+                f"retry: initialBackoff {policy.get('initialBackoff')} and maxBackoff {policy.get('maxBackoff')} must "
+                "leave room for every attempt (e.g. 0.01s and 0.05s)"
+            )
         else:
-            why = (f"with maxAttempts {attempts} a call fails only when every attempt does: about "
-                   f"{goal['error_rate'] ** attempts:.1%} of calls, {goal['error_rate'] ** attempts * goal['calls']:.1f} in "
-                   f"{goal['calls']}; more attempts (up to 5) lower that")
-        return Verdict(name, False, f"{unchanged}{failed} of {goal['calls']} calls failed ({codes}); the target is at most "
-                       f"{goal['max_failed']}. {why}")
+            why = (
+                f"with maxAttempts {attempts} a call fails only when every attempt does: about "
+                f"{goal['error_rate'] ** attempts:.1%} of calls, {goal['error_rate'] ** attempts * goal['calls']:.1f} in "
+                f"{goal['calls']}; more attempts (up to 5) lower that"
+            )
+        return Verdict(
+            name,
+            False,
+            f"{unchanged}{failed} of {goal['calls']} calls failed ({codes}); the target is at most "
+            f"{goal['max_failed']}. {why}",
+        )
     spent = result["server_attempts"] / goal["calls"]
-    return Verdict(name, True, f"{failed} of {goal['calls']} calls failed at a {goal['error_rate']:.0%} error rate, within "
-                   f"{goal['deadline']} s each; the price: {result['server_attempts']} attempts ({spent:.2f} per call)")
+    return Verdict(
+        name,
+        True,
+        f"{failed} of {goal['calls']} calls failed at a {goal['error_rate']:.0%} error rate, within "
+        f"{goal['deadline']} s each; the price: {result['server_attempts']} attempts ({spent:.2f} per call)",
+    )
 
 
 def my_retry_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Lesson 08's exercise: CreateUser calls per second per instance in PromQL. The checker says right or wrong and why; `my_query` is one solution."""
+
 from __future__ import annotations
 
 import time
@@ -20,20 +21,32 @@ def check(promql: Any, url: str, window: str = "30s") -> Verdict:
         theirs = prometheus.query(url, promql, at=at)
     except prometheus.PrometheusError as err:
         return Verdict(name, False, f"Prometheus refused it: {err}")
-    reference = (f'sum by (instance) (rate(grpc_server_handled_total{{job="{prometheus.CONSUL_JOB}",'
-                 f'grpc_method="CreateUser"}}[{window}]))')
+    reference = (
+        f'sum by (instance) (rate(grpc_server_handled_total{{job="{prometheus.CONSUL_JOB}",'
+        f'grpc_method="CreateUser"}}[{window}]))'
+    )
     expected = {s.labels.get("instance"): s.value for s in prometheus.query(url, reference, at=at)}
     got = {s.labels.get("instance"): s.value for s in theirs}
     if set(got) != set(expected):
         extra = sorted({k for s in theirs for k in s.labels} - {"instance"})
         hint = f" (your series also carry {extra}: sum them away with `sum by (instance)`)" if extra else ""
-        return Verdict(name, False, f"expected one series per instance {sorted(expected)}, got {sorted(map(str, got))}{hint}")
+        return Verdict(
+            name, False, f"expected one series per instance {sorted(expected)}, got {sorted(map(str, got))}{hint}"
+        )
     for instance, value in expected.items():
         if abs(got[instance] - value) > max(0.05 * value, 0.01):
-            return Verdict(name, False, f"{instance}: your query says {got[instance]:.2f}/s, CreateUser calls are {value:.2f}/s; "
-                           f"count only grpc_method=\"CreateUser\" of job {prometheus.CONSUL_JOB} (each instance is scraped "
-                           f"twice, once per discovery path), over [{window}]")
-    return Verdict(name, True, f"{len(expected)} instances, CreateUser rates {', '.join(f'{k}={v:.1f}/s' for k, v in sorted(expected.items()))}")
+            return Verdict(
+                name,
+                False,
+                f"{instance}: your query says {got[instance]:.2f}/s, CreateUser calls are {value:.2f}/s; "
+                f'count only grpc_method="CreateUser" of job {prometheus.CONSUL_JOB} (each instance is scraped '
+                f"twice, once per discovery path), over [{window}]",
+            )
+    return Verdict(
+        name,
+        True,
+        f"{len(expected)} instances, CreateUser rates {', '.join(f'{k}={v:.1f}/s' for k, v in sorted(expected.items()))}",
+    )
 
 
 def my_query() -> str:

@@ -1,6 +1,7 @@
 """Lesson 09's exercise: check settings that meet a detection budget for a kill -9 and for a hang. The checker first
 reasons about the settings (what Consul guarantees), then measures one kill and one hang on the real cluster;
 `my_settings` is one solution."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,26 +32,44 @@ def check(settings: Any, cluster: Cluster, budget: dict[str, float] | None = Non
     name, budget = NAME, {**BUDGET, **(budget or {})}
     allowed = {"check_interval", "check_timeout"}
     if not isinstance(settings, dict) or not settings or not set(settings) <= allowed:
-        return Verdict(name, False, f"return a dict with {sorted(allowed)}, e.g. {{'check_interval': '5s', 'check_timeout': '2s'}}")
+        return Verdict(
+            name, False, f"return a dict with {sorted(allowed)}, e.g. {{'check_interval': '5s', 'check_timeout': '2s'}}"
+        )
     try:
         worst = _worst_case(settings)
     except (TypeError, ValueError) as err:
         return Verdict(name, False, f"a setting is not a duration: {err}")
     if worst["kill"] + SLACK > budget["kill"]:
-        return Verdict(name, False, f"a kill -9 is noticed at the next check, so it can take a whole interval "
-                       f"({worst['kill']:g} s) plus about {SLACK} s; the budget for a kill is {budget['kill']} s: shorten check_interval")
+        return Verdict(
+            name,
+            False,
+            f"a kill -9 is noticed at the next check, so it can take a whole interval "
+            f"({worst['kill']:g} s) plus about {SLACK} s; the budget for a kill is {budget['kill']} s: shorten check_interval",
+        )
     if worst["hang"] + SLACK > budget["hang"]:
-        return Verdict(name, False, f"a hang is noticed only when a check times out: up to interval + timeout = "
-                       f"{worst['hang']:g} s plus about {SLACK} s; the budget for a hang is {budget['hang']} s: shorten check_timeout")
+        return Verdict(
+            name,
+            False,
+            f"a hang is noticed only when a check times out: up to interval + timeout = "
+            f"{worst['hang']:g} s plus about {SLACK} s; the budget for a hang is {budget['hang']} s: shorten check_timeout",
+        )
     measured = {}
     for fault, drill in (("kill", "service-kill"), ("hang", "service-pause")):
         removed = drills.run(cluster, drill, recover=False, **settings).summary["seconds_to_removed"]
         if removed is None or removed > budget[fault]:
-            return Verdict(name, False, f"the {fault} drill measured removal after {removed} s, over its {budget[fault]} s "
-                           "budget, although the settings should meet it: the machine may be overloaded; run the check again")
+            return Verdict(
+                name,
+                False,
+                f"the {fault} drill measured removal after {removed} s, over its {budget[fault]} s "
+                "budget, although the settings should meet it: the machine may be overloaded; run the check again",
+            )
         measured[fault] = removed
-    return Verdict(name, True, f"worst cases {worst['kill']:g} s (kill) and {worst['hang']:g} s (hang) fit the budget; measured "
-                   f"{measured['kill']:.2f} s and {measured['hang']:.2f} s with {settings}")
+    return Verdict(
+        name,
+        True,
+        f"worst cases {worst['kill']:g} s (kill) and {worst['hang']:g} s (hang) fit the budget; measured "
+        f"{measured['kill']:.2f} s and {measured['hang']:.2f} s with {settings}",
+    )
 
 
 def my_settings() -> dict[str, str]:

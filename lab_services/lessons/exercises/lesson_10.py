@@ -4,6 +4,7 @@ The learner defines `page_size` (an integer from 1 to 100, default 20) as a `Set
 on good and bad texts, then starts instances that follow the lab's store with the schema plus the new setting,
 writes a value and times until every instance reports it, and writes a bad one that every instance must reject.
 """
+
 from __future__ import annotations
 
 import time
@@ -45,7 +46,9 @@ def check(setting: Any, cluster: Cluster, store: str = "consul", instances: int 
     if not isinstance(setting, Setting):
         return Verdict(NAME, False, f"expected a Setting(name, default, parse), got {setting!r}")
     if setting.name != "page_size" or setting.default != 20:
-        return Verdict(NAME, False, f"expected name 'page_size' and default 20, got {setting.name!r} and {setting.default!r}")
+        return Verdict(
+            NAME, False, f"expected name 'page_size' and default 20, got {setting.name!r} and {setting.default!r}"
+        )
     problem = _parser_problem(setting)
     if problem:
         return Verdict(NAME, False, problem)
@@ -62,18 +65,31 @@ def check(setting: Any, cluster: Cluster, store: str = "consul", instances: int 
                 return Verdict(NAME, False, f"page_size=42 was written but not applied everywhere: {err}")
             took = max(r["applied_at"] for r in reports.values()) - written
             if took > WITHIN_S:
-                return Verdict(NAME, False, f"every instance applied page_size=42, but only after {took:.2f} s (limit {WITHIN_S:g} s)")
+                return Verdict(
+                    NAME,
+                    False,
+                    f"every instance applied page_size=42, but only after {took:.2f} s (limit {WITHIN_S:g} s)",
+                )
             writer.put("page_size", "1000")
             try:
-                wait_until(lambda: all(a.settings()["rejected"] for a in fleet.admins.values()), WITHIN_S + 3,
-                           "every instance to reject page_size=1000")
+                wait_until(
+                    lambda: all(a.settings()["rejected"] for a in fleet.admins.values()),
+                    WITHIN_S + 3,
+                    "every instance to reject page_size=1000",
+                )
             except WaitTimeout:
-                return Verdict(NAME, False, "page_size=1000 was not rejected by every instance; the parser must refuse it")
+                return Verdict(
+                    NAME, False, "page_size=1000 was not rejected by every instance; the parser must refuse it"
+                )
             kept = {n: a.settings()["values"]["page_size"] for n, a in fleet.admins.items()}
             if set(kept.values()) != {42}:
                 return Verdict(NAME, False, f"after the bad value the instances run {kept}; they should keep 42")
-            return Verdict(NAME, True, f"page_size=42 reached all {instances} instances in {1000 * took:.0f} ms "
-                                       f"(limit {WITHIN_S:g} s); page_size=1000 was rejected and 42 kept")
+            return Verdict(
+                NAME,
+                True,
+                f"page_size=42 reached all {instances} instances in {1000 * took:.0f} ms "
+                f"(limit {WITHIN_S:g} s); page_size=1000 was rejected and 42 kept",
+            )
     finally:
         if writer is not None:
             writer.delete_all()

@@ -1,5 +1,6 @@
 """Lesson 13's exercise: name the slow instance from the spans alone. The checker makes a random instance slow
 for real, sends traffic, and hands the learner's function every span the receiver got; `slowest` is one solution."""
+
 from __future__ import annotations
 
 import random
@@ -20,12 +21,20 @@ def check(find_slowest: Any, system: TracedSystem, latency_ms: float = 150, call
     answer = find_slowest(spans)
     names = sorted(u.instance_id for u in system.users)
     if answer not in names:
-        return Verdict(NAME, False, f"return one of {names}, got {answer!r}; the gateway's client spans carry the "
-                                    "instance they called in attributes['net.peer']")
+        return Verdict(
+            NAME,
+            False,
+            f"return one of {names}, got {answer!r}; the gateway's client spans carry the "
+            "instance they called in attributes['net.peer']",
+        )
     if answer != slow:
-        return Verdict(NAME, False, f"{answer} was not the slow one this time ({slow} was, {latency_ms:.0f} ms more per "
-                                    "call). The user's own SERVER spans miss the delay, which happens before its handler: "
-                                    "measure where the caller waits, the gateway's CLIENT spans")
+        return Verdict(
+            NAME,
+            False,
+            f"{answer} was not the slow one this time ({slow} was, {latency_ms:.0f} ms more per "
+            "call). The user's own SERVER spans miss the delay, which happens before its handler: "
+            "measure where the caller waits, the gateway's CLIENT spans",
+        )
     return Verdict(NAME, True, f"{slow} was slow ({latency_ms:.0f} ms more per call), and the spans said so")
 
 

@@ -1,8 +1,10 @@
 """Lesson 14's capstone: the learner's client, built from the lab's parts, must meet the SLO through a real chaos
 run. `resilient_client` is the published solution; `naive_client` is the one-address client it replaces."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lab_services.lessons.capstone import SLO, ClientError, grade, run_client
 from lab_services.lessons.exercises.verdict import Verdict
@@ -20,7 +22,11 @@ def check(build_client: Any, cluster: Cluster, slo: SLO = SLO(), progress: Calla
     failed = card.failed()
     if failed:
         return Verdict(NAME, False, "the SLO was missed: " + "; ".join(failed))
-    return Verdict(NAME, True, "the SLO held through the chaos run: " + "; ".join(f"{r['objective']}: {r['measured']}" for r in card.rows))
+    return Verdict(
+        NAME,
+        True,
+        "the SLO held through the chaos run: " + "; ".join(f"{r['objective']}: {r['measured']}" for r in card.rows),
+    )
 
 
 def naive_client(consul_http: list[str]) -> Callable:

@@ -4,6 +4,7 @@
 through `exercises.check("predict", ...)` like every other exercise, so an instructor's history of verdicts
 holds the guesses too.
 """
+
 from __future__ import annotations
 
 from lab_services.lessons.exercises.verdict import Verdict
@@ -15,7 +16,9 @@ def check(key: str, guess: str | None, answer: str, why: str = "") -> Verdict:
     """predict: was `guess` (None when none was locked in) the answer the experiment showed? `why` explains it."""
     because = f" {why}" if why else ""
     if guess is None:
-        return Verdict(f"{NAME} {key}", False, f"no guess was locked in before the experiment; it showed {answer!r}.{because}")
+        return Verdict(
+            f"{NAME} {key}", False, f"no guess was locked in before the experiment; it showed {answer!r}.{because}"
+        )
     if guess == answer:
         return Verdict(f"{NAME} {key}", True, f"you predicted {guess!r}, and that is what the lab showed.{because}")
     return Verdict(f"{NAME} {key}", False, f"you predicted {guess!r}; the lab showed {answer!r}.{because}")

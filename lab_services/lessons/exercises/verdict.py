@@ -1,4 +1,5 @@
 """A checker's answer to a learner: right or not yet, and a sentence saying why (with the solution once revealed)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

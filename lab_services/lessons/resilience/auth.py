@@ -7,6 +7,7 @@
 The server is built from its parts (servicer, store, health service) rather than with UserServer, so the
 lesson shows where a server interceptor goes: in `grpc.server(..., interceptors=[...])`.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,20 +26,23 @@ class TokenProtectedServer:
     """A user service on a free loopback port that refuses calls without `Bearer <token>` (health checks exempt)."""
 
     def __init__(self, token: str, instance_id: str = "lesson07-auth"):
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=[RequireBearerToken(token)],
-                                  options=[("grpc.so_reuseport", 0)])
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4),
+            interceptors=[RequireBearerToken(token)],
+            options=[("grpc.so_reuseport", 0)],
+        )
         user_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(UserStore(), instance_id), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self.server)
         self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
 
-    def start(self) -> "TokenProtectedServer":
+    def start(self) -> TokenProtectedServer:
         self.server.start()
         return self
 
     def stop(self, grace: float | None = 0) -> None:
         self.server.stop(grace)
 
-    def __enter__(self) -> "TokenProtectedServer":
+    def __enter__(self) -> TokenProtectedServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -50,7 +54,8 @@ def create_through(address: str, *interceptors: grpc.UnaryUnaryClientInterceptor
     channel = grpc.intercept_channel(grpc.insecure_channel(address), *interceptors)
     try:
         user = user_pb2_grpc.UserServiceStub(channel).CreateUser(
-            user_pb2.CreateUserRequest(name="Ada", email=f"ada{time.time_ns()}@example.org"), timeout=2)
+            user_pb2.CreateUserRequest(name="Ada", email=f"ada{time.time_ns()}@example.org"), timeout=2
+        )
         return f"OK, created {user.id}"
     except grpc.RpcError as err:
         return f"{err.code().name}: {err.details()}"

@@ -1,11 +1,11 @@
 """Plot retry delays: full-jitter samples from registry.backoff.Backoff against the exponential ceiling they stay under.
 
-    plot_backoff(base=0.1, cap=2.0, attempts=10)    # a matplotlib Figure; a notebook shows it inline
+plot_backoff(base=0.1, cap=2.0, attempts=10)    # a matplotlib Figure; a notebook shows it inline
 """
+
 from __future__ import annotations
 
 import random
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 from lab_services.core.backoff import Backoff
 
 
-def sample_delays(base: float = 0.1, cap: float = 2.0, factor: float = 2.0, attempts: int = 10, runs: int = 200, seed: int | None = 0) -> list[list[float]]:
+def sample_delays(
+    base: float = 0.1, cap: float = 2.0, factor: float = 2.0, attempts: int = 10, runs: int = 200, seed: int | None = 0
+) -> list[list[float]]:
     """`runs` independent retry sequences of `attempts` delays each, in seconds (row = one client's retries)."""
     rng = random.Random(seed)
     rows = []
@@ -24,7 +26,9 @@ def sample_delays(base: float = 0.1, cap: float = 2.0, factor: float = 2.0, atte
     return rows
 
 
-def plot_backoff(base: float = 0.1, cap: float = 2.0, factor: float = 2.0, attempts: int = 10, runs: int = 200, seed: int | None = 0) -> Figure:
+def plot_backoff(
+    base: float = 0.1, cap: float = 2.0, factor: float = 2.0, attempts: int = 10, runs: int = 200, seed: int | None = 0
+) -> Figure:
     """Each dot one sampled delay; the line is the ceiling min(cap, base * factor**n), the dashed line the mean.
 
     Full jitter spreads the delays evenly between 0 and the ceiling, so clients that failed together
@@ -40,10 +44,18 @@ def plot_backoff(base: float = 0.1, cap: float = 2.0, factor: float = 2.0, attem
     axes = figure.add_subplot()
     for n in range(attempts):
         # A little horizontal spread so the dots of one attempt do not sit on top of each other.
-        axes.scatter([n + 1 + rng.uniform(-0.15, 0.15) for _ in rows], [row[n] for row in rows], s=6, alpha=0.3, color="tab:blue")
+        axes.scatter(
+            [n + 1 + rng.uniform(-0.15, 0.15) for _ in rows], [row[n] for row in rows], s=6, alpha=0.3, color="tab:blue"
+        )
     numbers = range(1, attempts + 1)
     axes.plot(numbers, ceilings, color="tab:red", marker="o", label="ceiling min(cap, base·factor^n)")
-    axes.plot(numbers, [sum(row[n] for row in rows) / len(rows) for n in range(attempts)], color="black", linestyle="--", label="mean of the samples")
+    axes.plot(
+        numbers,
+        [sum(row[n] for row in rows) / len(rows) for n in range(attempts)],
+        color="black",
+        linestyle="--",
+        label="mean of the samples",
+    )
     axes.set_xlabel("retry number")
     axes.set_ylabel("delay before the retry (s)")
     axes.set_title(f"Full-jitter backoff: base={base:g} s, cap={cap:g} s, factor={factor:g}, {runs} clients")

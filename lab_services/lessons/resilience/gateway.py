@@ -9,6 +9,7 @@ and is cancelled if the caller cancels, so when the caller gives up the upstream
 propagate=False the gateway waits up to `fixed_timeout` seconds, and the upstream goes on working for
 a caller that is long gone: `deadline_experiment` counts those wasted completions.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
-from lab_services.lessons.resilience.measure import create_user_call, run_calls, server_codes, wait_idle
 from lab_services.core.ports import require_loopback
+from lab_services.lessons.resilience.measure import create_user_call, run_calls, server_codes, wait_idle
 from lab_services.resilience.deadlines import remaining_deadline
 
 if TYPE_CHECKING:
     from lab_services.service import UserServer
 
 log = logging.getLogger(__name__)
+
 
 class _Gateway(pb_grpc.UserServiceServicer):
     """Forwards GetUser and CreateUser; every other method answers UNIMPLEMENTED."""
@@ -135,7 +137,10 @@ def deadline_experiment(
     before = server_codes(upstream, "CreateUser")
     users_before = len(upstream.store.list())
     try:
-        with GatewayServer(upstream.address, propagate=propagate) as gateway, grpc.insecure_channel(gateway.address) as channel:
+        with (
+            GatewayServer(upstream.address, propagate=propagate) as gateway,
+            grpc.insecure_channel(gateway.address) as channel,
+        ):
             started = time.monotonic()
             client = run_calls(create_user_call(channel, timeout), calls)
             client_seconds = time.monotonic() - started
@@ -149,7 +154,9 @@ def deadline_experiment(
         "client_codes": dict(client),
         "client_seconds": round(client_seconds, 3),
         "upstream_codes": dict(upstream_codes),
-        "upstream_completed": sum(n for code, n in upstream_codes.items() if code not in ("CANCELLED", "DEADLINE_EXCEEDED")),
+        "upstream_completed": sum(
+            n for code, n in upstream_codes.items() if code not in ("CANCELLED", "DEADLINE_EXCEEDED")
+        ),
         "users_written": len(upstream.store.list()) - users_before,
         "forwarded_timeouts": [None if t is None else round(t, 3) for t in forwarded],
     }

@@ -3,6 +3,7 @@
 The server side is read from the server's own metrics (grpc_server_handled_total and
 grpc_server_in_flight), so an attempt is counted whether it came from a first try or a retry.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """Lesson 07's retry experiments: how many attempts reach a server with a retry policy, and that hedging is ignored."""
+
 from __future__ import annotations
 
 import math
@@ -29,10 +30,17 @@ def attempts_experiment(
     with grpc.insecure_channel(address or server.address, options=options or []) as channel:
         codes = run_calls(create_user_call(channel, timeout), calls)
     wait_idle(server)
-    return {"calls": calls, "ok": codes.get("OK", 0), "codes": dict(codes), "server_attempts": server_attempts(server) - before}
+    return {
+        "calls": calls,
+        "ok": codes.get("OK", 0),
+        "codes": dict(codes),
+        "server_attempts": server_attempts(server) - before,
+    }
 
 
-def hedging_experiment(server: UserServer, latency_ms: float = 300, max_attempts: int = 3, hedging_delay: str = "0.05s") -> dict[str, Any]:
+def hedging_experiment(
+    server: UserServer, latency_ms: float = 300, max_attempts: int = 3, hedging_delay: str = "0.05s"
+) -> dict[str, Any]:
     """One call with a hedging policy to a server slowed by `latency_ms`; how many attempts did it get?
 
     A client that implemented hedging would send another attempt every `hedging_delay` while the first

@@ -7,6 +7,7 @@ a config that does not parse (every call on the channel fails with INVALID_ARGUM
 `maxAttempts` above 5 (gRPC clamps it to 5 attempts); and a `methodConfig` whose name matches no method (the
 policy never applies: one attempt, and nothing says why; the only silent case).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,14 @@ def service_config_mistakes(server: UserServer) -> Table:
     try:
         for mistake, (text, claim) in mistaken_configs().items():
             result = attempts_experiment(server, _raw_options(text), calls=1, timeout=5)
-            rows.append({"mistake": mistake, "client_codes": result["codes"], "server_attempts": result["server_attempts"],
-                         "what gRPC does": claim})
+            rows.append(
+                {
+                    "mistake": mistake,
+                    "client_codes": result["codes"],
+                    "server_attempts": result["server_attempts"],
+                    "what gRPC does": claim,
+                }
+            )
     finally:
         server.faults.set(latency_ms=previous.latency_ms, error_rate=previous.error_rate)
     return Table(rows, ["mistake", "client_codes", "server_attempts", "what gRPC does"])

@@ -1,4 +1,5 @@
 """How a stream ends: completed, cancelled by the client, or out of time (a deadline on a stream)."""
+
 from __future__ import annotations
 
 import threading
@@ -12,8 +13,15 @@ from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
 from lab_services.lessons.streaming.resume import ChannelFactory
 
 
-def stream_outcome(address: str, *, timeout: float | None = None, cancel_after: float | None = None,
-                   interval_ms: int = 100, limit: int = 0, channel_factory: ChannelFactory = grpc.insecure_channel) -> dict[str, Any]:
+def stream_outcome(
+    address: str,
+    *,
+    timeout: float | None = None,
+    cancel_after: float | None = None,
+    interval_ms: int = 100,
+    limit: int = 0,
+    channel_factory: ChannelFactory = grpc.insecure_channel,
+) -> dict[str, Any]:
     """Read a paced ListUsers stream with a deadline (`timeout`) or cancel it after `cancel_after` seconds.
 
     A deadline covers the whole stream, not each message: a stream that would take longer than
@@ -22,7 +30,9 @@ def stream_outcome(address: str, *, timeout: float | None = None, cancel_after: 
     channel = channel_factory(address)
     started = time.monotonic()
     received = 0
-    call = pb_grpc.UserServiceStub(channel).ListUsers(pb.ListUsersRequest(limit=limit, interval_ms=interval_ms), timeout=timeout)
+    call = pb_grpc.UserServiceStub(channel).ListUsers(
+        pb.ListUsersRequest(limit=limit, interval_ms=interval_ms), timeout=timeout
+    )
     timer = None
     if cancel_after is not None:
         timer = threading.Timer(cancel_after, call.cancel)

@@ -4,6 +4,7 @@ Each user service instance keeps its own store with its own sequence numbers, an
 Writing every CreateUser to every instance, one after another under one lock, keeps instances that started
 together in step, so a watch can resume on any of them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -83,8 +84,10 @@ class FanOutWriter:
                         raise
                 sequences[instance.id] = last
         if len(set(sequences.values())) > 1:
-            raise ValueError(f"the instances disagree on their latest sequence: {sequences}; "
-                             "a fan-out writer needs instances that started together (empty) and took the same changes")
+            raise ValueError(
+                f"the instances disagree on their latest sequence: {sequences}; "
+                "a fan-out writer needs instances that started together (empty) and took the same changes"
+            )
         self.sequence = next(iter(sequences.values()), 0)
         return self.sequence
 

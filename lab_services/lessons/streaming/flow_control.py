@@ -1,4 +1,5 @@
 """Flow control on Chat: a slow reader makes a fast writer wait (HTTP/2 windows), measured and plotted."""
+
 from __future__ import annotations
 
 import threading
@@ -110,8 +111,13 @@ def plot_flow(result: dict[str, Any]):
     axes = figure.add_subplot()
     axes.plot([s.t for s in samples], [s.sent for s in samples], label="messages the sender got out")
     axes.plot([s.t for s in samples], [s.read for s in samples], label="replies the reader read")
-    axes.fill_between([s.t for s in samples], [s.read for s in samples], [s.sent for s in samples], alpha=0.15,
-                      label="in flow-control windows and buffers")
+    axes.fill_between(
+        [s.t for s in samples],
+        [s.read for s in samples],
+        [s.sent for s in samples],
+        alpha=0.15,
+        label="in flow-control windows and buffers",
+    )
     axes.set_xlabel("seconds")
     axes.set_ylabel("messages")
     axes.set_title("Backpressure: a slow reader slows the sender")

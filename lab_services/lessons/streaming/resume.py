@@ -7,6 +7,7 @@ A sequence number only means the same change on two instances if both saw the sa
 (see `fan_out`). An instance that missed changes (it restarted, empty) answers OUT_OF_RANGE, and the watch
 moves on to another one instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,13 +30,15 @@ ChannelFactory = Callable[[str], grpc.Channel]
 
 # Codes after which another instance may serve the watch: the server died or shut down (UNAVAILABLE),
 # its connection broke mid-stream (UNKNOWN, CANCELLED from the server side), or it lacks our history.
-_MOVE_ON = frozenset({
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.OUT_OF_RANGE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-})
+_MOVE_ON = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,12 @@ class ResumableWatch:
     def wait_for_sequence(self, sequence: int, timeout: float = 10.0) -> bool:
         """Wait until an event with at least `sequence` arrived; False after `timeout` or if the watch gave up."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: (self.last_sequence or 0) >= sequence or self.error is not None or not self.running, timeout
-            ) and (self.last_sequence or 0) >= sequence
+            return (
+                self._cond.wait_for(
+                    lambda: (self.last_sequence or 0) >= sequence or self.error is not None or not self.running, timeout
+                )
+                and (self.last_sequence or 0) >= sequence
+            )
 
     def wait_serving(self, timeout: float = 10.0) -> str | None:
         """Wait until a stream is open; the id of the instance serving it (None after `timeout`)."""
@@ -156,14 +162,29 @@ class ResumableWatch:
             instances = list(dict.fromkeys(r.instance for r in self.received))
             switches = len(self.switches)
         if not sequences:
-            return {"events": 0, "first": None, "last": None, "gaps": [], "duplicates": [], "instances": [], "switches": switches}
+            return {
+                "events": 0,
+                "first": None,
+                "last": None,
+                "gaps": [],
+                "duplicates": [],
+                "instances": [],
+                "switches": switches,
+            }
         first = min(sequences) if first is None else first
         last = max(sequences) if last is None else last
         seen: set[int] = set()
         duplicates = sorted({s for s in sequences if s in seen or seen.add(s)})
         gaps = [s for s in range(first, last + 1) if s not in seen]
-        return {"events": len(sequences), "first": first, "last": last, "gaps": gaps, "duplicates": duplicates,
-                "instances": instances, "switches": switches}
+        return {
+            "events": len(sequences),
+            "first": first,
+            "last": last,
+            "gaps": gaps,
+            "duplicates": duplicates,
+            "instances": instances,
+            "switches": switches,
+        }
 
     def rate(self, window: float = 1.0) -> float:
         """Events per second over the last `window` seconds."""
@@ -181,7 +202,9 @@ class ResumableWatch:
             if instance is None:
                 stuck_since = stuck_since or time.monotonic()
                 if time.monotonic() - stuck_since > self.give_up_after:
-                    self._give_up(f"no instance of {self.watcher.service!r} could serve the watch for {self.give_up_after:g} s")
+                    self._give_up(
+                        f"no instance of {self.watcher.service!r} could serve the watch for {self.give_up_after:g} s"
+                    )
                     return
                 self._stopping.wait(0.05)
                 continue
@@ -250,8 +273,11 @@ class ResumableWatch:
     def _deliver(self, event: pb.UserEvent, instance_id: str) -> None:
         with self._cond:
             # Resuming is exact, so an old sequence here would be a bug worth seeing, not hiding: keep it.
-            self.received.append(Received(event.sequence, instance_id, pb.UserEvent.Kind.Name(event.kind),
-                                          event.user.id, time.monotonic()))
+            self.received.append(
+                Received(
+                    event.sequence, instance_id, pb.UserEvent.Kind.Name(event.kind), event.user.id, time.monotonic()
+                )
+            )
             self.last_sequence = max(self.last_sequence or 0, event.sequence)
             self._cond.notify_all()
 

@@ -7,6 +7,7 @@ nothing for the health check: it times out, Consul marks the live instance criti
 asyncio server keeps each stream as a suspended coroutine, so health and unary calls keep answering. The stream
 benchmark (`bench/streams.py`, `discovery-lab bench streams`) builds on the same pieces.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -152,9 +153,13 @@ def unary_latencies(address: str, calls: int = 200, timeout: float = 1.0) -> tup
 def _consul_verdict(server: UserServer, consul_http: str, settle: float) -> str:
     """Register `server` with a 1 s gRPC check (1 s timeout), give Consul `settle` seconds to pass it, and return the
     check's status: 'passing', or 'critical' when the health check could not get an answer in time."""
-    registration = ServiceRegistration(name="lesson05-starved", service_id=f"lesson05-starved-{server.port}",
-                                       address="127.0.0.1", port=server.port,
-                                       checks=[CheckSpec("grpc", interval="1s", timeout="1s")])
+    registration = ServiceRegistration(
+        name="lesson05-starved",
+        service_id=f"lesson05-starved-{server.port}",
+        address="127.0.0.1",
+        port=server.port,
+        checks=[CheckSpec("grpc", interval="1s", timeout="1s")],
+    )
     registrar = ConsulRegistrar(registration, consul_http=consul_http).start()
     check_id = registration.check_ids()[0]
     try:
@@ -168,9 +173,14 @@ def _consul_verdict(server: UserServer, consul_http: str, settle: float) -> str:
         registrar.stop()  # deregisters
 
 
-def compare_server_kinds(streams: int = 60, kind: str = "watch", max_workers: int = 32,
-                         consul_http: str | None = None, settle: float = 4.0,
-                         progress: OnStep | None = None) -> list[dict[str, Any]]:
+def compare_server_kinds(
+    streams: int = 60,
+    kind: str = "watch",
+    max_workers: int = 32,
+    consul_http: str | None = None,
+    settle: float = 4.0,
+    progress: OnStep | None = None,
+) -> list[dict[str, Any]]:
     """Lesson 05: the same open streams against a thread-pool server and an asyncio one, side by side.
 
     With more streams than `max_workers`, the thread-pool server has no thread left for its health check
@@ -186,9 +196,13 @@ def compare_server_kinds(streams: int = 60, kind: str = "watch", max_workers: in
         try:
             with OpenStreams(server.address, streams, kind, establish_timeout=2.0) as load:
                 answered, failed = unary_latencies(server.address, calls=5, timeout=0.5)
-                row = {"server": server_kind, "streams_requested": streams, "streams_served": load.established,
-                       "health_check": health_check(server.address, timeout=0.5),
-                       "unary_calls_answered": f"{len(answered)} of {len(answered) + failed}"}
+                row = {
+                    "server": server_kind,
+                    "streams_requested": streams,
+                    "streams_served": load.established,
+                    "health_check": health_check(server.address, timeout=0.5),
+                    "unary_calls_answered": f"{len(answered)} of {len(answered) + failed}",
+                }
                 if consul_http:
                     row["consul_check"] = _consul_verdict(server, consul_http, settle)
                 rows.append(row)

@@ -1,4 +1,5 @@
 """ipywidgets dashboards for the lessons; each is a plain class with its widgets as attributes and `.widget` to display."""
+
 from __future__ import annotations
 
 from lab_services.lessons.widgets.cluster_overview import ClusterOverview
@@ -9,4 +10,12 @@ from lab_services.lessons.widgets.lease_control import LeaseControl
 from lab_services.lessons.widgets.stream_meter import StreamMeter
 from lab_services.lessons.widgets.traffic_split import TrafficSplit
 
-__all__ = ["ClusterOverview", "FaultPanel", "HealthBoard", "LabDashboard", "LeaseControl", "StreamMeter", "TrafficSplit"]
+__all__ = [
+    "ClusterOverview",
+    "FaultPanel",
+    "HealthBoard",
+    "LabDashboard",
+    "LeaseControl",
+    "StreamMeter",
+    "TrafficSplit",
+]

@@ -1,4 +1,5 @@
 """The background thread every live widget runs, in one place: start for a while, stop, wait, ask if running."""
+
 from __future__ import annotations
 
 import threading

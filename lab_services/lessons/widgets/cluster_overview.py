@@ -1,4 +1,5 @@
 """ClusterOverview: the lab's nodes at a glance (Consul servers, etcd members, Prometheus, services), leaders marked."""
+
 from __future__ import annotations
 
 from importlib import metadata
@@ -17,15 +18,17 @@ ROLES = {"consul": "Consul server", "etcd": "etcd member", "prometheus": "Promet
 class ClusterOverview:
     """One table row per lab process; `refresh()` (or the Refresh button) asks the cluster again.
 
-        overview = ClusterOverview(cluster)
-        display(overview.widget)
-        overview.rows          # the same table as plain dicts
+    overview = ClusterOverview(cluster)
+    display(overview.widget)
+    overview.rows          # the same table as plain dicts
     """
 
     def __init__(self, cluster: Cluster):
         self.cluster = cluster
         self.rows: list[dict[str, Any]] = []
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh", tooltip="ask the cluster for its status again")
+        self.refresh_button = widgets.Button(
+            description="Refresh", icon="refresh", tooltip="ask the cluster for its status again"
+        )
         self.summary = widgets.HTML()
         self.table = widgets.HTML()
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -36,7 +39,9 @@ class ClusterOverview:
         """Read `cluster.status()` and redraw; returns the rows."""
         status = self.cluster.status()
         self.rows = overview_rows(status)
-        self.table.value = html_table(self.rows, COLUMNS + (["container"] if any("container" in r for r in self.rows) else []))
+        self.table.value = html_table(
+            self.rows, COLUMNS + (["container"] if any("container" in r for r in self.rows) else [])
+        )
         self.summary.value = summary_html(status, self.rows)
         return self.rows
 
@@ -64,17 +69,21 @@ def overview_rows(status: ClusterStatus) -> list[dict[str, Any]]:
     rows = []
     for proc in status.processes:
         kind, ports = proc.kind, proc.ports
-        port = ports.get("http") if kind in ("consul", "prometheus") else ports.get("client") if kind == "etcd" else None
+        port = (
+            ports.get("http") if kind in ("consul", "prometheus") else ports.get("client") if kind == "etcd" else None
+        )
         address = services[proc.name].address if proc.name in services else (f"{proc.host}:{port}" if port else "-")
-        rows.append({
-            "role": ROLES.get(kind, kind),
-            "name": proc.name,
-            "address": address,
-            "pid": proc.pid,
-            "state": proc.state,
-            "leader": "★ leader" if proc.name in leaders else "",
-            "version": versions.get(kind, "-"),
-            # On the compose runtime each node is a container: name it, as `docker ps` does.
-            **({"container": proc.container} if proc.container else {}),
-        })
+        rows.append(
+            {
+                "role": ROLES.get(kind, kind),
+                "name": proc.name,
+                "address": address,
+                "pid": proc.pid,
+                "state": proc.state,
+                "leader": "★ leader" if proc.name in leaders else "",
+                "version": versions.get(kind, "-"),
+                # On the compose runtime each node is a container: name it, as `docker ps` does.
+                **({"container": proc.container} if proc.container else {}),
+            }
+        )
     return rows

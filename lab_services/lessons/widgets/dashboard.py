@@ -1,30 +1,32 @@
 """LabDashboard: the whole lab live on one screen, with buttons that kill, stop, start, pause and resume real processes.
 
-    dashboard = LabDashboard(cluster).start()     # redraws every 2 s in the background
-    dashboard                                      # display it
-    dashboard.buttons("user-2")["kill"].click()    # what the kill button of user-2 does: SIGKILL, then a redraw
-    dashboard.reset_button.click()                 # the instructor's reset: everything back to the lab's clean shape
-    dashboard.add_panel(split_panel, "Live call split")   # a lesson's own widget below the dashboard
-    dashboard.stop()
+dashboard = LabDashboard(cluster).start()     # redraws every 2 s in the background
+dashboard                                      # display it
+dashboard.buttons("user-2")["kill"].click()    # what the kill button of user-2 does: SIGKILL, then a redraw
+dashboard.reset_button.click()                 # the instructor's reset: everything back to the lab's clean shape
+dashboard.add_panel(split_panel, "Live call split")   # a lesson's own widget below the dashboard
+dashboard.stop()
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from html import escape
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import consul
 import ipywidgets as widgets
 
-from lab_services.lessons import exercises
-from lab_services.registry.consul_health import CheckState, ConsulHealth
 from lab_services.core.table import html_table
-from lab_services.runtime.cluster import Cluster
-from lab_services.runtime.status import ClusterStatus
+from lab_services.lessons import exercises
+from lab_services.lessons.widgets.background import BackgroundThread
 from lab_services.lessons.widgets.cluster_overview import overview_rows, summary_html
 from lab_services.lessons.widgets.health_board import COLOURS
-from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.registry.consul_health import CheckState, ConsulHealth
+from lab_services.runtime.cluster import Cluster
+from lab_services.runtime.status import ClusterStatus
 
 ACTIONS = ("kill", "stop", "start", "pause", "resume")
 # The buttons that make sense in each state: a stopped process can only be started, a paused one resumed
@@ -57,8 +59,12 @@ class ProcessRow:
         self.state.add_class(f"lab-state-{name}")
         self.buttons: dict[str, widgets.Button] = {}
         for action in ACTIONS:
-            button = widgets.Button(description=action, tooltip=f"{action} {name}: {TOOLTIPS[action]}",
-                                    button_style=STYLES[action], layout=widgets.Layout(width="78px"))
+            button = widgets.Button(
+                description=action,
+                tooltip=f"{action} {name}: {TOOLTIPS[action]}",
+                button_style=STYLES[action],
+                layout=widgets.Layout(width="78px"),
+            )
             button.add_class(f"lab-{action}-{name}")
             button.on_click(lambda _, action=action: act(action, name))
             self.buttons[action] = button
@@ -67,11 +73,18 @@ class ProcessRow:
 
     def show(self, row: dict[str, Any], busy: bool) -> None:
         """Redraw from an overview row; while any action runs, every button waits."""
-        cells = [(f"<b>{escape(row['name'])}</b> {'★' if row['leader'] else ''}", 110), (row["role"], 110),
-                 (row["address"], 150), (f"pid {row['pid']}" if row["pid"] else "no pid", 80), (row["version"], 90),
-                 *([(f"container {row['container']}", 170)] if row.get("container") else [])]
-        self.info.value = "".join(f"<span style='display:inline-block;width:{w}px'>{c if i == 0 else escape(str(c))}</span>"
-                                  for i, (c, w) in enumerate(cells))
+        cells = [
+            (f"<b>{escape(row['name'])}</b> {'★' if row['leader'] else ''}", 110),
+            (row["role"], 110),
+            (row["address"], 150),
+            (f"pid {row['pid']}" if row["pid"] else "no pid", 80),
+            (row["version"], 90),
+            *([(f"container {row['container']}", 170)] if row.get("container") else []),
+        ]
+        self.info.value = "".join(
+            f"<span style='display:inline-block;width:{w}px'>{c if i == 0 else escape(str(c))}</span>"
+            for i, (c, w) in enumerate(cells)
+        )
         self.state.value = f"<b style='color:{STATE_COLOURS.get(row['state'], '#000')}'>{row['state']}</b>"
         allowed = set() if busy else ENABLED.get(row["state"], set())
         for action, button in self.buttons.items():
@@ -103,7 +116,9 @@ class LabDashboard(BackgroundThread):
         self._thread: threading.Thread | None = None
         self._consul: dict[str, ConsulHealth] = {}
 
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh", tooltip="ask the cluster and Consul again")
+        self.refresh_button = widgets.Button(
+            description="Refresh", icon="refresh", tooltip="ask the cluster and Consul again"
+        )
         self.refresh_button.on_click(lambda _: self.refresh())
         self.last_update = widgets.HTML()
         self.last_update.add_class("lab-last-update")
@@ -114,32 +129,51 @@ class LabDashboard(BackgroundThread):
         self.nodes = widgets.HTML()
         self.nodes.add_class("lab-nodes")
         # Shown only when the lab runs client agents (lesson 12 on): then nodes differ from the servers.
-        self.nodes_section = widgets.VBox([widgets.HTML("<b>Nodes</b> (each Consul agent: its gossip health and the "
-                                                        "services registered with it)"), self.nodes],
-                                          layout=widgets.Layout(display="none"))
+        self.nodes_section = widgets.VBox(
+            [
+                widgets.HTML("<b>Nodes</b> (each Consul agent: its gossip health and the services registered with it)"),
+                self.nodes,
+            ],
+            layout=widgets.Layout(display="none"),
+        )
         self.message = widgets.HTML()
         self.message.add_class("lab-message")
-        self.reset_button = widgets.Button(description="Reset lab", icon="undo", button_style="warning",
-                                           tooltip="resume what is paused, start what is stopped, stop instances added since up")
+        self.reset_button = widgets.Button(
+            description="Reset lab",
+            icon="undo",
+            button_style="warning",
+            tooltip="resume what is paused, start what is stopped, stop instances added since up",
+        )
         self.reset_button.add_class("lab-reset")
         self.reset_button.on_click(lambda _: self.reset())
-        self.reveal_toggle = widgets.ToggleButton(value=exercises.solutions_revealed(), description="Reveal solutions",
-                                                  icon="eye", tooltip="every exercises.check(...) shows one solution")
+        self.reveal_toggle = widgets.ToggleButton(
+            value=exercises.solutions_revealed(),
+            description="Reveal solutions",
+            icon="eye",
+            tooltip="every exercises.check(...) shows one solution",
+        )
         self.reveal_toggle.observe(self._on_reveal, names="value")
         self.panels = widgets.VBox()
-        self.widget = widgets.VBox([
-            widgets.HBox([self.refresh_button, self.last_update]),
-            self.summary,
-            widgets.HTML("<b>Processes</b> (★ the current Raft leader)"),
-            self.controls,
-            self.message,
-            widgets.HTML("<b>Service instances</b> (checks as the Consul catalog sees them)"),
-            self.services,
-            self.nodes_section,
-            widgets.HBox([widgets.HTML("<b>Instructor</b>&nbsp;", layout=widgets.Layout(width="90px")),
-                          self.reset_button, self.reveal_toggle]),
-            self.panels,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.refresh_button, self.last_update]),
+                self.summary,
+                widgets.HTML("<b>Processes</b> (★ the current Raft leader)"),
+                self.controls,
+                self.message,
+                widgets.HTML("<b>Service instances</b> (checks as the Consul catalog sees them)"),
+                self.services,
+                self.nodes_section,
+                widgets.HBox(
+                    [
+                        widgets.HTML("<b>Instructor</b>&nbsp;", layout=widgets.Layout(width="90px")),
+                        self.reset_button,
+                        self.reveal_toggle,
+                    ]
+                ),
+                self.panels,
+            ]
+        )
         self.widget.add_class("lab-dashboard")
         self.refresh()
 
@@ -151,7 +185,9 @@ class LabDashboard(BackgroundThread):
             try:
                 status = self.cluster.status()
             except Exception as err:  # a lab restarting or down is worth showing; the next refresh may find it back
-                self.summary.value = f"<b style='color:{COLOURS['critical']}'>the lab did not answer: {escape(str(err))}</b>"
+                self.summary.value = (
+                    f"<b style='color:{COLOURS['critical']}'>the lab did not answer: {escape(str(err))}</b>"
+                )
                 self._show_last_update()
                 return self.rows
             self.status = status
@@ -160,7 +196,8 @@ class LabDashboard(BackgroundThread):
             self._draw_rows()
             new = [row["name"] for row in self.rows if row["name"] not in self.process_rows]
             self.summary.value = summary_html(status, self.rows) + (
-                f" &nbsp;·&nbsp; new: {escape(', '.join(new))} (press Refresh for their buttons)" if new else "")
+                f" &nbsp;·&nbsp; new: {escape(', '.join(new))} (press Refresh for their buttons)" if new else ""
+            )
             self.services.value = self._services_table(status)
             self._show_nodes(status)
             self._show_last_update()
@@ -192,6 +229,7 @@ class LabDashboard(BackgroundThread):
 
     def _read_checks(self, status: ClusterStatus) -> dict[str, list[CheckState]] | None:
         """{service_id: its checks} from the catalog of the first running Consul server that answers; None if none does."""
+
         def checks(client: consul.Consul) -> dict[str, list[CheckState]]:
             found: dict[str, list[CheckState]] = {}
             for check in map(CheckState.from_api, client.health.state("any")[1]):
@@ -213,18 +251,30 @@ class LabDashboard(BackgroundThread):
                 checks = client.health.node(node["Node"])[1]
                 # A node's own checks (serfHealth) count for every service on it, as in /v1/health/service?passing:
                 # a service whose agent is gone keeps its last "passing" check, yet is no longer listed.
-                node_worst = max((c["Status"] for c in checks if not c["ServiceID"]), default="passing", key=SEVERITY.index)
+                node_worst = max(
+                    (c["Status"] for c in checks if not c["ServiceID"]), default="passing", key=SEVERITY.index
+                )
                 services: dict[str, str] = {}
                 for check in checks:
                     if check["ServiceID"]:
-                        services[check["ServiceID"]] = max(services.get(check["ServiceID"], node_worst), check["Status"],
-                                                           key=SEVERITY.index)
+                        services[check["ServiceID"]] = max(
+                            services.get(check["ServiceID"], node_worst), check["Status"], key=SEVERITY.index
+                        )
                 process = processes.get(node["Node"])
-                rows.append({"node": node["Node"], "address": node["Address"],
-                             "agent": {"consul": "server", "consul-client": "client"}.get(process.kind if process else "", "?"),
-                             "process": process.state if process else "not a lab process",
-                             "gossip": next((c["Status"] for c in checks if c["CheckID"] == "serfHealth"), "no serfHealth check"),
-                             "services": dict(sorted(services.items()))})
+                rows.append(
+                    {
+                        "node": node["Node"],
+                        "address": node["Address"],
+                        "agent": {"consul": "server", "consul-client": "client"}.get(
+                            process.kind if process else "", "?"
+                        ),
+                        "process": process.state if process else "not a lab process",
+                        "gossip": next(
+                            (c["Status"] for c in checks if c["CheckID"] == "serfHealth"), "no serfHealth check"
+                        ),
+                        "services": dict(sorted(services.items())),
+                    }
+                )
             return rows
 
         return self._ask_consul(status, nodes)
@@ -244,11 +294,22 @@ class LabDashboard(BackgroundThread):
         def coloured(state: str, colours: dict[str, str]) -> str:
             return f"<b style='color:{colours.get(state, '#000')}'>{escape(state)}</b>"
 
-        self.nodes.value = html_table([
-            {**row, "process": coloured(row["process"], STATE_COLOURS), "gossip": coloured(row["gossip"], COLOURS),
-             "services": " &nbsp;".join(f"{escape(sid)} {coloured(state, COLOURS)}" for sid, state in row["services"].items())
-                         or f"<span style='color:{COLOURS['gone']}'>none</span>"}
-            for row in found], ["node", "address", "agent", "process", "gossip", "services"], markup=("process", "gossip", "services"))
+        self.nodes.value = html_table(
+            [
+                {
+                    **row,
+                    "process": coloured(row["process"], STATE_COLOURS),
+                    "gossip": coloured(row["gossip"], COLOURS),
+                    "services": " &nbsp;".join(
+                        f"{escape(sid)} {coloured(state, COLOURS)}" for sid, state in row["services"].items()
+                    )
+                    or f"<span style='color:{COLOURS['gone']}'>none</span>",
+                }
+                for row in found
+            ],
+            ["node", "address", "agent", "process", "gossip", "services"],
+            markup=("process", "gossip", "services"),
+        )
 
     def _services_table(self, status: ClusterStatus) -> str:
         rows = []
@@ -259,17 +320,28 @@ class LabDashboard(BackgroundThread):
                 f"{escape(c.check_id.removeprefix(prefix))} <b style='color:{COLOURS.get(c.status, '#000')}'>{c.status}</b>"
                 for c in checks
             )
-            rows.append({
-                "instance": service.id, "version": service.version, "address": service.address,
-                "process": f"<b style='color:{STATE_COLOURS.get(service.state, '#000')}'>{service.state}</b>",
-                "Consul checks": cell or f"<span style='color:{COLOURS['gone']}'>"
-                                         f"{'not registered' if self.checks is not None else 'no Consul server answered'}</span>",
-            })
-        return html_table(rows, ["instance", "version", "address", "process", "Consul checks"], markup=("process", "Consul checks"))
+            rows.append(
+                {
+                    "instance": service.id,
+                    "version": service.version,
+                    "address": service.address,
+                    "process": f"<b style='color:{STATE_COLOURS.get(service.state, '#000')}'>{service.state}</b>",
+                    "Consul checks": cell
+                    or f"<span style='color:{COLOURS['gone']}'>"
+                    f"{'not registered' if self.checks is not None else 'no Consul server answered'}</span>",
+                }
+            )
+        return html_table(
+            rows, ["instance", "version", "address", "process", "Consul checks"], markup=("process", "Consul checks")
+        )
 
     def _show_last_update(self, running: bool | None = None) -> None:
         running = self.running if running is None else running
-        every = f"refreshing every {self.refresh_every:g} s" if running else "not refreshing (press Refresh, or call start())"
+        every = (
+            f"refreshing every {self.refresh_every:g} s"
+            if running
+            else "not refreshing (press Refresh, or call start())"
+        )
         self.last_update.value = f"&nbsp; last update {self.updated} &nbsp;·&nbsp; {every}"
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -329,8 +401,11 @@ class LabDashboard(BackgroundThread):
 
     def _on_reveal(self, change: dict[str, Any]) -> None:
         exercises.reveal_solutions(change["new"])
-        self._say("solutions revealed: every exercises.check(...) now shows one solution" if change["new"]
-                  else "solutions hidden")
+        self._say(
+            "solutions revealed: every exercises.check(...) now shows one solution"
+            if change["new"]
+            else "solutions hidden"
+        )
 
     # -- lessons' own panels ---------------------------------------------------------------------------
     def add_panel(self, panel: Any, title: str | None = None) -> Any:

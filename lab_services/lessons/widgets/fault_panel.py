@@ -1,12 +1,13 @@
 """FaultPanel: inject errors and latency into one instance and watch a client's success rate, with retries and breakers.
 
-    panel = FaultPanel(watcher, admins={"user-1": "127.0.0.1:9101", ...}, target="user-2")
-    display(panel.widget)
-    panel.error_rate.value = 0.5      # the target now fails half its calls (through its admin port)
-    panel.breakers_toggle.value = True
-    panel.start(duration=30)          # traffic and a chart, one point per tick; stops by itself
-    panel.stop(); panel.reset()       # faults back to zero on every instance
+panel = FaultPanel(watcher, admins={"user-1": "127.0.0.1:9101", ...}, target="user-2")
+display(panel.widget)
+panel.error_rate.value = 0.5      # the target now fails half its calls (through its admin port)
+panel.breakers_toggle.value = True
+panel.start(duration=30)          # traffic and a chart, one point per tick; stops by itself
+panel.stop(); panel.reset()       # faults back to zero on every instance
 """
+
 from __future__ import annotations
 
 import io
@@ -20,13 +21,13 @@ import grpc
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
+from lab_services.core.table import html_table
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.discovery.watcher import Watcher
-from lab_services.core.table import html_table
-from lab_services.resilience.breaker import BreakerRegistry, CircuitOpenError
 from lab_services.lessons.resilience.measure import create_user_call
-from lab_services.service import AdminClient
 from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.resilience.breaker import BreakerRegistry, CircuitOpenError
+from lab_services.service import AdminClient
 
 
 class FaultPanel(BackgroundThread):
@@ -38,11 +39,21 @@ class FaultPanel(BackgroundThread):
     (`breaker_settings`) and off. Passive ejection is off, so what you see is the breakers' doing.
     """
 
-    def __init__(self, watcher: Watcher, admins: Mapping[str, str], target: str | None = None, *,
-                 calls_per_tick: int = 20, tick: float = 0.5, timeout: float = 1.0,
-                 breaker_settings: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        watcher: Watcher,
+        admins: Mapping[str, str],
+        target: str | None = None,
+        *,
+        calls_per_tick: int = 20,
+        tick: float = 0.5,
+        timeout: float = 1.0,
+        breaker_settings: dict[str, Any] | None = None,
+    ):
         if not admins:
-            raise ValueError("invalid argument: admins: empty; pass {instance id: admin address}, e.g. from cluster.status()")
+            raise ValueError(
+                "invalid argument: admins: empty; pass {instance id: admin address}, e.g. from cluster.status()"
+            )
         self.admins = {i: AdminClient(a) for i, a in sorted(admins.items())}
         self.calls_per_tick = calls_per_tick
         self.tick = tick
@@ -69,23 +80,35 @@ class FaultPanel(BackgroundThread):
         for knob in (self.error_rate, self.latency_ms):
             knob.observe(lambda _: self.apply_faults(), names="value")
         self.target.observe(self._retarget, names="value")
-        self.retries_toggle.observe(lambda change: setattr(self.picker, "retries", 2 if change["new"] else 0), names="value")
-        self.breakers_toggle.observe(lambda change: setattr(self.picker, "breakers", self.breakers if change["new"] else None),
-                                     names="value")
+        self.retries_toggle.observe(
+            lambda change: setattr(self.picker, "retries", 2 if change["new"] else 0), names="value"
+        )
+        self.breakers_toggle.observe(
+            lambda change: setattr(self.picker, "breakers", self.breakers if change["new"] else None), names="value"
+        )
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self._stopping.set())
-        self.widget = widgets.VBox([
-            widgets.HBox([self.target, self.error_rate, self.latency_ms]),
-            widgets.HBox([self.retries_toggle, self.breakers_toggle, self.start_button, self.stop_button]),
-            self.chart, self.table, self.breaker_table, self.status,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.target, self.error_rate, self.latency_ms]),
+                widgets.HBox([self.retries_toggle, self.breakers_toggle, self.start_button, self.stop_button]),
+                self.chart,
+                self.table,
+                self.breaker_table,
+                self.status,
+            ]
+        )
 
     # Faults
 
     def apply_faults(self) -> dict[str, float]:
         """Send the sliders' values to the target instance; returns what it now applies."""
-        applied = self.admins[self.target.value].set_faults(latency_ms=self.latency_ms.value, error_rate=self.error_rate.value)
-        self.status.value = f"{self.target.value}: latency {applied['latency_ms']:g} ms, error rate {applied['error_rate']:g}"
+        applied = self.admins[self.target.value].set_faults(
+            latency_ms=self.latency_ms.value, error_rate=self.error_rate.value
+        )
+        self.status.value = (
+            f"{self.target.value}: latency {applied['latency_ms']:g} ms, error rate {applied['error_rate']:g}"
+        )
         return applied
 
     def _retarget(self, change: dict[str, Any]) -> None:
@@ -153,11 +176,17 @@ class FaultPanel(BackgroundThread):
         rows = self.history[-60:]
         self.chart.value = _chart_png(rows)
         self.table.value = html_table(
-            [{k: r[k] for k in ("t", "success", "p50_ms", "p95_ms", "refused_by_breaker", "served_by")} for r in rows[-5:]]
+            [
+                {k: r[k] for k in ("t", "success", "p50_ms", "p95_ms", "refused_by_breaker", "served_by")}
+                for r in rows[-5:]
+            ]
         )
         breakers = self.breakers.snapshot()
-        self.breaker_table.value = ("<b>Breakers</b> " + ("(on)" if self.picker.breakers is not None else "(off)")
-                                    + html_table([{"instance": i, **s} for i, s in breakers.items()]))
+        self.breaker_table.value = (
+            "<b>Breakers</b> "
+            + ("(on)" if self.picker.breakers is not None else "(off)")
+            + html_table([{"instance": i, **s} for i, s in breakers.items()])
+        )
 
 
 def _chart_png(rows: list[dict[str, Any]]) -> bytes:

@@ -1,12 +1,13 @@
 """HealthBoard: one instance's checks as Consul sees them, live, with buttons that flip the instance's health.
 
-    board = HealthBoard(consul_http, service_id, admin_address)
-    display(board.widget)
-    board.start(duration=30)                   # poll in the background; stops by itself after 30 s
-    board.not_serving_button.click()           # the instance now answers NOT_SERVING
-    board.seconds_after_flip("service:user-1:grpc", "critical")   # how long Consul took to notice
-    board.stop()
+board = HealthBoard(consul_http, service_id, admin_address)
+display(board.widget)
+board.start(duration=30)                   # poll in the background; stops by itself after 30 s
+board.not_serving_button.click()           # the instance now answers NOT_SERVING
+board.seconds_after_flip("service:user-1:grpc", "critical")   # how long Consul took to notice
+board.stop()
 """
+
 from __future__ import annotations
 
 import threading
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from lab_services.registry.consul_health import ConsulHealth
 from lab_services.core.table import html_table
-from lab_services.service import AdminClient
 from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.registry.consul_health import ConsulHealth
+from lab_services.service import AdminClient
 
 COLOURS = {"passing": "#1a7f37", "warning": "#9a6700", "critical": "#cf222e", "gone": "#57606a"}
 
@@ -41,7 +42,9 @@ class HealthBoard(BackgroundThread):
     reading is late by at most one poll.
     """
 
-    def __init__(self, consul_http: str, service_id: str, admin_address: str, poll_every: float = 0.1, service: str = ""):
+    def __init__(
+        self, consul_http: str, service_id: str, admin_address: str, poll_every: float = 0.1, service: str = ""
+    ):
         self.service_id = service_id
         self.service = service
         self.poll_every = poll_every
@@ -57,20 +60,24 @@ class HealthBoard(BackgroundThread):
         self.thread_name = f"health-board-{service_id}"
 
         self.serving_button = widgets.Button(description="SERVING", button_style="success", tooltip="report SERVING")
-        self.not_serving_button = widgets.Button(description="NOT_SERVING", button_style="danger", tooltip="report NOT_SERVING")
+        self.not_serving_button = widgets.Button(
+            description="NOT_SERVING", button_style="danger", tooltip="report NOT_SERVING"
+        )
         self.serving_button.on_click(lambda _: self.set_health("SERVING"))
         self.not_serving_button.on_click(lambda _: self.set_health("NOT_SERVING"))
         self.reported = widgets.HTML()
         self.polling = widgets.HTML()
         self.checks = widgets.HTML()
         self.history = widgets.HTML()
-        self.widget = widgets.VBox([
-            widgets.HBox([self.serving_button, self.not_serving_button, self.reported]),
-            self.polling,
-            self.checks,
-            widgets.HTML("<b>Changes seen</b> (seconds on the board's clock)"),
-            self.history,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.serving_button, self.not_serving_button, self.reported]),
+                self.polling,
+                self.checks,
+                widgets.HTML("<b>Changes seen</b> (seconds on the board's clock)"),
+                self.history,
+            ]
+        )
         self._show_reported(self.admin.health(service))
         self._show_polling()
         self.poll_once()
@@ -96,7 +103,9 @@ class HealthBoard(BackgroundThread):
         try:
             states = self.consul.checks(self.service_id)
         except Exception as err:  # Consul down or restarting is a state worth showing, not a reason to stop polling
-            self.checks.value = f"<span style='color:{COLOURS['critical']}'>Consul did not answer: {type(err).__name__}</span>"
+            self.checks.value = (
+                f"<span style='color:{COLOURS['critical']}'>Consul did not answer: {type(err).__name__}</span>"
+            )
             return dict(self._last)
         # Stamped when the answer arrived, so a change is never dated before the flip that caused it.
         t = self.now()
@@ -109,12 +118,16 @@ class HealthBoard(BackgroundThread):
             self._last = {k: v for k, v in current.items() if v != "gone"}
             self._changed.notify_all()
         self.checks.value = html_table(
-            [{"check": s.check_id, "kind": s.kind, "status": _badge(s.status), "output": s.output[:80]} for s in states],
+            [
+                {"check": s.check_id, "kind": s.kind, "status": _badge(s.status), "output": s.output[:80]}
+                for s in states
+            ],
             ["check", "kind", "status", "output"],
             markup=("status",),
         )
         self.history.value = html_table(
-            [{"t": f"{tr.t:.2f}", "check": tr.check_id, "status": tr.status} for tr in self.timeline[-12:]], ["t", "check", "status"]
+            [{"t": f"{tr.t:.2f}", "check": tr.check_id, "status": tr.status} for tr in self.timeline[-12:]],
+            ["t", "check", "status"],
         )
         return current
 
@@ -144,15 +157,20 @@ class HealthBoard(BackgroundThread):
         flipped_at = self.flips[-1][0]
 
         def seen() -> Transition | None:
-            return next((tr for tr in self.timeline if tr.check_id == check_id and tr.status == status and tr.t >= flipped_at), None)
+            return next(
+                (tr for tr in self.timeline if tr.check_id == check_id and tr.status == status and tr.t >= flipped_at),
+                None,
+            )
 
         with self._changed:
             found = self._changed.wait_for(lambda: seen() or not self.running, timeout) and seen()
         if not found:
             before = [tr.status for tr in self.timeline if tr.check_id == check_id and tr.t < flipped_at]
             already = f" (it was already {status} before the flip)" if before[-1:] == [status] else ""
-            raise TimeoutError(f"{check_id} did not become {status} within {timeout:g} s of the flip; "
-                               f"it is {self._last.get(check_id, 'gone')!r}{already}")
+            raise TimeoutError(
+                f"{check_id} did not become {status} within {timeout:g} s of the flip; "
+                f"it is {self._last.get(check_id, 'gone')!r}{already}"
+            )
         return round(found.t - flipped_at, 3)
 
     def transitions(self, check_id: str | None = None) -> list[Transition]:
@@ -167,8 +185,11 @@ class HealthBoard(BackgroundThread):
 
     def _show_polling(self, running: bool | None = None) -> None:
         running = self.running if running is None else running
-        self.polling.value = (f"polling Consul every {self.poll_every:g} s" if running
-                              else "not polling (call <code>board.start()</code> to watch live)")
+        self.polling.value = (
+            f"polling Consul every {self.poll_every:g} s"
+            if running
+            else "not polling (call <code>board.start()</code> to watch live)"
+        )
 
 
 def _badge(status: str) -> str:

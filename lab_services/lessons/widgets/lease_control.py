@@ -1,4 +1,5 @@
 """Lesson 04's lease control: stop a registration's keepalives (as a crash would) or register again with another TTL."""
+
 from __future__ import annotations
 
 import ipywidgets as widgets
@@ -17,14 +18,21 @@ class LeaseControl:
         self.registrar = registrar
         self.registration = registration
         self.endpoints = endpoints
-        self.ttl_slider = widgets.IntSlider(value=registrar.lease_ttl, min=2, max=10, description="lease TTL (s)",
-                                            style={"description_width": "initial"})
+        self.ttl_slider = widgets.IntSlider(
+            value=registrar.lease_ttl,
+            min=2,
+            max=10,
+            description="lease TTL (s)",
+            style={"description_width": "initial"},
+        )
         self.stop_button = widgets.Button(description="stop keepalive", button_style="danger", icon="stop")
         self.register_button = widgets.Button(description="register again", button_style="success", icon="play")
         self.state = widgets.HTML()
         self.stop_button.on_click(self.stop_keepalive)
         self.register_button.on_click(self.register_again)
-        self.widget = widgets.VBox([widgets.HBox([self.ttl_slider, self.stop_button, self.register_button]), self.state])
+        self.widget = widgets.VBox(
+            [widgets.HBox([self.ttl_slider, self.stop_button, self.register_button]), self.state]
+        )
 
     def stop_keepalive(self, _: object = None) -> None:
         """The crash drill: refreshes stop, and the key stays until the lease runs out."""
@@ -35,6 +43,8 @@ class LeaseControl:
         """A new registration under a new lease with the slider's TTL."""
         if self.registrar.registered:  # an expired lease has nothing left to remove
             self.registrar.stop()
-        self.registrar = EtcdRegistrar(self.registration, endpoints=self.endpoints, lease_ttl=self.ttl_slider.value).start()
+        self.registrar = EtcdRegistrar(
+            self.registration, endpoints=self.endpoints, lease_ttl=self.ttl_slider.value
+        ).start()
         self.registrar.wait_registered(5)
         self.state.value = f"registered under lease {self.registrar.lease_id:x} with TTL {self.registrar.lease_ttl} s"

@@ -1,10 +1,11 @@
 """SettingsEditor: write a runtime setting to Consul KV or etcd, and watch every instance's effective settings live.
 
-    editor = SettingsEditor({"consul": consul_store, "etcd": etcd_store}, instances)
-    display(editor.widget)
-    editor.write("latency_ms", "200", store="consul")   # what the button does; returns the message it shows
-    editor.start(duration=60)                           # refresh the table twice a second; stops by itself
+editor = SettingsEditor({"consul": consul_store, "etcd": etcd_store}, instances)
+display(editor.widget)
+editor.write("latency_ms", "200", store="consul")   # what the button does; returns the message it shows
+editor.start(duration=60)                           # refresh the table twice a second; stops by itself
 """
+
 from __future__ import annotations
 
 import threading
@@ -40,8 +41,14 @@ class SettingsEditor(BackgroundThread):
         self.message = widgets.HTML()
         self.table = widgets.HTML()
         self.write_button.on_click(lambda _: self.write(self.key.value, self.value.value, self.store.value))
-        self.widget = widgets.VBox([widgets.HBox([self.key, self.value]), widgets.HBox([self.store, self.write_button]),
-                                    self.message, self.table])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.key, self.value]),
+                widgets.HBox([self.store, self.write_button]),
+                self.message,
+                self.table,
+            ]
+        )
         self.refresh()
 
     def write(self, key: str, value: str, store: str | None = None) -> str:

@@ -1,13 +1,14 @@
 """TrafficSplit: live bars of which instance answers each call, while buttons add, drain and kill instances.
 
-    split = TrafficSplit(PickerChannel(watcher), calls_per_second=50, cluster=cluster)
-    display(split.widget)
-    split.start(duration=30)            # drive calls in the background; stops by itself after 30 s
-    split.kill_button.click()           # kill -9 the instance chosen in split.instance_dropdown
-    split.policy_dropdown.value = "p2c" # the next call goes through a new channel with that policy
-    split.split()                       # {"user-1": 412, "user-2": 409, ...} since start (or reset())
-    split.close()                       # stop, and close the channels the widget built
+split = TrafficSplit(PickerChannel(watcher), calls_per_second=50, cluster=cluster)
+display(split.widget)
+split.start(duration=30)            # drive calls in the background; stops by itself after 30 s
+split.kill_button.click()           # kill -9 the instance chosen in split.instance_dropdown
+split.policy_dropdown.value = "p2c" # the next call goes through a new channel with that policy
+split.split()                       # {"user-1": 412, "user-2": 409, ...} since start (or reset())
+split.close()                       # stop, and close the channels the widget built
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,11 +21,11 @@ from typing import Any
 import grpc
 import ipywidgets as widgets
 
+from lab_services.core.table import html_table
 from lab_services.discovery import CanarySplit, PickerChannel, make_policy
 from lab_services.discovery.policies import POLICIES
-from lab_services.core.table import html_table
-from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.service import user_pb2, user_pb2_grpc
 
 CANARY = "canary"
 FAILED = "(failed)"
@@ -41,12 +42,20 @@ class TrafficSplit(BackgroundThread):
     `cluster` (optional) is what the add, drain, kill and start buttons act on.
     """
 
-    def __init__(self, channel: PickerChannel, calls_per_second: float = 50, cluster: Any = None, window: float = 2.0,
-                 redraw_every: float = 0.25):
+    def __init__(
+        self,
+        channel: PickerChannel,
+        calls_per_second: float = 50,
+        cluster: Any = None,
+        window: float = 2.0,
+        redraw_every: float = 0.25,
+    ):
         """Builds every widget of the panel as an attribute (a flat list of controls, long but without logic)."""
         if not isinstance(channel, PickerChannel):
-            raise TypeError(f"invalid argument: channel: {type(channel).__name__}; pass a PickerChannel, "
-                            "e.g. PickerChannel(ConsulWatcher('user', consul_http))")
+            raise TypeError(
+                f"invalid argument: channel: {type(channel).__name__}; pass a PickerChannel, "
+                "e.g. PickerChannel(ConsulWatcher('user', consul_http))"
+            )
         if not calls_per_second > 0:
             raise ValueError(f"invalid argument: calls_per_second: {calls_per_second!r}; use a rate above 0, e.g. 50")
         self.channel = channel
@@ -61,32 +70,54 @@ class TrafficSplit(BackgroundThread):
         self._recent: collections.deque[tuple[float, str]] = collections.deque()
         self._versions: dict[str, str] = {}
         self._built: list[PickerChannel] = []
-        self._lock = threading.Lock()          # counts and the current channel
+        self._lock = threading.Lock()  # counts and the current channel
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._numbers = itertools.count()
-        self._run_id = uuid.uuid4().hex[:6]     # instances remember emails; each widget uses fresh ones
+        self._run_id = uuid.uuid4().hex[:6]  # instances remember emails; each widget uses fresh ones
 
         policy = channel.policy
         self.policy_dropdown = widgets.Dropdown(
-            options=[*POLICIES, CANARY], value=CANARY if isinstance(policy, CanarySplit) else policy.name,
-            description="policy", layout=widgets.Layout(width="240px"),
+            options=[*POLICIES, CANARY],
+            value=CANARY if isinstance(policy, CanarySplit) else policy.name,
+            description="policy",
+            layout=widgets.Layout(width="240px"),
         )
         self.canary_slider = widgets.FloatSlider(
-            value=policy.canary_share if isinstance(policy, CanarySplit) else 0.1, min=0.0, max=1.0, step=0.05,
-            description="canary share", readout_format=".0%", disabled=not isinstance(policy, CanarySplit),
+            value=policy.canary_share if isinstance(policy, CanarySplit) else 0.1,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="canary share",
+            readout_format=".0%",
+            disabled=not isinstance(policy, CanarySplit),
             style={"description_width": "initial"},
         )
         self.instance_dropdown = widgets.Dropdown(description="instance", layout=widgets.Layout(width="240px"))
-        self.add_version = widgets.Dropdown(options=["v1", "v2"], value="v1", description="version",
-                                            layout=widgets.Layout(width="160px"))
-        self.add_button = widgets.Button(description="add instance", button_style="success", icon="plus",
-                                         tooltip="start one more instance of the chosen version")
-        self.drain_button = widgets.Button(description="drain", button_style="warning", icon="pause",
-                                           tooltip="stop gracefully: NOT_SERVING, deregister, finish calls in flight")
-        self.kill_button = widgets.Button(description="kill -9", button_style="danger", icon="times",
-                                          tooltip="SIGKILL, as a crash would; Consul notices at the next check")
-        self.start_button = widgets.Button(description="start", icon="play", tooltip="start a drained or killed instance again")
+        self.add_version = widgets.Dropdown(
+            options=["v1", "v2"], value="v1", description="version", layout=widgets.Layout(width="160px")
+        )
+        self.add_button = widgets.Button(
+            description="add instance",
+            button_style="success",
+            icon="plus",
+            tooltip="start one more instance of the chosen version",
+        )
+        self.drain_button = widgets.Button(
+            description="drain",
+            button_style="warning",
+            icon="pause",
+            tooltip="stop gracefully: NOT_SERVING, deregister, finish calls in flight",
+        )
+        self.kill_button = widgets.Button(
+            description="kill -9",
+            button_style="danger",
+            icon="times",
+            tooltip="SIGKILL, as a crash would; Consul notices at the next check",
+        )
+        self.start_button = widgets.Button(
+            description="start", icon="play", tooltip="start a drained or killed instance again"
+        )
         self.reset_button = widgets.Button(description="reset counts", icon="refresh")
         self.action = widgets.HTML()
         self.summary = widgets.HTML()
@@ -100,21 +131,23 @@ class TrafficSplit(BackgroundThread):
         self.reset_button.on_click(lambda _: self.reset())
         self.policy_dropdown.observe(self._on_policy, names="value")
         self.canary_slider.observe(self._on_share, names="value")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.policy_dropdown, self.canary_slider]),
-            widgets.HBox([self.instance_dropdown, self.drain_button, self.kill_button, self.start_button]),
-            widgets.HBox([self.add_version, self.add_button, self.reset_button]),
-            self.action,
-            self.summary,
-            self.bars,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.policy_dropdown, self.canary_slider]),
+                widgets.HBox([self.instance_dropdown, self.drain_button, self.kill_button, self.start_button]),
+                widgets.HBox([self.add_version, self.add_button, self.reset_button]),
+                self.action,
+                self.summary,
+                self.bars,
+            ]
+        )
         self.refresh_instances()
         self.redraw()
 
     # -- the calls -------------------------------------------------------------------------------------
     thread_name = "traffic-split"
 
-    def start(self, duration: float | None = 30.0) -> "TrafficSplit":
+    def start(self, duration: float | None = 30.0) -> TrafficSplit:
         """Drive calls in a background thread until `stop()`, or for `duration` seconds (None: until stopped)."""
         return super().start(duration)
 
@@ -151,7 +184,11 @@ class TrafficSplit(BackgroundThread):
             served_by = user_pb2_grpc.UserServiceStub(channel).CreateUser(request, timeout=2.0).served_by
         except Exception as err:  # counted and shown; the driver keeps going whatever happens
             served_by = FAILED
-            reason = f"{err.code().name}: {err.details()}" if isinstance(err, grpc.RpcError) else f"{type(err).__name__}: {err}"
+            reason = (
+                f"{err.code().name}: {err.details()}"
+                if isinstance(err, grpc.RpcError)
+                else f"{type(err).__name__}: {err}"
+            )
             with self._lock:
                 self.failures.append(reason)
         with self._lock:
@@ -206,18 +243,32 @@ class TrafficSplit(BackgroundThread):
         for name in names:
             share = recent[name] / in_window if in_window else 0.0
             colour = "#cf222e" if name == FAILED else _BAR_COLOURS.get(self._versions.get(name, ""), "#57606a")
-            bar = (f"<div style='background:{colour};height:12px;width:{300 * share:.0f}px;display:inline-block'></div>"
-                   f" {share:.0%}")
+            bar = (
+                f"<div style='background:{colour};height:12px;width:{300 * share:.0f}px;display:inline-block'></div>"
+                f" {share:.0%}"
+            )
             state = "" if name == FAILED else ("listed" if name in listed else "<i>not listed</i>")
-            rows.append({"instance": name, "version": self._versions.get(name, ""), "registry": state,
-                         f"last {self.window:g} s": bar, "calls": totals.get(name, 0)})
-        self.bars.value = html_table(rows, ["instance", "version", "registry", f"last {self.window:g} s", "calls"],
-                                     markup=("registry", f"last {self.window:g} s"))
+            rows.append(
+                {
+                    "instance": name,
+                    "version": self._versions.get(name, ""),
+                    "registry": state,
+                    f"last {self.window:g} s": bar,
+                    "calls": totals.get(name, 0),
+                }
+            )
+        self.bars.value = html_table(
+            rows,
+            ["instance", "version", "registry", f"last {self.window:g} s", "calls"],
+            markup=("registry", f"last {self.window:g} s"),
+        )
         if driving is None:
             driving = self.running and not self._stopping.is_set()
         state = "driving" if driving else "stopped"
-        self.summary.value = (f"{state} · {self.calls_per_second:g} calls/s through <code>{policy!r}</code> · "
-                              f"{sum(totals.values())} calls, {failed} failed")
+        self.summary.value = (
+            f"{state} · {self.calls_per_second:g} calls/s through <code>{policy!r}</code> · "
+            f"{sum(totals.values())} calls, {failed} failed"
+        )
 
     # -- the policy ---------------------------------------------------------------------------------------
     def set_policy(self, name: str) -> PickerChannel:
@@ -265,7 +316,9 @@ class TrafficSplit(BackgroundThread):
 
     def _act(self, verb: str, action, name: str | None) -> dict[str, Any]:
         if self.cluster is None:
-            raise RuntimeError("this TrafficSplit has no cluster; pass cluster=... to add, drain, kill or start instances")
+            raise RuntimeError(
+                "this TrafficSplit has no cluster; pass cluster=... to add, drain, kill or start instances"
+            )
         self.action.value = f"{verb} {name or ''}…"
         started = time.monotonic()
         try:

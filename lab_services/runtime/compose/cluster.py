@@ -5,6 +5,7 @@
 lives in this object that the engine does not also hold: a fresh process (`discovery-lab status` after
 `up` returned) finds the stack by its compose project name and the labels on its containers.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -30,9 +31,16 @@ from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.status import ClusterStatus, describe
 
 # The one shape docker-compose.yml runs: every lesson's ClusterConfig that this covers runs on it.
-SHAPE = ClusterConfig(consul_servers=3, etcd_members=3, services=topology.INSTANCES, prometheus=True,
-                      service_name=topology.SERVICE_NAME, registry="both", consul_http_port=topology.CONSUL_PORTS["http"],
-                      instance_addresses="distinct")
+SHAPE = ClusterConfig(
+    consul_servers=3,
+    etcd_members=3,
+    services=topology.INSTANCES,
+    prometheus=True,
+    service_name=topology.SERVICE_NAME,
+    registry="both",
+    consul_http_port=topology.CONSUL_PORTS["http"],
+    instance_addresses="distinct",
+)
 ADDED = "lab.added"
 VERSION = "lab.version"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -43,11 +51,15 @@ def shape_for(wanted: ClusterConfig) -> ClusterConfig:
     """The compose stack's shape when it serves `wanted`; ValueError naming the way round when it cannot."""
     wanted.validate()
     if wanted.tls != "off":
-        raise ValueError(f"invalid argument: tls: {wanted.tls!r}: the compose runtime serves plaintext gRPC only; "
-                         "unset LAB_BACKEND for a lab whose instances serve TLS (lesson 06 itself runs on compose)")
+        raise ValueError(
+            f"invalid argument: tls: {wanted.tls!r}: the compose runtime serves plaintext gRPC only; "
+            "unset LAB_BACKEND for a lab whose instances serve TLS (lesson 06 itself runs on compose)"
+        )
     if not SHAPE.covers(wanted):
-        raise ValueError(f"invalid argument: the compose runtime runs {SHAPE}, which cannot serve {wanted}; "
-                         "use `add_service` for more instances, or the local runtime (unset LAB_BACKEND)")
+        raise ValueError(
+            f"invalid argument: the compose runtime runs {SHAPE}, which cannot serve {wanted}; "
+            "use `add_service` for more instances, or the local runtime (unset LAB_BACKEND)"
+        )
     return SHAPE
 
 
@@ -62,8 +74,13 @@ class ComposeCluster(Cluster):
 
     backend = "compose"
 
-    def __init__(self, config: ClusterConfig | None = None, project: str = topology.PROJECT, base: Path | None = None,
-                 ready_timeout: float = 90.0):
+    def __init__(
+        self,
+        config: ClusterConfig | None = None,
+        project: str = topology.PROJECT,
+        base: Path | None = None,
+        ready_timeout: float = 90.0,
+    ):
         self.config = shape_for(config or SHAPE)
         self.project = project
         self.base = base or state_dir()
@@ -102,17 +119,26 @@ class ComposeCluster(Cluster):
     def nodes(self, containers: dict[str, Any] | None = None) -> list[NodeSpec]:
         """Consul, etcd and Prometheus, then every user-service container the project has, by index."""
         containers = self.containers() if containers is None else containers
-        services = sorted((int(name.rsplit("-", 1)[1]), c) for name, c in containers.items()
-                          if name.startswith(f"{topology.SERVICE_NAME}-"))
-        return [*topology.server_nodes(PROMETHEUS_CONFIG),
-                *(topology.service_node(i, c.labels.get(VERSION, "v1")) for i, c in services)]
+        services = sorted(
+            (int(name.rsplit("-", 1)[1]), c)
+            for name, c in containers.items()
+            if name.startswith(f"{topology.SERVICE_NAME}-")
+        )
+        return [
+            *topology.server_nodes(PROMETHEUS_CONFIG),
+            *(topology.service_node(i, c.labels.get(VERSION, "v1")) for i, c in services),
+        ]
 
     # -- the stack as a whole --------------------------------------------------------------------------
     def _compose(self, *args: str, files: list[Path] | None = None, timeout: float = 300.0) -> str:
         argv = [*engine.compose_argv(self.project, files or engine.files_for("official")), *args]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=engine.compose_env(self.data_dir))
+        out = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=engine.compose_env(self.data_dir)
+        )
         if out.returncode != 0:
-            raise RuntimeError(f"`docker compose {' '.join(args)}` failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}")
+            raise RuntimeError(
+                f"`docker compose {' '.join(args)}` failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}"
+            )
         return out.stdout
 
     def up(self) -> ClusterStatus:
@@ -122,7 +148,9 @@ class ComposeCluster(Cluster):
             engine.compose_version()
             images = engine.image_set(self.client)
             files = engine.files_for(images)
-            engine.missing_images(self.client, engine.compose_config(files, self.project, engine.compose_env(self.data_dir)))
+            engine.missing_images(
+                self.client, engine.compose_config(files, self.project, engine.compose_env(self.data_dir))
+            )
             self._check_ports()
             for node in topology.consul_nodes():
                 # Made here, as the caller: a directory the engine creates for a bind mount belongs to root.
@@ -134,8 +162,10 @@ class ComposeCluster(Cluster):
                 except RuntimeError as err:
                     if images != "official":
                         raise
-                    raise RuntimeError(f"{err}\nWith no registry in reach, build local images with `make compose-images` "
-                                       "and set LAB_COMPOSE_IMAGES=ci") from None
+                    raise RuntimeError(
+                        f"{err}\nWith no registry in reach, build local images with `make compose-images` "
+                        "and set LAB_COMPOSE_IMAGES=ci"
+                    ) from None
                 # The same readiness as the local runtime (a raft leader, etcd healthy, Prometheus ready, each
                 # service passing in Consul and listed in etcd), asked of the servers, not of docker's healthchecks.
                 self._wait_group(self.nodes())
@@ -150,8 +180,10 @@ class ComposeCluster(Cluster):
         """Every container of the stack runs, helpers without a readiness check of their own (etcd-sd) too."""
         for name, container in self.containers().items():
             if container.status != "running":
-                raise NotReadyError(f"{name} is {container.status} (exit code {container.attrs['State']['ExitCode']}); "
-                                    f"last lines of `docker logs {container.name}`:\n{self._tail(container)}")
+                raise NotReadyError(
+                    f"{name} is {container.status} (exit code {container.attrs['State']['ExitCode']}); "
+                    f"last lines of `docker logs {container.name}`:\n{self._tail(container)}"
+                )
 
     def _check_ports(self) -> None:
         """Every address and port the stack binds must be free; say who holds one that is not."""
@@ -160,7 +192,8 @@ class ComposeCluster(Cluster):
                 if not is_free(node.host, port):
                     raise PortInUseError(
                         f"port {port} on {node.host} ({node.name} {name}) is in use by {holder(port, node.host)}; "
-                        f"stop it, or if it is an earlier compose lab run `discovery-lab --backend compose down`")
+                        f"stop it, or if it is an earlier compose lab run `discovery-lab --backend compose down`"
+                    )
 
     def down(self, volumes: bool = False) -> None:
         """Services first (SIGTERM: they deregister while Consul and etcd still answer), then the whole project.
@@ -181,8 +214,13 @@ class ComposeCluster(Cluster):
 
     def _consul_dirs(self) -> set[Path]:
         """Consul's data directories: this lab's, and those the running containers mount (another state dir's)."""
-        mounted = {Path(m["Source"]) for name, c in self.containers().items() if name.startswith("consul-")
-                   for m in c.attrs["Mounts"] if m["Type"] == "bind" and m["Source"] == m["Destination"]}
+        mounted = {
+            Path(m["Source"])
+            for name, c in self.containers().items()
+            if name.startswith("consul-")
+            for m in c.attrs["Mounts"]
+            if m["Type"] == "bind" and m["Source"] == m["Destination"]
+        }
         return mounted | {self.data_dir / n.name for n in topology.consul_nodes()}
 
     @staticmethod
@@ -205,9 +243,14 @@ class ComposeCluster(Cluster):
             container.reload()
             return None if container.status in ("running", "paused") else container.attrs["State"]["ExitCode"]
 
-        took = readiness.wait_ready(node, readiness.ready_check(node, nodes or self.nodes(), self.config.registry),
-                                    exit_code, lambda: self._tail(container), f"`docker logs {container.name}`",
-                                    self.ready_timeout)
+        took = readiness.wait_ready(
+            node,
+            readiness.ready_check(node, nodes or self.nodes(), self.config.registry),
+            exit_code,
+            lambda: self._tail(container),
+            f"`docker logs {container.name}`",
+            self.ready_timeout,
+        )
         self.timings[f"{node.name}_ready"] = took
         return took
 
@@ -222,8 +265,10 @@ class ComposeCluster(Cluster):
     def _container(self, name: str, must_run: bool = True) -> Any:
         containers = self.containers()
         if name not in containers:
-            raise UnknownProcessError(f"no lab process named {name!r}; the lab has: "
-                                      f"{', '.join(n.name for n in self.nodes(containers)) if containers else 'nothing (run up first)'}")
+            raise UnknownProcessError(
+                f"no lab process named {name!r}; the lab has: "
+                f"{', '.join(n.name for n in self.nodes(containers)) if containers else 'nothing (run up first)'}"
+            )
         container = containers[name]
         if must_run and _state(container) == "stopped":
             raise ProcessLookupError(f"{name} is not running; `start {name}` brings it back")
@@ -242,8 +287,13 @@ class ComposeCluster(Cluster):
                 container.unpause()
             container.kill()
             container.reload()
-            return {"name": name, "pid": pid, "action": "kill", "alive": _state(container) != "stopped",
-                    "container": container.short_id}
+            return {
+                "name": name,
+                "pid": pid,
+                "action": "kill",
+                "alive": _state(container) != "stopped",
+                "container": container.short_id,
+            }
 
     def stop(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -251,8 +301,13 @@ class ComposeCluster(Cluster):
             pid = self._pid(container)
             self._graceful_stop(container)
             container.reload()
-            return {"name": name, "pid": pid, "action": "stop", "exit_code": container.attrs["State"]["ExitCode"],
-                    "container": container.short_id}
+            return {
+                "name": name,
+                "pid": pid,
+                "action": "stop",
+                "exit_code": container.attrs["State"]["ExitCode"],
+                "container": container.short_id,
+            }
 
     def start(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -262,8 +317,13 @@ class ComposeCluster(Cluster):
             container.start()
             took = self._wait_ready(next(n for n in self.nodes() if n.name == name))
             container.reload()
-            return {"name": name, "pid": self._pid(container), "action": "start", "seconds_to_ready": round(took, 3),
-                    "container": container.short_id}
+            return {
+                "name": name,
+                "pid": self._pid(container),
+                "action": "start",
+                "seconds_to_ready": round(took, 3),
+                "container": container.short_id,
+            }
 
     def pause(self, name: str) -> dict[str, Any]:
         return self._freeze(name, "pause", "paused")
@@ -279,8 +339,12 @@ class ComposeCluster(Cluster):
             container.reload()
             if _state(container) != expected:
                 raise RuntimeError(f"{name} is {container.status} after {method}, expected {expected}")
-            return {"name": name, "pid": self._pid(container), "action": "pause" if method == "pause" else "resume",
-                    "container": container.short_id}
+            return {
+                "name": name,
+                "pid": self._pid(container),
+                "action": "pause" if method == "pause" else "resume",
+                "container": container.short_id,
+            }
 
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
         """One more instance on the next address, run from user-1's image and mounts with the project's labels,
@@ -293,23 +357,46 @@ class ComposeCluster(Cluster):
             index = 1 + max(int(n.rsplit("-", 1)[1]) for n in containers if n.startswith(f"{topology.SERVICE_NAME}-"))
             node = topology.service_node(index, version)
             argv = topology.service_argv(index, version, meta)
-            mounts = [docker.types.Mount(m["Destination"], m["Source"], type="bind", read_only=not m["RW"])
-                      for m in template.attrs["Mounts"] if m["Type"] == "bind"]
-            labels = {"com.docker.compose.project": self.project, SERVICE_LABEL: node.name,
-                      "com.docker.compose.oneoff": "False", "com.docker.compose.container-number": "1",
-                      ADDED: "true", VERSION: version}
+            mounts = [
+                docker.types.Mount(m["Destination"], m["Source"], type="bind", read_only=not m["RW"])
+                for m in template.attrs["Mounts"]
+                if m["Type"] == "bind"
+            ]
+            labels = {
+                "com.docker.compose.project": self.project,
+                SERVICE_LABEL: node.name,
+                "com.docker.compose.oneoff": "False",
+                "com.docker.compose.container-number": "1",
+                ADDED: "true",
+                VERSION: version,
+            }
             container = self.client.containers.run(
-                template.attrs["Config"]["Image"], argv, entrypoint=template.attrs["Config"]["Entrypoint"],
-                name=f"{self.project}-{node.name}-1", labels=labels, network_mode="host", init=True, mounts=mounts,
-                working_dir=template.attrs["Config"]["WorkingDir"], detach=True)
+                template.attrs["Config"]["Image"],
+                argv,
+                entrypoint=template.attrs["Config"]["Entrypoint"],
+                name=f"{self.project}-{node.name}-1",
+                labels=labels,
+                network_mode="host",
+                init=True,
+                mounts=mounts,
+                working_dir=template.attrs["Config"]["WorkingDir"],
+                detach=True,
+            )
             try:
                 took = self._wait_ready(node)
             except BaseException:
                 container.remove(force=True)
                 raise
             container.reload()
-            return {"name": node.name, "pid": self._pid(container), "address": node.addr("grpc"), "version": version,
-                    "action": "add_service", "seconds_to_ready": round(took, 3), "container": container.short_id}
+            return {
+                "name": node.name,
+                "pid": self._pid(container),
+                "address": node.addr("grpc"),
+                "version": version,
+                "action": "add_service",
+                "seconds_to_ready": round(took, 3),
+                "container": container.short_id,
+            }
 
     def restore(self) -> list[str]:
         """Back to a fresh `up`: resume the paused, remove added instances, start the stopped together (one Consul
@@ -342,10 +429,12 @@ class ComposeCluster(Cluster):
             containers = self.containers()
             nodes = self.nodes(containers)
             topology_ = describe(
-                nodes, lambda n: _state(containers.get(n)),
+                nodes,
+                lambda n: _state(containers.get(n)),
                 lambda n: self._pid(containers[n]) if n in containers else None,
                 lambda node: f"docker logs {containers[node.name].name}" if node.name in containers else None,
-                lambda node: containers[node.name].short_id if node.name in containers else None)
+                lambda node: containers[node.name].short_id if node.name in containers else None,
+            )
             return ClusterStatus.built(
                 topology_,
                 backend=self.backend,
@@ -362,12 +451,18 @@ class ComposeCluster(Cluster):
         """The image and version each kind runs (e.g. consul: hashicorp/consul:1.20.2 or lab/consul:1.8.7), asked once."""
         if self._binaries is None and containers:
             found = {}
-            for kind, name in (("consul", "consul-1"), ("etcd", "etcd-1"), ("prometheus", "prometheus"),
-                               ("user-service", f"{topology.SERVICE_NAME}-1")):
+            for kind, name in (
+                ("consul", "consul-1"),
+                ("etcd", "etcd-1"),
+                ("prometheus", "prometheus"),
+                ("user-service", f"{topology.SERVICE_NAME}-1"),
+            ):
                 if name not in containers:
                     continue
                 tags = containers[name].image.tags
-                named = [t for t in tags if not t.endswith(":ci")] or tags or [containers[name].attrs["Config"]["Image"]]
+                named = (
+                    [t for t in tags if not t.endswith(":ci")] or tags or [containers[name].attrs["Config"]["Image"]]
+                )
                 found[kind] = {"path": named[0], "version": named[0].rsplit(":", 1)[-1].lstrip("v")}
             self._binaries = found
         return self._binaries or {}

@@ -5,6 +5,7 @@ from `nodes.consul.server_config()` and `nodes.prometheus.config()`. Run `python
 lab_services.runtime.compose.configs` after changing either; tests/test_compose_files.py fails while the
 committed copies differ from what this writes.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,13 @@ COMPOSE_DIR = REPO_DIR / "compose"
 
 def rendered() -> dict[Path, str]:
     """Each generated file and its text (JSON, which is valid YAML for Prometheus)."""
-    scrape = prometheus.config(topology.consul_nodes(), topology.etcd_nodes(), topology.SERVICE_NAME,
-                               etcd_targets=topology.ETCD_TARGETS, self_address=topology.prometheus_node("").addr("http"))
+    scrape = prometheus.config(
+        topology.consul_nodes(),
+        topology.etcd_nodes(),
+        topology.SERVICE_NAME,
+        etcd_targets=topology.ETCD_TARGETS,
+        self_address=topology.prometheus_node("").addr("http"),
+    )
     return {
         COMPOSE_DIR / "consul" / "server.json": json.dumps(consul.server_config(), indent=2) + "\n",
         COMPOSE_DIR / "prometheus" / "prometheus.yml": json.dumps(scrape, indent=2) + "\n",

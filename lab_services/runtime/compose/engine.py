@@ -1,4 +1,5 @@
 """The Docker engine and the compose CLI as the compose runtime uses them, with an error that names the fix for each way they fail."""
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,16 @@ def explain_connection_error(err: Exception) -> str:
     text = str(err)
     where = engine_address()
     if "Permission denied" in text or isinstance(getattr(err, "__context__", None), PermissionError):
-        return (f"permission denied on the Docker socket ({where}): add your user to the docker group "
-                "(`sudo usermod -aG docker $USER`, then log in again) or run as root; or unset LAB_BACKEND "
-                "to use the local runtime")
-    return (f"no Docker engine answers at {where}: start it (`sudo make compose-engine` on Debian, Docker "
-            "Desktop elsewhere), point DOCKER_HOST at a running one, or unset LAB_BACKEND to use the local "
-            f"runtime ({text.splitlines()[0] if text else type(err).__name__})")
+        return (
+            f"permission denied on the Docker socket ({where}): add your user to the docker group "
+            "(`sudo usermod -aG docker $USER`, then log in again) or run as root; or unset LAB_BACKEND "
+            "to use the local runtime"
+        )
+    return (
+        f"no Docker engine answers at {where}: start it (`sudo make compose-engine` on Debian, Docker "
+        "Desktop elsewhere), point DOCKER_HOST at a running one, or unset LAB_BACKEND to use the local "
+        f"runtime ({text.splitlines()[0] if text else type(err).__name__})"
+    )
 
 
 def check_api_version(version: dict[str, Any]) -> None:
@@ -53,7 +58,8 @@ def check_api_version(version: dict[str, Any]) -> None:
         raise DockerUnavailableError(
             f"the Docker engine at {engine_address()} is {version.get('Version', '?')} (API {'.'.join(map(str, api))}), "
             f"too old for the compose runtime: it needs Docker 20.10 or newer (API {'.'.join(map(str, MIN_API))}); "
-            "upgrade the engine")
+            "upgrade the engine"
+        )
 
 
 def client() -> docker.DockerClient:
@@ -72,8 +78,10 @@ def docker_cli() -> str:
     name = os.environ.get("LAB_DOCKER_CLI") or "docker"
     found = shutil.which(name)
     if not found:
-        raise DockerUnavailableError(f"no `{name}` command on PATH: install the Docker CLI with the compose v2 plugin "
-                                     "(`sudo make compose-engine` on Debian) or set LAB_DOCKER_CLI")
+        raise DockerUnavailableError(
+            f"no `{name}` command on PATH: install the Docker CLI with the compose v2 plugin "
+            "(`sudo make compose-engine` on Debian) or set LAB_DOCKER_CLI"
+        )
     return found
 
 
@@ -84,7 +92,8 @@ def compose_version() -> str:
         raise DockerUnavailableError(
             "docker compose v2 is missing (`docker compose version` failed): install the compose plugin "
             "(Debian: the docker-compose package, see `make compose-engine`; Docker Desktop includes it); "
-            f"the old docker-compose v1 will not do ({(out.stderr or out.stdout).strip()[:200]})")
+            f"the old docker-compose v1 will not do ({(out.stderr or out.stdout).strip()[:200]})"
+        )
     return out.stdout.strip().lstrip("v")
 
 
@@ -96,12 +105,14 @@ def image_set(client: docker.DockerClient) -> str:
         raise ValueError(f"invalid argument: LAB_COMPOSE_IMAGES: {chosen!r}; use one of {', '.join(IMAGE_SETS)}")
     if chosen != "auto":
         return chosen
+
     def present(name: str) -> bool:
         try:
             client.images.get(name)
             return True
         except docker.errors.ImageNotFound:
             return False
+
     official = [s["image"] for s in compose_config([LEARNER_FILE])["services"].values() if "build" not in s]
     if all(present(name) for name in official) or not present("lab/consul:ci"):
         return "official"
@@ -127,8 +138,13 @@ def compose_env(data_dir: Path) -> dict[str, str]:
 
 def compose_config(files: list[Path], project: str = "config", env: dict[str, str] | None = None) -> dict[str, Any]:
     """The merged, validated configuration (`docker compose config --format json`)."""
-    out = subprocess.run([*compose_argv(project, files), "config", "--format", "json"], capture_output=True, text=True,
-                         timeout=60, env=env)
+    out = subprocess.run(
+        [*compose_argv(project, files), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"docker compose rejected {', '.join(p.name for p in files)}: {out.stderr.strip()}")
     return json.loads(out.stdout)
@@ -148,4 +164,5 @@ def missing_images(client: docker.DockerClient, config: dict[str, Any]) -> None:
         raise ImageMissingError(
             f"image {', '.join(missing)} is not on this engine and pulling is disabled (pull_policy: never): build the "
             "local images with `make compose-images` (compose/images.sh), or set LAB_COMPOSE_IMAGES=official to "
-            "use the official images")
+            "use the official images"
+        )

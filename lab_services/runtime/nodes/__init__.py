@@ -1,4 +1,5 @@
 """How each kind of lab process is laid out, started and asked whether it is ready."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

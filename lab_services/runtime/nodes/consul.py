@@ -1,13 +1,14 @@
 """Consul agents for the local lab on loopback: servers in one raft cluster, client agents, a second datacenter."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from lab_services.runtime.nodes import NodeSpec
-from lab_services.core.ports import PortAllocator
 from lab_services.core.http import http_json
+from lab_services.core.ports import PortAllocator
 from lab_services.core.raft import ConsulServer, consul_leader
+from lab_services.runtime.nodes import NodeSpec
 from lab_services.tls import CertPair
 
 PORT_NAMES = ("http", "dns", "serf_lan", "serf_wan", "server")
@@ -40,13 +41,25 @@ def server_config() -> dict:
         "retry_interval": "1s",
         "ui": True,
         # Over UDP Consul answers at most 3 records by default, so a dns:// client would see 3 instances.
-        "dns_config": {"allow_stale": True, "node_ttl": "0s", "service_ttl": {"*": "0s"},
-                       "udp_answer_limit": 64, "enable_truncate": True},
+        "dns_config": {
+            "allow_stale": True,
+            "node_ttl": "0s",
+            "service_ttl": {"*": "0s"},
+            "udp_answer_limit": 64,
+            "enable_truncate": True,
+        },
     }
 
 
-def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_port: int | None = None,
-         check_ca: CertPair | None = None, check_identity: CertPair | None = None) -> list[NodeSpec]:
+def plan(
+    count: int,
+    binary: Path,
+    ports: PortAllocator,
+    workdir: Path,
+    http_port: int | None = None,
+    check_ca: CertPair | None = None,
+    check_identity: CertPair | None = None,
+) -> list[NodeSpec]:
     """`count` servers (1 or 3) with their own ports; the first gets Consul's usual 8500/8600 when free.
 
     With `check_ca` the agents verify a TLS service's certificate against that CA when they check it, and
@@ -58,7 +71,9 @@ def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_por
     for i in range(1, count + 1):
         first = i == 1
         assigned = {
-            "http": ports.explicit(http_port, "--consul-http-port") if first and http_port else ports.free(8500 if first else None),
+            "http": ports.explicit(http_port, "--consul-http-port")
+            if first and http_port
+            else ports.free(8500 if first else None),
             "dns": ports.free(8600 if first else None),
             **{name: ports.free() for name in PORT_NAMES[2:]},
         }
@@ -74,8 +89,15 @@ def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path, http_por
     return nodes
 
 
-def _write_agent(node: NodeSpec, binary: Path, workdir: Path, role: dict, check_ca: CertPair | None,
-                 check_identity: CertPair | None, datacenter: str = DATACENTER) -> None:
+def _write_agent(
+    node: NodeSpec,
+    binary: Path,
+    workdir: Path,
+    role: dict,
+    check_ca: CertPair | None,
+    check_identity: CertPair | None,
+    datacenter: str = DATACENTER,
+) -> None:
     """Write the agent's config file (what every agent shares, plus its `role`) and set its argv and info."""
     config = {
         "node_name": node.name,
@@ -96,7 +118,11 @@ def _write_agent(node: NodeSpec, binary: Path, workdir: Path, role: dict, check_
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2))
     node.argv = [str(binary), "agent", f"-config-file={path}"]
-    node.info = {"url": f"http://{node.addr('http')}", "ui": f"http://{node.addr('http')}/ui/", "datacenter": datacenter}
+    node.info = {
+        "url": f"http://{node.addr('http')}",
+        "ui": f"http://{node.addr('http')}/ui/",
+        "datacenter": datacenter,
+    }
 
 
 def client_address(index: int) -> str:
@@ -106,8 +132,15 @@ def client_address(index: int) -> str:
     return f"127.0.0.{50 + index}"
 
 
-def plan_clients(count: int, binary: Path, ports: PortAllocator, workdir: Path, servers: list[NodeSpec],
-                 check_ca: CertPair | None = None, check_identity: CertPair | None = None) -> list[NodeSpec]:
+def plan_clients(
+    count: int,
+    binary: Path,
+    ports: PortAllocator,
+    workdir: Path,
+    servers: list[NodeSpec],
+    check_ca: CertPair | None = None,
+    check_identity: CertPair | None = None,
+) -> list[NodeSpec]:
     """`count` client agents, `node-1`..: no raft, no catalog of their own; they gossip on the LAN and forward reads.
 
     `retry_interval` 1 s: with the default 30 s an agent that started before its servers stays alone for 30 s.
@@ -115,10 +148,18 @@ def plan_clients(count: int, binary: Path, ports: PortAllocator, workdir: Path, 
     nodes = []
     for i in range(1, count + 1):
         host = client_address(i)
-        node = NodeSpec(f"node-{i}", CLIENT_KIND, [], {name: ports.free(hosts=(host,)) for name in CLIENT_PORT_NAMES}, host=host)
+        node = NodeSpec(
+            f"node-{i}", CLIENT_KIND, [], {name: ports.free(hosts=(host,)) for name in CLIENT_PORT_NAMES}, host=host
+        )
         client = {
             "server": False,
-            "ports": {"http": node.ports["http"], "serf_lan": node.ports["serf_lan"], "dns": -1, "grpc": -1, "serf_wan": -1},
+            "ports": {
+                "http": node.ports["http"],
+                "serf_lan": node.ports["serf_lan"],
+                "dns": -1,
+                "grpc": -1,
+                "serf_wan": -1,
+            },
             "retry_join": [server.addr("serf_lan") for server in servers],
             "retry_interval": "1s",
         }

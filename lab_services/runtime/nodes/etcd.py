@@ -1,19 +1,26 @@
 """etcd members for the local lab: one static cluster on loopback ports."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from lab_services.runtime.nodes import NodeSpec
+from lab_services.core.http import http_json
 from lab_services.core.ports import PortAllocator
 from lab_services.core.raft import etcd_leader
-from lab_services.core.http import http_json
+from lab_services.runtime.nodes import NodeSpec
 
 
 def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path) -> list[NodeSpec]:
     if count not in (1, 3):
         raise ValueError(f"invalid argument: etcd_members: {count}; use 1 or 3 (raft needs an odd quorum)")
     nodes = [
-        NodeSpec(f"etcd-{i}", "etcd", [], {"client": ports.free(2379 if i == 1 else None), "peer": ports.free()}, host=ports.host)
+        NodeSpec(
+            f"etcd-{i}",
+            "etcd",
+            [],
+            {"client": ports.free(2379 if i == 1 else None), "peer": ports.free()},
+            host=ports.host,
+        )
         for i in range(1, count + 1)
     ]
     initial = ",".join(f"{n.name}=http://{n.addr('peer')}" for n in nodes)

@@ -1,13 +1,14 @@
 """Instances of the sample user service, registered in Consul and etcd the way the lessons expect."""
+
 from __future__ import annotations
 
 import sys
 
-from lab_services.runtime.nodes import NodeSpec
-from lab_services.core.ports import PortAllocator
 from lab_services.core.etcd_gateway import EtcdGateway
 from lab_services.core.http import http_get, http_json
+from lab_services.core.ports import PortAllocator
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
+from lab_services.runtime.nodes import NodeSpec
 
 
 def own_address(index: int) -> str:
@@ -18,20 +19,48 @@ def own_address(index: int) -> str:
     return f"127.0.0.{10 + index}"
 
 
-def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: list[NodeSpec], etcd: list[NodeSpec],
-         checks: tuple[str, ...] = ("grpc",), version: str = "v1", shared_port: int | None = None,
-         meta: dict[str, str] | None = None, tls: list[str] | None = None, config: list[str] | None = None) -> NodeSpec:
+def plan(
+    index: int,
+    ports: PortAllocator,
+    name: str,
+    registry: str,
+    consul: list[NodeSpec],
+    etcd: list[NodeSpec],
+    checks: tuple[str, ...] = ("grpc",),
+    version: str = "v1",
+    shared_port: int | None = None,
+    meta: dict[str, str] | None = None,
+    tls: list[str] | None = None,
+    config: list[str] | None = None,
+) -> NodeSpec:
     """One instance; with `shared_port` it gets its own loopback address and that port, else 127.0.0.1 and a free one."""
     instance = f"{name}-{index}"
     if shared_port:
         node = NodeSpec(instance, "service", [], {"grpc": shared_port, "http": ports.free()}, host=own_address(index))
     else:
-        node = NodeSpec(instance, "service", [], {"grpc": ports.free(5000 + index), "http": ports.free()}, host=ports.host)
+        node = NodeSpec(
+            instance, "service", [], {"grpc": ports.free(5000 + index), "http": ports.free()}, host=ports.host
+        )
     argv = [
-        sys.executable, "-m", "lab_services.service",
-        "--host", node.host, "--port", str(node.ports["grpc"]), "--http-port", str(node.ports["http"]),
-        "--name", name, "--id", instance, "--tags", version, "--meta", f"version={version}",
-        "--registry", registry if (consul or etcd) else "none",
+        sys.executable,
+        "-m",
+        "lab_services.service",
+        "--host",
+        node.host,
+        "--port",
+        str(node.ports["grpc"]),
+        "--http-port",
+        str(node.ports["http"]),
+        "--name",
+        name,
+        "--id",
+        instance,
+        "--tags",
+        version,
+        "--meta",
+        f"version={version}",
+        "--registry",
+        registry if (consul or etcd) else "none",
     ]
     for key, value in (meta or {}).items():
         argv += ["--meta", f"{key}={value}"]
@@ -44,8 +73,13 @@ def plan(index: int, ports: PortAllocator, name: str, registry: str, consul: lis
     for check in checks:
         argv += ["--check", check]
     node.argv = argv
-    node.info = {"service": name, "version": version, "address": node.addr("grpc"), "metrics_url": f"http://{node.addr('http')}/metrics",
-                 "admin": node.addr("http")}
+    node.info = {
+        "service": name,
+        "version": version,
+        "address": node.addr("grpc"),
+        "metrics_url": f"http://{node.addr('http')}/metrics",
+        "admin": node.addr("http"),
+    }
     return node
 
 
