@@ -20,7 +20,7 @@ from lab_services.runtime.status import ClusterStatus
 from lab_services.runtime.supervised import LabNotRunningError
 
 if TYPE_CHECKING:  # the CLI loads the lessons layer (and ipywidgets) only for the commands that need it
-    from lab_services.lessons.progress import StderrProgress
+    from lab_services.core.progress import StderrProgress
 
 PROCESS_OPS = ("kill", "stop", "start", "pause", "resume")
 
@@ -135,7 +135,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _progress(args: argparse.Namespace) -> StderrProgress:
     """The stderr progress line of a long command: on a terminal or with --progress, never under --json."""
-    from lab_services.lessons.progress import StderrProgress
+    from lab_services.core.progress import StderrProgress
 
     return StderrProgress.for_terminal(getattr(args, "json", False), force=args.progress)
 

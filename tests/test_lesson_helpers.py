@@ -160,7 +160,7 @@ def test_metric_origins_says_which_grpc_metrics_follow_go_grpc_prometheus_and_wh
 def test_stderr_progress_rewrites_one_line_when_on_and_writes_nothing_under_json_or_off_a_terminal():
     import io
 
-    from lab_services.lessons.progress import StderrProgress
+    from lab_services.core.progress import StderrProgress
 
     stream = io.StringIO()  # not a terminal
     StderrProgress.for_terminal(json_output=False, stream=stream)(0, 2, "first")

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, NativeChannel, PickerChannel, Watcher
 from lab_services.discovery.channel import DiscoveryChannel
 from lab_services.discovery.native_channel import SERVICE_CONFIG, static_target
-from lab_services.lessons.progress import OnStep
+from lab_services.core.progress import OnStep
 from lab_services.runtime import processes
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.local import LocalCluster

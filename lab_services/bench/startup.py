@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from lab_services.lessons.progress import OnStep
+from lab_services.core.progress import OnStep
 from lab_services.metrics import prometheus
 from lab_services.runtime.cluster import Cluster
 from lab_services.runtime.config import ClusterConfig

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_services.core.http import http_json
-from lab_services.lessons.progress import OnStep
+from lab_services.core.progress import OnStep
 from lab_services.lessons.streaming.starvation import OpenStreams, health_check, unary_latencies
 from lab_services.runtime.status import ClusterStatus
 

@@ -25,7 +25,7 @@ from lab_services.lessons.drills.etcd import etcd_leader, etcd_quorum
 from lab_services.lessons.drills.probe import Load, Probe
 from lab_services.lessons.drills.result import DrillResult, Stopwatch
 from lab_services.lessons.drills.service import ServiceDrillParams, service_kill, service_pause, service_term
-from lab_services.lessons.progress import OnStep
+from lab_services.core.progress import OnStep
 from lab_services.runtime.cluster import Cluster
 
 __all__ = [

@@ -22,7 +22,7 @@ from lab_services.discovery.instance import DiscoveryEvent
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.lessons.drills.probe import Load, Probe
 from lab_services.lessons.drills.result import DrillResult, Stopwatch
-from lab_services.lessons.progress import OnStep
+from lab_services.core.progress import OnStep
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.spec import CheckSpec
 from lab_services.runtime.cluster import Cluster

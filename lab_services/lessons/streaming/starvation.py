@@ -21,7 +21,7 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lab_services.core.wait import WaitTimeout, wait_for
-from lab_services.lessons.progress import OnStep
+from lab_services.core.progress import OnStep
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 
 from lab_services.core.table import html_table
 from lab_services.lessons import exercises
-from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.core.background import BackgroundThread
 from lab_services.lessons.widgets.cluster_overview import overview_rows, summary_html
 from lab_services.lessons.widgets.health_board import COLOURS
 from lab_services.registry.consul_health import CheckState, ConsulHealth

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from lab_services.core.table import html_table
-from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.core.background import BackgroundThread
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.service import AdminClient
 

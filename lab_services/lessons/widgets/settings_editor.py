@@ -15,7 +15,7 @@ import ipywidgets as widgets
 
 from lab_services.core.table import html_table
 from lab_services.lessons.config_centre import settings_table
-from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.core.background import BackgroundThread
 from lab_services.service import AdminClient
 from lab_services.service.config_store import ConfigStore
 from lab_services.service.settings import SCHEMA, InvalidSetting, validate

@@ -18,7 +18,7 @@ import ipywidgets as widgets
 
 from lab_services.core.table import html_table
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch
-from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.core.background import BackgroundThread
 
 
 class StreamMeter(BackgroundThread):

@@ -24,7 +24,7 @@ import ipywidgets as widgets
 from lab_services.core.table import html_table
 from lab_services.discovery import CanarySplit, PickerChannel, make_policy
 from lab_services.discovery.policies import POLICIES
-from lab_services.lessons.widgets.background import BackgroundThread
+from lab_services.core.background import BackgroundThread
 from lab_services.service import user_pb2, user_pb2_grpc
 
 CANARY = "canary"

@@ -1,4 +1,4 @@
-"""The background thread every live widget runs, in one place: start for a while, stop, wait, ask if running."""
+"""The background thread a live widget or watcher runs, in one place: start for a while, stop, wait, ask if running."""
 
 from __future__ import annotations
 
