@@ -13,16 +13,14 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lab_services.runtime import ClusterConfig, backend_name, binaries, connect
-from lab_services.runtime.cluster import UnknownProcessError
-from lab_services.runtime.lab import open_cluster
+from lab_services.core.errors import LabError, NotRunningError
+from lab_services.runtime import Action, ClusterConfig, backend_name, binaries, connect, open_cluster
 from lab_services.runtime.status import ClusterStatus
-from lab_services.runtime.supervised import LabNotRunningError
 
 if TYPE_CHECKING:  # the CLI loads the lessons layer (and ipywidgets) only for the commands that need it
     from lab_services.core.progress import StderrProgress
 
-PROCESS_OPS = ("kill", "stop", "start", "pause", "resume")
+PROCESS_OPS = tuple(a.value for a in Action)
 
 
 def _print_status(status: ClusterStatus) -> None:
@@ -81,7 +79,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     cluster = open_cluster()
     was_running = cluster.published() is not None
-    cluster.down(**({"volumes": True} if args.volumes else {}))
+    cluster.down(volumes=args.volumes)
     print("lab stopped" if was_running else "no lab was running")
     return 0
 
@@ -97,7 +95,7 @@ def _report(result: dict[str, Any], as_json: bool) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    return _report(getattr(connect(), args.command)(args.name), args.json)
+    return _report(connect().act(args.name, Action(args.command)), args.json)
 
 
 def cmd_add_service(args: argparse.Namespace) -> int:
@@ -106,7 +104,7 @@ def cmd_add_service(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    steps = connect().restore()
+    steps = connect().reset()
     print("\n".join(steps) if steps else "nothing to do: every process runs and no instance was added")
     return 0
 
@@ -128,7 +126,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"port {port:<6} {who:<12} {state}")
     try:
         print(f"lab         running, {len(connect().status().processes)} processes")
-    except LabNotRunningError:
+    except NotRunningError:
         print("lab         not running (`discovery-lab up` starts it)")
     return 1 if problems else 0
 
@@ -210,7 +208,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         if args.which == "startup":
             # The compose runtime is measured next to the local one, in the same run, so the two rows compare.
-            backends = ["local", "compose"] if backend_name() == "compose" else ["local"]
+            backends = list(dict.fromkeys(["local", backend_name()]))
             results = [startup.run(runs=args.runs, backend=b, progress=progress) for b in backends]
             print(
                 json.dumps(results if len(results) > 1 else results[0])
@@ -596,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; any error becomes one line on stderr naming the command, and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         if args.backend:
@@ -603,17 +602,16 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["LAB_BACKEND"] = backend_name(args.backend)
         backend_name()
         return args.func(args)
-    except (
-        LabNotRunningError,
-        UnknownProcessError,
-        ProcessLookupError,
-        ValueError,
-        RuntimeError,
-        KeyError,
-        OSError,
-    ) as err:
-        print(f"discovery-lab {args.command}: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+    except (LabError, OSError, ValueError, RuntimeError, KeyError) as err:
+        print(f"discovery-lab {args.command}: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's first line; a longer message (a log's last lines) is in the file it names."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    lines = text.strip().splitlines() or [type(err).__name__]
+    return lines[0] + (f" ({len(lines) - 1} more lines: see the log it names)" if len(lines) > 1 else "")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from labs import ConsulNode, EtcdNode, local_lab
 
-from lab_services.runtime import processes
+from lab_services.runtime import Cluster, open_cluster, processes
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.local import LocalCluster
-from lab_services.runtime.supervised import SupervisedCluster
 
 # One state directory for the whole session, set before anything reads it, so notebook kernels and
 # subprocesses started by tests find the same lab and never touch a developer's own `.lab/`.
@@ -59,7 +57,7 @@ LAB_BUILDERS = ("local_lab(", ".launch(", "LocalCluster(", "ComposeCluster(")
 # The lessons, in three groups (test_notebooks.py: LESSON_GROUPS): queued first, so no long lesson is left to end a
 # parallel run alone.
 LESSON_MODULES = ("test_lessons_a.py", "test_lessons_b.py", "test_lessons_c.py")
-_SESSION_LABS: list[SupervisedCluster] = []
+_SESSION_LABS: list[Cluster] = []
 
 
 @functools.cache
@@ -88,12 +86,12 @@ FULL_LAB = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
 
 
 @pytest.fixture(scope="session")
-def session_lab() -> SupervisedCluster:
+def session_lab() -> Cluster:
     """The full lab (3 Consul servers, 3 etcd members, Prometheus, 3 services), one per pytest worker.
 
     The lessons run on it as a learner's kernel would: `ensure_cluster` grows it into the shape each lesson needs.
     """
-    cluster = SupervisedCluster(_SESSION_STATE)
+    cluster = open_cluster(_SESSION_STATE, "local")
     cluster.launch(FULL_LAB)
     _SESSION_LABS.append(cluster)
     yield cluster
@@ -103,7 +101,7 @@ def session_lab() -> SupervisedCluster:
 
 
 @pytest.fixture
-def lab(session_lab: SupervisedCluster, request: pytest.FixtureRequest) -> SupervisedCluster:
+def lab(session_lab: Cluster, request: pytest.FixtureRequest) -> Cluster:
     """The session's lab. The lessons run on it as they find it, as a learner's kernel would; any other test (the
     browser's lesson 00 too) gets it in the full shape, so what a lesson grew it into (client agents, a config store,
     a second datacenter) never depends on which lessons ran before it on this worker."""
@@ -164,10 +162,8 @@ def pytest_runtest_makereport(item, call):
     if report.when != "call" or not report.failed:
         return
     roots = [_SESSION_STATE] + ([item.funcargs["tmp_path"]] if "tmp_path" in item.funcargs else [])
-    # Module-scoped servers (a ConsulNode, an EtcdNode, a LocalCluster) keep their logs in their own lab's base.
-    roots += [
-        lab.base for lab in (getattr(v, "lab", v) for v in item.funcargs.values()) if isinstance(lab, LocalCluster)
-    ]
+    # Module-scoped servers (a ConsulNode, an EtcdNode, a local lab) keep their logs in their own lab's base.
+    roots += [lab.base for lab in (getattr(v, "lab", v) for v in item.funcargs.values()) if isinstance(lab, Cluster)]
     for log in [log for root in roots for log in sorted(root.glob("**/logs/*.log"))]:
         lines = log.read_text(errors="replace").splitlines()[-15:]
         report.sections.append((f"server log {log}", "\n".join(lines)))

@@ -1,6 +1,6 @@
 """Real lab servers for tests, always started and taken down through the runtime (never a second copy of it).
 
-`local_lab` runs a LocalCluster of any shape; `ConsulNode` and `EtcdNode` are views of one of its servers
+`local_lab` runs a local-runtime lab of any shape; `ConsulNode` and `EtcdNode` are views of one of its servers
 with what the registry tests read (agent checks, a client, the log tail) and restart.
 """
 
@@ -18,16 +18,14 @@ from typing import Any
 import pyetcd
 
 from lab_services.discovery import ConsulWatcher
-from lab_services.runtime import processes
-from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.local import LocalCluster
+from lab_services.runtime import Cluster, ClusterConfig, open_cluster, processes
 
 
 @contextmanager
-def local_lab(base: Path, **shape) -> Iterator[LocalCluster]:
-    lab = LocalCluster(ClusterConfig(**shape), base=base)
+def local_lab(base: Path, **shape) -> Iterator[Cluster]:
+    lab = open_cluster(base, "local")
     try:
-        lab.up()
+        lab.launch(ClusterConfig(**shape))
         yield lab
     finally:
         lab.down()
@@ -35,7 +33,7 @@ def local_lab(base: Path, **shape) -> Iterator[LocalCluster]:
 
 
 @contextmanager
-def consul_watcher(lab: LocalCluster, ids: list[str]) -> Iterator[ConsulWatcher]:
+def consul_watcher(lab: Cluster, ids: list[str]) -> Iterator[ConsulWatcher]:
     """A started watcher on the lab's Consul that already lists exactly `ids`."""
     watcher = ConsulWatcher("user", lab.status().consul.http, wait="5s").start()
     try:
@@ -46,12 +44,12 @@ def consul_watcher(lab: LocalCluster, ids: list[str]) -> Iterator[ConsulWatcher]
 
 
 class LabNode:
-    """One server of a running LocalCluster: stop it, start it again (same ports, same data), read its log."""
+    """One server of a running local lab: stop it, start it again (same ports, same data), read its log."""
 
-    def __init__(self, lab: LocalCluster, name: str):
+    def __init__(self, lab: Cluster, name: str):
         self.lab = lab
         self.name = name
-        self.spec = lab.nodes[name]
+        self.spec = next(p for p in lab.status().processes if p.name == name)
 
     def stop(self) -> None:
         self.lab.stop(self.name)
@@ -59,9 +57,9 @@ class LabNode:
     def start(self) -> None:
         self.lab.start(self.name)
 
-    def tail(self) -> str:
-        child = self.lab.children.get(self.name)
-        return child.tail() if child is not None else f"({self.name} not running)"
+    def tail(self, lines: int = 20) -> str:
+        path = Path(self.spec.log_file)
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
 
 class ConsulNode(LabNode):
@@ -69,11 +67,11 @@ class ConsulNode(LabNode):
 
     @property
     def http(self) -> str:
-        return self.spec.addr("http")
+        return self.spec.address("http")
 
     @property
     def data_dir(self) -> Path:
-        return self.lab.workdir / self.name / "data"
+        return self.lab.base / "cluster" / self.name / "data"
 
     def forget(self) -> None:
         """Stop the server and delete its data, so it starts again knowing nothing (as a lost disk would)."""
@@ -103,7 +101,7 @@ class EtcdNode(LabNode):
 
     @property
     def endpoint(self) -> str:
-        return self.spec.addr("client")
+        return self.spec.address("client")
 
     def client(self):
         host, port = self.endpoint.split(":")

@@ -10,9 +10,8 @@ import time
 
 import pytest
 
-from lab_services.runtime import processes
+from lab_services.runtime import open_cluster, processes
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.supervised import SupervisedCluster
 
 CLI = [sys.executable, "-m", "lab_services.cli"]
 
@@ -80,20 +79,20 @@ def test_unknown_backend_is_refused(tmp_path):
 
 
 def test_a_lab_owned_by_a_process_dies_with_it(tmp_path):
-    """A notebook kernel that is killed takes the lab it started with it: the supervisor watches its owner."""
+    """A notebook kernel that is killed takes the lab it started with it: the engine watches its owner."""
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    cluster = SupervisedCluster(tmp_path)
+    cluster = open_cluster(tmp_path, "local")
     status = cluster.launch(
         ClusterConfig(consul_servers=1, etcd_members=1, services=1, prometheus=False), owner_pid=owner.pid
     )
     pids = [p.pid for p in status.processes]
-    supervisor = cluster.published()["pid"]
+    engine = cluster.published()["pid"]
     owner.kill()
     owner.wait()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(processes.is_alive(p) for p in [supervisor, *pids]):
+    while time.monotonic() < deadline and any(processes.is_alive(p) for p in [engine, *pids]):
         time.sleep(0.1)
-    assert not [p for p in [supervisor, *pids] if processes.is_alive(p)], "lab processes outlived their owner"
+    assert not [p for p in [engine, *pids] if processes.is_alive(p)], "lab processes outlived their owner"
     assert not cluster.running()
 
 
@@ -109,7 +108,7 @@ def test_bad_up_arguments(tmp_path, args, message):
     assert result.returncode == 2 and message in result.stderr
 
 
-def test_add_service_through_the_supervisor(tmp_path):
+def test_add_service_through_the_engine(tmp_path):
     run(tmp_path, "up", "--consul-servers", "1", "--etcd-members", "0", "--services", "0", "--no-prometheus")
     try:
         wrong = run(tmp_path, "add-service", "--meta", "noequals", check=False)

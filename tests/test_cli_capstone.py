@@ -9,9 +9,8 @@ import textwrap
 
 from lab_services.cli import main
 from lab_services.lessons.exercises import lesson_14
-from lab_services.runtime import processes
+from lab_services.runtime import open_cluster, processes
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.supervised import SupervisedCluster
 
 
 def test_capstone_run_grades_each_client_in_one_table(tmp_path, monkeypatch, capsys):
@@ -31,7 +30,7 @@ def test_capstone_run_grades_each_client_in_one_table(tmp_path, monkeypatch, cap
     )
     (tmp_path / "bob.py").write_text("import no_such_module_for_the_capstone\n")
     (tmp_path / "carol.py").write_text("def make_client(consul_http):\n    return None\n")
-    lab = SupervisedCluster(state)
+    lab = open_cluster(state, "local")
     lab.launch(
         ClusterConfig(
             consul_servers=3, etcd_members=0, services=3, prometheus=False, registry="consul", consul_clients=3

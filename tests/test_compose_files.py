@@ -73,7 +73,7 @@ def test_the_files_put_each_node_where_the_runtime_looks():
         command = " ".join(map(str, services[node.name]["command"]))
         assert node.host in command, f"{node.name} does not listen on {node.host}"
     for i in range(1, topology.INSTANCES + 1):
-        assert services[f"user-{i}"]["command"] == topology.service_argv(i)
+        assert services[f"user-{i}"]["command"] == topology.service_command(i).args()
 
 
 def test_services_get_the_same_flags_as_on_the_local_runtime():
@@ -81,7 +81,7 @@ def test_services_get_the_same_flags_as_on_the_local_runtime():
     members = topology.etcd_nodes()
     local = service.plan(1, PortAllocator(), "user", "both", consul, members)
     flags = lambda argv: [a for a in argv if a.startswith("--")]
-    assert flags(local.argv) == flags(topology.service_argv(1))
+    assert flags(local.argv) == flags(topology.service_command(1).args())
 
 
 def test_etcd_gets_the_local_runtimes_timing(tmp_path):

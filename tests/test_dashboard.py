@@ -242,7 +242,7 @@ def test_with_client_agents_the_dashboard_shows_each_node_and_its_services(agent
         assert sorted(e["Service"]["ID"] for e in passing) == ["user-1", "user-3"]
     finally:
         board.stop()
-        agents_lab.restore()
+        agents_lab.reset()
     # A lab without client agents keeps the table hidden.
     plain = LabDashboard(cluster)
     assert plain.nodes_section.layout.display == "none" and plain.node_rows == []

@@ -12,15 +12,14 @@ import pytest
 from lab_services.core.wait import wait_until
 from lab_services.lessons import drills
 from lab_services.registry.consul_health import ConsulHealth
-from lab_services.runtime import processes
+from lab_services.runtime import open_cluster, processes
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.supervised import SupervisedCluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("drills")
-    lab = SupervisedCluster(base)
+    lab = open_cluster(base, "local")
     lab.launch(ClusterConfig(consul_servers=3, etcd_members=3, services=1, prometheus=False), owner_pid=os.getpid())
     try:
         yield lab

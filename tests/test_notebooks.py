@@ -96,7 +96,7 @@ def restored_on_failure(cluster: Cluster) -> Iterator[None]:
     try:
         yield
     except Exception:
-        cluster.restore()
+        cluster.reset()
         raise
 
 

@@ -28,7 +28,7 @@ def test_only_passing_leaves_the_warning_instance_out_of_dns(consul_node):
         wait_until(
             lambda: sorted(r.port for r in srv_records("probe", status.consul.dns)) == [6001, 6002], 5, "lab DNS"
         )
-        with OnlyPassingAgent(status) as agent:
+        with OnlyPassingAgent(consul_node.lab) as agent:
             wait_until(
                 lambda: [r.port for r in srv_records("probe", agent.dns)] == [6001],
                 10,
@@ -36,7 +36,9 @@ def test_only_passing_leaves_the_warning_instance_out_of_dns(consul_node):
                 seen=lambda: str(srv_records("probe", agent.dns)),
             )
             name = agent.name
-        assert not [r for r in processes.live_records() if r.name == name], "the agent must be gone after the block"
+        assert not [r for r in processes.live_records(consul_node.lab.base) if r.name == name], (
+            "the agent must be gone after the block"
+        )
     finally:
         for n in (1, 2):
             client.agent.service.deregister(f"probe-{n}")
@@ -45,4 +47,4 @@ def test_only_passing_leaves_the_warning_instance_out_of_dns(consul_node):
 
 def test_a_lab_without_consul_is_named(etcd_node):
     with pytest.raises(ValueError, match="runs no Consul server to join"):
-        OnlyPassingAgent(etcd_node.lab.status())
+        OnlyPassingAgent(etcd_node.lab)

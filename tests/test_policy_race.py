@@ -29,7 +29,7 @@ def test_load_aware_policies_avoid_the_slow_instance_and_weighted_follows_the_we
             table = policy_split(watcher, calls=240, in_flight=8, say=lines.append)
     finally:
         AdminClient(slow.admin).set_faults(latency_ms=0)
-        cluster.restore()
+        cluster.reset()
     share = {row["policy"]: row for row in table.rows}
     assert len(lines) == 4 and lines[0].startswith("[1/4] round_robin: 240 calls")
     assert all(row["failed"] == 0 for row in table.rows), table.rows

@@ -13,10 +13,9 @@ from lab_services.core.etcd_gateway import EtcdGateway
 from lab_services.core.http import http_json
 from lab_services.core.ports import PortInUseError
 from lab_services.core.wait import wait_until
-from lab_services.runtime import processes
+from lab_services.runtime import Cluster, open_cluster, processes
 from lab_services.runtime.cluster import UnknownProcessError
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.local import LocalCluster
 from lab_services.runtime.status import ClusterStatus
 
 
@@ -26,13 +25,13 @@ def cluster(tmp_path_factory):
         yield lab
 
 
-def consul_health(lab: LocalCluster, passing: bool = False) -> list[str]:
+def consul_health(lab: Cluster, passing: bool = False) -> list[str]:
     status = lab.status()
     url = f"http://{status.consul.http[0]}/v1/health/service/user" + ("?passing" if passing else "")
     return sorted(entry["Service"]["ID"] for entry in http_json(url))
 
 
-def etcd_keys(lab: LocalCluster) -> list[str]:
+def etcd_keys(lab: Cluster) -> list[str]:
     return EtcdGateway(lab.status().etcd.endpoints[0]).keys("/services/user/")
 
 
@@ -124,16 +123,13 @@ def test_a_consul_port_in_use_is_reported_with_its_holder(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        lab = LocalCluster(
-            ClusterConfig(
-                consul_servers=1, etcd_members=0, services=0, prometheus=False, registry="none", consul_http_port=port
-            ),
-            base=tmp_path,
+        config = ClusterConfig(
+            consul_servers=1, etcd_members=0, services=0, prometheus=False, registry="none", consul_http_port=port
         )
         with pytest.raises(
             PortInUseError, match=rf"port {port} on 127.0.0.1 is in use by pid \d+ .*--consul-http-port"
         ):
-            lab.up()
+            open_cluster(tmp_path, "local").launch(config)
     assert processes.live_records(tmp_path) == []
 
 
@@ -148,14 +144,14 @@ def test_a_consul_port_in_use_is_reported_with_its_holder(tmp_path):
 )
 def test_bad_cluster_shapes_are_refused(field, value, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        LocalCluster(ClusterConfig(**{field: value}), base=tmp_path).up()
+        open_cluster(tmp_path, "local").launch(ClusterConfig(**{field: value}))
     assert processes.live_records(tmp_path) == []
 
 
 def test_a_missing_binary_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CONSUL_BIN", str(tmp_path / "no-such-consul"))
     with pytest.raises(RuntimeError, match="LAB_CONSUL_BIN=.*is not an executable file"):
-        LocalCluster(ClusterConfig(services=0), base=tmp_path).up()
+        open_cluster(tmp_path, "local").launch(ClusterConfig(services=0))
 
 
 def test_add_service_starts_a_canary_that_passes(cluster):

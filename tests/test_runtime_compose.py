@@ -340,7 +340,7 @@ def test_add_service_is_a_canary_and_restore_removes_it(cluster):
     assert [s.version for s in cluster.status().services] == ["v1", "v1", "v1", "v2"]
     cluster.kill("etcd-3")
     cluster.pause("user-1")
-    steps = cluster.restore()
+    steps = cluster.reset()
     # Then what lessons and earlier tests left (registrations, keys, users) is cleared: checked in test_runtime_reset.
     assert steps[:3] == ["resumed user-1", "removed user-4", "started etcd-3"]
     assert "user-4" not in cluster.containers() and consul_passing(cluster) == ["user-1", "user-2", "user-3"]

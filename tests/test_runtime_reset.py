@@ -1,5 +1,5 @@
 """Reset really resets: after a lesson's leftovers (stray and critical registrations, KV and etcd keys, faults,
-users, an added instance), `restore()` leaves the real cluster as a fresh `up` left it."""
+users, an added instance), `reset()` leaves the real cluster as a fresh `up` left it."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_reset_undoes_what_an_aborted_lesson_left(cluster):
         assert dirty != fresh
         assert ConsulHealth(status.consul.http[0]).status("lesson02-doomed-ttl") == "critical"
 
-        steps = cluster.restore()
+        steps = cluster.reset()
 
         assert any("deregistered lesson02-doomed-1" in s for s in steps), steps
         assert any("emptied user-1's store" in s for s in steps), steps

@@ -22,13 +22,12 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from lab_services.core.progress import OnStep
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, NativeChannel, PickerChannel, Watcher
 from lab_services.discovery.channel import DiscoveryChannel
 from lab_services.discovery.native_channel import SERVICE_CONFIG, static_target
-from lab_services.core.progress import OnStep
-from lab_services.runtime import processes
+from lab_services.runtime import Cluster, open_cluster, processes
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.local import LocalCluster
 from lab_services.service import user_pb2, user_pb2_grpc
 
 SMALL = ClusterConfig(consul_servers=1, etcd_members=1, services=3, prometheus=False)
@@ -51,11 +50,11 @@ def _request() -> user_pb2.CreateUserRequest:
 
 
 @contextlib.contextmanager
-def small_lab() -> Iterator[LocalCluster]:
+def small_lab() -> Iterator[Cluster]:
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
-        cluster = LocalCluster(SMALL, base=Path(tmp))
+        cluster = open_cluster(Path(tmp), "local")
         try:
-            cluster.up()
+            cluster.launch(SMALL)
             yield cluster
         finally:
             cluster.down()
@@ -69,7 +68,7 @@ def _check(registry: str, mode: str) -> None:
         raise ValueError(f"invalid argument: mode: {mode!r}; use {' or '.join(MODES)}")
 
 
-def _watcher(cluster: LocalCluster, registry: str) -> Watcher:
+def _watcher(cluster: Cluster, registry: str) -> Watcher:
     status = cluster.status()
     if registry == "consul":
         return ConsulWatcher("user", status.consul.http).start()
@@ -81,7 +80,7 @@ def _channel(watcher: Watcher, mode: str) -> DiscoveryChannel:
 
 
 @contextlib.contextmanager
-def _discovery(cluster: LocalCluster, registry: str, mode: str) -> Iterator[DiscoveryChannel]:
+def _discovery(cluster: Cluster, registry: str, mode: str) -> Iterator[DiscoveryChannel]:
     """A channel over the running instances, returned once the watcher lists all of them."""
     running = {s.id for s in cluster.status().services if s.state == "running"}
     watcher = _watcher(cluster, registry)
@@ -103,7 +102,7 @@ def _summary(name: str, registry: str, mode: str, runs: int) -> dict[str, Any]:
 # -- propagation -----------------------------------------------------------------------------------------
 
 
-def _one_propagation(cluster: LocalCluster, channel: DiscoveryChannel, timeout: float) -> dict[str, Any]:
+def _one_propagation(cluster: Cluster, channel: DiscoveryChannel, timeout: float) -> dict[str, Any]:
     stub = user_pb2_grpc.UserServiceStub(channel)
     known = {s.id for s in cluster.status().services}
     first_call: dict[str, float] = {}
@@ -207,7 +206,7 @@ def _attempts(channel: DiscoveryChannel, instance_id: str) -> int | None:
 
 
 def _one_failover(
-    cluster: LocalCluster, registry: str, mode: str, rate: float, threads: int, before: float, after: float, victim: str
+    cluster: Cluster, registry: str, mode: str, rate: float, threads: int, before: float, after: float, victim: str
 ) -> dict[str, Any]:
     calls: list[tuple[float, str | None]] = []
     touches: list[float] = []  # when the picker's count of attempts on the victim last moved

@@ -10,11 +10,11 @@ from typing import Any
 
 import psutil
 
+from lab_services.core.errors import LabError
 from lab_services.core.progress import OnStep
 from lab_services.metrics import prometheus
-from lab_services.runtime.cluster import Cluster
+from lab_services.runtime import open_cluster
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.local import LocalCluster
 from lab_services.runtime.status import ProcessStatus
 
 FULL = ClusterConfig(consul_servers=3, etcd_members=3, services=3)
@@ -42,28 +42,22 @@ def one_run(config: ClusterConfig, backend: str = "local") -> dict[str, float]:
     measured, and its data goes before and after each run, so every run starts from nothing as the local
     one does; its addresses are fixed, so a running compose lab must be stopped first."""
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
-        cluster: Cluster
-        if backend == "compose":
-            from lab_services.runtime.compose.cluster import ComposeCluster
-
-            cluster = ComposeCluster(config, base=Path(tmp))
-            if cluster.running():
-                raise RuntimeError(
-                    "a compose lab is running on the benchmark's addresses; stop it first with "
-                    "`discovery-lab --backend compose down`"
-                )
-            cluster.down(volumes=True)
-        else:
-            cluster = LocalCluster(config, base=Path(tmp))
+        cluster = open_cluster(Path(tmp), backend)
+        if cluster.running():
+            raise LabError(
+                f"a lab is running in {cluster.location}, where the benchmark starts its own; stop it first with "
+                f"`discovery-lab --backend {backend} down`"
+            )
+        cluster.down(volumes=True)
         start = time.monotonic()
         try:
-            status = cluster.up()
+            status = cluster.launch(config)
             to_passing = time.monotonic() - start
             prometheus.wait_for_targets(status.prometheus.url, "lab-services", config.services, timeout=60)
             to_scraped = time.monotonic() - start
             rss = rss_mb_by_process(status.processes)
         finally:
-            cluster.down(**({"volumes": True} if backend == "compose" else {}))
+            cluster.down(volumes=True)
     return {
         "seconds_to_passing": to_passing,
         "seconds_to_scraped": to_scraped,

@@ -82,23 +82,20 @@ def measure(
 @contextlib.contextmanager
 def _instance() -> Iterator[dict[str, Any]]:
     """The first running instance of the running lab, or of a fresh small one (1 Consul server, 1 instance)."""
-    from lab_services.runtime import connect
-    from lab_services.runtime.config import ClusterConfig
-    from lab_services.runtime.local import LocalCluster
-    from lab_services.runtime.supervised import LabNotRunningError
+    from lab_services.core.errors import NotRunningError
+    from lab_services.runtime import ClusterConfig, connect, open_cluster
 
     try:
         yield _target(connect().status())
         return
-    except LabNotRunningError:
+    except NotRunningError:
         pass
     with tempfile.TemporaryDirectory(prefix="lab-bench-streams-") as tmp:
-        cluster = LocalCluster(
-            ClusterConfig(consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul"),
-            base=Path(tmp),
-        )
+        cluster = open_cluster(Path(tmp), "local")
         try:
-            cluster.up()
+            cluster.launch(
+                ClusterConfig(consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul")
+            )
             yield _target(cluster.status())
         finally:
             cluster.down()

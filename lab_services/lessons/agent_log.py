@@ -33,7 +33,7 @@ class AgentLog:
             )
         self.name = agents[0].name
         self.container = agents[0].container
-        self.path = None if self.container else Path(agents[0].log)
+        self.path = Path(agents[0].log_file) if agents[0].log_file else None
         self.offset = 0
         self.since = 0.0
 

@@ -220,14 +220,14 @@ def _run_chaos(
         pool.shutdown(wait=False, cancel_futures=True)
         run.duration = time.monotonic() - began
         run.passing = [(at - began, kind, instance) for at, kind, instance in list(changes)]
-        steps = cluster.restore()
+        steps = cluster.reset()
         if steps:
             progress("put back: " + ", ".join(steps))
         wait_until(lambda: _tolerates_a_failure(cluster), 60, "the Consul servers to tolerate a failure again")
     return run
 
 
-class ClientError(ValueError):
+class ClientError(BadInputError):
     """A learner's client could not even start: the message is the sentence a learner or an instructor reads."""
 
 

@@ -260,7 +260,7 @@ def store_outage(
         result["table_during"] = settings_table(instances)
     finally:
         back = time.monotonic()
-        # One at a time is enough: the first one back makes two of three, a quorum. Not `restore()`, which would also
+        # One at a time is enough: the first one back makes two of three, a quorum. Not `reset()`, which would also
         # wipe what the lesson keeps in the stores (settings, history) and reset every instance mid-lesson.
         for name in victims:
             cluster.start(name)

@@ -8,7 +8,6 @@ libraries hide: the `X-Consul-KnownLeader` and `X-Consul-LastContact` headers, s
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -320,16 +319,8 @@ class AntiEntropyWatch:
 
 
 def consul_reload(agent: str) -> str:
-    """`consul reload` against one agent, as an operator would run it: the agent also runs a full anti-entropy sync."""
-    done = subprocess.run(
-        [str(binaries.find_binary("consul")), "reload", f"-http-addr=http://{agent}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if done.returncode:
-        raise RuntimeError(f"consul reload failed: {done.stderr.strip()}")
-    return done.stdout.strip()
+    """`consul reload` against one agent, as an operator would run it."""
+    return binaries.run_tool("consul", ["reload", f"-http-addr=http://{agent}"])
 
 
 # -- two datacenters -------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 The lab's servers answer DNS with warning instances included (Consul's default). This starts a small Consul
 *client* agent on free loopback ports, joined to the lab's servers, whose DNS leaves them out, so the lesson
-can ask both the same question. It runs through the runtime's one spawn function and stops with `stop()` (or
-the `with` block), leaving gracefully so the lab's member list shows it as left.
+can ask both the same question. The runtime starts it beside the lab (`Cluster.start_auxiliary`), and it stops
+with `stop()` (or the `with` block), leaving gracefully so the lab's member list shows it as left.
 """
 
 from __future__ import annotations
@@ -13,23 +13,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lab_services.core.errors import BadInputError
 from lab_services.core.http import http_json
 from lab_services.core.ports import PortAllocator
 from lab_services.core.wait import wait_until
-from lab_services.runtime import processes
-from lab_services.runtime.binaries import find_binary
-from lab_services.runtime.status import ClusterStatus
+from lab_services.runtime import Auxiliary, Cluster
+from lab_services.runtime.processes import Child
 
 
 class OnlyPassingAgent:
     """A Consul client agent joined to the lab whose DNS answers only passing instances; `dns` is its address."""
 
-    def __init__(self, status: ClusterStatus, name: str = "only-passing"):
-        servers = status.processes_of("consul").values()
+    def __init__(self, cluster: Cluster, name: str = "only-passing"):
+        self.cluster = cluster
+        servers = cluster.status().processes_of("consul").values()
         self.join = [p.address("serf_lan") for p in servers if "serf_lan" in p.ports]
         if not self.join:
-            raise ValueError(
-                "invalid argument: status: the lab runs no Consul server to join; start it with consul_servers=1 or 3"
+            raise BadInputError(
+                "invalid argument: cluster: the lab runs no Consul server to join; start it with consul_servers=1 or 3"
             )
         self.name = name
         self.workdir = Path(tempfile.mkdtemp(prefix="lab-only-passing-"))
@@ -42,7 +43,7 @@ class OnlyPassingAgent:
             "server": ports.free(),
             "grpc": -1,
         }
-        self.child: processes.Child | None = None
+        self.child: Child | None = None
 
     @property
     def dns(self) -> str:
@@ -79,11 +80,7 @@ class OnlyPassingAgent:
         }
         path = self.workdir / "consul.json"
         path.write_text(json.dumps(config, indent=2))
-        self.child = processes.spawn(
-            self.name,
-            [str(find_binary("consul")), "agent", f"-config-file={path}"],
-            log_path=self.workdir / "consul.log",
-        )
+        self.child = self.cluster.start_auxiliary(Auxiliary.CONSUL_AGENT, self.name, [f"-config-file={path}"])
         try:
             wait_until(
                 lambda: http_json(f"http://{self.http}/v1/catalog/services"),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab_services.core.errors import LabError
 from lab_services.core.paths import cache_dir
 
 
@@ -40,7 +41,7 @@ ARCHIVE = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
-class MissingBinaryError(RuntimeError):
+class MissingBinaryError(LabError, RuntimeError):
     """A server binary the lab needs is nowhere to be found; the message says how to provide it."""
 
 
@@ -75,6 +76,15 @@ def binary_version(name: str) -> str:
     out = subprocess.run([str(path), *TOOLS[name].version_args], capture_output=True, text=True, timeout=20)
     match = re.search(r"v?(\d+\.\d+\.\d+)", out.stdout + out.stderr)
     return match.group(1) if match else "unknown"
+
+
+def run_tool(name: str, args: list[str], timeout: float = 30.0) -> str:
+    """One command of a lab binary's own CLI (e.g. `consul reload`), as an operator would type it; its output, or
+    LabError with what it printed on failure."""
+    done = subprocess.run([str(find_binary(name)), *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise LabError(f"`{name} {' '.join(args)}` failed (exit {done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def describe_binaries() -> dict[str, dict[str, str]]:

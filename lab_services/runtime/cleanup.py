@@ -1,7 +1,7 @@
 """What "reset" undoes besides processes: what lessons left in Consul, etcd and the service instances.
 
 A lesson that was interrupted leaves registrations behind (critical ones, since their instance is gone), KV and etcd
-keys it wrote, faults it injected and users it created. `restore()` of a runtime calls `clean_lab_state` after the
+keys it wrote, faults it injected and users it created. `reset()` of a runtime calls `clean_lab_state` after the
 processes are back, so the lab then matches a fresh `up`: the lab's own instances stay registered, everything else
 a lesson added goes.
 """
@@ -80,7 +80,7 @@ def _clean_etcd(status: ClusterStatus, own: set[str], timeout: float = 15.0) -> 
         timeout,
         "etcd to accept the reset's reads",
         interval=0.2,
-        not_yet=NOT_YET + (pyetcd.exceptions.Etcd3Exception,),
+        not_yet=(*NOT_YET, pyetcd.exceptions.Etcd3Exception),
     )[0]
 
 

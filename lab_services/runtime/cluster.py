@@ -1,65 +1,195 @@
-"""The one interface every lab runtime offers, so a lesson never cares which runtime runs its cluster."""
+"""The port every caller uses to run a lab, so a lesson, the CLI or a benchmark never cares which runtime runs it.
+
+Two adapters implement it: `runtime/local/` (child processes on loopback, owned by a long-lived engine process)
+and `runtime/compose/` (containers of one compose project). `runtime.open_cluster()` picks one from LAB_BACKEND;
+nothing outside `runtime` imports an adapter or asks which one it has.
+"""
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+from lab_services.core.errors import BadInputError, LabError, NotRunningError
+from lab_services.runtime import processes
+from lab_services.runtime.binaries import find_binary
+from lab_services.runtime.cleanup import clean_lab_state
+from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.status import ClusterStatus
 
 
-class NotReadyError(RuntimeError):
+class NotReadyError(LabError, RuntimeError):
     """A lab process did not become ready (or exited); the message carries the tail of its log."""
 
 
-class UnknownProcessError(KeyError):
+class UnknownProcessError(BadInputError, KeyError):
     """A process name that is not part of the running lab; the message lists the valid names."""
 
     def __str__(self) -> str:
         return str(self.args[0])
 
 
+class Action(StrEnum):
+    """What can be done to one process of the lab, as a crash, an operator or a hang would do it."""
+
+    KILL = "kill"  # SIGKILL: a crash; nothing deregisters
+    STOP = "stop"  # SIGTERM and wait: the graceful path (services deregister first)
+    START = "start"  # start a stopped or killed process again with the same ports and data, and wait until ready
+    PAUSE = "pause"  # frozen: alive but hung, which only timeouts notice
+    RESUME = "resume"  # thawed
+
+    @classmethod
+    def parse(cls, value: str | Action) -> Action:
+        try:
+            return cls(value)
+        except ValueError:
+            raise BadInputError(
+                f"invalid argument: action: {value!r}; use one of {', '.join(a.value for a in cls)}"
+            ) from None
+
+
+class Auxiliary(StrEnum):
+    """Processes a lesson or drill starts beside the lab (a probe instance, an extra Consul agent), through the
+    runtime, so they are stopped and reaped like the lab's own."""
+
+    SERVICE = "service"  # one more user-service process with flags of the caller's choosing (service.command)
+    CONSUL_AGENT = "consul-agent"  # `consul agent` with the caller's flags, e.g. -config-file
+
+
 class Cluster(ABC):
-    """Start, inspect and disturb a lab cluster. Every method answers with plain data (JSON-ready)."""
+    """Start, inspect and disturb a lab cluster. Every method answers with plain data (JSON-ready) or a status."""
 
-    backend: str
+    backend: str  # the runtime's name, shown in `status` (never a reason for a caller to branch)
+    base: Path  # the state directory: logs, data, pid files
+
+    # -- finding and starting --------------------------------------------------------------------------
+    @abstractmethod
+    def running(self) -> bool:
+        """True while this runtime has a lab (started by anyone: the CLI, a kernel, a test)."""
 
     @abstractmethod
+    def published(self) -> dict[str, Any] | None:
+        """The running lab's state as its runtime publishes it (`{"status": ...}` and more), or None."""
+
+    @abstractmethod
+    def launch(self, config: ClusterConfig, owner_pid: int | None = None) -> ClusterStatus:
+        """Start a lab of `config`'s shape and wait until it is really ready. With `owner_pid`, a runtime that can
+        tie the lab's life to a process (a notebook kernel) stops the lab when that process dies."""
+
+    @abstractmethod
+    def ensure(self, wanted: ClusterConfig, owner_pid: int | None = None) -> None:
+        """Reuse the running lab if it serves `wanted`; otherwise start (or grow) one that does."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where this runtime keeps its lab, in words (a state directory, a compose project)."""
+
+    @property
+    @abstractmethod
+    def start_command(self) -> str:
+        """The shell command that starts this runtime's lab."""
+
     def up(self) -> ClusterStatus:
-        """Start everything and wait until it is really ready; returns `status()`."""
+        """The running lab's status, or a lab of the default shape started now."""
+        return self.status() if self.running() else self.launch(ClusterConfig())
 
     @abstractmethod
-    def down(self) -> None:
-        """Stop every process; safe to call twice."""
+    def down(self, volumes: bool = False) -> None:
+        """Stop and remove every process; with `volumes`, the servers' data too. Safe to call twice."""
 
+    # -- inspecting ------------------------------------------------------------------------------------
     @abstractmethod
     def status(self) -> ClusterStatus:
         """Addresses, processes with pids and states, leaders, binaries; `.to_dict()` is the `status --json` object."""
 
+    def state_of(self, name: str) -> str:
+        """running, paused or stopped: one process's state."""
+        processes_ = self.status().processes
+        for p in processes_:
+            if p.name == name:
+                return p.state
+        raise UnknownProcessError(
+            f"no lab process named {name!r}; the lab has: {', '.join(p.name for p in processes_)}"
+        )
+
+    def not_running(self) -> NotRunningError:
+        return NotRunningError(f"no lab is running in {self.location}; start one with `{self.start_command}`")
+
+    # -- one process at a time -------------------------------------------------------------------------
     @abstractmethod
+    def act(self, name: str, action: Action) -> dict[str, Any]:
+        """Do `action` to the process `name` and return once it has taken effect (what happened, with its pid)."""
+
+    @abstractmethod
+    def start_together(self, names: list[str]) -> list[str]:
+        """Start stopped processes at once and wait for them in parallel: one Consul or etcd server alone cannot
+        elect a leader while its peers are down too, so one by one could never succeed. Returns the names."""
+
     def kill(self, name: str) -> dict[str, Any]:
-        """SIGKILL, as a crash would."""
+        return self.act(name, Action.KILL)
 
-    @abstractmethod
     def stop(self, name: str) -> dict[str, Any]:
-        """SIGTERM and wait: the graceful path (services deregister first)."""
+        return self.act(name, Action.STOP)
 
-    @abstractmethod
     def start(self, name: str) -> dict[str, Any]:
-        """Start a stopped or killed process again with the same ports and data, and wait until it is ready."""
+        return self.act(name, Action.START)
 
+    def pause(self, name: str) -> dict[str, Any]:
+        return self.act(name, Action.PAUSE)
+
+    def resume(self, name: str) -> dict[str, Any]:
+        return self.act(name, Action.RESUME)
+
+    # -- instances -------------------------------------------------------------------------------------
     @abstractmethod
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
         """Start one more instance of the user service (e.g. a v2 canary) and wait until it passes."""
 
     @abstractmethod
-    def restore(self) -> list[str]:
-        """Back to the shape `up` made (resume, start, remove added instances); returns the steps taken."""
+    def remove_service(self, name: str) -> dict[str, Any]:
+        """Stop an instance `add_service` started (gracefully: it deregisters) and forget it."""
 
     @abstractmethod
-    def pause(self, name: str) -> dict[str, Any]:
-        """SIGSTOP: alive but hung, which only timeouts notice."""
+    def added_services(self) -> list[str]:
+        """The instances `add_service` started, beyond the shape the lab was launched with."""
 
-    @abstractmethod
-    def resume(self, name: str) -> dict[str, Any]:
-        """SIGCONT."""
+    def reset(self) -> list[str]:
+        """Back to the shape `launch` made, then clear what lessons left; returns the steps taken.
+
+        Resume the paused, remove added instances, start the stopped together; then registrations, KV and etcd
+        keys, faults and users are `cleanup.clean_lab_state`'s job.
+        """
+        steps = []
+        for p in self.status().processes:
+            if p.state == "paused":
+                self.resume(p.name)
+                steps.append(f"resumed {p.name}")
+        for name in self.added_services():
+            self.remove_service(name)
+            steps.append(f"removed {name}")
+        stopped = [p.name for p in self.status().processes if p.state == "stopped"]
+        steps += [f"started {name}" for name in self.start_together(stopped)]
+        return steps + clean_lab_state(self.status())
+
+    # -- processes beside the lab ----------------------------------------------------------------------
+    def start_auxiliary(self, kind: Auxiliary, name: str, args: list[str]) -> processes.Child:
+        """Start a process beside the lab (a drill's probe instance, an extra Consul agent) with `args` after the
+        program `kind` names; it is stopped with this interpreter and reaped at the lab's next start if a crash
+        leaves it. The caller stops it (`.stop()`) when done.
+
+        Both runtimes run these on the machine that runs the notebook, next to the lab's loopback addresses.
+        """
+        kind = Auxiliary(kind)
+        if not name or "/" in name:
+            raise BadInputError(f"invalid argument: name: {name!r}; give a plain process name")
+        program = (
+            [sys.executable, "-m", "lab_services.service"]
+            if kind is Auxiliary.SERVICE
+            else [str(find_binary("consul")), "agent"]
+        )
+        log = self.base / "auxiliary" / f"{name}.log"
+        return processes.spawn(name, [*program, *args], log_path=log, base=self.base)

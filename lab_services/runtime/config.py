@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lab_services.core.errors import BadInputError
 from lab_services.core.ports import require_loopback
 
 REGISTRIES = ("none", "consul", "etcd", "both")
@@ -38,45 +39,45 @@ class ClusterConfig:
         require_loopback(self.host, "host")
         for field in ("consul_servers", "etcd_members"):
             if getattr(self, field) not in (0, 1, 3):
-                raise ValueError(f"invalid argument: {field}: {getattr(self, field)}; use 0, 1 or 3")
+                raise BadInputError(f"invalid argument: {field}: {getattr(self, field)}; use 0, 1 or 3")
         if not 0 <= self.services <= 20:
-            raise ValueError(f"invalid argument: services: {self.services}; use 0 to 20 instances")
+            raise BadInputError(f"invalid argument: services: {self.services}; use 0 to 20 instances")
         if self.registry not in REGISTRIES:
-            raise ValueError(f"invalid argument: registry: {self.registry!r}; use one of {', '.join(REGISTRIES)}")
+            raise BadInputError(f"invalid argument: registry: {self.registry!r}; use one of {', '.join(REGISTRIES)}")
         if self.tls not in ("off", "tls", "mtls"):
-            raise ValueError(f"invalid argument: tls: {self.tls!r}; use off, tls or mtls")
+            raise BadInputError(f"invalid argument: tls: {self.tls!r}; use off, tls or mtls")
         if self.instance_addresses not in ("shared", "distinct"):
-            raise ValueError(
+            raise BadInputError(
                 f"invalid argument: instance_addresses: {self.instance_addresses!r}; use shared or distinct"
             )
         if self.config_store not in CONFIG_STORES:
-            raise ValueError(
+            raise BadInputError(
                 f"invalid argument: config_store: {self.config_store!r}; use one of {', '.join(CONFIG_STORES)}"
             )
         if self.config_store != "none" and not (
             self.consul_servers if self.config_store == "consul" else self.etcd_members
         ):
-            raise ValueError(
+            raise BadInputError(
                 f"invalid argument: config_store: settings are kept in {self.config_store} but it has no servers"
             )
         if self.registry in ("consul", "both") and self.services and not self.consul_servers:
-            raise ValueError("invalid argument: registry: services register in Consul but consul_servers is 0")
+            raise BadInputError("invalid argument: registry: services register in Consul but consul_servers is 0")
         if not 0 <= self.consul_clients <= MAX_CONSUL_CLIENTS:
-            raise ValueError(
+            raise BadInputError(
                 f"invalid argument: consul_clients: {self.consul_clients}; use 0 to {MAX_CONSUL_CLIENTS} client agents"
             )
         if self.consul_clients and not self.consul_servers:
-            raise ValueError(
+            raise BadInputError(
                 "invalid argument: consul_clients: client agents need servers to join but consul_servers is 0"
             )
         if self.datacenters not in (1, 2):
-            raise ValueError(f"invalid argument: datacenters: {self.datacenters}; use 1 or 2")
+            raise BadInputError(f"invalid argument: datacenters: {self.datacenters}; use 1 or 2")
         if self.datacenters == 2 and not self.consul_servers:
-            raise ValueError(
+            raise BadInputError(
                 "invalid argument: datacenters: a second datacenter joins the first over the WAN but consul_servers is 0"
             )
         if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
-            raise ValueError("invalid argument: registry: services register in etcd but etcd_members is 0")
+            raise BadInputError("invalid argument: registry: services register in etcd but etcd_members is 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,3 +99,24 @@ class ClusterConfig:
             and self.consul_clients == other.consul_clients
             and self.datacenters >= other.datacenters
         )
+
+
+def union(running: ClusterConfig, wanted: ClusterConfig) -> ClusterConfig:
+    """The smallest shape that serves both the lesson that started the lab and the one asking now."""
+    return ClusterConfig(
+        consul_servers=max(running.consul_servers, wanted.consul_servers),
+        etcd_members=max(running.etcd_members, wanted.etcd_members),
+        services=max(running.services, wanted.services),
+        prometheus=running.prometheus or wanted.prometheus,
+        service_name=wanted.service_name,
+        registry=wanted.registry if running.registry == wanted.registry else "both",
+        host=running.host,
+        consul_http_port=running.consul_http_port,
+        tls=wanted.tls,
+        consul_clients=wanted.consul_clients,
+        datacenters=max(running.datacenters, wanted.datacenters),
+        instance_addresses="distinct"
+        if "distinct" in (running.instance_addresses, wanted.instance_addresses)
+        else "shared",
+        config_store=wanted.config_store if wanted.config_store != "none" else running.config_store,
+    )

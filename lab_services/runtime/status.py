@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lab_services.core.errors import BadInputError
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec, consul, etcd
 
@@ -54,6 +55,13 @@ class ServiceStatus:
     container: str | None = None  # the compose runtime's container id; None for a local process
 
 
+class UnknownInstanceError(BadInputError, KeyError):
+    """A service instance id the lab does not have; the message lists the ones it has."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class ProcessStatus:
     """One server or service process: `host` is its own loopback address (on compose every server has one)."""
@@ -64,7 +72,8 @@ class ProcessStatus:
     pid: int | None
     state: str
     ports: dict[str, int]
-    log: str | None  # a log file (local) or the `docker logs` command that shows it (compose)
+    log_file: str | None  # the file its output goes to (local); None where the engine keeps it (compose)
+    log_command: str | None  # the shell command that shows its log: `tail -f FILE` or `docker logs NAME`
     container: str | None = None
 
     def address(self, port: str) -> str:
@@ -154,7 +163,9 @@ class ClusterStatus:
         for service in self.services:
             if service.id == instance_id:
                 return service
-        raise KeyError(f"no service instance {instance_id!r}; the lab has {', '.join(s.id for s in self.services)}")
+        raise UnknownInstanceError(
+            f"no service instance {instance_id!r}; the lab has {', '.join(s.id for s in self.services)}"
+        )
 
     def processes_of(self, kind: str) -> dict[str, ProcessStatus]:
         """The processes of `kind` ('consul', 'etcd', 'prometheus', 'service') by name."""
@@ -176,7 +187,7 @@ def describe(
     nodes: list[NodeSpec],
     state_of: Callable[[str], str],
     pid_of: Callable[[str], int | None],
-    log_of: Callable[[NodeSpec], str | None],
+    log_of: Callable[[NodeSpec], tuple[str | None, str | None]],
     container_of: Callable[[NodeSpec], str | None] = lambda node: None,
 ) -> Topology:
     """Addresses, leaders, services and processes, built in one place so the CLI, dashboard, drills and
@@ -226,7 +237,8 @@ def describe(
                 pid=pid_of(n.name),
                 state=state_of(n.name),
                 ports=dict(n.ports),
-                log=log_of(n),
+                log_file=log_of(n)[0],
+                log_command=log_of(n)[1],
                 container=container_of(n),
             )
             for n in nodes

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import grpc
 
 from lab_services.core.ports import PortAllocator
 from lab_services.discovery.picker_channel import PickerChannel
-from lab_services.runtime import processes
-from lab_services.runtime.status import ClusterStatus
+from lab_services.runtime import Auxiliary, Cluster
+from lab_services.runtime.processes import Child
 from lab_services.service import user_pb2, user_pb2_grpc
+from lab_services.service.command import ServiceCommand
 
 
 class Probe:
@@ -23,54 +22,38 @@ class Probe:
 
     def __init__(
         self,
-        status: ClusterStatus,
+        cluster: Cluster,
         check_interval: str,
         check_timeout: str,
         ttl: str | None,
         deregister_after: str | None,
     ):
+        status = cluster.status()
+        self.cluster = cluster
         self.service = status.config.service_name
         self.id = f"{self.service}-drill-{uuid.uuid4().hex[:4]}"
         self.consul_http = status.consul.http[0]
-        self.base = Path(status.state_dir)
         ports = PortAllocator(status.host)
-        self.port, self.http_port = ports.free(), ports.free()
-        checks = ["--check", "grpc"] + (["--check", "ttl", "--ttl", ttl] if ttl else [])
-        self.argv = [
-            sys.executable,
-            "-m",
-            "lab_services.service",
-            "--host",
-            status.host,
-            "--port",
-            str(self.port),
-            "--http-port",
-            str(self.http_port),
-            "--name",
-            self.service,
-            "--id",
-            self.id,
-            "--tags",
-            "drill",
-            "--meta",
-            "version=drill",
-            "--registry",
-            "consul",
-            "--consul",
-            self.consul_http,
-            "--check-interval",
-            check_interval,
-            "--check-timeout",
-            check_timeout,
-            "--grace",
-            "1",
-            *checks,
-        ] + (["--deregister-after", deregister_after] if deregister_after else [])
-        self.child: processes.Child | None = None
+        options = ["--check-interval", check_interval, "--check-timeout", check_timeout, "--grace", "1"]
+        options += ["--ttl", ttl] if ttl else []
+        options += ["--deregister-after", deregister_after] if deregister_after else []
+        self.command = ServiceCommand(
+            host=status.host,
+            port=ports.free(),
+            http_port=ports.free(),
+            name=self.service,
+            instance_id=self.id,
+            registry="consul",
+            version="drill",
+            tags=["drill"],
+            consul=self.consul_http,
+            checks=["grpc", "ttl"] if ttl else ["grpc"],
+            options=options,
+        )
+        self.child: Child | None = None
 
     def start(self) -> None:
-        log = self.base / "cluster" / "logs" / f"{self.id}.log"
-        self.child = processes.spawn(self.id, self.argv, log_path=log, base=self.base)
+        self.child = self.cluster.start_auxiliary(Auxiliary.SERVICE, self.id, self.command.flags())
 
     def send(self, sig: signal.Signals) -> None:
         self.child.send(sig)

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lab_services.core.durations import parse_duration
+from lab_services.core.progress import OnStep
 from lab_services.core.wait import wait_for
 from lab_services.discovery.consul_watcher import ConsulWatcher
 from lab_services.discovery.instance import DiscoveryEvent
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.lessons.drills.probe import Load, Probe
 from lab_services.lessons.drills.result import DrillResult, Stopwatch
-from lab_services.core.progress import OnStep
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.spec import CheckSpec
 from lab_services.runtime.cluster import Cluster
@@ -84,7 +84,7 @@ class ServiceDrill:
         self.cluster, self.fault, self.params = cluster, fault, params.validate()
         self.patience = params.patience()
         status = cluster.status()
-        self.probe = Probe(status, params.check_interval, params.check_timeout, params.ttl, params.deregister_after)
+        self.probe = Probe(cluster, params.check_interval, params.check_timeout, params.ttl, params.deregister_after)
         self.watch = Stopwatch()
         self.health = ConsulHealth(self.probe.consul_http)
         self.watcher = ConsulWatcher(self.probe.service, status.consul.http)

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import consul
 import ipywidgets as widgets
 
+from lab_services.core.background import BackgroundThread
 from lab_services.core.table import html_table
 from lab_services.lessons import exercises
-from lab_services.core.background import BackgroundThread
 from lab_services.lessons.widgets.cluster_overview import overview_rows, summary_html
 from lab_services.lessons.widgets.health_board import COLOURS
 from lab_services.registry.consul_health import CheckState, ConsulHealth
@@ -376,7 +376,7 @@ class LabDashboard(BackgroundThread):
     def reset(self) -> list[str]:
         """Bring the lab back to its clean shape and say what that took; returns the steps done.
 
-        The runtime's `restore()` resumes paused processes, starts stopped ones together (so a Consul or
+        The runtime's `reset()` resumes paused processes, starts stopped ones together (so a Consul or
         etcd group that lost its quorum can elect again), and removes instances added since `up`.
         """
         with self._lock:
@@ -385,7 +385,7 @@ class LabDashboard(BackgroundThread):
             self._draw_rows()
         done, failed = [], []
         try:
-            done = self.cluster.restore()
+            done = self.cluster.reset()
         except Exception as err:
             failed.append(str(err))
         finally:

@@ -1,4 +1,4 @@
-"""`ComposeCluster`: the lab as containers of one compose project, behind the same `Cluster` interface as the local runtime.
+"""`ComposeCluster`: the compose runtime's adapter of the Cluster port: the lab as containers of one compose project.
 
 `docker compose` starts and removes the stack as a whole; the Docker SDK drives one container at a time
 (kill = SIGKILL, stop = SIGTERM so a service deregisters first, pause = the cgroup freezer). No state
@@ -20,11 +20,11 @@ import docker
 import docker.errors
 import docker.types
 
+from lab_services.core.errors import BadInputError, LabError, NotRunningError, UnsupportedError
 from lab_services.core.paths import state_dir
 from lab_services.core.ports import PortInUseError, holder, is_free
 from lab_services.runtime import readiness
-from lab_services.runtime.cleanup import clean_lab_state
-from lab_services.runtime.cluster import Cluster, NotReadyError, UnknownProcessError
+from lab_services.runtime.cluster import Action, Cluster, NotReadyError, UnknownProcessError
 from lab_services.runtime.compose import engine, topology
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec
@@ -47,18 +47,31 @@ SERVICE_LABEL = "com.docker.compose.service"
 PROMETHEUS_CONFIG = str(engine.COMPOSE_DIR / "prometheus" / "prometheus.yml")
 
 
+# What the compose stack cannot run yet, each with the way round it: (field, value it needs, what, instead).
+LOCAL_ONLY = (
+    ("tls", "off", "TLS instances (`--tls`)", "lesson 06 itself runs on compose; for instances that serve TLS"),
+    ("config_store", "none", "`--config-store` yet", "for instances that follow a config store"),
+    ("consul_clients", 0, "Consul client agents (`--consul-clients`) yet", "for client agents"),
+    ("datacenters", 1, "second datacenter (`--datacenters 2`) yet", "for two datacenters"),
+)
+
+
 def shape_for(wanted: ClusterConfig) -> ClusterConfig:
-    """The compose stack's shape when it serves `wanted`; ValueError naming the way round when it cannot."""
+    """The compose stack's shape when it serves `wanted`; UnsupportedError naming the way round when it cannot."""
     wanted.validate()
-    if wanted.tls != "off":
-        raise ValueError(
-            f"invalid argument: tls: {wanted.tls!r}: the compose runtime serves plaintext gRPC only; "
-            "unset LAB_BACKEND for a lab whose instances serve TLS (lesson 06 itself runs on compose)"
-        )
+    for field, plain, what, why in LOCAL_ONLY:
+        if getattr(wanted, field) != plain:
+            raise UnsupportedError(
+                "compose",
+                what,
+                f"{why}, use the local runtime: `discovery-lab --backend local up ...` (or unset LAB_BACKEND)",
+            )
     if not SHAPE.covers(wanted):
-        raise ValueError(
-            f"invalid argument: the compose runtime runs {SHAPE}, which cannot serve {wanted}; "
-            "use `add_service` for more instances, or the local runtime (unset LAB_BACKEND)"
+        raise UnsupportedError(
+            "compose",
+            f"room for {wanted.consul_servers} Consul servers, {wanted.etcd_members} etcd members and "
+            f"{wanted.services} instances on {wanted.instance_addresses} addresses (it runs 3, 3 and {SHAPE.services})",
+            "use `add_service` for more instances, or the local runtime (unset LAB_BACKEND)",
         )
     return SHAPE
 
@@ -108,13 +121,29 @@ class ComposeCluster(Cluster):
         return bool(self.containers())
 
     def published(self) -> dict[str, Any] | None:
-        """The same question `SupervisedCluster.published()` answers: the running lab's state, or None."""
+        """The running lab's state (`{"status": ...}`), or None."""
         return {"status": self.status().to_dict()} if self.running() else None
 
+    @property
+    def location(self) -> str:
+        return f"compose project {self.project}"
+
+    @property
+    def start_command(self) -> str:
+        return "discovery-lab --backend compose up"
+
     def launch(self, config: ClusterConfig, owner_pid: int | None = None) -> ClusterStatus:
-        """`up` for a lesson's shape. A compose lab has no owner: its containers outlive the kernel that asked."""
+        """Start the stack if `config` fits its one shape. A compose lab has no owner: its containers outlive the
+        kernel that asked (`discovery-lab --backend compose down` removes them)."""
         shape_for(config)
-        return self.up()
+        return self._up()
+
+    def ensure(self, wanted: ClusterConfig, owner_pid: int | None = None) -> None:
+        """The stack runs one shape, which serves every lesson it can run at all: start it unless it runs."""
+        self.launch(wanted)
+
+    def up(self) -> ClusterStatus:
+        return self._up()
 
     def nodes(self, containers: dict[str, Any] | None = None) -> list[NodeSpec]:
         """Consul, etcd and Prometheus, then every user-service container the project has, by index."""
@@ -136,12 +165,12 @@ class ComposeCluster(Cluster):
             argv, capture_output=True, text=True, timeout=timeout, env=engine.compose_env(self.data_dir)
         )
         if out.returncode != 0:
-            raise RuntimeError(
+            raise LabError(
                 f"`docker compose {' '.join(args)}` failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}"
             )
         return out.stdout
 
-    def up(self) -> ClusterStatus:
+    def _up(self) -> ClusterStatus:
         with self._lock:
             if self.running():
                 return self.status()
@@ -159,10 +188,10 @@ class ComposeCluster(Cluster):
             try:
                 try:
                     self._compose("up", "--detach", "--remove-orphans", files=files)
-                except RuntimeError as err:
+                except LabError as err:
                     if images != "official":
                         raise
-                    raise RuntimeError(
+                    raise LabError(
                         f"{err}\nWith no registry in reach, build local images with `make compose-images` "
                         "and set LAB_COMPOSE_IMAGES=ci"
                     ) from None
@@ -271,14 +300,23 @@ class ComposeCluster(Cluster):
             )
         container = containers[name]
         if must_run and _state(container) == "stopped":
-            raise ProcessLookupError(f"{name} is not running; `start {name}` brings it back")
+            raise NotRunningError(f"{name} is not running; `start {name}` brings it back")
         return container
 
     @staticmethod
     def _pid(container: Any) -> int | None:
         return container.attrs["State"]["Pid"] or None if _state(container) != "stopped" else None
 
-    def kill(self, name: str) -> dict[str, Any]:
+    def act(self, name: str, action: Action) -> dict[str, Any]:
+        action = Action.parse(action)
+        with self._lock:
+            if action is Action.PAUSE:
+                return self._freeze(name, "pause", "paused")
+            if action is Action.RESUME:
+                return self._freeze(name, "unpause", "running")
+            return {Action.KILL: self._kill, Action.STOP: self._stop, Action.START: self._start}[action](name)
+
+    def _kill(self, name: str) -> dict[str, Any]:
         with self._lock:
             container = self._container(name)
             pid = self._pid(container)
@@ -295,7 +333,7 @@ class ComposeCluster(Cluster):
                 "container": container.short_id,
             }
 
-    def stop(self, name: str) -> dict[str, Any]:
+    def _stop(self, name: str) -> dict[str, Any]:
         with self._lock:
             container = self._container(name)
             pid = self._pid(container)
@@ -309,7 +347,7 @@ class ComposeCluster(Cluster):
                 "container": container.short_id,
             }
 
-    def start(self, name: str) -> dict[str, Any]:
+    def _start(self, name: str) -> dict[str, Any]:
         with self._lock:
             container = self._container(name, must_run=False)
             if _state(container) != "stopped":
@@ -325,12 +363,6 @@ class ComposeCluster(Cluster):
                 "container": container.short_id,
             }
 
-    def pause(self, name: str) -> dict[str, Any]:
-        return self._freeze(name, "pause", "paused")
-
-    def resume(self, name: str) -> dict[str, Any]:
-        return self._freeze(name, "unpause", "running")
-
     def _freeze(self, name: str, method: str, expected: str) -> dict[str, Any]:
         """Freeze or thaw every process of the container (the cgroup freezer: SIGSTOP without a signal)."""
         with self._lock:
@@ -338,7 +370,7 @@ class ComposeCluster(Cluster):
             getattr(container, method)()
             container.reload()
             if _state(container) != expected:
-                raise RuntimeError(f"{name} is {container.status} after {method}, expected {expected}")
+                raise LabError(f"{name} is {container.status} after {method}, expected {expected}")
             return {
                 "name": name,
                 "pid": self._pid(container),
@@ -353,10 +385,10 @@ class ComposeCluster(Cluster):
             containers = self.containers()
             template = containers.get(f"{topology.SERVICE_NAME}-1")
             if template is None:
-                raise ProcessLookupError("the lab is not running; run up first")
+                raise self.not_running()
             index = 1 + max(int(n.rsplit("-", 1)[1]) for n in containers if n.startswith(f"{topology.SERVICE_NAME}-"))
             node = topology.service_node(index, version)
-            argv = topology.service_argv(index, version, meta)
+            argv = topology.service_command(index, version, meta).args()
             mounts = [
                 docker.types.Mount(m["Destination"], m["Source"], type="bind", read_only=not m["RW"])
                 for m in template.attrs["Mounts"]
@@ -398,27 +430,35 @@ class ComposeCluster(Cluster):
                 "container": container.short_id,
             }
 
-    def restore(self) -> list[str]:
-        """Back to a fresh `up`: resume the paused, remove added instances, start the stopped together (one Consul
-        or etcd server alone cannot elect a leader while its peers are down too), then clear what lessons left."""
+    def added_services(self) -> list[str]:
+        return sorted(name for name, c in self.containers().items() if c.labels.get(ADDED))
+
+    def remove_service(self, name: str) -> dict[str, Any]:
         with self._lock:
-            steps = []
+            container = self.containers().get(name)
+            if container is None or not container.labels.get(ADDED):
+                raise BadInputError(
+                    f"invalid argument: name: {name!r} was not added with add_service; "
+                    f"added instances: {', '.join(self.added_services()) or 'none'}"
+                )
+            self._graceful_stop(container)
+            container.reload()
+            code = container.attrs["State"]["ExitCode"]
+            container.remove(v=True, force=True)
+            return {"name": name, "action": "remove_service", "exit_code": code, "container": container.short_id}
+
+    def start_together(self, names: list[str]) -> list[str]:
+        with self._lock:
             containers = self.containers()
-            for name, container in sorted(containers.items()):
-                if container.status == "paused":
-                    container.unpause()
-                    steps.append(f"resumed {name}")
-            for name, container in sorted(containers.items()):
-                if container.labels.get(ADDED):
-                    self._graceful_stop(container)
-                    container.remove(v=True, force=True)
-                    steps.append(f"removed {name}")
-            stopped = [n for n in self.nodes() if _state(containers.get(n.name)) == "stopped"]
+            nodes = {n.name: n for n in self.nodes(containers)}
+            for name in names:
+                if name not in nodes:
+                    self._container(name, must_run=False)
+            stopped = [nodes[n] for n in names if _state(containers.get(n)) == "stopped"]
             for node in stopped:
                 containers[node.name].start()
             self._wait_group(stopped)
-            steps += [f"started {n.name}" for n in stopped]
-            return steps + clean_lab_state(self.status())
+            return list(names)
 
     # -- what is running -------------------------------------------------------------------------------
     def state_of(self, name: str) -> str:
@@ -432,7 +472,7 @@ class ComposeCluster(Cluster):
                 nodes,
                 lambda n: _state(containers.get(n)),
                 lambda n: self._pid(containers[n]) if n in containers else None,
-                lambda node: f"docker logs {containers[node.name].name}" if node.name in containers else None,
+                lambda node: (None, f"docker logs {containers[node.name].name}" if node.name in containers else None),
                 lambda node: containers[node.name].short_id if node.name in containers else None,
             )
             return ClusterStatus.built(
@@ -448,7 +488,7 @@ class ComposeCluster(Cluster):
             )
 
     def binaries(self, containers: dict[str, Any]) -> dict[str, dict[str, str]]:
-        """The image and version each kind runs (e.g. consul: hashicorp/consul:1.20.2 or lab/consul:1.8.7), asked once."""
+        """The image and version each kind runs (e.g. consul: hashicorp/consul:1.20.2 or lab/consul:1.8.7); asked once."""
         if self._binaries is None and containers:
             found = {}
             for kind, name in (

@@ -12,6 +12,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from lab_services.core.errors import BadInputError, LabError, UnreachableError
 from lab_services.core.paths import REPO_DIR
 
 COMPOSE_DIR = REPO_DIR / "compose"
@@ -22,11 +23,11 @@ MIN_API = (1, 41)
 IMAGE_SETS = ("auto", "official", "ci")
 
 
-class DockerUnavailableError(RuntimeError):
+class DockerUnavailableError(UnreachableError):
     """No usable Docker engine or compose CLI; the message says what to install, start or change."""
 
 
-class ImageMissingError(RuntimeError):
+class ImageMissingError(LabError, RuntimeError):
     """An image the stack needs is not on the engine and the file forbids pulling it."""
 
 
@@ -102,7 +103,7 @@ def image_set(client: docker.DockerClient) -> str:
     the locally built `lab/*:ci` images are on this engine (a machine with no registry, such as CI)."""
     chosen = (os.environ.get("LAB_COMPOSE_IMAGES") or "auto").strip().lower()
     if chosen not in IMAGE_SETS:
-        raise ValueError(f"invalid argument: LAB_COMPOSE_IMAGES: {chosen!r}; use one of {', '.join(IMAGE_SETS)}")
+        raise BadInputError(f"invalid argument: LAB_COMPOSE_IMAGES: {chosen!r}; use one of {', '.join(IMAGE_SETS)}")
     if chosen != "auto":
         return chosen
 
@@ -146,7 +147,7 @@ def compose_config(files: list[Path], project: str = "config", env: dict[str, st
         env=env,
     )
     if out.returncode != 0:
-        raise RuntimeError(f"docker compose rejected {', '.join(p.name for p in files)}: {out.stderr.strip()}")
+        raise LabError(f"docker compose rejected {', '.join(p.name for p in files)}: {out.stderr.strip()}")
     return json.loads(out.stdout)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from lab_services.runtime.nodes import NodeSpec, prometheus
+from lab_services.core.errors import BadInputError
+from lab_services.runtime.nodes import NodeSpec, prometheus, service
+from lab_services.service.command import ServiceCommand
 
 PROJECT = "discovery-lab"
 SERVICE_NAME = "user"
@@ -38,7 +40,7 @@ ETCD_TARGETS = PurePosixPath("/tmp/discovery-lab-sd") / prometheus.ETCD_TARGETS
 def service_address(index: int) -> str:
     """Instance i on 127.0.1.(40+i): user-1..3 are in docker-compose.yml, added instances take the next ones."""
     if not 1 <= index <= MAX_INSTANCE:
-        raise ValueError(
+        raise BadInputError(
             f"invalid argument: instance {index}: the compose runtime has addresses for 1 to {MAX_INSTANCE}"
         )
     return f"127.0.1.{40 + index}"
@@ -64,55 +66,26 @@ def prometheus_node(config_path: str) -> NodeSpec:
     return node
 
 
-def service_argv(index: int, version: str = "v1", meta: dict[str, str] | None = None) -> list[str]:
-    """The instance's command after `python3`: the service's own flags, as the local runtime passes them."""
-    argv = [
-        "-m",
-        "lab_services.service",
-        "--host",
-        service_address(index),
-        "--port",
-        str(SERVICE_PORTS["grpc"]),
-        "--http-port",
-        str(SERVICE_PORTS["http"]),
-        "--name",
-        SERVICE_NAME,
-        "--id",
-        f"{SERVICE_NAME}-{index}",
-        "--tags",
-        version,
-        "--meta",
-        f"version={version}",
-        "--registry",
-        "both",
-    ]
-    for key, value in (meta or {}).items():
-        argv += ["--meta", f"{key}={value}"]
-    return argv + [
-        "--consul",
-        consul_nodes()[0].addr("http"),
-        "--etcd",
-        ",".join(n.addr("client") for n in etcd_nodes()),
-        "--check",
-        "grpc",
-    ]
+def service_command(index: int, version: str = "v1", meta: dict[str, str] | None = None) -> ServiceCommand:
+    """Instance `index` as the local runtime would start it, at its compose address and the ports all instances share."""
+    return ServiceCommand(
+        host=service_address(index),
+        port=SERVICE_PORTS["grpc"],
+        http_port=SERVICE_PORTS["http"],
+        name=SERVICE_NAME,
+        instance_id=f"{SERVICE_NAME}-{index}",
+        registry="both",
+        version=version,
+        meta=meta or {},
+        consul=consul_nodes()[0].addr("http"),
+        etcd=[n.addr("client") for n in etcd_nodes()],
+    )
 
 
 def service_node(index: int, version: str = "v1") -> NodeSpec:
-    node = NodeSpec(
-        f"{SERVICE_NAME}-{index}",
-        "service",
-        service_argv(index, version),
-        dict(SERVICE_PORTS),
-        host=service_address(index),
-    )
-    node.info = {
-        "service": SERVICE_NAME,
-        "version": version,
-        "address": node.addr("grpc"),
-        "metrics_url": f"http://{node.addr('http')}/metrics",
-        "admin": node.addr("http"),
-    }
+    command = service_command(index, version)
+    node = NodeSpec(command.instance_id, "service", command.args(), dict(SERVICE_PORTS), host=command.host)
+    node.info = service.info(node, SERVICE_NAME, version)
     return node
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lab_services.core.errors import BadInputError
 from lab_services.core.http import http_json
 from lab_services.core.ports import PortAllocator
 from lab_services.core.raft import ConsulServer, consul_leader
@@ -66,7 +67,7 @@ def plan(
     with `check_identity` they present that client certificate, so checks pass against mutual TLS too.
     """
     if count not in (1, 3):
-        raise ValueError(f"invalid argument: consul_servers: {count}; use 1 or 3 (raft needs an odd quorum)")
+        raise BadInputError(f"invalid argument: consul_servers: {count}; use 1 or 3 (raft needs an odd quorum)")
     nodes = []
     for i in range(1, count + 1):
         first = i == 1
@@ -128,7 +129,7 @@ def _write_agent(
 def client_address(index: int) -> str:
     """Client agent i (a simulated node of its own) binds 127.0.0.(50+i), as each machine has its own address."""
     if not 1 <= index <= 9:
-        raise ValueError(f"invalid argument: consul_clients: client {index} has no own loopback address (at most 9)")
+        raise BadInputError(f"invalid argument: consul_clients: client {index} has no own loopback address (at most 9)")
     return f"127.0.0.{50 + index}"
 
 

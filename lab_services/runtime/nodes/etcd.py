@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab_services.core.errors import BadInputError
 from lab_services.core.http import http_json
 from lab_services.core.ports import PortAllocator
 from lab_services.core.raft import etcd_leader
@@ -12,7 +13,7 @@ from lab_services.runtime.nodes import NodeSpec
 
 def plan(count: int, binary: Path, ports: PortAllocator, workdir: Path) -> list[NodeSpec]:
     if count not in (1, 3):
-        raise ValueError(f"invalid argument: etcd_members: {count}; use 1 or 3 (raft needs an odd quorum)")
+        raise BadInputError(f"invalid argument: etcd_members: {count}; use 1 or 3 (raft needs an odd quorum)")
     nodes = [
         NodeSpec(
             f"etcd-{i}",

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-
+from lab_services.core.errors import BadInputError
 from lab_services.core.etcd_gateway import EtcdGateway
 from lab_services.core.http import http_get, http_json
 from lab_services.core.ports import PortAllocator
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.runtime.nodes import NodeSpec
+from lab_services.service.command import ServiceCommand
 
 
 def own_address(index: int) -> str:
     """Instance i on 127.0.0.(10+i): Consul DNS A records carry no port, so a `dns://` client needs one address
     per instance and a port they share (docs/architecture.md)."""
     if not 1 <= index <= 240:
-        raise ValueError(f"invalid argument: services: instance {index} has no own loopback address (at most 240)")
+        raise BadInputError(f"invalid argument: services: instance {index} has no own loopback address (at most 240)")
     return f"127.0.0.{10 + index}"
 
 
@@ -30,10 +30,10 @@ def plan(
     version: str = "v1",
     shared_port: int | None = None,
     meta: dict[str, str] | None = None,
-    tls: list[str] | None = None,
-    config: list[str] | None = None,
+    options: list[str] | None = None,
 ) -> NodeSpec:
-    """One instance; with `shared_port` it gets its own loopback address and that port, else 127.0.0.1 and a free one."""
+    """One instance; with `shared_port` it gets its own loopback address and that port, else 127.0.0.1 and a free one.
+    `options` are further flags of the service (TLS, config store)."""
     instance = f"{name}-{index}"
     if shared_port:
         node = NodeSpec(instance, "service", [], {"grpc": shared_port, "http": ports.free()}, host=own_address(index))
@@ -41,46 +41,33 @@ def plan(
         node = NodeSpec(
             instance, "service", [], {"grpc": ports.free(5000 + index), "http": ports.free()}, host=ports.host
         )
-    argv = [
-        sys.executable,
-        "-m",
-        "lab_services.service",
-        "--host",
-        node.host,
-        "--port",
-        str(node.ports["grpc"]),
-        "--http-port",
-        str(node.ports["http"]),
-        "--name",
-        name,
-        "--id",
-        instance,
-        "--tags",
-        version,
-        "--meta",
-        f"version={version}",
-        "--registry",
-        registry if (consul or etcd) else "none",
-    ]
-    for key, value in (meta or {}).items():
-        argv += ["--meta", f"{key}={value}"]
-    argv += tls or []
-    argv += config or []
-    if consul:
-        argv += ["--consul", consul[0].addr("http")]
-    if etcd:
-        argv += ["--etcd", ",".join(n.addr("client") for n in etcd)]
-    for check in checks:
-        argv += ["--check", check]
-    node.argv = argv
-    node.info = {
-        "service": name,
+    node.argv = ServiceCommand(
+        host=node.host,
+        port=node.ports["grpc"],
+        http_port=node.ports["http"],
+        name=name,
+        instance_id=instance,
+        registry=registry if (consul or etcd) else "none",
+        version=version,
+        meta=meta or {},
+        consul=consul[0].addr("http") if consul else None,
+        etcd=[n.addr("client") for n in etcd],
+        checks=checks,
+        options=options or [],
+    ).argv()
+    node.info = info(node, name, version)
+    return node
+
+
+def info(node: NodeSpec, service: str, version: str) -> dict[str, str]:
+    """What the status reports of an instance besides its ports (both runtimes build it here)."""
+    return {
+        "service": service,
         "version": version,
         "address": node.addr("grpc"),
         "metrics_url": f"http://{node.addr('http')}/metrics",
         "admin": node.addr("http"),
     }
-    return node
 
 
 def is_serving(node: NodeSpec) -> bool:

@@ -1,8 +1,9 @@
-"""The process that owns a lab cluster started from the shell or a notebook, and takes orders over a local socket.
+"""The local engine: the one process that runs a local lab's processes and takes orders over a Unix socket.
 
-`discovery-lab up` has to return while the cluster keeps running, and a notebook kernel must be able to
-kill or restart a process the CLI started. So one long-lived supervisor owns the children (their
-parent-death signal points at it), serves requests on a Unix socket in the state directory, and stops
+The compose runtime has the Docker engine; the local runtime has this. `discovery-lab up` has to return while
+the cluster keeps running, and a notebook kernel must be able to kill or restart a process the CLI started. So
+one long-lived engine process owns the children (their parent-death signal points at it), serves requests on a
+Unix socket in the state directory (`LocalCluster` sends them), and stops
 everything when told to, when it is terminated, or when the process that asked for it (a kernel) dies.
 """
 
@@ -26,21 +27,22 @@ import psutil
 
 from lab_services.core.paths import state_dir
 from lab_services.runtime.config import ClusterConfig
-from lab_services.runtime.local import LocalCluster
+from lab_services.runtime.local.group import ProcessGroup
 from lab_services.runtime.status import ClusterStatus
 
-log = logging.getLogger("discovery-lab.supervisor")
+log = logging.getLogger("discovery-lab.engine")
 
-OPERATIONS = ("status", "kill", "stop", "start", "pause", "resume", "add_service", "restore")
+# What `LocalCluster` may ask: the `ProcessGroup` methods behind the Cluster port.
+OPERATIONS = ("status", "act", "start_together", "add_service", "remove_service", "added_services")
 
 
 def files(base: Path) -> dict[str, Path]:
-    """Where a supervisor publishes itself: its state (pid, socket, status or error) and its socket key."""
+    """Where an engine publishes itself: its state (pid, socket, status or error) and its socket key."""
     return {
-        "state": base / "supervisor.json",
-        "key": base / "supervisor.key",
-        "socket": base / "supervisor.sock",
-        "log": base / "supervisor.log",
+        "state": base / "engine.json",
+        "key": base / "engine.key",
+        "socket": base / "engine.sock",
+        "log": base / "engine.log",
     }
 
 
@@ -51,7 +53,7 @@ def _publish(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _watch_owner(owner_pid: int) -> None:
-    """A kernel that dies takes its cluster with it: the supervisor terminates itself."""
+    """A kernel that dies takes its cluster with it: the engine terminates itself."""
     try:
         owner = psutil.Process(owner_pid)
         owner.wait()
@@ -60,26 +62,27 @@ def _watch_owner(owner_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _handle(cluster: LocalCluster, request: dict[str, Any]) -> dict[str, Any]:
+def _handle(group: ProcessGroup, request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op not in OPERATIONS:
         return {
             "ok": False,
             "error": f"unknown operation {op!r}; use one of {', '.join(OPERATIONS)}",
-            "type": "ValueError",
+            "type": "BadInputError",
+            "module": "lab_services.core.errors",
         }
     try:
-        result = getattr(cluster, op)(**request.get("args", {}))
+        result = getattr(group, op)(**request.get("args", {}))
         # The status goes over the socket as its JSON object; the client reads it back typed.
         return {"ok": True, "result": result.to_dict() if isinstance(result, ClusterStatus) else result}
     except Exception as err:  # Every failure goes back to the caller, who raises it with the same message.
         log.warning("%s %s failed: %s", op, request.get("args", {}), err)
-        return {"ok": False, "error": str(err), "type": type(err).__name__}
+        return {"ok": False, "error": str(err), "type": type(err).__name__, "module": type(err).__module__}
 
 
 def serve(config: ClusterConfig, base: Path, owner_pid: int | None) -> int:
     paths = files(base)
-    cluster = LocalCluster(config, base=base)
+    group = ProcessGroup(config, base=base)
     stopping = threading.Event()
 
     def on_term(signum, frame):
@@ -96,14 +99,21 @@ def serve(config: ClusterConfig, base: Path, owner_pid: int | None) -> int:
     paths["key"].write_bytes(key)
     paths["key"].chmod(0o600)
     paths["socket"].unlink(missing_ok=True)
+    started = time.monotonic()
     try:
-        started = time.monotonic()
-        try:
-            status = cluster.up()
-        except Exception as err:
-            _publish(paths["state"], {"pid": os.getpid(), "error": str(err), "type": type(err).__name__})
-            log.error("up failed: %s", err)
-            return 1
+        status = group.up()
+    except Exception as err:
+        # The error stays published (the state file outlives this process) so the caller that launched it reads why.
+        group.down()
+        _publish(
+            paths["state"],
+            {"pid": os.getpid(), "error": str(err), "type": type(err).__name__, "module": type(err).__module__},
+        )
+        for name in ("socket", "key"):
+            paths[name].unlink(missing_ok=True)
+        log.error("up failed: %s", err)
+        return 1
+    try:
         log.info("cluster ready in %.2f s", time.monotonic() - started)
         with Listener(str(paths["socket"]), family="AF_UNIX", authkey=key) as listener:
             _publish(
@@ -124,13 +134,13 @@ def serve(config: ClusterConfig, base: Path, owner_pid: int | None) -> int:
                         if request.get("op") == "down":
                             conn.send({"ok": True, "result": None})
                             return 0
-                        conn.send(_handle(cluster, request))
+                        conn.send(_handle(group, request))
                 except (EOFError, OSError, ValueError) as err:
                     log.warning("dropped a request: %s", err)
     finally:
         # Say "stopping" first, so no client attaches to a lab that is going away and a new `up` waits.
         _publish(paths["state"], {"pid": os.getpid(), "stopping": True})
-        cluster.down()
+        group.down()
         for name in ("socket", "key", "state"):
             paths[name].unlink(missing_ok=True)
         log.info("cluster stopped")
