@@ -20,9 +20,13 @@ from lab_services.lessons import capstone, config_centre, connections, drills, i
 from lab_services.lessons.agent_log import AgentLog
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.calls import StreamCollector, chat, status_table
+from lab_services.lessons.dns_answers import srv_ports
 from lab_services.lessons.environment import check_environment
+from lab_services.lessons.etcd_keys import keys_with_leases
 from lab_services.lessons.exercises import check, published, reveal_solutions, solution
+from lab_services.lessons.instances import start_registered
 from lab_services.lessons.interval_floor import interval_floor
+from lab_services.lessons.live_plots import plot_through_a_kill
 from lab_services.lessons.only_passing import OnlyPassingAgent
 from lab_services.lessons.policy_race import policy_split
 from lab_services.lessons.predict import Prediction, predict, reveal
@@ -137,6 +141,7 @@ __all__ = [
     "hedging_experiment",
     "int_between",
     "interval_floor",
+    "keys_with_leases",
     "list_services",
     "metric_origins",
     "parse_duration",
@@ -144,6 +149,7 @@ __all__ = [
     "plot_backoff",
     "plot_flow",
     "plot_latencies",
+    "plot_through_a_kill",
     "plot_timeline",
     "policy_split",
     "predict",
@@ -156,7 +162,9 @@ __all__ = [
     "san_names",
     "service_config_mistakes",
     "solution",
+    "srv_ports",
     "srv_records",
+    "start_registered",
     "status_table",
     "stream_outcome",
     "time_a_blocking_query",

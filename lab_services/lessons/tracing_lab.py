@@ -162,6 +162,31 @@ class TracedSystem:
         return self.receiver.wait_for_trace(trace_id, at_least, timeout)
 
 
+def overview(system: TracedSystem) -> Table:
+    """Where each part of a started `system` listens, and for each user instance how the gateway knows it: through
+    Consul (its passing instances of `system.service`), as a fixed address, or not at all (yet)."""
+    targets = system.gateway.gateway.targets() if system.gateway else {}
+    found = f"through Consul, a passing instance of {system.service}" if system.consul_http else "a fixed address"
+    return Table(
+        [
+            {"part": "OTLP receiver", "address": system.receiver.endpoint, "the gateway's target": "-"},
+            {
+                "part": "gateway",
+                "address": system.gateway.address if system.gateway else None,
+                "the gateway's target": "-",
+            },
+            *(
+                {
+                    "part": user.instance_id,
+                    "address": user.address,
+                    "the gateway's target": found if user.instance_id in targets else "not (yet) a target",
+                }
+                for user in system.users
+            ),
+        ]
+    )
+
+
 def span_table(spans: list[ReceivedSpan]) -> Table:
     """One row per span, indented under its parent, with offsets from the trace's first span."""
     if not spans:

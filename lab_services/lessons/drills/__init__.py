@@ -19,17 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lab_services.core.progress import OnStep
 from lab_services.core.table import Table
 from lab_services.lessons.drills.consul import consul_leader
 from lab_services.lessons.drills.etcd import etcd_leader, etcd_quorum
 from lab_services.lessons.drills.probe import Load, Probe
 from lab_services.lessons.drills.result import DrillResult, Stopwatch
 from lab_services.lessons.drills.service import ServiceDrillParams, service_kill, service_pause, service_term
-from lab_services.core.progress import OnStep
 from lab_services.runtime.cluster import Cluster
 
 __all__ = [
     "DRILLS",
+    "REMOVAL_TIMES",
     "Drill",
     "DrillResult",
     "Load",
@@ -41,6 +42,7 @@ __all__ = [
     "etcd_leader",
     "etcd_quorum",
     "removal_comparison",
+    "removal_table",
     "run",
     "service_kill",
     "service_pause",
@@ -111,6 +113,17 @@ def describe() -> Table:
     return Table([{"drill": d.name, "what it does": d.description} for d in DRILLS.values()], ["drill", "what it does"])
 
 
+# What `removal_comparison` measures for each check setting, in the order its table shows them.
+REMOVAL_TIMES = [
+    "runs",
+    "median_seconds_to_removed",
+    "min_seconds_to_removed",
+    "max_seconds_to_removed",
+    "fired_first",
+    "samples",
+]
+
+
 def removal_comparison(
     cluster: Cluster,
     settings: dict[str, dict[str, Any]],
@@ -156,15 +169,10 @@ def removal_comparison(
         )
     if progress is not None:
         progress(total, total, f"{drill}: done")
-    columns = [
-        "setting",
-        "drill",
-        *sorted({k for p in settings.values() for k in p}),
-        "runs",
-        "median_seconds_to_removed",
-        "min_seconds_to_removed",
-        "max_seconds_to_removed",
-        "fired_first",
-        "samples",
-    ]
-    return Table(rows, columns)
+    return Table(rows, ["setting", "drill", *sorted({k for p in settings.values() for k in p}), *REMOVAL_TIMES])
+
+
+def removal_table(*comparisons: Table) -> Table:
+    """The rows of several `removal_comparison` tables (e.g. the kills, then the hangs) as one table of the
+    removal times, leaving out the check settings each row was run with (its `setting` label names them)."""
+    return Table([row for comparison in comparisons for row in comparison], ["setting", "drill", *REMOVAL_TIMES])
