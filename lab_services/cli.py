@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lab_services.core.errors import LabError, NotRunningError
 from lab_services.runtime import Action, ClusterConfig, backend_name, binaries, connect, open_cluster
@@ -439,8 +439,15 @@ def _meta_item(text: str) -> str:
     return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line, naming the command and where its help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="discovery-lab", description="Run the Service Discovery Lab cluster.")
+    parser = _Parser(prog="discovery-lab", description="Run the Service Discovery Lab cluster.")
     parser.add_argument("--backend", default=None, help="local (default) or compose; LAB_BACKEND sets it too")
     sub = parser.add_subparsers(dest="command", required=True)
     # `discovery-lab up --backend compose` works as well as `discovery-lab --backend compose up`; SUPPRESS

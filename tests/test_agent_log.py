@@ -15,7 +15,7 @@ def test_consul_raises_a_30s_deregister_after_to_one_minute_and_says_so_only_in_
     status = consul_node.lab.status()
     host, port = parse_consul_http(consul_node.http)
     client = consul.Consul(host=host, port=port)
-    with AgentLog(status) as log:
+    with AgentLog(consul_node.lab) as log:
         client.agent.service.register(
             "dcsa",
             service_id="dcsa-1",
@@ -37,4 +37,4 @@ def test_consul_raises_a_30s_deregister_after_to_one_minute_and_says_so_only_in_
 
 def test_an_address_that_is_no_agent_of_the_lab_is_named(consul_node):
     with pytest.raises(ValueError, match="127.0.0.1:1 is not the HTTP address of a Consul agent"):
-        AgentLog(consul_node.lab.status(), "127.0.0.1:1")
+        AgentLog(consul_node.lab, "127.0.0.1:1")

@@ -118,3 +118,42 @@ def test_add_service_through_the_engine(tmp_path):
     finally:
         run(tmp_path, "down")
     assert not processes.is_alive(added["pid"])
+
+
+# Each subcommand with input it must refuse, against a state directory where no lab runs: a usage mistake, a bad
+# value, or a lab that is not there. Every one answers in one line on stderr and exits 2, never with a traceback.
+BAD_INPUT = {
+    "up": ["up", "--services", "99"],
+    "down": ["down", "--everything"],
+    "status": ["status"],
+    "kill": ["kill", "user-1"],
+    "stop": ["stop", "user-1"],
+    "start": ["start"],
+    "pause": ["pause", "user-1"],
+    "resume": ["resume", "user-1"],
+    "add-service": ["add-service", "--meta", "noequals"],
+    "reset": ["reset"],
+    "doctor": ["doctor", "--fix"],
+    "fetch": ["fetch", "--mirror"],
+    "jupyter": ["jupyter", "--port", "eighty"],
+    "bench": ["bench", "warp-speed"],
+    "config": ["config", "set", "latency_ms", "fast"],
+    "capstone": ["capstone", "run", "/no/such/client.py"],
+    "drill": ["drill", "service-kill"],
+}
+
+
+def test_every_subcommand_has_a_bad_input_case():
+    from lab_services.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, type(parser._subparsers._group_actions[0])))
+    assert sorted(commands.choices) == sorted(BAD_INPUT)
+
+
+@pytest.mark.parametrize("argv", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_gets_one_line_and_exit_2(tmp_path, argv):
+    result = run(tmp_path, *argv, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("discovery-lab"), result.stderr

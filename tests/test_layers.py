@@ -90,3 +90,76 @@ def test_a_service_process_starts_light():
         m for m in loaded if m.startswith(("lab_services.runtime", "lab_services.lessons", "ipywidgets", "matplotlib"))
     }
     assert not heavy, f"a service process would import {sorted(heavy)}"
+
+
+# -- the runtime port: callers see `runtime.Cluster`, never an adapter ---------------------------------------------
+ADAPTERS = ("lab_services.runtime.local", "lab_services.runtime.compose")
+
+
+def _outside_runtime() -> list:
+    return [p for p in MODULES if _part(_name(p)) != "runtime"]
+
+
+@pytest.mark.parametrize("path", _outside_runtime(), ids=[_name(p) for p in _outside_runtime()])
+def test_no_module_outside_runtime_imports_an_adapter(path):
+    found = [name for name in _imports(path) if name.startswith(ADAPTERS)]
+    assert not found, f"{_name(path)} imports {found}: use runtime.open_cluster() and the Cluster port"
+
+
+def test_both_adapters_export_the_same_names():
+    import lab_services.runtime.compose as compose
+    import lab_services.runtime.local as local
+
+    assert sorted(local.__all__) == sorted(compose.__all__) == ["NAME", "open_cluster"]
+    assert (local.NAME, compose.NAME) == ("local", "compose")
+    adapter_modules = {
+        kind: {p.stem for p in (PACKAGE_DIR / "runtime" / kind).glob("*.py")} for kind in ("local", "compose")
+    }
+    # The same job has the same module name in both: the adapter, the engine that runs the lab, its topology.
+    assert {"__init__", "cluster", "engine", "topology"} <= adapter_modules["local"] & adapter_modules["compose"]
+
+
+def _branches_on_runtime(tree: ast.AST) -> list[str]:
+    """`isinstance(x, <an adapter>)` or a comparison with the name of a runtime ('local', 'compose')."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
+            names = {getattr(n, "id", getattr(n, "attr", "")) for n in ast.walk(node.args[1])}
+            found += sorted(names & {"LocalCluster", "ComposeCluster", "ProcessGroup"})
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(getattr(o, "attr", "") == "backend" for o in operands) or any(
+                isinstance(o, ast.Constant) and o.value in ("local", "compose") for o in operands
+            ):
+                found.append(ast.unparse(node))
+    return found
+
+
+@pytest.mark.parametrize("path", _outside_runtime(), ids=[_name(p) for p in _outside_runtime()])
+def test_no_caller_branches_on_which_runtime_it_has(path):
+    branches = _branches_on_runtime(ast.parse(path.read_text()))
+    assert not branches, f"{_name(path)} checks which runtime it has: {branches}; give the port what it needs instead"
+
+
+@pytest.mark.parametrize("path", _outside_runtime(), ids=[_name(p) for p in _outside_runtime()])
+def test_no_module_outside_runtime_spawns_a_process(path):
+    """Every process goes through the runtime (`Cluster.start_auxiliary`, `processes.spawn`, `binaries.run_tool`),
+    so `down`, interpreter exit and the next start after a crash find it."""
+    tree = ast.parse(path.read_text())
+    spawning = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Import) and any(a.name in ("subprocess", "multiprocessing") for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module in ("subprocess", "multiprocessing"))
+        or (
+            isinstance(node, ast.Attribute)
+            and getattr(node.value, "id", "") == "os"
+            and node.attr.startswith(("fork", "spawn", "system", "popen", "exec"))
+        )
+    ]
+    assert not spawning, f"{_name(path)} starts processes itself: {spawning}"
+
+
+def test_bench_and_the_cli_load_no_widget_code():
+    loaded = _loaded("import lab_services.bench.startup, lab_services.bench.discovery, lab_services.cli")
+    assert not {m for m in loaded if m.startswith(("ipywidgets", "lab_services.lessons"))}

@@ -12,7 +12,7 @@ from lab_services.service import UserServer
 
 
 def test_consul_accepts_an_interval_below_one_second_runs_it_every_second_and_logs_a_warning(consul_node: ConsulNode):
-    floor = interval_floor(consul_node.lab.status(), interval="200ms", seconds=3.5)
+    floor = interval_floor(consul_node.lab, interval="200ms", seconds=3.5)
     # At 200 ms it would run ~17 times; at Consul's 1 s floor 3 or 4 times.
     assert 2 <= floor["runs"] <= 5, floor
     assert 0.8 <= floor["effective_interval"] <= 1.3, floor
@@ -24,7 +24,7 @@ def test_consul_accepts_an_interval_below_one_second_runs_it_every_second_and_lo
 
 def test_interval_floor_refuses_an_interval_that_is_not_below_the_floor(consul_node: ConsulNode):
     with pytest.raises(ValueError, match="interval: '1s' is not below Consul's 1s minimum"):
-        interval_floor(consul_node.lab.status(), interval="1s")
+        interval_floor(consul_node.lab, interval="1s")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ from labs import local_lab
 from lab_services.core.etcd_gateway import EtcdGateway
 from lab_services.core.http import http_json
 from lab_services.core.ports import PortInUseError
-from lab_services.core.wait import wait_until
 from lab_services.runtime import Cluster, open_cluster, processes
-from lab_services.runtime.cluster import UnknownProcessError
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.status import ClusterStatus
 
@@ -79,45 +77,6 @@ def test_every_service_is_registered_in_both_registries(cluster):
     assert etcd_keys(cluster) == ["/services/user/user-1", "/services/user/user-2"]
 
 
-def test_kill_marks_critical_and_start_brings_it_back(cluster):
-    pid = cluster.status().services[0].pid
-    result = cluster.kill("user-1")
-    assert result["pid"] == pid and result["alive"] is False
-    assert not processes.is_alive(pid)
-    assert cluster.state_of("user-1") == "stopped"
-    wait_until(lambda: consul_health(cluster, passing=True) == ["user-2"], 15, "consul marking user-1 critical")
-    assert "user-1" in consul_health(cluster), "kill -9 leaves the registration, only its check goes critical"
-    wait_until(lambda: etcd_keys(cluster) == ["/services/user/user-2"], 20, "the etcd lease of user-1 expiring")
-    started = cluster.start("user-1")
-    assert started["pid"] != pid
-    assert consul_health(cluster, passing=True) == ["user-1", "user-2"]
-    wait_until(lambda: len(etcd_keys(cluster)) == 2, 10, "user-1 back in etcd")
-
-
-def test_graceful_stop_deregisters_before_exit(cluster):
-    result = cluster.stop("user-2")
-    assert result["exit_code"] == 0
-    # Deregistration happened before the process exited, so it is gone right away, not after a check.
-    assert consul_health(cluster) == ["user-1"]
-    assert etcd_keys(cluster) == ["/services/user/user-1"]
-    cluster.start("user-2")
-    assert consul_health(cluster, passing=True) == ["user-1", "user-2"]
-
-
-def test_pause_and_resume(cluster):
-    cluster.pause("user-2")
-    assert cluster.state_of("user-2") == "paused"
-    wait_until(lambda: consul_health(cluster, passing=True) == ["user-1"], 15, "a hung instance failing its check")
-    cluster.resume("user-2")
-    assert cluster.state_of("user-2") == "running"
-    wait_until(lambda: consul_health(cluster, passing=True) == ["user-1", "user-2"], 15, "the resumed instance passing")
-
-
-def test_unknown_process_names_the_valid_ones(cluster):
-    with pytest.raises(UnknownProcessError, match=r"no lab process named 'user-9'.*consul-1.*user-2"):
-        cluster.kill("user-9")
-
-
 def test_a_consul_port_in_use_is_reported_with_its_holder(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -152,22 +111,6 @@ def test_a_missing_binary_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CONSUL_BIN", str(tmp_path / "no-such-consul"))
     with pytest.raises(RuntimeError, match="LAB_CONSUL_BIN=.*is not an executable file"):
         open_cluster(tmp_path, "local").launch(ClusterConfig(services=0))
-
-
-def test_add_service_starts_a_canary_that_passes(cluster):
-    added = cluster.add_service(version="v2", meta={"weight": "3"})
-    try:
-        assert added["name"] == "user-3" and added["version"] == "v2"
-        assert "user-3" in consul_health(cluster, passing=True)
-        entry = next(
-            e
-            for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user")
-            if e["Service"]["ID"] == "user-3"
-        )
-        assert entry["Service"]["Meta"]["version"] == "v2" and entry["Service"]["Meta"]["weight"] == "3"
-        assert entry["Service"]["Tags"] == ["v2"]
-    finally:
-        cluster.stop("user-3")
 
 
 def test_distinct_instance_addresses_share_one_port(tmp_path):

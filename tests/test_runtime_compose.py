@@ -18,10 +18,10 @@ import pytest
 from docker_engine import require_engine
 from labs import local_lab
 
+from lab_services.core.errors import UnsupportedError
 from lab_services.core.http import http_json
 from lab_services.core.ports import PortInUseError
 from lab_services.core.wait import wait_until
-from lab_services.runtime.cluster import UnknownProcessError
 from lab_services.runtime.compose import engine, topology
 from lab_services.runtime.compose.cluster import ComposeCluster
 from lab_services.runtime.config import ClusterConfig
@@ -167,7 +167,9 @@ def test_one_cold_start_on_compose_reports_every_figure():
 
 
 def test_a_tls_lesson_is_refused_with_the_way_round():
-    with pytest.raises(ValueError, match="plaintext gRPC only; unset LAB_BACKEND for a lab whose instances serve TLS"):
+    with pytest.raises(
+        UnsupportedError, match=r"the compose runtime has no TLS instances \(`--tls`\); .*local runtime"
+    ):
         ComposeCluster(ClusterConfig(tls="mtls"))
 
 
@@ -254,19 +256,6 @@ def test_a_fresh_process_finds_the_stack_by_its_project_name(cluster):
     assert status["backend"] == "compose" and len(status["processes"]) == 10
 
 
-def test_kill_is_seen_by_consul_and_etcd_and_start_brings_it_back(cluster):
-    pid = cluster.status().services[0].pid
-    result = cluster.kill("user-1")
-    assert result["pid"] == pid and result["alive"] is False and not psutil.pid_exists(pid)
-    assert cluster.state_of("user-1") == "stopped"
-    wait_until(lambda: consul_passing(cluster) == ["user-2", "user-3"], 15, "consul marking user-1 critical")
-    wait_until(lambda: "/services/user/user-1" not in etcd_keys(cluster), 20, "the etcd lease of user-1 expiring")
-    started = cluster.start("user-1")
-    assert started["pid"] != pid
-    assert consul_passing(cluster) == ["user-1", "user-2", "user-3"]
-    assert "/services/user/user-1" in etcd_keys(cluster)
-
-
 def test_graceful_stop_under_load_costs_the_client_no_call(cluster):
     from lab_services.discovery import ConsulWatcher
     from lab_services.discovery.picker_channel import PickerChannel
@@ -312,40 +301,6 @@ def test_graceful_stop_under_load_costs_the_client_no_call(cluster):
     cluster.start("user-2")
 
 
-def test_pause_hangs_the_instance_until_resume(cluster):
-    cluster.pause("user-3")
-    assert cluster.state_of("user-3") == "paused"
-    assert cluster.status().services[2].state == "paused"
-    wait_until(lambda: "user-3" not in consul_passing(cluster), 15, "a frozen instance failing its check")
-    cluster.resume("user-3")
-    assert cluster.state_of("user-3") == "running"
-    wait_until(lambda: "user-3" in consul_passing(cluster), 15, "the resumed instance passing")
-
-
-def test_unknown_and_stopped_names_say_what_to_do(cluster):
-    with pytest.raises(UnknownProcessError, match=r"no lab process named 'user-9'.*consul-1.*user-3"):
-        cluster.kill("user-9")
-
-
-def test_add_service_is_a_canary_and_restore_removes_it(cluster):
-    added = cluster.add_service(version="v2", meta={"weight": "3"})
-    assert added["name"] == "user-4" and added["address"] == "127.0.1.44:5000"
-    entry = next(
-        e
-        for e in http_json(f"http://{cluster.status().consul.http[0]}/v1/health/service/user?passing")
-        if e["Service"]["ID"] == "user-4"
-    )
-    assert entry["Service"]["Meta"]["version"] == "v2" and entry["Service"]["Meta"]["weight"] == "3"
-    assert entry["Service"]["Tags"] == ["v2"]
-    assert [s.version for s in cluster.status().services] == ["v1", "v1", "v1", "v2"]
-    cluster.kill("etcd-3")
-    cluster.pause("user-1")
-    steps = cluster.reset()
-    # Then what lessons and earlier tests left (registrations, keys, users) is cleared: checked in test_runtime_reset.
-    assert steps[:3] == ["resumed user-1", "removed user-4", "started etcd-3"]
-    assert "user-4" not in cluster.containers() and consul_passing(cluster) == ["user-1", "user-2", "user-3"]
-
-
 def test_down_keeps_named_volumes_until_asked(cluster):
     """Last in the module: the stack goes down here; the fixture's teardown then checks nothing is left."""
     cluster.down()
@@ -354,3 +309,16 @@ def test_down_keeps_named_volumes_until_asked(cluster):
     assert all((cluster.data_dir / f"consul-{i}").is_dir() for i in (1, 2, 3)), "down keeps Consul's data"
     cluster.down(volumes=True)
     assert volumes() == [] and not any((cluster.data_dir / f"consul-{i}").exists() for i in (1, 2, 3))
+
+
+def test_an_option_compose_cannot_serve_yet_says_so_in_one_line():
+    out = subprocess.run(
+        [sys.executable, "-m", "lab_services.cli", "--backend", "compose", "up", "--config-store", "consul"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "ClusterConfig(" not in out.stderr
+    assert out.stderr.startswith("discovery-lab up: the compose runtime has no `--config-store` yet;")
+    assert "use the local runtime: `discovery-lab --backend local up ...`" in out.stderr

@@ -1,12 +1,13 @@
 """What Consul 1.8 does with a check interval below its 1 s minimum: it accepts it, runs it every second, and says so
 only in the agent's log. Lesson 09 shows all three, so "Consul refuses it" (what the lab once taught) cannot return.
 
-    floor = interval_floor(cluster.status(), interval="200ms", seconds=4)
+    floor = interval_floor(cluster, interval="200ms", seconds=4)
     floor["runs"], floor["effective_interval"], floor["agent_log"]
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import warnings
@@ -19,13 +20,14 @@ import consul
 from lab_services.core.durations import parse_duration
 from lab_services.lessons.agent_log import AgentLog
 from lab_services.registry.spec import CheckSpec, ConsulRaises
-from lab_services.runtime.status import ClusterStatus
+from lab_services.runtime import Cluster
 
 WARNING_TEXT = "check has interval below minimum"
 
 
 class _CountingServer(ThreadingHTTPServer):
-    """A loopback HTTP endpoint that answers 200 and notes when each GET came: the check's runs, counted at the target."""
+    """A loopback HTTP endpoint that answers 200 and notes when each GET came: the check's runs, counted at the
+    target."""
 
     def __init__(self) -> None:
         self.hits: list[float] = []
@@ -49,13 +51,13 @@ def _host_port(consul_http: str) -> tuple[str, int]:
     return url.hostname or "127.0.0.1", url.port or 8500
 
 
-def interval_floor(status: ClusterStatus, interval: str = "200ms", seconds: float = 4.0) -> dict[str, Any]:
+def interval_floor(cluster: Cluster, interval: str = "200ms", seconds: float = 4.0) -> dict[str, Any]:
     """Register an HTTP check with `interval` against a counting endpoint, let it run for `seconds`, and report how
     often Consul really ran it, plus the agent's log line and the warning the lab's own validation gives."""
     if parse_duration(interval) >= 1.0:
         raise ValueError(f"invalid argument: interval: {interval!r} is not below Consul's 1s minimum; try '200ms'")
-    consul_http = status.consul.http[0]
-    log = AgentLog(status, consul_http).start()
+    consul_http = cluster.status().consul.http[0]
+    log = AgentLog(cluster, consul_http).start()
     with warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("always", ConsulRaises)
         CheckSpec("http", interval=interval).validate("check", http_port=1)
@@ -74,8 +76,8 @@ def interval_floor(status: ClusterStatus, interval: str = "200ms", seconds: floa
         agent.check.deregister(check_id)
         server.shutdown()
         server.server_close()
-    line = next((l for l in log.lines(WARNING_TEXT) if check_id in l), None)
-    gaps = [b - a for a, b in zip(runs, runs[1:])]
+    line = next((entry for entry in log.lines(WARNING_TEXT) if check_id in entry), None)
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     return {
         "asked": interval,
         "seconds": seconds,

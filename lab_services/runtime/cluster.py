@@ -116,6 +116,11 @@ class Cluster(ABC):
             f"no lab process named {name!r}; the lab has: {', '.join(p.name for p in processes_)}"
         )
 
+    @abstractmethod
+    def log_text(self, name: str) -> str:
+        """Everything the process `name` has logged, as its runtime keeps it (a file, the container's log); it only
+        grows, so a reader that remembers its length reads what came after."""
+
     def not_running(self) -> NotRunningError:
         return NotRunningError(f"no lab is running in {self.location}; start one with `{self.start_command}`")
 

@@ -430,6 +430,9 @@ class ComposeCluster(Cluster):
                 "container": container.short_id,
             }
 
+    def log_text(self, name: str) -> str:
+        return self._container(name, must_run=False).logs().decode("utf-8", "replace")
+
     def added_services(self) -> list[str]:
         return sorted(name for name, c in self.containers().items() if c.labels.get(ADDED))
 
@@ -467,6 +470,8 @@ class ComposeCluster(Cluster):
     def status(self) -> ClusterStatus:
         with self._lock:
             containers = self.containers()
+            if not containers:
+                raise self.not_running()
             nodes = self.nodes(containers)
             topology_ = describe(
                 nodes,

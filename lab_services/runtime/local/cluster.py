@@ -19,7 +19,7 @@ from typing import Any
 from lab_services.core.errors import LabError, NotRunningError, UnreachableError
 from lab_services.core.paths import state_dir
 from lab_services.runtime import processes
-from lab_services.runtime.cluster import Action, Cluster, NotReadyError
+from lab_services.runtime.cluster import Action, Cluster, NotReadyError, UnknownProcessError
 from lab_services.runtime.config import ClusterConfig, union
 from lab_services.runtime.local.engine import files
 from lab_services.runtime.status import ClusterStatus
@@ -159,6 +159,14 @@ class LocalCluster(Cluster):
 
     def status(self) -> ClusterStatus:
         return ClusterStatus.from_dict(self._request("status"))
+
+    def log_text(self, name: str) -> str:
+        """Read here, from the file the engine's process writes (no request: a log can be large)."""
+        for p in self.status().processes:
+            if p.name == name and p.log_file:
+                path = Path(p.log_file)
+                return path.read_text(errors="replace") if path.exists() else ""
+        raise UnknownProcessError(f"no lab process named {name!r} with a log")
 
     def act(self, name: str, action: Action) -> dict[str, Any]:
         return self._request("act", name=name, action=Action.parse(action).value)
