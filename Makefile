@@ -9,7 +9,7 @@ TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest
 ARTIFACTS := test-artifacts
 
-.PHONY: setup chromium lab test test-fast down protos clean compose-engine compose-images compose-configs
+.PHONY: setup chromium lab lint test test-fast down protos clean compose-engine compose-images compose-configs
 
 # What the lab needs and nothing more: no system packages, no sudo (the browser is only for `make test`).
 setup: $(VENV)/.installed .cache/bin/.fetched
@@ -43,11 +43,18 @@ chromium:
 lab: setup
 	$(BIN)/discovery-lab jupyter $(JUPYTER_ARGS)
 
-# The whole suite in two pytest runs: the local runtime's tests in TEST_WORKERS workers, then the compose runtime's
-# (marker `compose`: a Docker engine, and the machine to themselves). A run that fails or finds no test (exit 5)
+# The formatter and linter in check mode (ruff, configured in pyproject.toml); `ruff format . && ruff check --fix .`
+# fixes most of what they report.
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
+
+# The whole suite: lint, then two pytest runs: the local runtime's tests in TEST_WORKERS workers, then the compose
+# runtime's (marker `compose`: a Docker engine, and the machine to themselves). A run that fails or finds no test (exit 5)
 # fails the target; both runs always go, and the report lists the slowest tests of both.
 test: setup chromium
 	@mkdir -p $(ARTIFACTS); rm -f $(ARTIFACTS)/junit*.xml; status=0; \
+	$(MAKE) --no-print-directory lint || status=$$?; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not compose" --junitxml=$(ARTIFACTS)/junit-local.xml $(PYTEST_ARGS) \
 		|| status=$$?; \
 	$(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \

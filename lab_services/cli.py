@@ -428,7 +428,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         validate(name, target.value)
         revision = store.put(args.key, target.value)
         print(
-            f"{args.key} rolled back to {target.value!r} (the value of revision {target.revision}), now revision {revision}"
+            f"{args.key} rolled back to {target.value!r} (the value of revision {target.revision}), "
+            f"now revision {revision}"
         )
     return 0
 
@@ -518,7 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=cmd_add_service)
     command(
         "reset",
-        help="back to a fresh `up`: resume, start, remove added instances, and what lessons left (registrations, KV and etcd keys, faults, users)",
+        help="back to a fresh `up`: resume, start, remove added instances, and what lessons left "
+        "(registrations, KV and etcd keys, faults, users)",
     ).set_defaults(func=cmd_reset)
     command("doctor", help="check binaries, versions and ports").set_defaults(func=cmd_doctor)
     fetch = command("fetch", help="download Consul, etcd and Prometheus into the project cache")

@@ -38,7 +38,7 @@ def test_up_status_process_commands_and_down(tmp_path):
             ("consul", "etcd", "etcdctl", "prometheus"), True
         )
 
-        # The CLI process has exited, yet the lab keeps running under its supervisor.
+        # The CLI process has exited, yet the lab keeps running under its engine.
         again = json.loads(run(tmp_path, "status", "--json").stdout)
         assert again["services"][0]["pid"] == service["pid"]
         assert "user-1" in run(tmp_path, "status").stdout
@@ -116,8 +116,9 @@ def test_add_service_through_the_engine(tmp_path):
         added = json.loads(run(tmp_path, "add-service", "--version", "v2", "--json").stdout)
         assert added["name"] == "user-1" and added["version"] == "v2" and processes.is_alive(added["pid"])
     finally:
-        run(tmp_path, "down")
-    assert not processes.is_alive(added["pid"])
+        down = run(tmp_path, "down", "--volumes")
+    assert down.stdout == "lab stopped\n" and not processes.is_alive(added["pid"])
+    assert not (tmp_path / "cluster").exists(), "down --volumes removes the lab's data and logs"
 
 
 # Each subcommand with input it must refuse, against a state directory where no lab runs: a usage mistake, a bad

@@ -1,4 +1,5 @@
-"""`discovery-lab config`: set, get, history and rollback of runtime settings on a real lab whose instances follow them."""
+"""`discovery-lab config`: set, get, history and rollback of runtime settings on a real lab whose instances follow
+them."""
 
 from __future__ import annotations
 

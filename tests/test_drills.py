@@ -1,4 +1,4 @@
-"""Failure drills against a real supervised lab (3 Consul servers, 3 etcd members, one service): complete, ordered timelines."""
+"""Failure drills against a real lab (3 Consul servers, 3 etcd members, one service): complete, ordered timelines."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def as_found(cluster) -> None:
 
 def in_order(result: drills.DrillResult, *prefixes: str) -> list[float]:
     times = [result.at(p) for p in prefixes]
-    assert None not in times, f"missing events {[p for p, t in zip(prefixes, times) if t is None]} in {result.events()}"
+    assert None not in times, (
+        f"missing events {[p for p, t in zip(prefixes, times, strict=True) if t is None]} in {result.events()}"
+    )
     assert times == sorted(times), f"expected {prefixes} in this order, got {result.timeline}"
     return times
 
@@ -186,7 +188,7 @@ def test_cli_lists_and_runs_a_drill_as_json(cluster):
 
 
 def _stderr_on_a_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run `argv` with its stderr on a pseudo-terminal (as in a shell) and return its exit code and what it wrote there."""
+    """Run `argv` with its stderr on a pseudo-terminal (as in a shell); its exit code and what it wrote there."""
     import pty
 
     master, slave = pty.openpty()

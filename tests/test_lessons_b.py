@@ -1,4 +1,5 @@
-"""Lessons 02, 05, 06, 08 and 09, headless with their solutions: one of the three groups that run side by side (test_notebooks.py)."""
+"""Lessons 02, 05, 06, 08 and 09, headless with their solutions:
+one of the three groups that run side by side (test_notebooks.py)."""
 
 from test_notebooks import lesson_test
 

@@ -1,4 +1,5 @@
-"""Lessons 03, 10, 11, 13 and 14, headless with their solutions: one of the three groups that run side by side (test_notebooks.py)."""
+"""Lessons 03, 10, 11, 13 and 14, headless with their solutions:
+one of the three groups that run side by side (test_notebooks.py)."""
 
 from test_notebooks import lesson_test
 

@@ -1,4 +1,5 @@
-"""Lesson 11's experiments against real processes: balancing policies, dns:/// re-resolution, keepalive, GOAWAY, idle."""
+"""Lesson 11's experiments against real processes: balancing policies, dns:/// re-resolution, keepalive, GOAWAY,
+idle."""
 
 from __future__ import annotations
 

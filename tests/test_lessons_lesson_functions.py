@@ -1,5 +1,5 @@
-"""The functions that replaced long notebook cells: 03's blocking query, 04's lease control, 06's tables, 07's token demo
-and plot, 08's wait for rates, and the refusal tables of 02 and 07."""
+"""The functions that replaced long notebook cells: 03's blocking query, 04's lease control, 06's tables, 07's token
+demo and plot, 08's wait for rates, and the refusal tables of 02 and 07."""
 
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ def kernel_manager(out_dir: Path) -> AsyncKernelManager:
 
 
 def slowest_cells(notebook: nbformat.NotebookNode, count: int = 3) -> str:
-    """'cell 18: 41.2 s; cell 25: 30.1 s; ...' from nbclient's own timing, so a lesson's cost shows in the junit report."""
+    """'cell 18: 41.2 s; cell 25: 30.1 s; ...' from nbclient's timing, so a lesson's cost shows in the junit report."""
     took = []
     for index, cell in enumerate(notebook.cells):
         timing = cell.metadata.get("execution", {})

@@ -1,4 +1,5 @@
-"""dns_config.only_passing on a real second agent: the lab's DNS serves a warning instance, the only-passing agent's does not."""
+"""dns_config.only_passing on a real second agent: the lab's DNS serves a warning instance, the only-passing
+agent's does not."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def test_bad_cluster_shapes_are_refused(field, value, message, tmp_path):
 
 def test_a_missing_binary_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CONSUL_BIN", str(tmp_path / "no-such-consul"))
-    with pytest.raises(RuntimeError, match="LAB_CONSUL_BIN=.*is not an executable file"):
+    with pytest.raises(RuntimeError, match=r"LAB_CONSUL_BIN=.*is not an executable file"):
         open_cluster(tmp_path, "local").launch(ClusterConfig(services=0))
 
 

@@ -1,4 +1,5 @@
-"""Cold start of the full lab on either runtime: seconds until every service passes in Consul, until Prometheus scraped all, and RSS."""
+"""Cold start of the full lab on either runtime: seconds until every service passes in Consul and until Prometheus
+has scraped them all, and the memory it takes."""
 
 from __future__ import annotations
 
@@ -99,9 +100,11 @@ def run(
 
 def describe(result: dict[str, Any]) -> str:
     return (
-        f"{result['backend']} runtime: cold start of {result['topology']['consul_servers']} Consul servers, {result['topology']['etcd_members']} etcd "
+        f"{result['backend']} runtime: cold start of {result['topology']['consul_servers']} Consul servers, "
+        f"{result['topology']['etcd_members']} etcd "
         f"members, Prometheus and {result['topology']['services']} services, {result['runs']} runs:\n"
-        f"  all services passing in Consul: median {result['median_seconds_to_passing']} s, max {result['max_seconds_to_passing']} s (target <= 3 s)\n"
+        f"  all services passing in Consul: median {result['median_seconds_to_passing']} s, "
+        f"max {result['max_seconds_to_passing']} s (target <= 3 s)\n"
         f"  every service scraped by Prometheus: median {result['median_seconds_to_scraped']} s (target <= 7 s)\n"
         f"  resident memory of the stack: {result['total_rss_mb']} MB (target <= 600 MB): "
         + ", ".join(f"{name} {mb}" for name, mb in result["rss_mb_by_process"].items())

@@ -29,4 +29,4 @@ class UnsupportedError(LabError, NotImplementedError):
 
 
 class UnreachableError(LabError, ConnectionError):
-    """A server (Consul, etcd, Prometheus, the Docker engine, a lab supervisor) does not answer at its address."""
+    """A server (Consul, etcd, Prometheus, the Docker engine, the local engine) does not answer at its address."""

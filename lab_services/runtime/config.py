@@ -74,7 +74,8 @@ class ClusterConfig:
             raise BadInputError(f"invalid argument: datacenters: {self.datacenters}; use 1 or 2")
         if self.datacenters == 2 and not self.consul_servers:
             raise BadInputError(
-                "invalid argument: datacenters: a second datacenter joins the first over the WAN but consul_servers is 0"
+                "invalid argument: datacenters: a second datacenter joins the first over the WAN "
+                "but consul_servers is 0"
             )
         if self.registry in ("etcd", "both") and self.services and not self.etcd_members:
             raise BadInputError("invalid argument: registry: services register in etcd but etcd_members is 0")

@@ -1,4 +1,5 @@
-"""Prometheus file_sd for instances registered in etcd: a JSON target file rewritten whenever an etcd watcher sees a change.
+"""Prometheus file_sd for instances registered in etcd: a JSON target file rewritten whenever an etcd watcher sees
+a change.
 
 Prometheus has no etcd service discovery, but every build reads `file_sd_configs` (docs/architecture.md). So a
 watcher follows the instances in etcd and this writer turns each snapshot into the file Prometheus reads:
@@ -11,6 +12,7 @@ The file is replaced atomically (write a temporary file, then rename), so Promet
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -102,9 +104,10 @@ class FileSDWriter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The writer as a process of its own: the compose runtime's `etcd-sd` container, which Prometheus shares a volume with.
+    """The writer as a process of its own: the compose runtime's `etcd-sd` container, which shares a volume with
+    Prometheus.
 
-    The local runtime runs the writer as a thread of its supervisor; under compose no such long-lived Python
+    The local runtime runs the writer as a thread of its engine process; under compose no such long-lived Python
     process exists, so a container does the same work.
     """
     from lab_services.discovery.etcd_watcher import EtcdWatcher  # the etcd client loads only here
@@ -118,10 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     writer = FileSDWriter(EtcdWatcher(args.service, args.etcd.split(",")), args.out).start()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     writer.stop()
     return 0
 

@@ -8,6 +8,7 @@ in the state directory lets the next `up` find and kill it if its owner died wit
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -87,10 +88,8 @@ class Child:
 
     def send(self, sig: signal.Signals) -> None:
         """Signal the whole process group, so wrappers and their children get it too."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, wait up to `timeout`, then SIGKILL; a stopped (paused) process is continued first so it can exit."""
@@ -108,10 +107,8 @@ class Child:
     def kill(self) -> None:
         """SIGKILL with no warning, as a crash would; the caller decides whether to forget it."""
         self.send(signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
         self.forget()
 
     def forget(self) -> None:
@@ -150,7 +147,7 @@ def spawn(
     log = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "ab")
+        log = open(log_path, "ab")  # noqa: SIM115 (the child inherits it; closed in the finally below)
     try:
         popen = subprocess.Popen(
             full,
@@ -221,14 +218,12 @@ def _kill_group(pid: int, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and is_alive(pid):
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def spawn_detached(argv: list[str], *, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start a process meant to outlive this one (the supervisor behind `discovery-lab up`).
+    """Start a process meant to outlive this one (the local engine behind `discovery-lab up`).
 
     It is not tracked here: it watches its own owner and cleans up its own children.
     """

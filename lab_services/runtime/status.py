@@ -1,9 +1,10 @@
-"""What a running lab looks like, typed: addresses, leaders, processes, services. `to_dict()` is the `status --json` object.
+"""What a running lab looks like, typed: addresses, leaders, processes, services. `to_dict()` is the `status --json`
+object.
 
     status = cluster.status()
     status.consul.http[0], status.etcd.endpoints, status.prometheus.url, status.service("user-1").admin
 
-The supervisor sends `to_dict()` over its socket and `from_dict()` reads it back, so the JSON stays the one
+The local engine sends `to_dict()` over its socket and `from_dict()` reads it back, so the JSON stays the one
 wire format (the CLI prints it unchanged) while the code reads fields by name.
 """
 
@@ -120,7 +121,7 @@ class ClusterStatus:
     project: str | None = None  # the compose project that runs the lab
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly the `status --json` object (and the supervisor's answer to "status")."""
+        """Exactly the `status --json` object (and the local engine's answer to "status")."""
         return asdict(self)
 
     @classmethod

@@ -493,7 +493,7 @@ class ComposeCluster(Cluster):
             )
 
     def binaries(self, containers: dict[str, Any]) -> dict[str, dict[str, str]]:
-        """The image and version each kind runs (e.g. consul: hashicorp/consul:1.20.2 or lab/consul:1.8.7); asked once."""
+        """The image and version each kind runs (consul: hashicorp/consul:1.20.2 or lab/consul:1.8.7); asked once."""
         if self._binaries is None and containers:
             found = {}
             for kind, name in (

@@ -1,4 +1,5 @@
-"""The Docker engine and the compose CLI as the compose runtime uses them, with an error that names the fix for each way they fail."""
+"""The Docker engine and the compose CLI as the compose runtime uses them, with an error that names the fix for each
+way they fail."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def check_api_version(version: dict[str, Any]) -> None:
     api = tuple(int(x) for x in str(version.get("ApiVersion", "0.0")).split(".")[:2])
     if api < MIN_API:
         raise DockerUnavailableError(
-            f"the Docker engine at {engine_address()} is {version.get('Version', '?')} (API {'.'.join(map(str, api))}), "
+            f"the Docker engine at {engine_address()} is {version.get('Version', '?')} "
+            f"(API {'.'.join(map(str, api))}), "
             f"too old for the compose runtime: it needs Docker 20.10 or newer (API {'.'.join(map(str, MIN_API))}); "
             "upgrade the engine"
         )

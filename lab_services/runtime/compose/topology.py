@@ -33,7 +33,7 @@ def etcd_address(i: int) -> str:
 PROMETHEUS_ADDRESS = "127.0.1.31"
 # The instances registered in etcd, as Prometheus file_sd targets: the etcd-sd container writes this file in a
 # host directory that Prometheus mounts at the same path, so lesson 08 reads it where the config says (the
-# local runtime writes it from a thread of its supervisor).
+# local runtime writes it from a thread of its engine process).
 ETCD_TARGETS = PurePosixPath("/tmp/discovery-lab-sd") / prometheus.ETCD_TARGETS
 
 
@@ -67,7 +67,7 @@ def prometheus_node(config_path: str) -> NodeSpec:
 
 
 def service_command(index: int, version: str = "v1", meta: dict[str, str] | None = None) -> ServiceCommand:
-    """Instance `index` as the local runtime would start it, at its compose address and the ports all instances share."""
+    """Instance `index` as the local runtime would start it, at its compose address on the shared ports."""
     return ServiceCommand(
         host=service_address(index),
         port=SERVICE_PORTS["grpc"],

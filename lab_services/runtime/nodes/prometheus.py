@@ -1,4 +1,5 @@
-"""The lab's Prometheus: scrapes every service it finds through Consul and through etcd (file_sd), plus Consul and etcd themselves."""
+"""The lab's Prometheus: scrapes every service it finds through Consul and through etcd (file_sd), plus Consul and
+etcd themselves."""
 
 from __future__ import annotations
 
