@@ -7,6 +7,8 @@ import os
 import random
 import socket
 
+from lab_services.core.errors import LabError
+
 # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range starts at 32768) and above common services.
 ALLOCATED_RANGE = (20000, 32000)
 # Added to every familiar port (8500, 8600, 2379, 9090, 5001...). 0 for learners; a test that must get
@@ -18,7 +20,7 @@ PORT_OFFSET_ENV = "LAB_PORT_OFFSET"
 PORT_RANGE_ENV = "LAB_PORT_RANGE"
 
 
-class PortInUseError(RuntimeError):
+class PortInUseError(LabError, RuntimeError):
     """A port the user asked for is taken; the message names the holder and the fix."""
 
 

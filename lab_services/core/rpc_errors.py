@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import grpc
 
+from lab_services.core.errors import LabError
 
-class LocalRpcError(grpc.RpcError, grpc.Call, grpc.Future):
+
+class LocalRpcError(LabError, grpc.RpcError, grpc.Call, grpc.Future):
     """An already finished RPC with status `code` and message `details`."""
 
     def __init__(self, code: grpc.StatusCode, details: str):

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from lab_services.core.errors import LabError
+
 T = TypeVar("T")
 
 NOT_YET = (OSError, ValueError)
 
 
-class WaitTimeout(TimeoutError):
+class WaitTimeout(LabError, TimeoutError):
     """What was waited for did not happen in time; the message names it, what was seen instead, and the last error."""
 
 

@@ -24,6 +24,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab_services.core.errors import LabError
+
 CONSUL_JOB = "lab-services"
 ETCD_JOB = "lab-services-etcd"
 # Prometheus scrapes every 2 s in the lab; a rate needs at least two samples, and five smooth it.
@@ -31,7 +33,7 @@ DEFAULT_WINDOW = "10s"
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(LabError, RuntimeError):
     """Prometheus could not be reached, or refused the query; the message says which and why."""
 
 

@@ -16,6 +16,7 @@ import consul
 import requests
 
 from lab_services.core.backoff import Backoff
+from lab_services.core.errors import LabError
 from lab_services.registry.base import Registrar
 from lab_services.registry.spec import CheckSpec, RegistrationError, ServiceRegistration
 
@@ -81,7 +82,7 @@ def parse_consul_http(consul_http: str) -> tuple[str, int]:
     return host, port
 
 
-class ConsulNotReadyError(RuntimeError):
+class ConsulNotReadyError(LabError, RuntimeError):
     """The agent answers but its cluster has not elected a leader yet; retried like an unreachable agent."""
 
 

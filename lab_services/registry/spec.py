@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lab_services.core.durations import DURATION_HINT, parse_duration
+from lab_services.core.errors import BadInputError
 from lab_services.core.ports import require_loopback
 
 CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
@@ -39,7 +40,7 @@ class ConsulRaises(UserWarning):
     """A setting Consul accepts but changes: an interval below 1 s runs every second (the agent logs a warning)."""
 
 
-class RegistrationError(ValueError):
+class RegistrationError(BadInputError):
     """A registration Consul or etcd would refuse (or the lab forbids); `.field` names it and `.reason` says why."""
 
     def __init__(self, field: str, reason: str):

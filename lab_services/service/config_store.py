@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab_services.core.backoff import Backoff
+from lab_services.core.errors import BadInputError, LabError, UnreachableError
 from lab_services.core.etcd_gateway import EtcdGateway, prefix_end
 from lab_services.core.ports import require_loopback
 from lab_services.service.settings import RuntimeSettings
@@ -37,15 +38,15 @@ STORES = ("consul", "etcd")
 HISTORY_ROOT = "config-history"  # Consul only: {HISTORY_ROOT}/{service}/{key}/{index:012d} = value
 
 
-class StoreUnavailable(OSError):
+class StoreUnavailable(UnreachableError):
     """The configuration store did not answer (down, or no leader / no quorum)."""
 
 
-class StoreRefused(ValueError):
+class StoreRefused(BadInputError):
     """The store answered, and refused the request (e.g. etcd: a revision compacted away or not yet written)."""
 
 
-class CasConflict(RuntimeError):
+class CasConflict(LabError, RuntimeError):
     """A check-and-set write lost: the key changed since the revision the writer read."""
 
 

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass
 
 import grpc
 
+from lab_services.core.errors import BadInputError
 from lab_services.service.interceptors import Behavior, split_method, wrap_handler
 
 
-class InvalidFault(ValueError):
+class InvalidFault(BadInputError):
     """A fault setting is out of range; the message starts with the field name."""
 
     def __init__(self, field: str, reason: str):

@@ -23,13 +23,14 @@ import grpc
 from grpc import aio
 
 from lab_services._proto.lab.user.v1 import user_service_pb2 as pb
+from lab_services.core.errors import BadInputError
 from lab_services.service.aio_interceptors import responses
 from lab_services.service.interceptors import Behavior, split_method, wrap_handler
 
 OVERRIDES = "overrides"  # {prefix}/overrides/{tag}/{key}: what instances with that tag read first (a canary)
 
 
-class InvalidSetting(ValueError):
+class InvalidSetting(BadInputError):
     """A stored value (or a key) the schema does not accept; the message starts with the key."""
 
     def __init__(self, key: str, reason: str):

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from lab_services.core.errors import BadInputError
 from lab_services.core.ports import PortInUseError, holder, require_loopback
 from lab_services.service.faults import FaultInjector
 from lab_services.service.health import HealthState
@@ -33,7 +34,7 @@ from lab_services.service.health import HealthState
 log = logging.getLogger(__name__)
 
 
-class BadRequest(ValueError):
+class BadRequest(BadInputError):
     """The request body is not what the endpoint takes; the message names the field."""
 
 

@@ -17,6 +17,8 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+from lab_services.core.errors import LabError
+
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Stated limits, in characters: without them a 100 KB name was stored and sent to every watcher. 254 is
 # the longest address SMTP can carry (RFC 5321's 256-octet path minus its angle brackets).
@@ -26,7 +28,7 @@ MAX_EMAIL_LENGTH = 254
 MAX_REQUEST_ID = 128
 
 
-class StoreError(Exception):
+class StoreError(LabError):
     """Base of the errors the servicer turns into gRPC status codes."""
 
 
