@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from lab_services.core.backoff import Backoff
+from lab_services.core.errors import BadInputError
 from lab_services.core.http import http_json
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_until
