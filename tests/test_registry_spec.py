@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from lab_services.core.errors import BadInputError
 from lab_services.registry import (
     Backoff,
     CheckSpec,
@@ -156,12 +157,11 @@ def test_registrars_validate_before_anything_happens():
     with pytest.raises(RegistrationError) as info:
         EtcdRegistrar(registration(), endpoints=["127.0.0.1:1"], lease_ttl=1)
     assert info.value.field == "lease_ttl"
-    with pytest.raises(RegistrationError) as info:
+    # The servers' addresses are not part of the registration: core.addresses refuses them, naming the argument.
+    with pytest.raises(BadInputError, match=r"^invalid argument: endpoints\[0\]: '127.0.0.1' is not host:port"):
         EtcdRegistrar(registration(), endpoints=["127.0.0.1"])
-    assert info.value.field == "endpoints[0]"
-    with pytest.raises(RegistrationError) as info:
+    with pytest.raises(BadInputError, match="^invalid argument: consul_http: 'nowhere' is not host:port"):
         ConsulRegistrar(registration(), consul_http="nowhere")
-    assert info.value.field == "consul_http"
 
 
 def test_backoff_full_jitter_stays_under_a_capped_exponential_ceiling():

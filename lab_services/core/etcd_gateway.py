@@ -11,6 +11,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+from lab_services.core.addresses import etcd_endpoint
 from lab_services.core.http import http_json
 
 
@@ -31,7 +32,8 @@ class EtcdGateway:
     """One etcd member's JSON gateway at `endpoint` ('127.0.0.1:2379'); raises OSError when the member does not answer."""
 
     def __init__(self, endpoint: str, timeout: float = 2.0):
-        self.endpoint = endpoint
+        host, port = etcd_endpoint(endpoint, "endpoint")
+        self.endpoint = f"{host}:{port}"
         self.timeout = timeout
 
     def call(self, path: str, body: Mapping[str, Any], timeout: float | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import os
 import random
 import socket
 
-from lab_services.core.errors import LabError
+from lab_services.core.errors import BadInputError, LabError
 
 # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range starts at 32768) and above common services.
 ALLOCATED_RANGE = (20000, 32000)
@@ -31,7 +31,7 @@ def require_loopback(host: str, field: str = "host") -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(
+        raise BadInputError(
             f"invalid argument: {field}: {host!r} is not a loopback address; the lab uses only 127.0.0.0/8"
         )
     return host

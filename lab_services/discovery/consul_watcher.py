@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import consul
 
+from lab_services.core.addresses import consul_http_addresses
 from lab_services.core.backoff import Backoff
 from lab_services.discovery.instance import Instance
 from lab_services.discovery.routing import matches
 from lab_services.discovery.watcher import Watcher
-from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.spec import parse_duration
 
 
@@ -43,12 +43,7 @@ class ConsulWatcher(Watcher):
         max_events: int = 1000,
     ):
         super().__init__(service, backoff=backoff, max_events=max_events)
-        servers = [consul_http] if isinstance(consul_http, str) else list(consul_http)
-        if not servers:
-            raise ValueError(
-                "invalid argument: consul_http: need at least one Consul HTTP address, e.g. '127.0.0.1:8500'"
-            )
-        self.servers = [parse_consul_http(s) for s in servers]
+        self.servers = consul_http_addresses(consul_http)
         parse_duration(wait)  # a typo such as '30' fails here, not as a retry loop
         self.wait = wait
         self.tag = tag

@@ -19,6 +19,8 @@ from dns import exception as dns_exception
 from dns import rdatatype as dns_rdatatype
 from dns import resolver as dns_resolver
 
+from lab_services.core.addresses import host_port
+
 DEFAULT_DNS = "127.0.0.1:8600"
 
 
@@ -33,22 +35,13 @@ class SrvRecord:
     weight: int
 
 
-def _split(server: str) -> tuple[str, int]:
-    host, sep, port = server.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(
-            f"invalid argument: dns: {server!r}; give Consul's DNS address as host:port, e.g. '127.0.0.1:8600'"
-        )
-    return host, int(port)
-
-
 def service_name(service: str, tag: str | None = None) -> str:
     """'user.service.consul', or 'v2.user.service.consul' for the instances tagged v2."""
     return f"{tag}.{service}.service.consul" if tag else f"{service}.service.consul"
 
 
 def _resolve(service: str, rdtype: str, server: str, tag: str | None, timeout: float) -> dns_resolver.Answer | None:
-    host, port = _split(server)
+    host, port = host_port(server, "dns", DEFAULT_DNS)
     resolver = dns_resolver.Resolver(configure=False)
     resolver.nameservers = [host]
     resolver.port = port
@@ -96,5 +89,5 @@ def dns_target(service: str, dns: str, port: int, tag: str | None = None) -> str
     resolves once and again only when a connection closes, at most every 30 s unless the channel sets
     `grpc.dns_min_time_between_resolutions_ms`: a new instance stays unseen until then.
     """
-    host, dns_port = _split(dns)
+    host, dns_port = host_port(dns, "dns", DEFAULT_DNS)
     return f"dns://{host}:{dns_port}/{service_name(service, tag)}:{int(port)}"

@@ -13,13 +13,13 @@ import queue
 
 from pyetcd import events as etcd_events
 
+from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.backoff import Backoff
 from lab_services.discovery.instance import Instance
 from lab_services.discovery.watcher import Watcher
 from lab_services.registry.etcd import (
     DEFAULT_PREFIX,
     etcd_client,
-    parse_endpoint,
     parse_instance,
     service_prefix,
 )
@@ -46,10 +46,7 @@ class EtcdWatcher(Watcher):
         max_events: int = 1000,
     ):
         super().__init__(service, backoff=backoff, max_events=max_events)
-        endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
-        if not endpoints:
-            raise ValueError("invalid argument: endpoints: need at least one etcd endpoint, e.g. ['127.0.0.1:2379']")
-        self.endpoints = [parse_endpoint(e, f"endpoints[{i}]") for i, e in enumerate(endpoints)]
+        self.endpoints = etcd_endpoints(endpoints)
         self.prefix = service_prefix(prefix, service)
         self.revision: int | None = None
         self._client = etcd_client(self.endpoints, request_timeout)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import consul
 import requests
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.backoff import Backoff
 from lab_services.core.errors import LabError
 from lab_services.registry.base import Registrar
-from lab_services.registry.spec import CheckSpec, RegistrationError, ServiceRegistration
+from lab_services.registry.spec import CheckSpec, ServiceRegistration
 
 DEFAULT_CONSUL_HTTP = "127.0.0.1:8500"
 
@@ -69,17 +69,8 @@ def consul_checks(registration: ServiceRegistration) -> list[dict[str, Any]]:
     return [consul_check(registration, c, i) for c, i in zip(registration.checks, registration.check_ids())]
 
 
-def parse_consul_http(consul_http: str) -> tuple[str, int]:
-    """'127.0.0.1:8500' or 'http://127.0.0.1:8500' -> ('127.0.0.1', 8500); RegistrationError otherwise."""
-    text = consul_http if "//" in consul_http else f"//{consul_http}"
-    try:
-        parts = urlsplit(text)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host or not port or parts.scheme not in ("", "http"):
-        raise RegistrationError("consul_http", f"{consul_http!r} is not host:port, e.g. '127.0.0.1:8500'")
-    return host, port
+# The lessons and the runtime import the parser by this name; it is core.addresses' one, until they import it there.
+parse_consul_http = consul_http_address
 
 
 class ConsulNotReadyError(LabError, RuntimeError):
@@ -109,7 +100,7 @@ class ConsulRegistrar(Registrar):
         request_timeout: float = 2.0,
     ):
         super().__init__(registration, backoff)
-        self.host, self.port = parse_consul_http(consul_http)
+        self.host, self.port = consul_http_address(consul_http)
         self.checks = consul_checks(registration)
         self._client = consul.Consul(host=self.host, port=self.port, connections_timeout=request_timeout)
         self._ttl_ids = [i for c, i in zip(registration.checks, registration.check_ids()) if c.kind == "ttl"]

@@ -20,10 +20,10 @@ from typing import Any
 import consul
 import requests
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.durations import go_duration
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_until
-from lab_services.registry.consul import parse_consul_http
 
 STATUSES = ("passing", "warning", "critical")
 # Worst first: a service is as healthy as its sickest check.
@@ -61,7 +61,7 @@ class ConsulHealth:
 
     def __init__(self, consul_http: str, request_timeout: float = 2.0):
         self.consul_http = consul_http
-        host, port = parse_consul_http(consul_http)
+        host, port = consul_http_address(consul_http)
         self.client = consul.Consul(host=host, port=port, connections_timeout=request_timeout)
 
     # -- reading -------------------------------------------------------------------------------------

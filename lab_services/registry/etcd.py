@@ -24,6 +24,7 @@ import grpc
 import pyetcd
 from pyetcd.exceptions import ConnectionFailedError, ConnectionTimeoutError, NoServerAvailableError
 
+from lab_services.core.addresses import etcd_endpoint, etcd_endpoints
 from lab_services.core.backoff import Backoff
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.registry.base import Registrar
@@ -98,13 +99,8 @@ def parse_instance(key: str | bytes, value: bytes | str) -> dict[str, Any]:
     return instance
 
 
-def parse_endpoint(endpoint: str, field: str = "endpoints") -> tuple[str, int]:
-    """'127.0.0.1:2379' (optionally 'http://...') -> ('127.0.0.1', 2379); RegistrationError otherwise."""
-    text = endpoint.split("//", 1)[-1].rstrip("/")
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise RegistrationError(field, f"{endpoint!r} is not host:port, e.g. '127.0.0.1:2379'")
-    return host, int(port)
+# Lessons (`lab.parse_endpoint`) and the runtime import the parser by this name; it is core.addresses' one.
+parse_endpoint = etcd_endpoint
 
 
 class EtcdRegistrar(Registrar):
@@ -122,7 +118,7 @@ class EtcdRegistrar(Registrar):
     def __init__(
         self,
         registration: ServiceRegistration,
-        endpoints: list[str] | tuple[str, ...] = ("127.0.0.1:2379",),
+        endpoints: str | list[str] | tuple[str, ...] = ("127.0.0.1:2379",),
         lease_ttl: int = 5,
         prefix: str = DEFAULT_PREFIX,
         *,
@@ -130,11 +126,7 @@ class EtcdRegistrar(Registrar):
         request_timeout: float = 2.0,
     ):
         super().__init__(registration, backoff)
-        if isinstance(endpoints, str):
-            endpoints = [endpoints]
-        if not endpoints:
-            raise RegistrationError("endpoints", "need at least one etcd endpoint, e.g. ['127.0.0.1:2379']")
-        self.endpoints = [parse_endpoint(e, f"endpoints[{i}]") for i, e in enumerate(endpoints)]
+        self.endpoints = etcd_endpoints(endpoints)
         if isinstance(lease_ttl, bool) or not isinstance(lease_ttl, int) or lease_ttl < MIN_LEASE_TTL:
             raise RegistrationError(
                 "lease_ttl", f"{lease_ttl!r} is not a whole number of seconds >= {MIN_LEASE_TTL} (etcd's minimum)"

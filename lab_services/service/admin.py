@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from lab_services.core.addresses import host_port
 from lab_services.core.ports import require_loopback
 
 
@@ -19,8 +20,8 @@ class AdminClient:
     """Talks to /admin/*, /health and /metrics with urllib; a rejected request raises ValueError."""
 
     def __init__(self, address: str, timeout: float = 5.0):
-        host, _, port = address.rpartition(":")
-        self.base = f"http://{require_loopback(host, 'address')}:{int(port)}"
+        host, port = host_port(address, "address", "127.0.0.1:9101")
+        self.base = f"http://{require_loopback(host, 'address')}:{port}"
         self.timeout = timeout
 
     def state(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from lab_services.core.addresses import consul_http_address, etcd_endpoints
 from lab_services.core.backoff import Backoff
 from lab_services.core.errors import BadInputError, LabError, UnreachableError
 from lab_services.core.etcd_gateway import EtcdGateway, prefix_end
@@ -75,11 +76,9 @@ def _text(b64: str | None) -> str:
     return base64.b64decode(b64 or "").decode()
 
 
-def _address(address: str) -> str:
-    host, _, port = address.rpartition(":")
-    require_loopback(host, "store address")
-    int(port)
-    return address
+def _loopback(host: str, port: int, field: str) -> str:
+    """'host:port' for a parsed address, which must be on loopback like every server of the lab."""
+    return f"{require_loopback(host, field)}:{port}"
 
 
 class ConsulConfigStore:
@@ -88,7 +87,7 @@ class ConsulConfigStore:
     kind = "consul"
 
     def __init__(self, address: str, prefix: str, timeout: float = 3.0):
-        self.address = _address(address)
+        self.address = _loopback(*consul_http_address(address, "address"), "address")
         self.prefix = prefix.strip("/")
         self.timeout = timeout
 
@@ -188,12 +187,7 @@ class EtcdConfigStore:
     kind = "etcd"
 
     def __init__(self, endpoints: list[str] | str, prefix: str, timeout: float = 3.0):
-        endpoints = [
-            e.strip() for e in (endpoints.split(",") if isinstance(endpoints, str) else endpoints) if e.strip()
-        ]
-        if not endpoints:
-            raise ValueError("invalid argument: endpoints: need at least one etcd endpoint, e.g. 127.0.0.1:2379")
-        self.endpoints = [_address(e) for e in endpoints]
+        self.endpoints = [_loopback(host, port, "endpoints") for host, port in etcd_endpoints(endpoints)]
         self.prefix = prefix.strip("/")
         self.timeout = timeout
         self._current = 0

@@ -177,8 +177,7 @@ def registrars(args: argparse.Namespace, reg: Any) -> list[Any]:
     if args.registry in ("consul", "both"):
         found.append(ConsulRegistrar(reg, consul_http=args.consul))
     if args.registry in ("etcd", "both"):
-        endpoints = [e.strip() for e in args.etcd.split(",") if e.strip()]
-        found.append(EtcdRegistrar(reg, endpoints=endpoints, lease_ttl=args.lease_ttl))
+        found.append(EtcdRegistrar(reg, endpoints=args.etcd, lease_ttl=args.lease_ttl))
     return found
 
 
