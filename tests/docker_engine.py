@@ -1,4 +1,4 @@
-"""Whether the compose tests can run here: a Docker engine and compose v2, else skip with the reason (a failure in CI)."""
+"""Whether the compose tests can run here: a Docker engine and compose v2, else skip saying why (in CI: fail)."""
 
 from __future__ import annotations
 

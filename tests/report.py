@@ -2,7 +2,8 @@
 each run's total and the slowest tests of all (a lesson also shows its slowest cells), so a slow test is seen
 the day it lands.
 
-    python tests/report.py test-artifacts/junit-local.xml test-artifacts/junit-compose.xml --out test-artifacts/junit.xml
+    python tests/report.py test-artifacts/junit-local.xml test-artifacts/junit-compose.xml \
+        --out test-artifacts/junit.xml
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     everything = cases(merged)
     total = sum(float(c.get("time", 0)) for c in everything)
     print(
-        f"report: {len(everything)} tests, {total / 60:.1f} min of test time in all (parallel workers add up); slowest {args.slowest}:"
+        f"report: {len(everything)} tests, {total / 60:.1f} min of test time in all "
+        f"(parallel workers add up); slowest {args.slowest}:"
     )
     for case in sorted(everything, key=lambda c: -float(c.get("time", 0)))[: args.slowest]:
         print(f"{float(case.get('time', 0)):8.1f} s  {describe(case)}")

@@ -1,4 +1,4 @@
-"""AgentLog reads a real Consul agent's own log: here, the warning that shows a 30 s DeregisterCriticalServiceAfter raised to 1 m."""
+"""AgentLog reads a real Consul agent's own log: here, the warning that a 30 s DeregisterCriticalServiceAfter is 1 m."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from lab_services.registry.consul_health import ConsulHealth
 
 
 def test_consul_raises_a_30s_deregister_after_to_one_minute_and_says_so_only_in_its_log(consul_node):
-    status = consul_node.lab.status()
     host, port = parse_consul_http(consul_node.http)
     client = consul.Consul(host=host, port=port)
     with AgentLog(consul_node.lab) as log:
@@ -36,5 +35,5 @@ def test_consul_raises_a_30s_deregister_after_to_one_minute_and_says_so_only_in_
 
 
 def test_an_address_that_is_no_agent_of_the_lab_is_named(consul_node):
-    with pytest.raises(ValueError, match="127.0.0.1:1 is not the HTTP address of a Consul agent"):
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1:1 is not the HTTP address of a Consul agent"):
         AgentLog(consul_node.lab, "127.0.0.1:1")

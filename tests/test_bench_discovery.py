@@ -1,4 +1,4 @@
-"""The discovery benchmarks run once each with tiny settings and report the documented keys; timings are not judged here."""
+"""The discovery benchmarks run once each with tiny settings and report the documented keys; timings are not judged."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Circuit breakers inside the picker: an instance failing its calls is skipped once its breaker opens, and tried again after the cool-down."""
+"""Breakers in the picker: an instance failing calls is skipped once its breaker opens, and tried after a cool-down."""
 
 from __future__ import annotations
 

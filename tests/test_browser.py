@@ -1,4 +1,4 @@
-"""Lesson 00 in a real browser: JupyterLab runs it top to bottom, and the dashboard's buttons kill and restart a real instance."""
+"""Lesson 00 in a real browser: JupyterLab runs it all; the dashboard's buttons kill and restart a real instance."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The compose files: valid, pinned, loopback-only, the CI override complete, and nothing in them drifts from the local runtime."""
+"""The compose files: valid, pinned, loopback-only, the CI override complete, no drift from the local runtime."""
 
 from __future__ import annotations
 
@@ -80,7 +80,10 @@ def test_services_get_the_same_flags_as_on_the_local_runtime():
     consul = topology.consul_nodes()[:1]
     members = topology.etcd_nodes()
     local = service.plan(1, PortAllocator(), "user", "both", consul, members)
-    flags = lambda argv: [a for a in argv if a.startswith("--")]
+
+    def flags(argv: list[str]) -> list[str]:
+        return [a for a in argv if a.startswith("--")]
+
     assert flags(local.argv) == flags(topology.service_command(1).args())
 
 

@@ -1,4 +1,4 @@
-"""etcd's JSON gateway client and the raft leader lookups, against the shared real lab (3 Consul servers, 3 etcd members)."""
+"""etcd's JSON gateway client and the raft leader lookups, on the shared real lab (3 Consul servers, 3 etcd members)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one poll helper: it returns as soon as the answer is yes, and a timeout says what never happened and what was seen."""
+"""The one poll helper: it returns once the answer is yes; a timeout says what never happened and what was seen."""
 
 from __future__ import annotations
 

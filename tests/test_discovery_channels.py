@@ -1,4 +1,4 @@
-"""Discovery-aware channels against a real cluster: spreading, policies, streams, and no failed call across a kill -9."""
+"""Discovery-aware channels on a real cluster: spreading, policies, streams, and no failed call across a kill -9."""
 
 from __future__ import annotations
 
@@ -218,7 +218,7 @@ def test_no_instance_error_names_service_and_registry(consul_http, cluster):
     with EtcdWatcher("nobody", cluster.status().etcd.endpoints) as etcd_w, NativeChannel(etcd_w) as channel:
         assert etcd_w.wait_ready(5)
         with pytest.raises(
-            NoInstanceError, match="no passing instance of 'nobody' in etcd at .* under /services/nobody/"
+            NoInstanceError, match=r"no passing instance of 'nobody' in etcd at .* under /services/nobody/"
         ):
             user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="1"))
 
@@ -232,7 +232,7 @@ def test_unknown_policy_is_refused(consul_watcher):
 
 @pytest.mark.parametrize("mode", ["picker", "native"])
 def test_a_killed_instance_loses_its_traffic_without_failed_calls(cluster, consul_watcher, mode):
-    """Steady calls across kill -9 of user-3: none fails, user-3 gets nothing afterwards, and traffic returns after start."""
+    """Steady calls across kill -9 of user-3: none fails, user-3 gets nothing after, and traffic returns after start."""
     make = (lambda w: PickerChannel(w, retries=2, eject_for=5.0)) if mode == "picker" else NativeChannel
     with make(consul_watcher) as channel:
         stub = user_pb2_grpc.UserServiceStub(channel)

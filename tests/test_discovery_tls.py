@@ -62,9 +62,11 @@ def test_discovery_channel_over_mtls_reaches_every_instance(tls_lab, watcher, mo
 
 
 def test_without_a_client_certificate_every_call_is_refused(tls_lab, watcher):
-    with PickerChannel(watcher, retries=1, credentials=credentials(tls_lab, with_client_cert=False)) as channel:
-        with pytest.raises(grpc.RpcError) as refused:
-            user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-1"), timeout=5)
+    with (
+        PickerChannel(watcher, retries=1, credentials=credentials(tls_lab, with_client_cert=False)) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        user_pb2_grpc.UserServiceStub(channel).GetUser(user_pb2.GetUserRequest(id="u-1"), timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 

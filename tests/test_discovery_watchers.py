@@ -62,7 +62,8 @@ def test_stop_and_start_give_removed_then_added_in_order(watchers, cluster):
         removed, added = w.events[marks[source] :]
         assert stopped_at <= removed.at <= started_at <= added.at <= time.time()
         print(
-            f"{source}: removed {removed.at - stopped_at:.3f} s after stop(), added {added.at - started_at:.3f} s after start()"
+            f"{source}: removed {removed.at - stopped_at:.3f} s after stop(), "
+            f"added {added.at - started_at:.3f} s after start()"
         )
 
 
@@ -79,7 +80,7 @@ def test_subscribers_get_events_on_the_watcher_thread(watchers, cluster):
 
 @pytest.mark.parametrize("source, server", [("consul", "consul-1"), ("etcd", "etcd-1")])
 def test_watcher_survives_a_registry_restart(watchers, cluster, source, server):
-    """kill -9 the only server: the watch fails and backs off, keeps what it knew, and follows changes once it is back."""
+    """kill -9 the only server: the watch fails and backs off, keeps what it knew, follows changes once it is back."""
     w = watchers[source]
     errors = w.errors
     cluster.kill(server)
@@ -143,8 +144,8 @@ def test_watchers_move_on_from_a_dead_server(cluster):
         dead = f"127.0.0.1:{s.getsockname()[1]}"
     status = cluster.status()
     with (
-        ConsulWatcher("user", [dead] + status.consul.http, wait="5s") as consul_w,
-        EtcdWatcher("user", [dead] + status.etcd.endpoints) as etcd_w,
+        ConsulWatcher("user", [dead, *status.consul.http], wait="5s") as consul_w,
+        EtcdWatcher("user", [dead, *status.etcd.endpoints]) as etcd_w,
     ):
         for w in (consul_w, etcd_w):
             assert w.wait_for(lambda xs: ids(xs) == IDS, 10), (w.where, w.last_error)

@@ -1,4 +1,4 @@
-"""Every exercise's published solution (a real function in its lesson module) passes its own checker, against the real lab."""
+"""Every exercise's published solution (a function in its lesson module) passes its own checker, on the real lab."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lessons 00-04's exercises against the real lab: the published solutions pass, and each wrong answer is told exactly what is wrong."""
+"""Lessons 00-04's exercises on the real lab: the published solutions pass; each wrong answer is told what is wrong."""
 
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ def test_03_v2_filter_wrong_answers_are_named(small_lab):
     assert said["client"].startswith(
         "your watcher has no filter_expr, so Consul sends it every version (it matches meta={'version': 'v2'}"
     )
-    assert (
-        said["v1"]
-        == """Consul's answer to filter 'Service.Meta.version == "v1"' is ['user-1', 'user-2'], but the v2 instances are ['user-3']"""
+    assert said["v1"] == (
+        """Consul's answer to filter 'Service.Meta.version == "v1"' is ['user-1', 'user-2'], """
+        "but the v2 instances are ['user-3']"
     )
     assert said["broken"].startswith("""Consul refused the filter 'Service.Meta.version = "v2"'""")
     assert (

@@ -1,4 +1,4 @@
-"""Lesson 12's experiments and exercise against real Consul agents: gossip, anti-entropy, consistency, two datacenters."""
+"""Lesson 12's experiments and exercise on real Consul agents: gossip, anti-entropy, consistency, two datacenters."""
 
 from __future__ import annotations
 

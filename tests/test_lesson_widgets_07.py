@@ -1,4 +1,4 @@
-"""The lesson 05 and 07 widgets driven without a browser: StreamMeter's kill button and FaultPanel's sliders and toggles."""
+"""Lesson 05 and 07 widgets driven without a browser: StreamMeter's kill button, FaultPanel's sliders and toggles."""
 
 from __future__ import annotations
 

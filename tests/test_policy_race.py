@@ -1,4 +1,4 @@
-"""The policy comparison of lesson 03 on a real lab: one slowed instance, one heavier weight, several calls in flight."""
+"""Lesson 03's policy comparison on a real lab: one slowed instance, one heavier weight, several calls in flight."""
 
 from __future__ import annotations
 

@@ -44,5 +44,5 @@ def test_bad_input_is_refused_with_the_reason():
     predict("t.answer", "q?", ["a", "b"])
     with pytest.raises(ValueError, match="'c' is not one of the choices"):
         reveal("t.answer", "c", "")
-    with pytest.raises(KeyError, match="no question 't.never'"):
+    with pytest.raises(KeyError, match=r"no question 't\.never'"):
         reveal("t.never", "a", "")

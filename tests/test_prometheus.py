@@ -1,10 +1,11 @@
-"""Prometheus against a real lab: both discovery paths (Consul and etcd file_sd), service metrics, and the PromQL helpers."""
+"""Prometheus on a real lab: both discovery paths (Consul and etcd file_sd), service metrics, the PromQL helpers."""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -66,11 +67,11 @@ def test_every_instance_is_up_through_both_discovery_paths(url):
 
 def test_the_config_has_a_file_sd_job_for_etcd(cluster):
     status = cluster.status()
-    config = json.loads(open(status.prometheus.config).read())
+    config = json.loads(Path(status.prometheus.config).read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["lab-services"]["consul_sd_configs"][0]["refresh_interval"] == "1s"
     (file_sd,) = jobs["lab-services-etcd"]["file_sd_configs"]
-    written = json.loads(open(file_sd["files"][0]).read())
+    written = json.loads(Path(file_sd["files"][0]).read_text())
     assert sorted(g["labels"]["instance"] for g in written) == list(SERVICES)
     assert all(g["labels"]["registry"] == "etcd" and g["labels"]["service"] == "user" for g in written)
 
@@ -118,7 +119,7 @@ def test_range_query_and_plots(url, traffic):
 
 
 def test_errors_name_the_problem(url):
-    with pytest.raises(prometheus.PrometheusError, match="bad_data|parse error"):
+    with pytest.raises(prometheus.PrometheusError, match=r"bad_data|parse error"):
         prometheus.query(url, "rate(grpc_server_handled_total[")
     with pytest.raises(prometheus.PrometheusError, match="unreachable"):
         prometheus.query("http://127.0.0.1:1", "up")

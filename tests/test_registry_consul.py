@@ -192,7 +192,7 @@ def test_deregister_critical_after_reaches_consul(agent, grpc_target, registrars
 
 
 def test_consul_down_at_start_then_up_then_restarted(stopped_server, grpc_target, caplog):
-    """Registers once Consul appears, and again after a Consul server restarts without its data and forgets everything."""
+    """Registers once Consul appears, and again after a Consul server restarts without its data, forgetting all."""
     consul = stopped_server("consul")
     reg = make_reg("user-late", grpc_target.port, checks=[CheckSpec(kind="grpc"), CheckSpec(kind="ttl", ttl="3s")])
     r = ConsulRegistrar(reg, consul_http=consul.http, backoff=Backoff(base=0.1, cap=0.5))

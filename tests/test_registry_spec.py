@@ -160,7 +160,7 @@ def test_registrars_validate_before_anything_happens():
     # The servers' addresses are not part of the registration: core.addresses refuses them, naming the argument.
     with pytest.raises(BadInputError, match=r"^invalid argument: endpoints\[0\]: '127.0.0.1' is not host:port"):
         EtcdRegistrar(registration(), endpoints=["127.0.0.1"])
-    with pytest.raises(BadInputError, match="^invalid argument: consul_http: 'nowhere' is not host:port"):
+    with pytest.raises(BadInputError, match=r"^invalid argument: consul_http: 'nowhere' is not host:port"):
         ConsulRegistrar(registration(), consul_http="nowhere")
 
 
@@ -179,13 +179,16 @@ def test_backoff_full_jitter_stays_under_a_capped_exponential_ceiling():
 
 
 def test_an_interval_below_one_second_warns_as_consul_does_and_is_not_refused():
-    """Consul 1.8 accepts a 500 ms interval and runs the check every second (agent log: check has interval below minimum)."""
+    """Consul 1.8 accepts a 500 ms interval, runs the check every second and logs 'check has interval below minimum'."""
     from lab_services.registry.spec import ConsulRaises
 
     check = CheckSpec(kind="grpc", interval="500ms")
     with pytest.warns(
         ConsulRaises,
-        match=r"checks\[0\]\.interval: '500ms' is below Consul's minimum of 1s: Consul accepts it, runs the check every 1s",
+        match=(
+            r"checks\[0\]\.interval: '500ms' is below Consul's minimum of 1s: "
+            r"Consul accepts it, runs the check every 1s"
+        ),
     ):
         registration(checks=(check,)).validate()
     assert check.effective_interval == 1.0

@@ -143,7 +143,11 @@ def test_instances_keep_the_last_good_settings_while_the_store_is_gone(stores, t
         try:
             _applied(admin, "greeting", "before")
             stores.stop(name)
-            wait_until(lambda: admin.settings()["store"] == "unreachable", 20, f"the instance to notice {name} is gone")
+            wait_until(
+                lambda admin=admin: admin.settings()["store"] == "unreachable",
+                20,
+                f"the instance to notice {name} is gone",
+            )
             report = admin.settings()
             assert report["values"]["greeting"] == "before" and "revision" in report["keeping"]
             with pytest.raises(StoreUnavailable):

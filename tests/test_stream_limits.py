@@ -1,4 +1,4 @@
-"""Streams never starve the user service: open streams leave health and unary calls answering; past the limit, RESOURCE_EXHAUSTED."""
+"""Streams never starve the user service: health and unary calls still answer; past the limit, RESOURCE_EXHAUSTED."""
 
 from __future__ import annotations
 

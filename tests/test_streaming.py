@@ -1,4 +1,4 @@
-"""Long-lived streams against real servers: a watch resumed across kill -9 without gap or duplicate, backpressure, deadlines."""
+"""Streams on real servers: a watch resumed across kill -9 with no gap or duplicate, backpressure, deadlines."""
 
 from __future__ import annotations
 

@@ -480,7 +480,7 @@ def test_port_in_use_exits_2_with_message():
 
 def test_non_loopback_host_is_refused():
     process = start_process("--host", "0.0.0.0")
-    out, err = process.communicate(timeout=20)
+    _, err = process.communicate(timeout=20)
     assert process.returncode == 2
     assert "'0.0.0.0' is not a loopback address" in err and "Traceback" not in err
 

@@ -1,4 +1,4 @@
-"""Discovery under change: how soon a new instance gets calls, how soon a killed one stops getting them, and what discovery costs per call.
+"""Discovery under change: how soon a new instance gets calls, how soon a killed one stops, what discovery costs a call.
 
 Each benchmark runs its own small lab (1 Consul, 1 etcd, 3 services, no Prometheus) in a temporary
 directory, calls it through a discovery-aware channel (`mode` picker or native) fed by a watcher on
@@ -393,9 +393,12 @@ def describe(result: dict[str, Any]) -> str:
     if result["benchmark"] == "propagation":
         return head + (
             f"  listed in {result['registry']} to its first answered call: median "
-            f"{result['median_seconds_listed_to_first_call']} s (target <= {result['target_seconds_listed_to_first_call']} s)\n"
-            f"  new instance's process start to its first answered call: median {result['median_seconds_start_to_first_call']} s, "
-            f"max {result['max_seconds_start_to_first_call']} s (target <= {result['target_seconds_start_to_first_call']} s), "
+            f"{result['median_seconds_listed_to_first_call']} s "
+            f"(target <= {result['target_seconds_listed_to_first_call']} s)\n"
+            "  new instance's process start to its first answered call: "
+            f"median {result['median_seconds_start_to_first_call']} s, "
+            f"max {result['max_seconds_start_to_first_call']} s "
+            f"(target <= {result['target_seconds_start_to_first_call']} s), "
             f"of which start to listed: median {result['median_seconds_start_to_listed']} s"
         )
     if result["benchmark"] == "failover":
@@ -404,7 +407,8 @@ def describe(result: dict[str, Any]) -> str:
             f"median {result['seconds_to_no_traffic']} s, max {result['max_seconds_to_no_traffic']} s "
             f"(target <= {result['target_seconds']} s)\n"
             f"  failed calls: {result['failed_calls']} of {result['calls']}"
-            f"{' (target 0)' if result['mode'] == 'picker' else ''}; killed pid {result['killed_pid']} dead: {result['killed_pid_dead']}"
+            f"{' (target 0)' if result['mode'] == 'picker' else ''}; "
+            f"killed pid {result['killed_pid']} dead: {result['killed_pid_dead']}"
         )
     return head + (
         f"  sequential unary calls/s (health checks): {result['discovery_calls_per_second']} through discovery, "

@@ -138,8 +138,9 @@ def run(streams: int = DEFAULT_STREAMS, kind: str = "watch", progress: OnStep | 
 def describe(result: dict[str, Any]) -> str:
     refused = ", ".join(f"{n} {code}" for code, n in result["refused_streams"].items()) or "none"
     return (
-        f"{result['open_streams']} of {result['requested_streams']} {result['kind']} streams open on {result['instance']} "
-        f"(refused: {refused})\nhealth check: {result['health']}, passing in Consul: {result['passing_in_consul']}\n"
+        f"{result['open_streams']} of {result['requested_streams']} {result['kind']} streams "
+        f"open on {result['instance']} (refused: {refused})\n"
+        f"health check: {result['health']}, passing in Consul: {result['passing_in_consul']}\n"
         f"unary p99 while they were open: {result['p99_unary_seconds']} s "
         f"({result['unary_failures']} of {result['unary_calls']} calls failed)"
     )

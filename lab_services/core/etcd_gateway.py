@@ -29,7 +29,7 @@ def prefix_end(prefix: str) -> str:
 
 
 class EtcdGateway:
-    """One etcd member's JSON gateway at `endpoint` ('127.0.0.1:2379'); raises OSError when the member does not answer."""
+    """One etcd member's JSON gateway at `endpoint` ('127.0.0.1:2379'); OSError when the member does not answer."""
 
     def __init__(self, endpoint: str, timeout: float = 2.0):
         host, port = etcd_endpoint(endpoint, "endpoint")

@@ -123,7 +123,8 @@ class PortAllocator:
             raise ValueError(f"invalid argument: {option}: {port} is not a port (1-65535)")
         if port in self._taken or not is_free(self.host, port):
             raise PortInUseError(
-                f"port {port} on {self.host} is in use by {holder(port)}; run `discovery-lab down` or pass another {option}"
+                f"port {port} on {self.host} is in use by {holder(port)}; "
+                f"run `discovery-lab down` or pass another {option}"
             )
         self._taken.add(port)
         return port

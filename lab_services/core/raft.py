@@ -19,7 +19,7 @@ class ConsulServer(NamedTuple):
 def consul_leader(
     servers: Mapping[str, ConsulServer], ask: Iterable[str] | None = None, timeout: float = 1.0
 ) -> str | None:
-    """The name of the leader among `servers`, as the first of `ask` (default: all) that answers sees it; None while there is none.
+    """The name of the leader among `servers` as the first of `ask` (default: all) that answers sees it; None if none.
 
     Consul answers `/v1/status/leader` with the leader's raft address, so it is matched back to a name among all
     `servers`: a server that just rejoined may be asked alone, and names another as leader.

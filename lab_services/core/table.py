@@ -32,8 +32,8 @@ def text_table(rows: Iterable[Mapping[str, Any]], columns: list[str] | None = No
     columns = columns or (list(rows[0]) if rows else [])
     cells = [[_text(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells]
     return "\n".join(lines)
 
 

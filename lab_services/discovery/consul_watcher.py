@@ -19,7 +19,7 @@ from lab_services.registry.spec import parse_duration
 
 
 class ConsulWatcher(Watcher):
-    """Follows `service` in Consul; optionally only instances with `tag`, matching `filter_expr`, and with every `meta` key=value.
+    """Follows `service` in Consul; optionally only the instances with `tag`, matching `filter_expr`, having `meta`.
 
     `filter_expr` is sent to Consul (`?filter=`, Consul >= 1.5), so Consul itself leaves the other instances out,
     e.g. `'Service.Meta.version == "v2"'`; `meta` is matched here, in the client, after Consul answered.

@@ -1,6 +1,7 @@
-"""Ask Consul's DNS interface for a service: SRV records (address and port of each passing instance), A records, a gRPC `dns://` target.
+"""Ask Consul's DNS for a service: SRV records (each passing instance's address and port), A records, a `dns://` target.
 
-    srv_records("user", "127.0.0.1:8600")     # [SrvRecord(target='7f00000b.addr.lab.consul.', address='127.0.0.11', port=5000, ...)]
+    srv_records("user", "127.0.0.1:8600")
+    # [SrvRecord(target='7f00000b.addr.lab.consul.', address='127.0.0.11', port=5000, ...)]
     a_records("user", "127.0.0.1:8600")       # ['127.0.0.11', '127.0.0.12', '127.0.0.13']
     grpc.insecure_channel(dns_target("user", "127.0.0.1:8600", 5000), options=[("grpc.service_config", ...)])
 
@@ -59,7 +60,7 @@ def _resolve(service: str, rdtype: str, server: str, tag: str | None, timeout: f
 
 
 def srv_records(service: str, dns: str = DEFAULT_DNS, tag: str | None = None, timeout: float = 2.0) -> list[SrvRecord]:
-    """The SRV records Consul answers for `service` (passing and, unless only_passing is set, warning instances), sorted."""
+    """The SRV records Consul answers for `service` (passing and, unless only_passing is set, warning ones), sorted."""
     answer = _resolve(service, "SRV", dns, tag, timeout)
     if answer is None:
         return []

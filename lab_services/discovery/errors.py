@@ -1,4 +1,4 @@
-"""The error a discovery channel raises when the registry knows no instance to call: an RpcError with code UNAVAILABLE."""
+"""The error a discovery channel raises when the registry knows no instance to call: an RpcError, UNAVAILABLE."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ backing off between attempts; with several endpoints, pyetcd moves on to the nex
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 
@@ -98,10 +99,9 @@ class EtcdWatcher(Watcher):
                 self.revision = update.header.revision
                 self._apply(current)
         finally:
-            try:
+            # The stream may be gone already, and then there is nothing to cancel.
+            with contextlib.suppress(Exception):
                 self._client.cancel_watch(watch_id)
-            except Exception:  # the stream is already gone; nothing to cancel
-                pass
 
     def _close(self) -> None:
         self._client.close()

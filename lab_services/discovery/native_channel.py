@@ -61,7 +61,8 @@ class NativeChannel(DiscoveryChannel):
     """gRPC round_robin over the watcher's instances, rebuilt on every membership change.
 
     >>> with NativeChannel(EtcdWatcher("user", ["127.0.0.1:2379"]).start()) as channel:
-    ...     user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="Ada", email="ada@example.com"))
+    ...     request = user_pb2.CreateUserRequest(name="Ada", email="ada@example.com")
+    ...     user_pb2_grpc.UserServiceStub(channel).CreateUser(request)
     """
 
     def __init__(

@@ -138,8 +138,9 @@ class PickerChannel(DiscoveryChannel):
     """A channel over every instance `watcher` reports, picking one per call with `policy`.
 
     >>> w = ConsulWatcher("user", "127.0.0.1:8500").start()
+    >>> request = user_pb2.CreateUserRequest(name="Ada", email="ada@example.com")
     >>> with PickerChannel(w, policy="p2c") as channel:
-    ...     user_pb2_grpc.UserServiceStub(channel).CreateUser(user_pb2.CreateUserRequest(name="Ada", email="ada@example.com")).served_by
+    ...     user_pb2_grpc.UserServiceStub(channel).CreateUser(request).served_by
     'user-2'
 
     If every instance is ejected, calls go to the ejected ones anyway (a failing call beats a certain one).
@@ -245,7 +246,7 @@ class PickerChannel(DiscoveryChannel):
                 return None
             chosen = self._choose(allowed, now)
             chosen.in_flight += 1
-            cache_key = (chosen.id,) + key
+            cache_key = (chosen.id, *key)
             callable_ = self._callables.get(cache_key)
             if callable_ is None:
                 kind, method, args, kwargs = key

@@ -113,7 +113,7 @@ class Weighted(Policy):
             weights = [self.weight(c.instance) for c in candidates]
             total = sum(weights)
             best = None
-            for candidate, weight in zip(candidates, weights):
+            for candidate, weight in zip(candidates, weights, strict=True):
                 current = self._current.get(candidate.id, 0.0) + weight
                 self._current[candidate.id] = current
                 if best is None or current > self._current[best.id]:

@@ -56,4 +56,7 @@ class CanarySplit(Policy):
         return self._fallback.pick(candidates)
 
     def __repr__(self) -> str:
-        return f"CanarySplit(stable_meta={self.stable_meta}, canary_meta={self.canary_meta}, canary_share={self.canary_share})"
+        return (
+            f"CanarySplit(stable_meta={self.stable_meta}, canary_meta={self.canary_meta}, "
+            f"canary_share={self.canary_share})"
+        )

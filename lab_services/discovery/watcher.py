@@ -116,7 +116,7 @@ class Watcher:
             return list(self._events)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call `callback(event)` on the watcher thread for every event from now on; returns the unsubscribe function."""
+        """Call `callback(event)` on the watcher thread for every later event; returns the unsubscribe function."""
         with self._changed:
             self._subscribers.append(callback)
 

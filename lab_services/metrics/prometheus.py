@@ -56,7 +56,7 @@ class Series:
 
     def rows(self) -> list[dict[str, Any]]:
         """The points as rows {"t", "value", **labels}, for a Table."""
-        return [{"t": t, "value": v, **self.labels} for t, v in zip(self.times, self.values)]
+        return [{"t": t, "value": v, **self.labels} for t, v in zip(self.times, self.values, strict=True)]
 
 
 # -- the HTTP API -------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def targets(url: str, job: str | None = None) -> list[dict[str, Any]]:
 
 
 def wait_for_targets(url: str, job: str, count: int, timeout: float = 15.0) -> float:
-    """Wait until `job` has at least `count` targets up; return the seconds it took, or TimeoutError with what it saw."""
+    """Wait until `job` has at least `count` targets up; the seconds it took, or TimeoutError with what it saw."""
     start = time.monotonic()
     seen: list[dict[str, Any]] = []
     while True:

@@ -66,7 +66,9 @@ def consul_check(registration: ServiceRegistration, check: CheckSpec, check_id: 
 
 def consul_checks(registration: ServiceRegistration) -> list[dict[str, Any]]:
     """All check definitions of a registration, with their stable ids (see `ServiceRegistration.check_ids`)."""
-    return [consul_check(registration, c, i) for c, i in zip(registration.checks, registration.check_ids())]
+    return [
+        consul_check(registration, c, i) for c, i in zip(registration.checks, registration.check_ids(), strict=True)
+    ]
 
 
 # The lessons and the runtime import the parser by this name; it is core.addresses' one, until they import it there.
@@ -103,7 +105,9 @@ class ConsulRegistrar(Registrar):
         self.host, self.port = consul_http_address(consul_http)
         self.checks = consul_checks(registration)
         self._client = consul.Consul(host=self.host, port=self.port, connections_timeout=request_timeout)
-        self._ttl_ids = [i for c, i in zip(registration.checks, registration.check_ids()) if c.kind == "ttl"]
+        self._ttl_ids = [
+            i for c, i in zip(registration.checks, registration.check_ids(), strict=True) if c.kind == "ttl"
+        ]
         ttls = [c.ttl_seconds for c in registration.checks if c.kind == "ttl"]
         # Report in three times per TTL, so one lost heartbeat does not turn the check critical.
         self.heartbeat_every = min(ttls) / 3 if ttls else None

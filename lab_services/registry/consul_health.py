@@ -121,7 +121,7 @@ class ConsulHealth:
 
     # -- waiting -------------------------------------------------------------------------------------
     def wait_for(self, check_id: str, status: str, timeout: float = 15.0, since: float | None = None) -> float:
-        """Block until the check has `status`; return seconds since `since` (a `time.monotonic()`), else since the call."""
+        """Block until the check has `status`; return seconds since `since` (a `time.monotonic()`) or since the call."""
         _known(status)
         return self._wait(
             lambda: self.status(check_id) == status,

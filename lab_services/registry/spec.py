@@ -1,4 +1,4 @@
-"""What a service instance registers, its health checks, and the validation that refuses bad input before anything is sent.
+"""What a service instance registers, its health checks, and the validation that refuses bad input before sending.
 
 Both registrars (Consul and etcd) take the same `ServiceRegistration`, so a lesson can register one instance with
 either backend and compare. Validation happens up front, in the registrar's constructor, so a typo such as
@@ -96,7 +96,7 @@ class CheckSpec:
 
     @property
     def effective_interval(self) -> float:
-        """Seconds between runs as Consul really schedules them: the interval asked for, raised to Consul's 1 s floor."""
+        """Seconds between runs as Consul schedules them: the interval asked for, raised to Consul's 1 s floor."""
         return max(parse_duration(self.interval), MIN_INTERVAL_S)
 
     @property
@@ -120,8 +120,8 @@ class CheckSpec:
             if _duration(self.interval, f"{where}.interval") < MIN_INTERVAL_S:
                 warnings.warn(
                     ConsulRaises(
-                        f"{where}.interval: {self.interval!r} is below Consul's minimum of 1s: Consul accepts it, runs the "
-                        "check every 1s and logs 'check has interval below minimum'"
+                        f"{where}.interval: {self.interval!r} is below Consul's minimum of 1s: Consul accepts it, "
+                        "runs the check every 1s and logs 'check has interval below minimum'"
                     ),
                     stacklevel=2,
                 )
@@ -138,7 +138,8 @@ class CheckSpec:
         if not isinstance(self.grpc_service, str) or not _GRPC_SERVICE.match(self.grpc_service):
             raise RegistrationError(
                 f"{where}.grpc_service",
-                f"{self.grpc_service!r} is not a gRPC service name (letters, digits, '.', '_', '-'; '' asks about the whole server)",
+                f"{self.grpc_service!r} is not a gRPC service name "
+                "(letters, digits, '.', '_', '-'; '' asks about the whole server)",
             )
         if self.status is not None and self.status not in CHECK_STATUSES:
             raise RegistrationError(
@@ -221,7 +222,8 @@ class ServiceRegistration:
         except ValueError:
             raise RegistrationError(
                 "address",
-                f"{self.address!r} is not an IP in 127.0.0.0/8; the lab only uses loopback addresses (e.g. '127.0.0.1')",
+                f"{self.address!r} is not an IP in 127.0.0.0/8; "
+                "the lab only uses loopback addresses (e.g. '127.0.0.1')",
             ) from None
 
     def _validate_meta(self) -> None:

@@ -44,13 +44,10 @@ FAILURE_CODES = frozenset(
 )
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     CLOSED = "CLOSED"
     OPEN = "OPEN"
     HALF_OPEN = "HALF_OPEN"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Transition(NamedTuple):

@@ -1,4 +1,4 @@
-"""The user service for the grpc.aio server: the same calls, errors and messages as servicer.py, awaiting instead of blocking.
+"""The user service for the grpc.aio server: the calls, errors and messages of servicer.py, awaiting, not blocking.
 
 An open WatchUsers or Chat stream here is a suspended coroutine, not a thread, so a thousand of them
 leave the server free to answer health checks and unary calls.

@@ -233,7 +233,7 @@ class EtcdConfigStore:
         )
 
     def wait(self, after: int, wait_s: float = 5.0) -> Snapshot:
-        """Watch the prefix from `after + 1`; on the first event (or after `wait_s` of silence) read a fresh snapshot."""
+        """Watch the prefix from `after + 1`; at the first event (or after `wait_s` of silence) read a new snapshot."""
         endpoint = self.endpoints[self._current]
         body = {"create_request": {**self._range_body(), "start_revision": after + 1}}
         request = urllib.request.Request(f"http://{endpoint}/v3/watch", data=json.dumps(body).encode(), method="POST")
@@ -251,7 +251,7 @@ class EtcdConfigStore:
         return self.snapshot()
 
     def put(self, key: str, text: str, cas: int | None = None) -> int:
-        """Write key; with `cas`, a transaction that writes only if the key's mod revision is still `cas` (0: absent)."""
+        """Write key; with `cas`, a transaction that writes only if the key's mod revision is still `cas` (0: none)."""
         full = _b64(f"{self.prefix}/{key}")
         if cas is None:
             return int(self._call("kv/put", {"key": full, "value": _b64(text)})["header"]["revision"])
@@ -319,7 +319,7 @@ def open_store(kind: str, address: str, prefix: str) -> ConfigStore:
 
 
 class SettingsFollower:
-    """Follows the store on a daemon thread and offers every snapshot to `settings`; keeps them when the store is lost."""
+    """Follows the store on a daemon thread, offering each snapshot to `settings`; keeps them when the store is lost."""
 
     def __init__(
         self, store: ConfigStore, settings: RuntimeSettings, wait_s: float = 5.0, backoff: Backoff | None = None
@@ -356,8 +356,8 @@ class SettingsFollower:
                 self._stop.wait(next(self.backoff))
                 continue
             self.backoff.reset()
-            if snap.revision != revision or self.settings.store_error is not None:
-                if not self.settings.offer(snap.values, snap.revision, self.store.kind):
-                    log.warning("settings of revision %s rejected: %s", snap.revision, self.settings.rejected)
+            changed = snap.revision != revision or self.settings.store_error is not None
+            if changed and not self.settings.offer(snap.values, snap.revision, self.store.kind):
+                log.warning("settings of revision %s rejected: %s", snap.revision, self.settings.rejected)
             revision = max(snap.revision, 1)
             self._first.set()

@@ -8,6 +8,7 @@ etcd watch resumes from a revision. Each instance has its own store: instances d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import re
@@ -133,10 +134,9 @@ class Subscription:
         if self._loop is None:
             self._queue.put_nowait(item)
             return
-        try:
+        # A closed loop means its server stopped, and nobody reads this watch any more.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: its server stopped, and nobody reads this watch any more
-            pass
 
 
 class UserStore:
@@ -202,7 +202,7 @@ class UserStore:
             return user
 
     def clear(self) -> int:
-        """Delete every user (each a DELETED change, so watchers follow); the sequence keeps growing. Returns how many."""
+        """Delete every user (each a DELETED change, so watchers follow); the sequence goes on. Returns how many."""
         with self._lock:
             users = list(self._users.values())
             self._users.clear()

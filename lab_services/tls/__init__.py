@@ -1,4 +1,4 @@
-"""TLS for the lab's gRPC calls: certificate material and credentials (`material`), and what a failed handshake means (`explain`).
+"""TLS for the lab's gRPC calls: certificates and credentials (`material`), what a failed handshake means (`explain`).
 
 from lab_services.tls import TLSMaterial, channel
 from lab_services.tls.explain import explain
