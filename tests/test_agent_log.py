@@ -5,14 +5,14 @@ from __future__ import annotations
 import consul
 import pytest
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.wait import WaitTimeout
 from lab_services.lessons.agent_log import AgentLog
-from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.consul_health import ConsulHealth
 
 
 def test_consul_raises_a_30s_deregister_after_to_one_minute_and_says_so_only_in_its_log(consul_node):
-    host, port = parse_consul_http(consul_node.http)
+    host, port = consul_http_address(consul_node.http)
     client = consul.Consul(host=host, port=port)
     with AgentLog(consul_node.lab) as log:
         client.agent.service.register(

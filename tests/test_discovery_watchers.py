@@ -11,6 +11,7 @@ import pyetcd
 import pytest
 from labs import local_lab
 
+from lab_services.core.addresses import consul_http_address, etcd_endpoint
 from lab_services.discovery import ConsulWatcher, EtcdWatcher
 
 IDS = ["user-1", "user-2", "user-3"]
@@ -115,12 +116,12 @@ def add_probe_instance(cluster, source):
     """Register a fake 'user' instance straight in the registry; returns the function that removes it."""
     status = cluster.status()
     if source == "consul":
-        host, port = status.consul.http[0].rsplit(":", 1)
-        agent = consul.Consul(host=host, port=int(port)).agent
+        host, port = consul_http_address(status.consul.http[0])
+        agent = consul.Consul(host=host, port=port).agent
         agent.service.register("user", service_id="probe-1", address="127.0.0.1", port=1)
         return lambda: agent.service.deregister("probe-1")
-    host, port = status.etcd.endpoints[0].rsplit(":", 1)
-    client = pyetcd.client(host=host, port=int(port))
+    host, port = etcd_endpoint(status.etcd.endpoints[0])
+    client = pyetcd.client(host=host, port=port)
     key = "/services/user/probe-1"
     client.put(
         key, json.dumps({"id": "probe-1", "name": "user", "address": "127.0.0.1:1", "host": "127.0.0.1", "port": 1})
@@ -156,8 +157,8 @@ def test_watchers_move_on_from_a_dead_server(cluster):
 def test_etcd_watcher_keeps_following_after_a_compaction(cluster, watchers):
     """Compacting away the history the watch started from must not stop it: it re-reads and resumes."""
     w = watchers["etcd"]
-    host, port = cluster.status().etcd.endpoints[0].rsplit(":", 1)
-    client = pyetcd.client(host=host, port=int(port))
+    host, port = etcd_endpoint(cluster.status().etcd.endpoints[0])
+    client = pyetcd.client(host=host, port=port)
     try:
         client.compact(client.get_prefix_response("/").header.revision, physical=True)
         remove = add_probe_instance(cluster, "etcd")
