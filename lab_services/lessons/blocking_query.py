@@ -11,7 +11,8 @@ import consul
 
 @dataclass(frozen=True)
 class BlockingAnswer:
-    """The index before and after the change, how long after the change the parked query came back, and what it listed."""
+    """The index before and after the change, how long after the change the parked query came back, and what it
+    listed."""
 
     index_before: str
     index_after: str

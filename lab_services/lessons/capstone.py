@@ -33,7 +33,8 @@ CALL_CAP = 5.0  # a call still running after this counts as failed: the runner s
 REMOVAL_GRACE = 1.0
 """Seconds after an instance leaves Consul's passing set, and before it is passed again, in which a call it serves is
 not held against the client: the client's own discovery hears the same change a moment earlier or later than the
-grader's watcher (another server, a blocking query already on its way), and a call already sent may still be answered."""
+grader's watcher (another server, a blocking query already on its way), and a call already sent may still be
+answered."""
 
 # (seconds after the start, action, target): "leader" means whichever Consul server leads at that moment.
 DEFAULT_CHAOS = (
@@ -236,7 +237,8 @@ def run_client(
     cluster: Cluster, build_client: Any, duration: float = 14.0, progress: Callable[[str], None] = print
 ) -> ChaosRun:
     """Build a client with `build_client(consul_http)` (the 14-capstone contract), run it through the chaos run and
-    close it (its `close` attribute, when it has one). A builder that is not one raises ClientError, never a traceback."""
+    close it (its `close` attribute, when it has one). A builder that is not one raises ClientError, never a
+    traceback."""
     if not callable(build_client):
         raise ClientError(
             "pass a function build_client(consul_http) that returns call(request) -> the instance that served it"

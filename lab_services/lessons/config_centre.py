@@ -43,7 +43,8 @@ def instances_of(cluster: Cluster) -> dict[str, AdminClient]:
 
 
 def settings_table(instances: Mapping[str, AdminClient]) -> Table:
-    """One row per instance: the revision it applied, its values, and whether it rejected a snapshot or lost its store."""
+    """One row per instance: the revision it applied, its values, and whether it rejected a snapshot or lost its
+    store."""
     rows = []
     for name, admin in instances.items():
         try:

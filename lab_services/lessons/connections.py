@@ -35,7 +35,7 @@ def service_config(policy: str) -> str:
 
 
 def lb_channel(target: str | Sequence[str], policy: str = "pick_first", options: Options = ()) -> grpc.Channel:
-    """A channel over `target` (a target string, or addresses for an `ipv4:` target) with `policy` in its service config.
+    """A channel over `target` (a target string, or addresses for an `ipv4:` target), `policy` in its service config.
 
     Each channel gets its own subchannel pool, so one experiment's connections never serve another's.
     """
@@ -55,7 +55,8 @@ def _create(stub: user_pb2_grpc.UserServiceStub, timeout: float | None = 3.0) ->
 
 
 def served_counts(channel: grpc.Channel, calls: int = 30, settle: float = 0.5) -> collections.Counter:
-    """Which instance answered each of `calls` CreateUser calls, after `settle` seconds for every subchannel to connect."""
+    """Which instance answered each of `calls` CreateUser calls, after `settle` seconds for every subchannel to
+    connect."""
     grpc.channel_ready_future(channel).result(timeout=10)
     time.sleep(settle)
     stub = user_pb2_grpc.UserServiceStub(channel)
@@ -87,7 +88,8 @@ class StateLog:
 
 
 def keepalive_options(keepalive_ms: int, timeout_ms: int = 1000, ping_timeout_ms: int | None = None) -> Options:
-    """Client keepalive: ping every `keepalive_ms` even without calls; `ping_timeout_ms` is how long an unanswered ping may wait."""
+    """Client keepalive: ping every `keepalive_ms` even without calls; `ping_timeout_ms` is how long an unanswered
+    ping may wait."""
     options: Options = [
         ("grpc.keepalive_time_ms", keepalive_ms),
         ("grpc.keepalive_timeout_ms", timeout_ms),

@@ -1,7 +1,7 @@
 """Failure drills: inject one fault into the running lab, time what notices and what recovers, and put everything back.
 
     result = run(cluster, "service-kill", check_interval="10s")
-    result.timeline          # [{"t": 0.0, "event": "kill -9 user-drill"}, {"t": 4.213, "event": "Consul: check critical"}, ...]
+    result.timeline          # [{"t": 0.0, "event": "kill -9 user-drill"}, {"t": 4.213, "event": "Consul: ..."}, ...]
     result.summary           # {"seconds_to_critical": 4.213, "seconds_to_removed": 4.221, "client_errors": 0, ...}
     result.plot()            # a matplotlib Figure of the timeline
     print(result.to_json())

@@ -1,4 +1,4 @@
-"""The Consul server drill: kill -9 the leader, time the election, check that registrations and KV survive, restart it."""
+"""The Consul server drill: kill -9 the leader, time the election, check registrations and KV survive, restart it."""
 
 from __future__ import annotations
 

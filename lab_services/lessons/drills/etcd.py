@@ -1,10 +1,12 @@
-"""The etcd drills: kill -9 the leader (leases, watches and writes carry on), and lose a quorum (writes refused until one member returns).
+"""The etcd drills: kill -9 the leader (leases, watches and writes carry on), and lose a quorum (writes refused until
+one member returns).
 
 Each member is asked through its own JSON gateway (core.etcd_gateway), so a drill chooses exactly which member answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -207,7 +209,5 @@ def etcd_quorum(cluster: Cluster, down_for: float = 2.0, patience: float = 30.0)
     finally:
         for name in down:
             cluster.start(name)
-        try:
+        with contextlib.suppress(OSError, ValueError):
             _gateway(endpoint[survivor]).delete(key, timeout=3)
-        except (OSError, ValueError):
-            pass

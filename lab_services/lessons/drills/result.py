@@ -87,10 +87,7 @@ class Stopwatch:
                 return None
             if key is not None and key in self.firsts:
                 return self.firsts[key]
-            if wall is not None:
-                t = wall - self.wall0
-            else:
-                t = (time.monotonic() if at is None else at) - self.t0
+            t = wall - self.wall0 if wall is not None else (time.monotonic() if at is None else at) - self.t0
             t = max(t, 0.0)
             self.entries.append((t, len(self.entries), text))
             if key is not None:

@@ -1,4 +1,4 @@
-"""What the server drills share: the lab's Consul servers and etcd members, and killing a raft leader as a crash would."""
+"""What the server drills share: the lab's Consul servers and etcd members, and killing a raft leader like a crash."""
 
 from __future__ import annotations
 

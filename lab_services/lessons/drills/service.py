@@ -225,7 +225,8 @@ class ServiceDrill:
         }
 
     def _recover(self) -> dict[str, Any]:
-        """Resume or restart the probe and wait until calls reach it again; when recovery started and how long it took."""
+        """Resume or restart the probe and wait until calls reach it again; when recovery started and how long it
+        took."""
         probe, watch = self.probe, self.watch
         self.recovering.set()
         started = round(watch.since(), 3)

@@ -1,4 +1,6 @@
-"""Lesson 01's exercise: import three users in one client-streaming call, one of them invalid. The checker says right or wrong and why; `import_three` is one solution."""
+"""Lesson 01's exercise: import three users in one client-streaming call, one of them invalid.
+
+The checker says right or wrong and why; `import_three` is one solution."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lesson 02's exercise: register a TTL check through py-consul itself (no lab wrapper) and keep it alive with heartbeats.
+"""Lesson 02's exercise: register a TTL check through py-consul itself (no lab wrapper), keep it alive with heartbeats.
 
 The learner writes two functions: `register(client, service_id, port)` registers the service with a 5 s TTL
 check, and `heartbeat(client, check_id, stop)` reports "passing" until `stop` is set. The checker runs the
@@ -31,7 +31,8 @@ def check(
     port: int = 50999,
     hold: float = TTL_S + 1.0,
 ) -> Verdict:
-    """02-ttl: `register(client, service_id, port)` adds a 5 s TTL check; `heartbeat(client, check_id, stop)` keeps it passing."""
+    """02-ttl: `register(client, service_id, port)` adds a 5 s TTL check; `heartbeat(client, check_id, stop)` keeps
+    it passing."""
     if not callable(register) or not callable(heartbeat):
         return Verdict(NAME, False, "define register(client, service_id, port) and heartbeat(client, check_id, stop)")
     host, http_port = parse_consul_http(consul_http)
@@ -112,7 +113,8 @@ def check(
 
 
 def my_ttl_registration() -> tuple[Callable[..., None], Callable[..., None]]:
-    """The two functions the exercise asks for, as the notebook passes them: `lab.check("02-ttl", *my_ttl_registration(), ...)`."""
+    """The two functions the exercise asks for, as the notebook passes them:
+    `lab.check("02-ttl", *my_ttl_registration(), ...)`."""
 
     def register(client: consul.Consul, service_id: str, port: int) -> None:
         # A TTL check: Consul waits for the service to report in, and marks it critical when 5 s pass without a word.

@@ -24,7 +24,8 @@ NAME = "03-v2-filter"
 
 
 def check(make_channel: Callable[[str], Any], consul_http: str, calls: int = 100) -> Verdict:
-    """03-v2-filter: `make_channel(consul_http)` returns a PickerChannel whose ConsulWatcher has Consul filter to `version == v2`."""
+    """03-v2-filter: `make_channel(consul_http)` returns a PickerChannel whose ConsulWatcher has Consul filter to
+    `version == v2`."""
     host, port = parse_consul_http(consul_http)
     client = consul.Consul(host=host, port=port)
     try:
@@ -85,7 +86,8 @@ def _judge(
         return Verdict(
             NAME,
             False,
-            f"the watcher lists {sorted(i.id for i in watcher.instances())}, not the v2 instances {v2}; did you start() it?",
+            f"the watcher lists {sorted(i.id for i in watcher.instances())}, not the v2 instances {v2}; "
+            "did you start() it?",
         )
     stub = user_pb2_grpc.UserServiceStub(channel)
     tag = f"{time.time_ns():x}"

@@ -1,4 +1,6 @@
-"""Lesson 05's exercise: resume a watch stream without gaps or repeats. The checker says right or wrong and why; `next_request` is one solution."""
+"""Lesson 05's exercise: resume a watch stream without gaps or repeats.
+
+The checker says right or wrong and why; `next_request` is one solution."""
 
 from __future__ import annotations
 

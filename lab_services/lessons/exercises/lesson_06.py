@@ -28,7 +28,8 @@ def check(make_channel: Callable[..., Any], material: Any) -> Verdict:
         return Verdict(
             name,
             False,
-            f"define my_mtls_channel(address, ca_file, cert_file, key_file) returning a grpc.Channel; got {make_channel!r}",
+            "define my_mtls_channel(address, ca_file, cert_file, key_file) returning a grpc.Channel; "
+            f"got {make_channel!r}",
         )
     files = [str(material.ca.cert_path), str(material.client.cert_path), str(material.client.key_path)]
     server = UserServer(name="exercise06", tls=material.server_tls(mtls=True)).start()

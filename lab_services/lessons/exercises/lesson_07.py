@@ -26,9 +26,9 @@ STARTING_CONFIG = retry_service_config(methods=["CreateUser"], max_attempts=2, i
 def _policy(config: dict[str, Any]) -> dict[str, Any] | None:
     """The retryPolicy that applies to CreateUser (a name with no method covers the whole service)."""
     for method_config in config.get("methodConfig", []):
-        if any(n.get("method") in (None, "", "CreateUser") for n in method_config.get("name", [])):
-            if method_config.get("retryPolicy"):
-                return method_config["retryPolicy"]
+        names = method_config.get("name", [])
+        if any(n.get("method") in (None, "", "CreateUser") for n in names) and method_config.get("retryPolicy"):
+            return method_config["retryPolicy"]
     return None
 
 
@@ -84,7 +84,8 @@ def check(make_config: Callable[[dict[str, Any]], Any], target: dict[str, Any] |
         else:
             why = (
                 f"with maxAttempts {attempts} a call fails only when every attempt does: about "
-                f"{goal['error_rate'] ** attempts:.1%} of calls, {goal['error_rate'] ** attempts * goal['calls']:.1f} in "
+                f"{goal['error_rate'] ** attempts:.1%} of calls, "
+                f"{goal['error_rate'] ** attempts * goal['calls']:.1f} in "
                 f"{goal['calls']}; more attempts (up to 5) lower that"
             )
         return Verdict(

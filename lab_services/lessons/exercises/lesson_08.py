@@ -1,4 +1,6 @@
-"""Lesson 08's exercise: CreateUser calls per second per instance in PromQL. The checker says right or wrong and why; `my_query` is one solution."""
+"""Lesson 08's exercise: CreateUser calls per second per instance in PromQL.
+
+The checker says right or wrong and why; `my_query` is one solution."""
 
 from __future__ import annotations
 
@@ -45,12 +47,14 @@ def check(promql: Any, url: str, window: str = "30s") -> Verdict:
     return Verdict(
         name,
         True,
-        f"{len(expected)} instances, CreateUser rates {', '.join(f'{k}={v:.1f}/s' for k, v in sorted(expected.items()))}",
+        f"{len(expected)} instances, CreateUser rates "
+        + ", ".join(f"{k}={v:.1f}/s" for k, v in sorted(expected.items())),
     )
 
 
 def my_query() -> str:
-    """CreateUser calls per second per instance, from the Consul-discovered job only (each instance is scraped twice)."""
+    """CreateUser calls per second per instance, from the Consul-discovered job only (each instance is scraped
+    twice)."""
     return 'sum by (instance) (rate(grpc_server_handled_total{job="lab-services",grpc_method="CreateUser"}[30s]))'
 
 

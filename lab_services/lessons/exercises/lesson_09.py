@@ -44,14 +44,16 @@ def check(settings: Any, cluster: Cluster, budget: dict[str, float] | None = Non
             name,
             False,
             f"a kill -9 is noticed at the next check, so it can take a whole interval "
-            f"({worst['kill']:g} s) plus about {SLACK} s; the budget for a kill is {budget['kill']} s: shorten check_interval",
+            f"({worst['kill']:g} s) plus about {SLACK} s; "
+            f"the budget for a kill is {budget['kill']} s: shorten check_interval",
         )
     if worst["hang"] + SLACK > budget["hang"]:
         return Verdict(
             name,
             False,
             f"a hang is noticed only when a check times out: up to interval + timeout = "
-            f"{worst['hang']:g} s plus about {SLACK} s; the budget for a hang is {budget['hang']} s: shorten check_timeout",
+            f"{worst['hang']:g} s plus about {SLACK} s; "
+            f"the budget for a hang is {budget['hang']} s: shorten check_timeout",
         )
     measured = {}
     for fault, drill in (("kill", "service-kill"), ("hang", "service-pause")):

@@ -36,7 +36,10 @@ def _parser_problem(setting: Setting) -> str | None:
         except ValueError:
             continue
         except Exception as err:
-            return f"parse({text!r}) raised {type(err).__name__}; raise ValueError saying why, so the instance can report it"
+            return (
+                f"parse({text!r}) raised {type(err).__name__}; "
+                "raise ValueError saying why, so the instance can report it"
+            )
         return f"parse({text!r}) returned {got!r}; page_size must be an integer from 1 to 100, so raise ValueError"
     return None
 
@@ -96,7 +99,8 @@ def check(setting: Any, cluster: Cluster, store: str = "consul", instances: int 
 
 
 def page_size_setting() -> Setting:
-    """page_size: an integer from 1 to 100, default 20; the schema's int_between parser names the range when it refuses."""
+    """page_size: an integer from 1 to 100, default 20; the schema's int_between parser names the range when it
+    refuses."""
     return Setting("page_size", 20, int_between(1, 100), "how many users ListUsers returns per page")
 
 

@@ -24,7 +24,8 @@ def check(options: Any, cluster: Cluster, instance: str = "user-1") -> Verdict:
         return Verdict(
             NAME,
             False,
-            f"expected a list of (option name, value) tuples such as [('grpc.keepalive_time_ms', 1000)], got {options!r}",
+            "expected a list of (option name, value) tuples such as [('grpc.keepalive_time_ms', 1000)], "
+            f"got {options!r}",
         )
     names = dict(options)
     if "grpc.keepalive_time_ms" not in names:
@@ -45,12 +46,14 @@ def check(options: Any, cluster: Cluster, instance: str = "user-1") -> Verdict:
     return Verdict(
         NAME,
         True,
-        f"the stream to the paused {instance} failed with {result['stream status']} after {took:.2f} s, no deadline needed",
+        f"the stream to the paused {instance} failed with {result['stream status']} after {took:.2f} s, "
+        "no deadline needed",
     )
 
 
 def hung_instance_options() -> list[tuple[str, int]]:
-    """Ping every half second even without calls, and give up on a connection whose ping is not answered in half a second.
+    """Ping every half second even without calls, and give up on a connection whose ping is unanswered for half a
+    second.
 
     About 1 s to notice, so the answer holds with room to spare on a busy machine; 1 s and 1 s (about 2 s) also passes.
     """

@@ -54,7 +54,8 @@ def check(
         return Verdict(
             NAME,
             False,
-            "pass a function diagnose(address, service) -> {'instance': ..., 'node': ..., 'cause': 'node' or 'service'}",
+            "pass a function diagnose(address, service) -> "
+            "{'instance': ..., 'node': ..., 'cause': 'node' or 'service'}",
         )
     server = cluster.status().consul.http[0]
     on_node = set(instances_on(server, service, node))

@@ -24,5 +24,6 @@ class Verdict:
 
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.ok else "#cf222e"
-        html = f"<p style='color:{colour}'><b>{'✔ right' if self.ok else '✘ not yet'}</b> ({self.exercise}): {escape(self.message)}</p>"
+        outcome = "✔ right" if self.ok else "✘ not yet"
+        html = f"<p style='color:{colour}'><b>{outcome}</b> ({self.exercise}): {escape(self.message)}</p>"
         return html + (f"<p>One solution:</p><pre>{escape(self.solution)}</pre>" if self.solution else "")

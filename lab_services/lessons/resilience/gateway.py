@@ -1,4 +1,4 @@
-"""Lesson 07's deadline propagation: a gateway in front of the user service that passes the caller's deadline on, or not.
+"""Lesson 07's deadline propagation: a gateway in front of the user service passing the caller's deadline on, or not.
 
     upstream = UserServer().start()
     gateway = GatewayServer(upstream.address, propagate=True).start()

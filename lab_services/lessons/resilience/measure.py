@@ -1,4 +1,5 @@
-"""Count what happened: the status codes a batch of calls got, the attempts an in-process UserServer handled, client latencies.
+"""Count what happened: the status codes a batch of calls got, the attempts an in-process UserServer handled, and
+client latencies.
 
 The server side is read from the server's own metrics (grpc_server_handled_total and
 grpc_server_in_flight), so an attempt is counted whether it came from a first try or a retry.

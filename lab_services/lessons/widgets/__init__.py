@@ -1,4 +1,4 @@
-"""ipywidgets dashboards for the lessons; each is a plain class with its widgets as attributes and `.widget` to display."""
+"""ipywidgets dashboards for the lessons: each is a plain class with its widgets as attributes, `.widget` to display."""
 
 from __future__ import annotations
 

@@ -216,7 +216,7 @@ class LabDashboard(BackgroundThread):
         """`ask(client)` of the first running Consul server that answers; None if none does."""
         consul_names = [p.name for p in status.processes if p.kind == "consul"]
         states = {p.name: p.state for p in status.processes}
-        for name, address in zip(consul_names, status.consul.http):
+        for name, address in zip(consul_names, status.consul.http, strict=False):
             if states.get(name) != "running":
                 continue
             if address not in self._consul:
@@ -228,7 +228,8 @@ class LabDashboard(BackgroundThread):
         return None
 
     def _read_checks(self, status: ClusterStatus) -> dict[str, list[CheckState]] | None:
-        """{service_id: its checks} from the catalog of the first running Consul server that answers; None if none does."""
+        """{service_id: its checks} from the catalog of the first running Consul server that answers; None if none
+        does."""
 
         def checks(client: consul.Consul) -> dict[str, list[CheckState]]:
             found: dict[str, list[CheckState]] = {}
@@ -317,7 +318,8 @@ class LabDashboard(BackgroundThread):
             checks = sorted((self.checks or {}).get(service.id, []), key=lambda c: c.check_id)
             prefix = f"service:{service.id}:"
             cell = " &nbsp;".join(
-                f"{escape(c.check_id.removeprefix(prefix))} <b style='color:{COLOURS.get(c.status, '#000')}'>{c.status}</b>"
+                f"{escape(c.check_id.removeprefix(prefix))} "
+                f"<b style='color:{COLOURS.get(c.status, '#000')}'>{c.status}</b>"
                 for c in checks
             )
             rows.append(

@@ -21,11 +21,11 @@ import grpc
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
+from lab_services.core.background import BackgroundThread
 from lab_services.core.table import html_table
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.discovery.watcher import Watcher
 from lab_services.lessons.resilience.measure import create_user_call
-from lab_services.core.background import BackgroundThread
 from lab_services.resilience.breaker import BreakerRegistry, CircuitOpenError
 from lab_services.service import AdminClient
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from lab_services.core.table import html_table
 from lab_services.core.background import BackgroundThread
+from lab_services.core.table import html_table
 from lab_services.registry.consul_health import ConsulHealth
 from lab_services.service import AdminClient
 
@@ -88,7 +88,8 @@ class HealthBoard(BackgroundThread):
 
     # -- flipping health -----------------------------------------------------------------------------------
     def set_health(self, status: str) -> float:
-        """Make the instance report `status` ("SERVING" or "NOT_SERVING"); returns the flip's time on the board clock."""
+        """Make the instance report `status` ("SERVING" or "NOT_SERVING"); returns the flip's time on the board
+        clock."""
         # Stamped before the request: the instance may answer differently, and Consul notice, before it returns.
         t = self.now()
         self.admin.set_health(status, service=self.service)

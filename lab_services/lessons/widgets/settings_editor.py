@@ -13,16 +13,17 @@ from collections.abc import Mapping
 
 import ipywidgets as widgets
 
+from lab_services.core.background import BackgroundThread
 from lab_services.core.table import html_table
 from lab_services.lessons.config_centre import settings_table
-from lab_services.core.background import BackgroundThread
 from lab_services.service import AdminClient
 from lab_services.service.config_store import ConfigStore
 from lab_services.service.settings import SCHEMA, InvalidSetting, validate
 
 
 class SettingsEditor(BackgroundThread):
-    """A key, a value and a store to write to (validated first, as `discovery-lab config set` does), over a live table."""
+    """A key, a value and a store to write to (validated first, as `discovery-lab config set` does), over a live
+    table."""
 
     thread_name = "settings-editor"
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from lab_services.core.background import BackgroundThread
 from lab_services.core.table import html_table
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch
-from lab_services.core.background import BackgroundThread
 
 
 class StreamMeter(BackgroundThread):

@@ -21,10 +21,10 @@ from typing import Any
 import grpc
 import ipywidgets as widgets
 
+from lab_services.core.background import BackgroundThread
 from lab_services.core.table import html_table
 from lab_services.discovery import CanarySplit, PickerChannel, make_policy
 from lab_services.discovery.policies import POLICIES
-from lab_services.core.background import BackgroundThread
 from lab_services.service import user_pb2, user_pb2_grpc
 
 CANARY = "canary"
@@ -198,7 +198,8 @@ class TrafficSplit(BackgroundThread):
 
     # -- what was served -----------------------------------------------------------------------------------
     def split(self, window: float | None = None) -> dict[str, int]:
-        """Calls per instance since start (or the last reset), or only in the last `window` seconds; '(failed)' counts failures."""
+        """Calls per instance since start (or the last reset), or only in the last `window` seconds; '(failed)'
+        counts failures."""
         with self._lock:
             if window is None:
                 return dict(sorted(self._counts.items()))
