@@ -21,6 +21,7 @@ import grpc
 
 from lab_services._proto.lab.user.v1 import user_service_pb2 as pb
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
+from lab_services.core.background import BackgroundThread
 from lab_services.discovery.instance import Instance
 from lab_services.discovery.watcher import Watcher
 
@@ -63,12 +64,13 @@ class Switch:
     reason: str
 
 
-class ResumableWatch:
+class ResumableWatch(BackgroundThread):
     """Follows WatchUsers on one instance the watcher lists; when the stream breaks, resumes on another.
 
     Every delivered event is kept in `received` as (sequence, instance, ...), so a lesson can check that
     the events across a server's death have no gap and no duplicate (`check()`). Instances that failed are
-    avoided for `avoid_for` seconds, long enough for the registry to notice the death. Stop with `stop()`.
+    avoided for `avoid_for` seconds, long enough for the registry to notice the death. Stop with `stop()`;
+    `wait()` returns once the thread ended (by itself only when the watch gave up, see `error`).
     """
 
     def __init__(
@@ -96,16 +98,16 @@ class ResumableWatch:
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._call: Any = None
-        self._thread: threading.Thread | None = None
+        self._thread = None
+        self.thread_name = f"resumable-watch-{watcher.service}"
 
-    # Lifecycle
+    # Lifecycle (start, stop, wait and running from BackgroundThread)
 
     def start(self) -> ResumableWatch:
+        """Follow the watcher's instances in the background until `stop()`; a watch starts once."""
         if self._thread is not None:
             raise RuntimeError("this ResumableWatch was already started; make a new one")
-        self._thread = threading.Thread(target=self._run, name=f"resumable-watch-{self.watcher.service}", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Cancel the stream and end the thread; safe to call twice."""
@@ -115,12 +117,7 @@ class ResumableWatch:
             self._cond.notify_all()
         if call is not None:
             call.cancel()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        self.wait(timeout)
 
     def __enter__(self) -> ResumableWatch:
         return self.start() if self._thread is None else self
@@ -195,9 +192,9 @@ class ResumableWatch:
 
     # The loop
 
-    def _run(self) -> None:
+    def _run(self, until: float | None) -> None:
         stuck_since: float | None = None
-        while not self._stopping.is_set():
+        while self._keep_running(until):
             instance = self._choose()
             if instance is None:
                 stuck_since = stuck_since or time.monotonic()
