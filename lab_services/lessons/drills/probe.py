@@ -68,7 +68,7 @@ class Probe:
 
 
 class Load:
-    """One client thread calling CreateUser through a PickerChannel about `rate` times a second; records each outcome."""
+    """One client thread calling CreateUser through a PickerChannel about `rate` times a second; records each result."""
 
     def __init__(self, channel: PickerChannel, call_timeout: float, rate: float = 40.0):
         self.stub = user_pb2_grpc.UserServiceStub(channel)
