@@ -32,7 +32,7 @@ chromium:
 	@if [ -x /usr/bin/chromium ]; then \
 		echo "chromium: /usr/bin/chromium is installed"; \
 	elif ! command -v apt-get >/dev/null; then \
-		echo "chromium: no apt-get here; install Chromium at /usr/bin/chromium for tests/test_browser.py (it skips without it)"; \
+		echo "chromium: no apt-get here; install Chromium at /usr/bin/chromium for tests/notebooks/test_browser.py (it skips without it)"; \
 	else \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		echo "chromium: installing Debian chromium for the browser test:"; \
@@ -54,7 +54,7 @@ lint: $(VENV)/.installed
 # fails the target; both runs always go, and the report lists the slowest tests of both.
 test: setup chromium
 	@mkdir -p $(ARTIFACTS); rm -f $(ARTIFACTS)/junit*.xml; status=0; \
-	$(MAKE) --no-print-directory lint || status=$$?; \
+	{ $(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet .; } || status=$$?; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not compose" --junitxml=$(ARTIFACTS)/junit-local.xml $(PYTEST_ARGS) \
 		|| status=$$?; \
 	$(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \

@@ -2,7 +2,7 @@
 
 One source for both runtimes: the Consul settings every server shares and the Prometheus scrape jobs come
 from `nodes.consul.server_config()` and `nodes.prometheus.config()`. Run `python -m
-lab_services.runtime.compose.configs` after changing either; tests/test_compose_files.py fails while the
+lab_services.runtime.compose.configs` after changing either; tests/runtime/test_compose_files.py fails while the
 committed copies differ from what this writes.
 """
 

@@ -1,6 +1,6 @@
 """Where each container of the compose stack listens: one loopback address per node, the ports each server uses.
 
-docker-compose.yml says the same in YAML; tests/test_compose_files.py checks that both agree.
+docker-compose.yml says the same in YAML; tests/runtime/test_compose_files.py checks that both agree.
 """
 
 from __future__ import annotations

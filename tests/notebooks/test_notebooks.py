@@ -2,7 +2,7 @@
 
 Each lesson runs once, with `SHOW_SOLUTION = True` injected as papermill does: every exercise cell then runs the
 published solution through its checker, and every checkpoint asserts on the real servers. The blank answers a
-learner starts from are judged by the checkers in tests/test_unanswered_exercises.py (and beside each lesson's
+learner starts from are judged by the checkers in tests/lessons/test_unanswered_exercises.py (and beside each lesson's
 other checker tests), in seconds instead of a second run of every notebook.
 """
 

@@ -196,5 +196,5 @@ def test_an_interval_below_one_second_warns_as_consul_does_and_is_not_refused():
 
 
 def test_a_deregister_after_below_one_minute_is_accepted_as_consul_accepts_it():
-    # Consul raises it to 1m with a warning (tests/test_agent_log.py shows the warning on a real agent).
+    # Consul raises it to 1m with a warning (tests/lessons/test_agent_log.py shows the warning on a real agent).
     registration(checks=(CheckSpec(kind="grpc", deregister_critical_after="30s"),)).validate()

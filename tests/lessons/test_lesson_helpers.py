@@ -123,7 +123,7 @@ def test_stream_collector_chat_and_status_table(server, stub):
 
 
 def test_every_solution_satisfies_its_checker(stub):
-    # 00, 02, 03 and 04 run against a real lab in tests/test_exercises_00_04.py.
+    # 00, 02, 03 and 04 run against a real lab in tests/lessons/test_exercises_00_04.py.
     assert exercises.check("01-import", lesson_01.import_three(stub))
 
 
