@@ -1,9 +1,10 @@
 """A lesson's exercise cell, run as a learner who has not answered yet: the blank answer and the check it asks for.
 
 The notebooks run once in the suite, with their solutions revealed (tests/notebooks/test_notebooks.py). What a
-learner sees before answering is proven here instead: the cell's own source builds its blank answer (`return None  # your code
-here`), the call to `lab.check` is recorded rather than run, and the test runs that very check against real
-servers it names itself, so the blank answer's verdict is read in seconds instead of a second notebook run.
+learner sees before answering is proven here instead: the cell's own source builds its blank answer
+(`return None  # your code here`), the call to `lab.check` is recorded rather than run, and the test runs that
+very check against real servers it names itself, so the blank answer's verdict is read in seconds instead of a
+second notebook run.
 """
 
 from __future__ import annotations
