@@ -71,10 +71,6 @@ def consul_checks(registration: ServiceRegistration) -> list[dict[str, Any]]:
     ]
 
 
-# The lessons and the runtime import the parser by this name; it is core.addresses' one, until they import it there.
-parse_consul_http = consul_http_address
-
-
 class ConsulNotReadyError(LabError, RuntimeError):
     """The agent answers but its cluster has not elected a leader yet; retried like an unreachable agent."""
 

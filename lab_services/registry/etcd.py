@@ -24,7 +24,7 @@ import grpc
 import pyetcd
 from pyetcd.exceptions import ConnectionFailedError, ConnectionTimeoutError, NoServerAvailableError
 
-from lab_services.core.addresses import etcd_endpoint, etcd_endpoints
+from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.backoff import Backoff
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.registry.base import Registrar
@@ -97,10 +97,6 @@ def parse_instance(key: str | bytes, value: bytes | str) -> dict[str, Any]:
         ) from None
     instance["key"] = key
     return instance
-
-
-# Lessons (`lab.parse_endpoint`) and the runtime import the parser by this name; it is core.addresses' one.
-parse_endpoint = etcd_endpoint
 
 
 class EtcdRegistrar(Registrar):

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    writer = FileSDWriter(EtcdWatcher(args.service, args.etcd.split(",")), args.out).start()
+    writer = FileSDWriter(EtcdWatcher(args.service, args.etcd), args.out).start()
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     writer.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import consul
 import pytest
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.wait import wait_until
 from lab_services.lessons.dns_answers import srv_ports
 from lab_services.lessons.instances import start_registered
@@ -14,8 +15,8 @@ from lab_services.registry.consul_health import ConsulHealth
 
 @pytest.fixture
 def agent(consul_node):
-    host, port = consul_node.http.split(":")
-    client = consul.Consul(host=host, port=int(port))
+    host, port = consul_http_address(consul_node.http)
+    client = consul.Consul(host=host, port=port)
     yield client
     client.http.session.close()
 
