@@ -21,13 +21,13 @@ import sys
 import threading
 from pathlib import Path
 
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
 
-def file_sd_groups(instances: list[Instance]) -> list[dict]:
+def file_sd_groups(instances: list[ServiceInstance]) -> list[dict]:
     """One target group per instance that says where its metrics are (meta `metrics_port`); others are skipped."""
     groups = []
     for instance in sorted(instances, key=lambda i: i.id):
