@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.durations import parse_duration
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.table import Table
 from lab_services.core.wait import WaitTimeout, wait_for, wait_until
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
@@ -106,6 +107,7 @@ __all__ = [
     "RegistrationError",
     "RequireBearerToken",
     "ResumableWatch",
+    "ServiceInstance",
     "ServiceRegistration",
     "Setting",
     "SettingsEditor",

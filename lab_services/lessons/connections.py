@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from lab_services.core.addresses import host_port
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.wait import wait_until
 from lab_services.discovery.dns import a_records, dns_target
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
@@ -213,10 +214,7 @@ class DnsFleet:
         ).start()
         self.next_index += 1
         registration = ServiceRegistration(
-            name=self.name,
-            service_id=server.instance_id,
-            address=host,
-            port=self.port,
+            ServiceInstance(id=server.instance_id, name=self.name, host=host, port=self.port),
             checks=(CheckSpec(kind="grpc", interval="1s", timeout="1s"),),
         )
         registrar = ConsulRegistrar(registration, consul_http=self.consul).start()

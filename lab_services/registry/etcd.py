@@ -66,14 +66,15 @@ def service_prefix(prefix: str, name: str) -> str:
 
 
 def instance_value(registration: ServiceRegistration) -> dict[str, Any]:
+    instance = registration.instance
     return {
-        "id": registration.service_id,
-        "name": registration.name,
-        "address": registration.target,
-        "host": registration.address,
-        "port": registration.port,
-        "tags": list(registration.tags),
-        "meta": dict(registration.meta),
+        "id": instance.id,
+        "name": instance.name,
+        "address": instance.address,
+        "host": instance.host,
+        "port": instance.port,
+        "tags": list(instance.tags),
+        "meta": dict(instance.meta),
     }
 
 
@@ -131,7 +132,7 @@ class EtcdRegistrar(Registrar):
             raise RegistrationError("prefix", f"{prefix!r} must start with '/' and name a directory, e.g. '/services'")
         self.lease_ttl = lease_ttl
         self.prefix = prefix.rstrip("/")
-        self.key = instance_key(self.prefix, registration.name, registration.service_id)
+        self.key = instance_key(self.prefix, registration.instance.name, registration.instance.id)
         self.value = json.dumps(instance_value(registration), sort_keys=True)
         self.lease_id: int | None = None
         self._client = etcd_client(self.endpoints, request_timeout)

@@ -45,8 +45,8 @@ def test_start_registered_starts_instances_that_pass_their_grpc_check_and_stop_d
     servers, registrars = start_registered("registered-test", 2, consul_http=consul_node.http)
     try:
         assert len(servers) == len(registrars) == 2
-        assert [r.registration.service_id for r in registrars] == list(servers)
-        assert all(r.registration.port == servers[r.registration.service_id].port for r in registrars)
+        assert [r.registration.instance.id for r in registrars] == list(servers)
+        assert all(r.registration.instance.port == servers[r.registration.instance.id].port for r in registrars)
         assert [r.registration.check_ids() for r in registrars] == [[f"service:{i}:grpc"] for i in servers]
         with ConsulHealth(consul_node.http) as health:
             wait_until(

@@ -3,13 +3,12 @@ demo and plot, 08's wait for rates, and the refusal tables of 02 and 07."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import consul
 import grpc
 import pytest
 
 from lab_services.core.addresses import consul_http_address, etcd_endpoints
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.refusals import refusals
@@ -72,7 +71,7 @@ def test_lease_control_stops_keepalives_and_registers_again(lab):
     endpoints = lab.status().etcd.endpoints
     server = UserServer(name="lease-test").start()
     registration = ServiceRegistration(
-        name="lease-test", service_id=server.instance_id, address="127.0.0.1", port=server.port
+        ServiceInstance(id=server.instance_id, name="lease-test", host="127.0.0.1", port=server.port)
     )
     control = LeaseControl(
         EtcdRegistrar(registration, endpoints=endpoints, lease_ttl=2).start(), registration, endpoints
@@ -110,10 +109,10 @@ def test_refusals_tabulate_each_refused_change_and_skip_accepted_ones():
         label="mistake",
     )
     assert [row["mistake"] for row in table] == ["six attempts"] and "max_attempts" in table[0]["error"]
-    registration = ServiceRegistration(name="user", service_id="user-1", address="127.0.0.1", port=5001)
+    registration = ServiceRegistration(ServiceInstance(id="user-1", name="user", host="127.0.0.1", port=5001))
     table = refusals(
         {"a name with a space": {"name": "user service"}},
-        lambda **change: dataclasses.replace(registration, **change).validate(),
+        lambda **change: registration.replace(**change).validate(),
         RegistrationError,
     )
     assert table[0]["field"] == "name" and table[0]["attempt"] == "a name with a space"
