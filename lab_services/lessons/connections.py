@@ -20,14 +20,12 @@ from typing import Any
 
 import grpc
 
-from lab_services.core.addresses import host_port
 from lab_services.core.instance import ServiceInstance
 from lab_services.core.wait import wait_until
 from lab_services.discovery.dns import a_records, dns_target
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
 from lab_services.runtime.cluster import Cluster
 from lab_services.runtime.nodes.service import own_address
-from lab_services.runtime.status import ClusterStatus
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 
 Options = list[tuple[str, Any]]
@@ -176,11 +174,6 @@ def idle_states(address: str, idle_ms: int = 1000, wait: float = 3.0) -> list[tu
     return log.states
 
 
-def _shared_port(status: ClusterStatus) -> int:
-    """The port every instance listens on when each has its own loopback address, as a dns:/// target needs."""
-    return host_port(status.services[0].address, "status.services[0].address", "127.0.0.21:50051")[1]
-
-
 class DnsFleet:
     """User services on their own loopback addresses and the lab's shared port, registered in Consul as `name`."""
 
@@ -191,7 +184,7 @@ class DnsFleet:
                 "invalid argument: cluster: dns:/// needs instance_addresses='distinct' (one address per instance)"
             )
         self.name = name
-        self.port = _shared_port(status)
+        self.port = status.services[0].instance.port  # the port every instance shares
         self.consul = status.consul.http[0]
         self.dns = status.consul.dns
         self.max_connection_age_ms = max_connection_age_ms
@@ -319,7 +312,7 @@ def kill_side_by_side(cluster: Cluster, victim: str = "user-3", window: float = 
     from lab_services.discovery import ConsulWatcher, NativeChannel
 
     status = cluster.status()
-    port = _shared_port(status)
+    port = status.services[0].instance.port
     watcher = ConsulWatcher(status.config.service_name, status.consul.http, wait="5s").start()
     watcher.wait_ready(10)
     channels = {
