@@ -17,6 +17,7 @@ from typing import Any
 
 import pyetcd
 
+from lab_services.core.addresses import etcd_endpoint
 from lab_services.discovery import ConsulWatcher
 from lab_services.runtime import Cluster, ClusterConfig, open_cluster, processes
 
@@ -104,5 +105,5 @@ class EtcdNode(LabNode):
         return self.spec.address("client")
 
     def client(self):
-        host, port = self.endpoint.split(":")
-        return pyetcd.client(host, int(port), timeout=2)
+        host, port = etcd_endpoint(self.endpoint)
+        return pyetcd.client(host, port, timeout=2)

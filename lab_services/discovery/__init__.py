@@ -3,11 +3,12 @@
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, NativeChannel
 """
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery.consul_watcher import ConsulWatcher
 from lab_services.discovery.dns import SrvRecord, a_records, dns_target, srv_records
 from lab_services.discovery.errors import NoInstanceError
 from lab_services.discovery.etcd_watcher import EtcdWatcher
-from lab_services.discovery.instance import DiscoveryEvent, Instance
+from lab_services.discovery.instance import DiscoveryEvent
 from lab_services.discovery.native_channel import NativeChannel
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.discovery.policies import (
@@ -30,7 +31,6 @@ __all__ = [
     "ConsulWatcher",
     "DiscoveryEvent",
     "EtcdWatcher",
-    "Instance",
     "InstanceStats",
     "LeastOutstanding",
     "NativeChannel",
@@ -40,6 +40,7 @@ __all__ = [
     "PowerOfTwo",
     "Random",
     "RoundRobin",
+    "ServiceInstance",
     "SrvRecord",
     "Watcher",
     "Weighted",

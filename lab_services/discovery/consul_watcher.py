@@ -12,7 +12,7 @@ import consul
 
 from lab_services.core.addresses import consul_http_addresses
 from lab_services.core.backoff import Backoff
-from lab_services.discovery.instance import Instance
+from lab_services.discovery.instance import instance_from_consul
 from lab_services.discovery.routing import matches
 from lab_services.discovery.watcher import Watcher
 from lab_services.registry.spec import parse_duration
@@ -80,7 +80,7 @@ class ConsulWatcher(Watcher):
             self.index = index if self.index is None or index >= self.index else None
             if self._stopping.is_set():
                 return
-            instances = (Instance.from_consul(e) for e in entries)
+            instances = (instance_from_consul(e) for e in entries)
             self._apply({i.id: i for i in instances if matches(i, self.meta)})
             self.backoff.reset()
 

@@ -16,7 +16,8 @@ from pyetcd import events as etcd_events
 
 from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.backoff import Backoff
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
+from lab_services.discovery.instance import instance_from_etcd
 from lab_services.discovery.watcher import Watcher
 from lab_services.registry.etcd import (
     DEFAULT_PREFIX,
@@ -58,9 +59,9 @@ class EtcdWatcher(Watcher):
         where = endpoint.netloc if endpoint is not None else ",".join(f"{h}:{p}" for h, p in self.endpoints)
         return f"etcd at {where} under {self.prefix}"
 
-    def _decode(self, key: bytes, value: bytes) -> Instance | None:
+    def _decode(self, key: bytes, value: bytes) -> ServiceInstance | None:
         try:
-            return Instance.from_etcd(parse_instance(key, value))
+            return instance_from_etcd(parse_instance(key, value))
         except ValueError as err:
             log.warning("%s: skipping %s", self.where, err)
             return None

@@ -1,4 +1,5 @@
-"""What discovery hands to clients: one service instance, and the events that say how the set of instances changed."""
+"""What discovery hands to clients: service instances read from Consul and etcd, and the events that say how the set
+of instances changed."""
 
 from __future__ import annotations
 
@@ -6,50 +7,34 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab_services.core.instance import ServiceInstance
+
 EVENT_KINDS = ("added", "removed", "changed")
 
 
-@dataclass(frozen=True)
-class Instance:
-    """One instance of a service as a registry reports it, e.g. Instance('user-1', 'user', '127.0.0.1', 5001)."""
+def instance_from_consul(entry: dict[str, Any]) -> ServiceInstance:
+    """One entry of Consul's /v1/health/service/<name> answer; an empty service address means the node's."""
+    service = entry["Service"]
+    return ServiceInstance(
+        id=service["ID"],
+        name=service["Service"],
+        host=service.get("Address") or entry["Node"]["Address"],
+        port=int(service["Port"]),
+        tags=tuple(service.get("Tags") or ()),
+        meta=dict(service.get("Meta") or {}),
+    )
 
-    id: str
-    name: str
-    host: str
-    port: int
-    tags: tuple[str, ...] = ()
-    # A dict cannot be hashed; instances compare by every field but hash without their meta.
-    meta: dict[str, str] = field(default_factory=dict, hash=False)
 
-    @property
-    def address(self) -> str:
-        """'host:port', what a gRPC channel dials."""
-        return f"{self.host}:{self.port}"
-
-    @classmethod
-    def from_consul(cls, entry: dict[str, Any]) -> Instance:
-        """One entry of Consul's /v1/health/service/<name> answer; an empty service address means the node's."""
-        service = entry["Service"]
-        return cls(
-            id=service["ID"],
-            name=service["Service"],
-            host=service.get("Address") or entry["Node"]["Address"],
-            port=int(service["Port"]),
-            tags=tuple(service.get("Tags") or ()),
-            meta=dict(service.get("Meta") or {}),
-        )
-
-    @classmethod
-    def from_etcd(cls, data: dict[str, Any]) -> Instance:
-        """One value decoded by `lab_services.registry.etcd.parse_instance`."""
-        return cls(
-            id=data["id"],
-            name=data["name"],
-            host=data["host"],
-            port=int(data["port"]),
-            tags=tuple(data["tags"]),
-            meta=dict(data["meta"]),
-        )
+def instance_from_etcd(data: dict[str, Any]) -> ServiceInstance:
+    """One value decoded by `lab_services.registry.etcd.parse_instance`."""
+    return ServiceInstance(
+        id=data["id"],
+        name=data["name"],
+        host=data["host"],
+        port=int(data["port"]),
+        tags=tuple(data["tags"]),
+        meta=dict(data["meta"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +42,7 @@ class DiscoveryEvent:
     """A change a watcher saw: `kind` is 'added', 'removed' or 'changed'; `at` is time.time() when it was seen."""
 
     kind: str
-    instance: Instance
+    instance: ServiceInstance
     at: float = field(default_factory=time.time)
     source: str = ""
 

@@ -13,7 +13,7 @@ import random
 import threading
 from dataclasses import dataclass
 
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class InstanceStats:
     """Counters of one instance in a channel; `ejected_until` is a time.monotonic() deadline (0 when not ejected)."""
 
-    instance: Instance
+    instance: ServiceInstance
     calls: int = 0
     failures: int = 0
     in_flight: int = 0
@@ -87,7 +87,7 @@ class Weighted(Policy):
         self._current: dict[str, float] = {}
         self._warned: set[tuple[str, str]] = set()
 
-    def weight(self, instance: Instance) -> float:
+    def weight(self, instance: ServiceInstance) -> float:
         text = instance.meta.get(self.key)
         if text is None:
             return 1.0

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import random as _random
 
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery.policies import InstanceStats, Policy, make_policy
 
 
-def matches(instance: Instance, meta: dict[str, str]) -> bool:
+def matches(instance: ServiceInstance, meta: dict[str, str]) -> bool:
     """True if the instance carries every key=value of `meta`."""
     return all(instance.meta.get(k) == v for k, v in meta.items())
 

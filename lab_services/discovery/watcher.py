@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 
 from lab_services.core.backoff import Backoff
-from lab_services.discovery.instance import DiscoveryEvent, Instance
+from lab_services.core.instance import ServiceInstance
+from lab_services.discovery.instance import DiscoveryEvent
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,9 @@ class Watcher:
         self.backoff = backoff or Backoff(base=0.2, cap=2.0)
         self.last_error: str | None = None
         self.errors = 0
-        self._instances: dict[str, Instance] = {}
+        self._instances: dict[str, ServiceInstance] = {}
         # What subscribers have been told; `wait_for` checks this, so it returns after channels have caught up.
-        self._published: list[Instance] = []
+        self._published: list[ServiceInstance] = []
         self._events: collections.deque[DiscoveryEvent] = collections.deque(maxlen=max_events)
         self._subscribers: list[Subscriber] = []
         self._changed = threading.Condition()
@@ -104,7 +105,7 @@ class Watcher:
 
     # What clients read
 
-    def instances(self) -> list[Instance]:
+    def instances(self) -> list[ServiceInstance]:
         """The instances known now, sorted by id."""
         with self._changed:
             return sorted(self._instances.values(), key=lambda i: i.id)
@@ -127,7 +128,7 @@ class Watcher:
 
         return unsubscribe
 
-    def wait_for(self, predicate: Callable[[list[Instance]], bool], timeout: float = 10.0) -> bool:
+    def wait_for(self, predicate: Callable[[list[ServiceInstance]], bool], timeout: float = 10.0) -> bool:
         """Wait until `predicate(instances)` is true, with subscribers already told; False after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -141,7 +142,7 @@ class Watcher:
 
     # For subclasses
 
-    def _apply(self, snapshot: dict[str, Instance]) -> list[DiscoveryEvent]:
+    def _apply(self, snapshot: dict[str, ServiceInstance]) -> list[DiscoveryEvent]:
         """Make `snapshot` the current instances; record and publish the differences."""
         now = time.time()
         with self._changed:

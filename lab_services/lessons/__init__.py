@@ -12,7 +12,9 @@ Nothing in the library imports this package (docs/architecture.md; tests/test_la
 
 from __future__ import annotations
 
+from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.durations import parse_duration
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.table import Table
 from lab_services.core.wait import WaitTimeout, wait_for, wait_until
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
@@ -63,7 +65,7 @@ from lab_services.lessons.widgets.settings_editor import SettingsEditor
 from lab_services.metrics import prometheus as prom
 from lab_services.registry import CheckSpec, ConsulRegistrar, EtcdRegistrar, RegistrationError, ServiceRegistration
 from lab_services.registry.consul_health import ConsulHealth
-from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.registry.etcd import etcd_client
 from lab_services.resilience import BreakerRegistry, channel_options, retry_service_config
 from lab_services.resilience.interceptors import BearerToken, ClientStats, RequireBearerToken
 from lab_services.runtime import ClusterConfig, connect, ensure_cluster
@@ -105,6 +107,7 @@ __all__ = [
     "RegistrationError",
     "RequireBearerToken",
     "ResumableWatch",
+    "ServiceInstance",
     "ServiceRegistration",
     "Setting",
     "SettingsEditor",
@@ -136,6 +139,7 @@ __all__ = [
     "drills",
     "ensure_cluster",
     "etcd_client",
+    "etcd_endpoints",
     "explain",
     "failure_catalogue",
     "hedging_experiment",
@@ -145,7 +149,6 @@ __all__ = [
     "list_services",
     "metric_origins",
     "parse_duration",
-    "parse_endpoint",
     "plot_backoff",
     "plot_flow",
     "plot_latencies",

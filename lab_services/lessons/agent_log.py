@@ -13,6 +13,7 @@ the block starts:
 
 from __future__ import annotations
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.errors import BadInputError
 from lab_services.core.wait import wait_until
 from lab_services.runtime import Cluster
@@ -24,7 +25,7 @@ class AgentLog:
     def __init__(self, cluster: Cluster, consul_http: str | None = None):
         status = cluster.status()
         http = consul_http or status.consul.http[0]
-        port = int(http.rsplit(":", 1)[1])
+        _, port = consul_http_address(http)
         agents = [p for p in status.processes_of("consul").values() if p.ports.get("http") == port]
         if not agents:
             raise BadInputError(

@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.wait import wait_until
 from lab_services.discovery.dns import a_records, dns_target
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
@@ -183,7 +184,7 @@ class DnsFleet:
                 "invalid argument: cluster: dns:/// needs instance_addresses='distinct' (one address per instance)"
             )
         self.name = name
-        self.port = int(status.services[0].address.rsplit(":", 1)[1])
+        self.port = status.services[0].instance.port  # the port every instance shares
         self.consul = status.consul.http[0]
         self.dns = status.consul.dns
         self.max_connection_age_ms = max_connection_age_ms
@@ -206,10 +207,7 @@ class DnsFleet:
         ).start()
         self.next_index += 1
         registration = ServiceRegistration(
-            name=self.name,
-            service_id=server.instance_id,
-            address=host,
-            port=self.port,
+            ServiceInstance(id=server.instance_id, name=self.name, host=host, port=self.port),
             checks=(CheckSpec(kind="grpc", interval="1s", timeout="1s"),),
         )
         registrar = ConsulRegistrar(registration, consul_http=self.consul).start()
@@ -314,7 +312,7 @@ def kill_side_by_side(cluster: Cluster, victim: str = "user-3", window: float = 
     from lab_services.discovery import ConsulWatcher, NativeChannel
 
     status = cluster.status()
-    port = int(status.services[0].address.rsplit(":", 1)[1])
+    port = status.services[0].instance.port
     watcher = ConsulWatcher(status.config.service_name, status.consul.http, wait="5s").start()
     watcher.wait_ready(10)
     channels = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
 from lab_services.service import UserServer
 
@@ -24,10 +25,7 @@ def start_registered(
             server = UserServer(name=name).start()
             servers[server.instance_id] = server
             registration = ServiceRegistration(
-                name=name,
-                service_id=server.instance_id,
-                address="127.0.0.1",
-                port=server.port,
+                ServiceInstance(id=server.instance_id, name=name, host="127.0.0.1", port=server.port),
                 checks=[CheckSpec("grpc", interval=check_interval)],
             )
             registrars.append(ConsulRegistrar(registration, consul_http=consul_http).start())

@@ -13,10 +13,10 @@ import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import consul
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.durations import parse_duration
 from lab_services.lessons.agent_log import AgentLog
 from lab_services.registry.spec import CheckSpec, ConsulRaises
@@ -45,12 +45,6 @@ class _CountingServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
 
-def _host_port(consul_http: str) -> tuple[str, int]:
-    """'127.0.0.1:8500' or 'http://127.0.0.1:8500' as (host, port)."""
-    url = urlsplit(consul_http if "//" in consul_http else f"http://{consul_http}")
-    return url.hostname or "127.0.0.1", url.port or 8500
-
-
 def interval_floor(cluster: Cluster, interval: str = "200ms", seconds: float = 4.0) -> dict[str, Any]:
     """Register an HTTP check with `interval` against a counting endpoint, let it run for `seconds`, and report how
     often Consul really ran it, plus the agent's log line and the warning the lab's own validation gives."""
@@ -63,7 +57,7 @@ def interval_floor(cluster: Cluster, interval: str = "200ms", seconds: float = 4
         CheckSpec("http", interval=interval).validate("check", http_port=1)
     server = _CountingServer()
     threading.Thread(target=server.serve_forever, name="interval-floor", daemon=True).start()
-    host, port = _host_port(consul_http)
+    host, port = consul_http_address(consul_http)
     agent = consul.Consul(host=host, port=port).agent
     check_id = f"interval-floor-{server.server_address[1]}"
     try:

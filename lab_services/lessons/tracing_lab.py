@@ -12,6 +12,7 @@ import grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import format_trace_id
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.table import Table
 from lab_services.discovery import ConsulWatcher
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
@@ -90,11 +91,13 @@ class TracedSystem:
         """Register every instance in Consul (gRPC check every 1 s) and a started watcher once all of them pass."""
         for user in self.users:
             registration = ServiceRegistration(
-                name=self.service,
-                service_id=f"{self.service}-{user.instance_id.rsplit('-', 1)[-1]}",
-                address="127.0.0.1",
-                port=user.port,
-                meta={LABEL_META: user.instance_id},
+                ServiceInstance(
+                    id=f"{self.service}-{user.instance_id.rsplit('-', 1)[-1]}",
+                    name=self.service,
+                    host="127.0.0.1",
+                    port=user.port,
+                    meta={LABEL_META: user.instance_id},
+                ),
                 checks=(CheckSpec("grpc", interval="1s", timeout="1s"),),
             )
             self.registrars.append(ConsulRegistrar(registration, consul_http=self.consul_http[0]).start())

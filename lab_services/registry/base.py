@@ -77,7 +77,7 @@ class Registrar:
                 raise RuntimeError(f"{self!r} was stopped; create a new registrar to register again")
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._run, name=f"{self.backend}-registrar-{self.registration.service_id}", daemon=True
+                    target=self._run, name=f"{self.backend}-registrar-{self.registration.instance.id}", daemon=True
                 )
                 self._thread.start()
         return self
@@ -99,11 +99,11 @@ class Registrar:
             self._deregistered = True
             try:
                 self._deregister()
-                self._log.info("deregistered %s from %s at %s", self.registration.service_id, self.backend, self.where)
+                self._log.info("deregistered %s from %s at %s", self.registration.instance.id, self.backend, self.where)
             except Exception as err:  # best effort by contract: the server may be gone for good
                 self._log.warning(
                     "could not deregister %s from %s at %s (%s); it will expire or stay until removed",
-                    self.registration.service_id,
+                    self.registration.instance.id,
                     self.backend,
                     self.where,
                     self._describe(err),
@@ -118,7 +118,7 @@ class Registrar:
 
     def __repr__(self) -> str:
         state = "registered" if self.registered else ("stopped" if self._stopped else "not registered")
-        return f"<{type(self).__name__} {self.registration.service_id} at {self.where}: {state}>"
+        return f"<{type(self).__name__} {self.registration.instance.id} at {self.where}: {state}>"
 
     def _describe(self, err: BaseException) -> str:
         return "unreachable" if isinstance(err, self.unreachable_errors) else f"{type(err).__name__}: {err}"
@@ -144,7 +144,7 @@ class Registrar:
                 "%s at %s refused %s (%s), retrying in %.1fs",
                 self.backend,
                 self.where,
-                self.registration.service_id,
+                self.registration.instance.id,
                 self.last_error,
                 delay,
             )
@@ -163,8 +163,8 @@ class Registrar:
                 self._registered.set()
                 self._log.info(
                     "registered %s (%s) with %s at %s",
-                    self.registration.service_id,
-                    self.registration.target,
+                    self.registration.instance.id,
+                    self.registration.instance.address,
                     self.backend,
                     self.where,
                 )
@@ -182,5 +182,5 @@ class Registrar:
                     "%s at %s lost %s (restarted or expired?), registering again",
                     self.backend,
                     self.where,
-                    self.registration.service_id,
+                    self.registration.instance.id,
                 )

@@ -26,12 +26,12 @@ DEFAULT_CONSUL_HTTP = "127.0.0.1:8500"
 def check_name(registration: ServiceRegistration, check: CheckSpec) -> str:
     """What the check does, in words the lessons show next to its status, e.g. 'gRPC health 127.0.0.1:5001'."""
     if check.kind == "http":
-        return f"HTTP GET http://{registration.address}:{registration.http_port}{check.http_path}"
+        return f"HTTP GET http://{registration.instance.host}:{registration.http_port}{check.http_path}"
     if check.kind == "tcp":
-        return f"TCP connect {registration.target}"
+        return f"TCP connect {registration.instance.address}"
     if check.kind == "grpc":
         service = f" service {check.grpc_service!r}" if check.grpc_service else ""
-        return f"gRPC health {registration.target}{service}"
+        return f"gRPC health {registration.instance.address}{service}"
     return f"TTL heartbeat within {check.ttl}"
 
 
@@ -39,14 +39,18 @@ def consul_check(registration: ServiceRegistration, check: CheckSpec, check_id: 
     """The check definition Consul receives for one CheckSpec, built with py-consul's `Check` helpers."""
     deregister = check.deregister_critical_after
     if check.kind == "http":
-        url = f"http://{registration.address}:{registration.http_port}{check.http_path}"
+        url = f"http://{registration.instance.host}:{registration.http_port}{check.http_path}"
         definition = consul.Check.http(url, check.interval, timeout=check.timeout, deregister=deregister)
     elif check.kind == "tcp":
         definition = consul.Check.tcp(
-            registration.address, registration.port, check.interval, timeout=check.timeout, deregister=deregister
+            registration.instance.host,
+            registration.instance.port,
+            check.interval,
+            timeout=check.timeout,
+            deregister=deregister,
         )
     elif check.kind == "grpc":
-        target = registration.target + (f"/{check.grpc_service}" if check.grpc_service else "")
+        target = registration.instance.address + (f"/{check.grpc_service}" if check.grpc_service else "")
         definition = consul.Check.grpc(target, check.interval, timeout=check.timeout, deregister=deregister)
         # Consul 1.8 refuses the helper's snake_case 'grpc_use_tls' ("unknown field"), so use its Go field names.
         if check.grpc_use_tls:
@@ -69,10 +73,6 @@ def consul_checks(registration: ServiceRegistration) -> list[dict[str, Any]]:
     return [
         consul_check(registration, c, i) for c, i in zip(registration.checks, registration.check_ids(), strict=True)
     ]
-
-
-# The lessons and the runtime import the parser by this name; it is core.addresses' one, until they import it there.
-parse_consul_http = consul_http_address
 
 
 class ConsulNotReadyError(LabError, RuntimeError):
@@ -127,15 +127,15 @@ class ConsulRegistrar(Registrar):
         # catalog until then, and its retry waits many seconds: registering after the election is faster.
         if not self._client.status.leader():
             raise ConsulNotReadyError(f"consul at {self.where} has no raft leader yet")
-        reg = self.registration
+        instance = self.registration.instance
         first, *extra = self.checks or [None]
         self._client.agent.service.register(
-            reg.name,
-            service_id=reg.service_id,
-            address=reg.address,
-            port=reg.port,
-            tags=list(reg.tags),
-            meta=dict(reg.meta),
+            instance.name,
+            service_id=instance.id,
+            address=instance.host,
+            port=instance.port,
+            tags=list(instance.tags),
+            meta=dict(instance.meta),
             check=first,
             extra_checks=extra,
             # Registering again (after a restart or a lost heartbeat) must leave exactly these checks.
@@ -151,7 +151,7 @@ class ConsulRegistrar(Registrar):
                 except consul.ConsulException:
                     # Consul answers 500 "CheckID ... does not have associated TTL" for a check it forgot.
                     return False
-        return self._client.agent.service_definition(self.registration.service_id) is not None
+        return self._client.agent.service_definition(self.registration.instance.id) is not None
 
     def _heartbeat_due(self) -> bool:
         now = time.monotonic()
@@ -162,7 +162,7 @@ class ConsulRegistrar(Registrar):
         return True
 
     def _deregister(self) -> None:
-        self._client.agent.service.deregister(self.registration.service_id)
+        self._client.agent.service.deregister(self.registration.instance.id)
 
     def _close(self) -> None:
         self._client.http.session.close()  # py-consul's close() leaves the requests session open

@@ -24,7 +24,7 @@ import grpc
 import pyetcd
 from pyetcd.exceptions import ConnectionFailedError, ConnectionTimeoutError, NoServerAvailableError
 
-from lab_services.core.addresses import etcd_endpoint, etcd_endpoints
+from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.backoff import Backoff
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.registry.base import Registrar
@@ -66,14 +66,15 @@ def service_prefix(prefix: str, name: str) -> str:
 
 
 def instance_value(registration: ServiceRegistration) -> dict[str, Any]:
+    instance = registration.instance
     return {
-        "id": registration.service_id,
-        "name": registration.name,
-        "address": registration.target,
-        "host": registration.address,
-        "port": registration.port,
-        "tags": list(registration.tags),
-        "meta": dict(registration.meta),
+        "id": instance.id,
+        "name": instance.name,
+        "address": instance.address,
+        "host": instance.host,
+        "port": instance.port,
+        "tags": list(instance.tags),
+        "meta": dict(instance.meta),
     }
 
 
@@ -97,10 +98,6 @@ def parse_instance(key: str | bytes, value: bytes | str) -> dict[str, Any]:
         ) from None
     instance["key"] = key
     return instance
-
-
-# Lessons (`lab.parse_endpoint`) and the runtime import the parser by this name; it is core.addresses' one.
-parse_endpoint = etcd_endpoint
 
 
 class EtcdRegistrar(Registrar):
@@ -135,7 +132,7 @@ class EtcdRegistrar(Registrar):
             raise RegistrationError("prefix", f"{prefix!r} must start with '/' and name a directory, e.g. '/services'")
         self.lease_ttl = lease_ttl
         self.prefix = prefix.rstrip("/")
-        self.key = instance_key(self.prefix, registration.name, registration.service_id)
+        self.key = instance_key(self.prefix, registration.instance.name, registration.instance.id)
         self.value = json.dumps(instance_value(registration), sort_keys=True)
         self.lease_id: int | None = None
         self._client = etcd_client(self.endpoints, request_timeout)

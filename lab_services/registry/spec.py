@@ -7,13 +7,14 @@ either backend and compare. Validation happens up front, in the registrar's cons
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lab_services.core.durations import DURATION_HINT, parse_duration
 from lab_services.core.errors import BadInputError
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.ports import require_loopback
 
 CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
@@ -34,6 +35,7 @@ _GRPC_SERVICE = re.compile(r"^[A-Za-z0-9._-]*$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_META_PAIRS = 64
 MAX_META_VALUE = 512
+_INSTANCE_FIELDS = {f.name for f in dataclasses.fields(ServiceInstance)}
 
 
 class ConsulRaises(UserWarning):
@@ -149,30 +151,27 @@ class CheckSpec:
 
 @dataclass(frozen=True)
 class ServiceRegistration:
-    """One instance of a service: where it listens, how to tell it apart (tags, meta), and its health checks.
+    """A registration: one service instance and how the registry checks it.
 
-    `port` is the gRPC port; `http_port` is the service's side HTTP port (GET /health answers 200 while serving),
-    the target of 'http' checks. Tags, meta and checks are copied, so changing the caller's dict later changes nothing.
+    `instance.port` is the gRPC port; `http_port` is the service's side HTTP port (GET /health answers 200 while
+    serving), the target of 'http' checks. Checks are copied, so changing the caller's list later changes nothing.
     """
 
-    name: str
-    service_id: str
-    address: str
-    port: int
-    tags: tuple[str, ...] = ()
-    meta: Mapping[str, str] = field(default_factory=dict, hash=False)
+    instance: ServiceInstance
     http_port: int | None = None
     checks: tuple[CheckSpec, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tags", tuple(self.tags))
-        object.__setattr__(self, "meta", dict(self.meta))
         object.__setattr__(self, "checks", tuple(self.checks))
 
-    @property
-    def target(self) -> str:
-        """'address:port', the form gRPC channels and Consul's TCP and gRPC checks use."""
-        return f"{self.address}:{self.port}"
+    def replace(self, **changes: object) -> ServiceRegistration:
+        """A copy with `changes`; the instance's own fields (id, name, host, port, tags, meta) change the instance.
+
+        `registration.replace(id="user-2", checks=[CheckSpec("ttl", ttl="5s")])`, as a lesson tries a variant.
+        """
+        own = {k: v for k, v in changes.items() if k not in _INSTANCE_FIELDS}
+        instance = {k: v for k, v in changes.items() if k in _INSTANCE_FIELDS}
+        return dataclasses.replace(self, instance=dataclasses.replace(self.instance, **instance), **own)
 
     def check_ids(self) -> list[str]:
         """Stable, readable check ids, `service:<id>:<kind>`, with '-2', '-3'... when a kind repeats.
@@ -184,30 +183,36 @@ class ServiceRegistration:
         for check in self.checks:
             seen[check.kind] = seen.get(check.kind, 0) + 1
             suffix = "" if seen[check.kind] == 1 else f"-{seen[check.kind]}"
-            ids.append(f"service:{self.service_id}:{check.kind}{suffix}")
+            ids.append(f"service:{self.instance.id}:{check.kind}{suffix}")
         return ids
 
     def validate(self) -> None:
         """Raise RegistrationError naming the first bad field; return None when Consul and etcd would accept it."""
-        if not isinstance(self.name, str) or not _SERVICE_NAME.match(self.name):
+        instance = self.instance
+        if not isinstance(instance, ServiceInstance):
+            raise RegistrationError(
+                "instance",
+                f"{instance!r} is not a ServiceInstance, e.g. ServiceInstance('user-1', 'user', '127.0.0.1', 5001)",
+            )
+        if not isinstance(instance.name, str) or not _SERVICE_NAME.match(instance.name):
             raise RegistrationError(
                 "name",
-                f"{self.name!r} is not a service name: use letters, digits and dashes (a DNS label, at most 63, "
+                f"{instance.name!r} is not a service name: use letters, digits and dashes (a DNS label, at most 63, "
                 "no leading or trailing dash), e.g. 'user'",
             )
-        if not isinstance(self.service_id, str) or not self.service_id:
-            raise RegistrationError("service_id", "must not be empty; e.g. 'user-5001' (name and port)")
-        if not _SERVICE_ID.match(self.service_id):
+        if not isinstance(instance.id, str) or not instance.id:
+            raise RegistrationError("id", "must not be empty; e.g. 'user-5001' (name and port)")
+        if not _SERVICE_ID.match(instance.id):
             raise RegistrationError(
-                "service_id",
-                f"{self.service_id!r} may use only letters, digits, '.', '_', ':' and '-' (it becomes part of "
+                "id",
+                f"{instance.id!r} may use only letters, digits, '.', '_', ':' and '-' (it becomes part of "
                 "URLs and etcd keys)",
             )
-        self._validate_address()
-        _port(self.port, "port")
+        self._validate_host()
+        _port(instance.port, "port")
         if self.http_port is not None:
             _port(self.http_port, "http_port")
-        for i, tag in enumerate(self.tags):
+        for i, tag in enumerate(instance.tags):
             if not isinstance(tag, str) or not tag:
                 raise RegistrationError(f"tags[{i}]", f"{tag!r} is not a tag; tags are non-empty strings, e.g. 'v1'")
         self._validate_meta()
@@ -216,20 +221,21 @@ class ServiceRegistration:
                 raise RegistrationError(f"checks[{i}]", f"{check!r} is not a CheckSpec")
             check.validate(f"checks[{i}]", self.http_port)
 
-    def _validate_address(self) -> None:
+    def _validate_host(self) -> None:
         try:
-            require_loopback(self.address, "address")
+            require_loopback(self.instance.host, "host")
         except ValueError:
             raise RegistrationError(
-                "address",
-                f"{self.address!r} is not an IP in 127.0.0.0/8; "
+                "host",
+                f"{self.instance.host!r} is not an IP in 127.0.0.0/8; "
                 "the lab only uses loopback addresses (e.g. '127.0.0.1')",
             ) from None
 
     def _validate_meta(self) -> None:
-        if len(self.meta) > MAX_META_PAIRS:
-            raise RegistrationError("meta", f"{len(self.meta)} pairs is more than Consul's limit of {MAX_META_PAIRS}")
-        for key, value in self.meta.items():
+        meta = self.instance.meta
+        if len(meta) > MAX_META_PAIRS:
+            raise RegistrationError("meta", f"{len(meta)} pairs is more than Consul's limit of {MAX_META_PAIRS}")
+        for key, value in meta.items():
             if not isinstance(key, str) or not _META_KEY.match(key):
                 raise RegistrationError(
                     f"meta[{key!r}]",

@@ -11,10 +11,10 @@ from __future__ import annotations
 import consul
 import pyetcd.exceptions
 
+from lab_services.core.addresses import consul_http_address, etcd_endpoints
 from lab_services.core.wait import NOT_YET, wait_for
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
-from lab_services.registry.consul import parse_consul_http
-from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.registry.etcd import etcd_client
 from lab_services.runtime.status import ClusterStatus
 from lab_services.service.admin import AdminClient
 
@@ -43,7 +43,7 @@ def clean_lab_state(status: ClusterStatus) -> list[str]:
 def _clean_consul(status: ClusterStatus, own: set[str]) -> list[str]:
     steps = []
     for http in status.consul.http:
-        host, port = parse_consul_http(http)
+        host, port = consul_http_address(http)
         client = consul.Consul(host=host, port=port)
         try:
             for service_id in client.agent.services():
@@ -56,7 +56,7 @@ def _clean_consul(status: ClusterStatus, own: set[str]) -> list[str]:
                     steps.append(f"deregistered check {check_id} from the agent at {http}")
         finally:
             client.http.session.close()
-    host, port = parse_consul_http(status.consul.http[0])
+    host, port = consul_http_address(status.consul.http[0])
     client = consul.Consul(host=host, port=port)
     try:
         _, keys = client.kv.get("", keys=True)
@@ -85,7 +85,7 @@ def _clean_etcd(status: ClusterStatus, own: set[str], timeout: float = 15.0) -> 
 
 
 def _delete_stray_etcd_keys(status: ClusterStatus, own: set[str]) -> list[str]:
-    etcd = etcd_client([parse_endpoint(e) for e in status.etcd.endpoints], 2.0)
+    etcd = etcd_client(etcd_endpoints(status.etcd.endpoints), 2.0)
     try:
         prefix = ETCD_SERVICES_PREFIX.rstrip("/") + "/"
         stray = []

@@ -21,13 +21,13 @@ import sys
 import threading
 from pathlib import Path
 
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
 
-def file_sd_groups(instances: list[Instance]) -> list[dict]:
+def file_sd_groups(instances: list[ServiceInstance]) -> list[dict]:
     """One target group per instance that says where its metrics are (meta `metrics_port`); others are skipped."""
     groups = []
     for instance in sorted(instances, key=lambda i: i.id):
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    writer = FileSDWriter(EtcdWatcher(args.service, args.etcd.split(",")), args.out).start()
+    writer = FileSDWriter(EtcdWatcher(args.service, args.etcd), args.out).start()
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     writer.stop()

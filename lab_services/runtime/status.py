@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lab_services.core.addresses import host_port
 from lab_services.core.errors import BadInputError
+from lab_services.core.instance import ServiceInstance
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec, consul, etcd
 
@@ -43,17 +45,59 @@ class PrometheusStatus:
 
 @dataclass(frozen=True)
 class ServiceStatus:
-    """One instance of the lab's service: its gRPC `address`, its `admin` (HTTP) address and its process state."""
+    """One instance of the lab's service: the instance (where it listens, its version), its `admin` (HTTP) address
+    and its process state. `id`, `name`, `version` and `address` are the instance's, so the JSON keeps them flat."""
 
-    id: str
-    name: str
-    version: str
-    address: str
+    instance: ServiceInstance
     admin: str
     pid: int | None
     metrics_url: str
     state: str
     container: str | None = None  # the compose runtime's container id; None for a local process
+
+    @property
+    def id(self) -> str:
+        return self.instance.id
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
+
+    @property
+    def version(self) -> str | None:
+        return self.instance.version
+
+    @property
+    def address(self) -> str:
+        """host:port of its gRPC server."""
+        return self.instance.address
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its `status --json` object: id, name, version, address, admin, pid, metrics_url, state, container."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "address": self.address,
+            "admin": self.admin,
+            "pid": self.pid,
+            "metrics_url": self.metrics_url,
+            "state": self.state,
+            "container": self.container,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServiceStatus:
+        host, port = host_port(data["address"], "services[].address", "127.0.0.1:50051")
+        meta = {"version": data["version"]} if data.get("version") is not None else {}
+        return cls(
+            instance=ServiceInstance(data["id"], data["name"], host, port, meta=meta),
+            admin=data["admin"],
+            pid=data["pid"],
+            metrics_url=data["metrics_url"],
+            state=data["state"],
+            container=data.get("container"),
+        )
 
 
 class UnknownInstanceError(BadInputError, KeyError):
@@ -122,7 +166,9 @@ class ClusterStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the `status --json` object (and the local engine's answer to "status")."""
-        return asdict(self)
+        data = asdict(self)
+        data["services"] = [s.to_dict() for s in self.services]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClusterStatus:
@@ -133,7 +179,7 @@ class ClusterStatus:
             consul=ConsulStatus(**data["consul"]),
             etcd=EtcdStatus(**data["etcd"]),
             prometheus=PrometheusStatus(**data["prometheus"]),
-            services=[ServiceStatus(**s) for s in data["services"]],
+            services=[ServiceStatus.from_dict(s) for s in data["services"]],
             processes=[ProcessStatus(**p) for p in data["processes"]],
             tls=TLSStatus(**data["tls"]) if data.get("tls") else None,
             binaries=data["binaries"],
@@ -218,10 +264,9 @@ def describe(
         ),
         services=[
             ServiceStatus(
-                id=n.name,
-                name=n.info["service"],
-                version=n.info["version"],
-                address=n.addr("grpc"),
+                instance=ServiceInstance(
+                    n.name, n.info["service"], n.host, n.ports["grpc"], meta={"version": n.info["version"]}
+                ),
                 admin=n.info["admin"],
                 pid=pid_of(n.name),
                 metrics_url=n.info["metrics_url"],

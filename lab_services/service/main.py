@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.ports import PortInUseError, require_loopback
 from lab_services.service.server import DEFAULT_MAX_STREAMS, SERVER_KINDS, UserServer
 
@@ -149,12 +150,14 @@ def registration(args: argparse.Namespace, service_id: str, port: int, http_port
         for kind in args.check
     )
     return ServiceRegistration(
-        name=args.name,
-        service_id=service_id,
-        address=args.host,
-        port=port,
-        tags=args.tags,
-        meta={**args.meta, "metrics_port": str(http_port)},
+        ServiceInstance(
+            id=service_id,
+            name=args.name,
+            host=args.host,
+            port=port,
+            tags=args.tags,
+            meta={**args.meta, "metrics_port": str(http_port)},
+        ),
         http_port=http_port,
         checks=checks,
     )

@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from lab_services.core.ports import require_loopback
-from lab_services.discovery import Instance, Watcher
+from lab_services.discovery import ServiceInstance, Watcher
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.tracing.interceptors import ClientTracing, ServerTracing
 
@@ -21,7 +21,7 @@ RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 LABEL_META = "instance"  # a registration's meta key naming the instance in spans, when its service id says more
 
 
-def instance_label(instance: Instance) -> str:
+def instance_label(instance: ServiceInstance) -> str:
     """What the attempt's span and events call a discovered instance: its `instance` meta, else its service id."""
     return instance.meta.get(LABEL_META) or instance.id
 

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from labs import local_lab
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery import (
     CanarySplit,
     ConsulWatcher,
@@ -138,12 +139,7 @@ def registered_servers(consul_http: list[str], name: str, specs: list[tuple[str,
             servers.append(server)
             host, port = server.address.rsplit(":", 1)
             reg = ServiceRegistration(
-                name=name,
-                service_id=instance_id,
-                address=host,
-                port=int(port),
-                tags=tags,
-                meta=meta,
+                ServiceInstance(id=instance_id, name=name, host=host, port=int(port), tags=tags, meta=meta),
                 checks=(CheckSpec("grpc"),),
             )
             registrars.append(ConsulRegistrar(reg, consul_http=consul_http[0]).start())

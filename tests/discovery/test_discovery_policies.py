@@ -8,13 +8,13 @@ import random
 
 import pytest
 
-from lab_services.discovery import CanarySplit, Instance, InstanceStats, make_policy
+from lab_services.discovery import CanarySplit, InstanceStats, ServiceInstance, make_policy
 from lab_services.discovery.policies import POLICIES, Weighted
 
 
 def stats(*specs: tuple[str, dict, int]) -> list[InstanceStats]:
     return [
-        InstanceStats(Instance(i, "user", "127.0.0.1", 5000 + n, meta=meta), in_flight=busy)
+        InstanceStats(ServiceInstance(i, "user", "127.0.0.1", 5000 + n, meta=meta), in_flight=busy)
         for n, (i, meta, busy) in enumerate(specs)
     ]
 

@@ -8,6 +8,7 @@ import grpc
 import pytest
 from labs import local_lab
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery import ConsulWatcher, NativeChannel, PickerChannel
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.tls import CertPair, client_credentials
@@ -84,10 +85,7 @@ def test_consul_verifies_certificates_in_its_grpc_checks(tls_lab, tmp_path):
     try:
         for skip in (False, True):
             registration = ServiceRegistration(
-                name="stranger",
-                service_id=f"stranger-skip-{skip}",
-                address="127.0.0.1",
-                port=server.port,
+                ServiceInstance(id=f"stranger-skip-{skip}", name="stranger", host="127.0.0.1", port=server.port),
                 checks=(CheckSpec("grpc", grpc_use_tls=True, tls_skip_verify=skip),),
             )
             registrars.append(ConsulRegistrar(registration, consul_http=consul_http).start())

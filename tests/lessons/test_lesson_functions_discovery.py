@@ -6,6 +6,7 @@ from __future__ import annotations
 import consul
 import pytest
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.wait import wait_until
 from lab_services.lessons.dns_answers import srv_ports
 from lab_services.lessons.instances import start_registered
@@ -14,8 +15,8 @@ from lab_services.registry.consul_health import ConsulHealth
 
 @pytest.fixture
 def agent(consul_node):
-    host, port = consul_node.http.split(":")
-    client = consul.Consul(host=host, port=int(port))
+    host, port = consul_http_address(consul_node.http)
+    client = consul.Consul(host=host, port=port)
     yield client
     client.http.session.close()
 
@@ -44,8 +45,8 @@ def test_start_registered_starts_instances_that_pass_their_grpc_check_and_stop_d
     servers, registrars = start_registered("registered-test", 2, consul_http=consul_node.http)
     try:
         assert len(servers) == len(registrars) == 2
-        assert [r.registration.service_id for r in registrars] == list(servers)
-        assert all(r.registration.port == servers[r.registration.service_id].port for r in registrars)
+        assert [r.registration.instance.id for r in registrars] == list(servers)
+        assert all(r.registration.instance.port == servers[r.registration.instance.id].port for r in registrars)
         assert [r.registration.check_ids() for r in registrars] == [[f"service:{i}:grpc"] for i in servers]
         with ConsulHealth(consul_node.http) as health:
             wait_until(

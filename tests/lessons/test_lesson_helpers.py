@@ -8,6 +8,7 @@ import grpc
 import pytest
 from labs import local_lab
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.table import Table
 from lab_services.lessons import calls, exercises, reflection
 from lab_services.lessons.environment import check_environment
@@ -65,10 +66,7 @@ def test_table_renders_text_and_escaped_html():
 
 def test_consul_health_reads_waits_and_times(consul_http, server):
     registration = ServiceRegistration(
-        name="helpers",
-        service_id=server.instance_id,
-        address="127.0.0.1",
-        port=server.port,
+        ServiceInstance(id=server.instance_id, name="helpers", host="127.0.0.1", port=server.port),
         checks=[CheckSpec("grpc"), CheckSpec("ttl", ttl="2s", deregister_critical_after="1m")],
     )
     grpc_id, ttl_id = registration.check_ids()

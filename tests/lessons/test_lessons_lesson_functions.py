@@ -3,12 +3,12 @@ demo and plot, 08's wait for rates, and the refusal tables of 02 and 07."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import consul
 import grpc
 import pytest
 
+from lab_services.core.addresses import consul_http_address, etcd_endpoints
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.lessons.blocking_query import time_a_blocking_query
 from lab_services.lessons.refusals import refusals
@@ -18,7 +18,7 @@ from lab_services.lessons.scrapes import wait_for_rates
 from lab_services.lessons.tls_catalogue import certificate_table, failure_cases, failure_catalogue
 from lab_services.lessons.widgets import LeaseControl
 from lab_services.registry import EtcdRegistrar, RegistrationError, ServiceRegistration
-from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.registry.etcd import etcd_client
 from lab_services.resilience import retry_service_config
 from lab_services.resilience.interceptors import BearerToken, ClientStats
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
@@ -71,12 +71,12 @@ def test_lease_control_stops_keepalives_and_registers_again(lab):
     endpoints = lab.status().etcd.endpoints
     server = UserServer(name="lease-test").start()
     registration = ServiceRegistration(
-        name="lease-test", service_id=server.instance_id, address="127.0.0.1", port=server.port
+        ServiceInstance(id=server.instance_id, name="lease-test", host="127.0.0.1", port=server.port)
     )
     control = LeaseControl(
         EtcdRegistrar(registration, endpoints=endpoints, lease_ttl=2).start(), registration, endpoints
     )
-    etcd = etcd_client([parse_endpoint(e) for e in endpoints], 2.0)
+    etcd = etcd_client(etcd_endpoints(endpoints), 2.0)
     first = control.registrar
     try:
         assert first.wait_registered(5)
@@ -109,18 +109,18 @@ def test_refusals_tabulate_each_refused_change_and_skip_accepted_ones():
         label="mistake",
     )
     assert [row["mistake"] for row in table] == ["six attempts"] and "max_attempts" in table[0]["error"]
-    registration = ServiceRegistration(name="user", service_id="user-1", address="127.0.0.1", port=5001)
+    registration = ServiceRegistration(ServiceInstance(id="user-1", name="user", host="127.0.0.1", port=5001))
     table = refusals(
         {"a name with a space": {"name": "user service"}},
-        lambda **change: dataclasses.replace(registration, **change).validate(),
+        lambda **change: registration.replace(**change).validate(),
         RegistrationError,
     )
     assert table[0]["field"] == "name" and table[0]["attempt"] == "a name with a space"
 
 
 def test_a_parked_blocking_query_returns_soon_after_the_change(consul_node):
-    host, port = consul_node.http.split(":")
-    parked = time_a_blocking_query(consul.Consul(host=host, port=int(port)), "blocking-test")
+    host, port = consul_http_address(consul_node.http)
+    parked = time_a_blocking_query(consul.Consul(host=host, port=port), "blocking-test")
     assert parked.index_after != parked.index_before and parked.ids == ["blocking-test-1"]
     assert 0 <= parked.ms < 1000, parked
     assert consul_node.service("blocking-test-1") is None, "the demo instance is deregistered again"

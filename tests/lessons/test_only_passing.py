@@ -6,16 +6,16 @@ from __future__ import annotations
 import consul
 import pytest
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.wait import wait_until
 from lab_services.discovery import srv_records
 from lab_services.lessons.only_passing import OnlyPassingAgent
-from lab_services.registry.consul import parse_consul_http
 from lab_services.runtime import processes
 
 
 def test_only_passing_leaves_the_warning_instance_out_of_dns(consul_node):
     status = consul_node.lab.status()
-    host, port = parse_consul_http(consul_node.http)
+    host, port = consul_http_address(consul_node.http)
     client = consul.Consul(host=host, port=port)
     try:
         for n, state in ((1, "passing"), (2, "warning")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from labs import local_lab
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.lessons.widgets import ClusterOverview, HealthBoard
 from lab_services.registry.consul import ConsulRegistrar
 from lab_services.registry.consul_health import ConsulHealth
@@ -30,10 +31,7 @@ def registered(consul_http):
     """An in-process user service registered with gRPC, HTTP and TCP checks; deregistered and stopped afterwards."""
     server = UserServer(name="widget-test").start()
     registration = ServiceRegistration(
-        name="widget-test",
-        service_id=server.instance_id,
-        address="127.0.0.1",
-        port=server.port,
+        ServiceInstance(id=server.instance_id, name="widget-test", host="127.0.0.1", port=server.port),
         http_port=server.http_port,
         checks=[CheckSpec("grpc"), CheckSpec("http"), CheckSpec("tcp")],
     )

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from labs import local_lab
 
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
 from lab_services.metrics import prometheus
 from lab_services.runtime.file_sd import file_sd_groups
 from lab_services.service import user_pb2, user_pb2_grpc
@@ -77,8 +77,8 @@ def test_the_config_has_a_file_sd_job_for_etcd(cluster):
 
 
 def test_file_sd_groups_skip_instances_without_a_metrics_port():
-    with_port = Instance("a-1", "a", "127.0.0.1", 5001, meta={"metrics_port": "9101"})
-    without = Instance("a-2", "a", "127.0.0.1", 5002)
+    with_port = ServiceInstance("a-1", "a", "127.0.0.1", 5001, meta={"metrics_port": "9101"})
+    without = ServiceInstance("a-2", "a", "127.0.0.1", 5002)
     assert file_sd_groups([without, with_port]) == [
         {"targets": ["127.0.0.1:9101"], "labels": {"instance": "a-1", "service": "a", "registry": "etcd"}}
     ]

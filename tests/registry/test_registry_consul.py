@@ -13,6 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.wait import wait_for
 from lab_services.registry import Backoff, CheckSpec, ConsulRegistrar, RegistrationError, ServiceRegistration
 
@@ -70,12 +71,14 @@ def registrars():
 
 def make_reg(service_id: str, grpc_port: int, http_port: int | None = None, checks=(), name: str = "user"):
     return ServiceRegistration(
-        name=name,
-        service_id=service_id,
-        address="127.0.0.1",
-        port=grpc_port,
-        tags=("v1",),
-        meta={"version": "v1", "metrics_port": str(http_port or 9101)},
+        ServiceInstance(
+            id=service_id,
+            name=name,
+            host="127.0.0.1",
+            port=grpc_port,
+            tags=("v1",),
+            meta={"version": "v1", "metrics_port": str(http_port or 9101)},
+        ),
         http_port=http_port,
         checks=tuple(checks),
     )

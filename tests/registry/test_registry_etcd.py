@@ -9,6 +9,7 @@ import time
 import pytest
 from labs import EtcdNode, local_lab
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.wait import wait_for
 from lab_services.registry import Backoff, EtcdRegistrar, ServiceRegistration, parse_instance
 from lab_services.registry.etcd import service_prefix
@@ -33,12 +34,14 @@ def three_members(tmp_path):
 
 def make_reg(service_id: str, port: int = 5001) -> ServiceRegistration:
     return ServiceRegistration(
-        name="user",
-        service_id=service_id,
-        address="127.0.0.1",
-        port=port,
-        tags=("v1",),
-        meta={"version": "v1", "metrics_port": "9101"},
+        ServiceInstance(
+            id=service_id,
+            name="user",
+            host="127.0.0.1",
+            port=port,
+            tags=("v1",),
+            meta={"version": "v1", "metrics_port": "9101"},
+        ),
         http_port=9101,
     )
 

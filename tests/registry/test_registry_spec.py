@@ -9,6 +9,7 @@ import random
 import pytest
 
 from lab_services.core.errors import BadInputError
+from lab_services.core.instance import ServiceInstance
 from lab_services.registry import (
     Backoff,
     CheckSpec,
@@ -21,13 +22,9 @@ from lab_services.registry.consul import consul_checks
 
 
 def registration(**changes) -> ServiceRegistration:
-    fields = dict(
-        name="user",
-        service_id="user-5001",
-        address="127.0.0.1",
-        port=5001,
-        tags=("v1",),
-        meta={"version": "v1", "metrics_port": "9101"},
+    """A valid registration with `changes`, to the instance's fields or the registration's own."""
+    return ServiceRegistration(
+        ServiceInstance("user-5001", "user", "127.0.0.1", 5001, ("v1",), {"version": "v1", "metrics_port": "9101"}),
         http_port=9101,
         checks=(
             CheckSpec(kind="grpc", interval="1s", timeout="1s", deregister_critical_after=None),
@@ -35,15 +32,13 @@ def registration(**changes) -> ServiceRegistration:
             CheckSpec(kind="http"),
             CheckSpec(kind="tcp", deregister_critical_after="1m30s"),
         ),
-    )
-    fields.update(changes)
-    return ServiceRegistration(**fields)
+    ).replace(**changes)
 
 
 def test_valid_registrations_pass():
     registration().validate()
     registration(checks=()).validate()  # zero checks is allowed
-    registration(address="127.0.0.3", http_port=None, checks=(CheckSpec(kind="tcp"),)).validate()
+    registration(host="127.0.0.3", http_port=None, checks=(CheckSpec(kind="tcp"),)).validate()
     registration(checks=(CheckSpec(kind="ttl", ttl="2s", status="critical"),)).validate()
     registration(checks=(CheckSpec(kind="grpc", grpc_service="lab.user.v1.UserService", grpc_use_tls=True),)).validate()
 
@@ -64,11 +59,11 @@ def test_error_message_names_field_and_fix():
         ({"name": "user_svc"}, "name", "letters, digits and dashes"),
         ({"name": "-user"}, "name", "no leading"),
         ({"name": "u" * 64}, "name", "at most 63"),
-        ({"service_id": ""}, "service_id", "must not be empty"),
-        ({"service_id": "user/5001"}, "service_id", "only letters"),
-        ({"address": "10.0.0.1"}, "address", "only uses loopback"),
-        ({"address": "localhost"}, "address", "127.0.0.0/8"),
-        ({"address": "::1"}, "address", "127.0.0.0/8"),
+        ({"id": ""}, "id", "must not be empty"),
+        ({"id": "user/5001"}, "id", "only letters"),
+        ({"host": "10.0.0.1"}, "host", "only uses loopback"),
+        ({"host": "localhost"}, "host", "127.0.0.0/8"),
+        ({"host": "::1"}, "host", "127.0.0.0/8"),
         ({"port": 0}, "port", "1..65535"),
         ({"port": 70000}, "port", "1..65535"),
         ({"port": "5001"}, "port", "1..65535"),
@@ -114,10 +109,12 @@ def test_registration_is_frozen_and_copies_meta():
     meta = {"version": "v1"}
     reg = registration(meta=meta, tags=["v1"])
     meta["version"] = "v2"
-    assert reg.meta == {"version": "v1"}
-    assert reg.tags == ("v1",)
+    assert reg.instance.meta == {"version": "v1"}
+    assert reg.instance.tags == ("v1",)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        reg.port = 5002  # type: ignore[misc]
+        reg.instance.port = 5002  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reg.http_port = 9102  # type: ignore[misc]
     hash(reg)
 
 

@@ -69,6 +69,17 @@ def test_the_typed_status_reads_back_from_its_json(cluster):
         "project",
     ]
     assert status.service("user-2").address == status.services[1].address
+    assert list(status.to_dict()["services"][0]) == [
+        "id",
+        "name",
+        "version",
+        "address",
+        "admin",
+        "pid",
+        "metrics_url",
+        "state",
+        "container",
+    ]
     assert set(status.processes_of("consul")) == {"consul-1"}
 
 
@@ -124,8 +135,8 @@ def test_distinct_instance_addresses_share_one_port(tmp_path):
         instance_addresses="distinct",
     ) as lab:
         services = lab.status().services
-        hosts = [s.address.split(":")[0] for s in services]
-        ports = {s.address.split(":")[1] for s in services}
+        hosts = [s.instance.host for s in services]
+        ports = {s.instance.port for s in services}
         assert hosts == ["127.0.0.11", "127.0.0.12"] and len(ports) == 1
         added = lab.add_service()
         assert added["address"] == f"127.0.0.13:{ports.pop()}"

@@ -6,6 +6,7 @@ import pytest
 from labs import local_lab
 
 from lab_services.cli import _print_status
+from lab_services.core.addresses import consul_http_address
 from lab_services.core.http import http_json
 from lab_services.core.wait import wait_until
 from lab_services.runtime.config import ClusterConfig
@@ -50,7 +51,7 @@ def test_a_lab_with_client_agents_does_not_serve_a_lesson_without_them():
 
 def test_each_client_agent_is_a_node_on_its_own_loopback_address(agents_lab):
     status = agents_lab.status()
-    assert [a.split(":")[0] for a in status.consul.clients] == ["127.0.0.51", "127.0.0.52"]
+    assert [consul_http_address(a)[0] for a in status.consul.clients] == ["127.0.0.51", "127.0.0.52"]
     members = {m["Name"]: m for m in http_json(f"http://{status.consul.http[0]}/v1/agent/members")}
     assert {
         name: (m["Addr"], m["Tags"]["role"], m["Status"]) for name, m in members.items() if name.startswith("node-")

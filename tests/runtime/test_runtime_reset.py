@@ -10,10 +10,10 @@ import grpc
 import pytest
 from labs import local_lab
 
+from lab_services.core.addresses import consul_http_address, etcd_endpoints
 from lab_services.core.wait import wait_until
-from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.consul_health import ConsulHealth
-from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.registry.etcd import etcd_client
 from lab_services.service import AdminClient, user_pb2, user_pb2_grpc
 
 
@@ -28,9 +28,9 @@ def cluster(tmp_path_factory):
 def shape(cluster) -> dict:
     """What a lesson can change, read from the servers and the instances themselves."""
     status = cluster.status()
-    host, port = parse_consul_http(status.consul.http[0])
+    host, port = consul_http_address(status.consul.http[0])
     client = consul.Consul(host=host, port=port)
-    etcd = etcd_client([parse_endpoint(e) for e in status.etcd.endpoints], 2.0)
+    etcd = etcd_client(etcd_endpoints(status.etcd.endpoints), 2.0)
     try:
         instances = {s.id: AdminClient(s.admin).state() for s in status.services}
         return {
@@ -49,9 +49,9 @@ def shape(cluster) -> dict:
 def test_reset_undoes_what_an_aborted_lesson_left(cluster):
     fresh = shape(cluster)
     status = cluster.status()
-    host, port = parse_consul_http(status.consul.http[0])
+    host, port = consul_http_address(status.consul.http[0])
     client = consul.Consul(host=host, port=port)
-    etcd = etcd_client([parse_endpoint(e) for e in status.etcd.endpoints], 2.0)
+    etcd = etcd_client(etcd_endpoints(status.etcd.endpoints), 2.0)
     user1, user2 = status.services
     try:
         # What lessons 02-04 leave when stopped halfway: a critical registration whose heartbeat died, KV and etcd

@@ -13,9 +13,9 @@ from typing import Any
 
 import consul
 
+from lab_services.core import addresses
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.registry.consul import parse_consul_http
-from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.registry.etcd import etcd_client
 
 NAME = "00-shape"
 FIELDS = {
@@ -31,9 +31,9 @@ def check(shape_of: Callable[[Any, Any], Any], consul_http: str, etcd_endpoints:
     """00-shape: `shape_of(consul_client, etcd_client)` returns a dict with the five FIELDS, read from the servers."""
     if not callable(shape_of):
         return Verdict(NAME, False, "define cluster_shape(consul_client, etcd_client) and pass it to the checker")
-    host, port = parse_consul_http(consul_http)
+    host, port = addresses.consul_http_address(consul_http)
     client = consul.Consul(host=host, port=port)
-    etcd = etcd_client([parse_endpoint(e) for e in etcd_endpoints], 2.0)
+    etcd = etcd_client(addresses.etcd_endpoints(etcd_endpoints, "etcd_endpoints"), 2.0)
     try:
         answer = shape_of(client, etcd)
         if not isinstance(answer, dict):

@@ -15,8 +15,8 @@ from typing import Any
 
 import consul
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.registry.consul import parse_consul_http
 from lab_services.registry.consul_health import ConsulHealth
 
 NAME = "02-ttl"
@@ -35,7 +35,7 @@ def check(
     it passing."""
     if not callable(register) or not callable(heartbeat):
         return Verdict(NAME, False, "define register(client, service_id, port) and heartbeat(client, check_id, stop)")
-    host, http_port = parse_consul_http(consul_http)
+    host, http_port = consul_http_address(consul_http)
     client = consul.Consul(host=host, port=http_port)
     health = ConsulHealth(consul_http)
     stop = threading.Event()

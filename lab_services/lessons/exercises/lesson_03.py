@@ -15,9 +15,9 @@ from typing import Any
 import consul
 import grpc
 
+from lab_services.core.addresses import consul_http_address
 from lab_services.discovery import ConsulWatcher, PickerChannel
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.registry.consul import parse_consul_http
 from lab_services.service import user_pb2, user_pb2_grpc
 
 NAME = "03-v2-filter"
@@ -26,7 +26,7 @@ NAME = "03-v2-filter"
 def check(make_channel: Callable[[str], Any], consul_http: str, calls: int = 100) -> Verdict:
     """03-v2-filter: `make_channel(consul_http)` returns a PickerChannel whose ConsulWatcher has Consul filter to
     `version == v2`."""
-    host, port = parse_consul_http(consul_http)
+    host, port = consul_http_address(consul_http)
     client = consul.Consul(host=host, port=port)
     try:
         versions = {

@@ -16,8 +16,9 @@ from typing import Any
 import grpc
 import pyetcd
 
+from lab_services.core.addresses import etcd_endpoints
 from lab_services.lessons.exercises.verdict import Verdict
-from lab_services.registry.etcd import etcd_client, parse_endpoint
+from lab_services.registry.etcd import etcd_client
 
 NAME = "04-lease"
 TTL_S = 3
@@ -31,7 +32,7 @@ def check(
     stop."""
     if not callable(attach) or not callable(keep_alive):
         return Verdict(NAME, False, "define attach(etcd, key, ttl) and keep_alive(lease, stop)")
-    etcd = etcd_client([parse_endpoint(e) for e in endpoints], 2.0)
+    etcd = etcd_client(etcd_endpoints(endpoints), 2.0)
     stop = threading.Event()
     lease = None
     try:

@@ -15,7 +15,7 @@ import grpc
 
 from lab_services._proto.lab.user.v1 import user_service_pb2 as pb
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery.watcher import Watcher
 from lab_services.lessons.streaming.resume import ChannelFactory
 
@@ -97,7 +97,7 @@ class FanOutWriter:
                 channel.close()
             self._channels.clear()
 
-    def _channel(self, instance: Instance) -> grpc.Channel:
+    def _channel(self, instance: ServiceInstance) -> grpc.Channel:
         address, channel = self._channels.get(instance.id, (None, None))
         if channel is None or address != instance.address:
             if channel is not None:

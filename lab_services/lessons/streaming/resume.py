@@ -22,7 +22,7 @@ import grpc
 from lab_services._proto.lab.user.v1 import user_service_pb2 as pb
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
 from lab_services.core.background import BackgroundThread
-from lab_services.discovery.instance import Instance
+from lab_services.core.instance import ServiceInstance
 from lab_services.discovery.watcher import Watcher
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class ResumableWatch(BackgroundThread):
             elif outcome == "stopped":
                 return
 
-    def _choose(self) -> Instance | None:
+    def _choose(self) -> ServiceInstance | None:
         """The first listed instance not avoided: the one we were on if it is still fine, else the next."""
         now = time.monotonic()
         candidates = [i for i in self.watcher.instances() if self._avoid.get(i.id, 0) <= now]
@@ -222,7 +222,7 @@ class ResumableWatch(BackgroundThread):
                 return instance
         return candidates[0]
 
-    def _follow(self, instance: Instance) -> str:
+    def _follow(self, instance: ServiceInstance) -> str:
         """Stream from `instance` until it breaks; 'delivered' if any event came, 'failed' if none, 'stopped'."""
         channel = self.channel_factory(instance.address)
         delivered = False
@@ -278,7 +278,7 @@ class ResumableWatch(BackgroundThread):
             self.last_sequence = max(self.last_sequence or 0, event.sequence)
             self._cond.notify_all()
 
-    def _failed(self, instance: Instance, why: str) -> None:
+    def _failed(self, instance: ServiceInstance, why: str) -> None:
         log.info("watch on %s broke (%s); looking for another instance", instance.id, why)
         with self._cond:
             self.failures.append((time.monotonic(), instance.id, why))

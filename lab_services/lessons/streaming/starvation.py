@@ -20,6 +20,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from lab_services.core.instance import ServiceInstance
 from lab_services.core.progress import OnStep
 from lab_services.core.wait import WaitTimeout, wait_for
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
@@ -154,10 +155,9 @@ def _consul_verdict(server: UserServer, consul_http: str, settle: float) -> str:
     """Register `server` with a 1 s gRPC check (1 s timeout), give Consul `settle` seconds to pass it, and return the
     check's status: 'passing', or 'critical' when the health check could not get an answer in time."""
     registration = ServiceRegistration(
-        name="lesson05-starved",
-        service_id=f"lesson05-starved-{server.port}",
-        address="127.0.0.1",
-        port=server.port,
+        ServiceInstance(
+            id=f"lesson05-starved-{server.port}", name="lesson05-starved", host="127.0.0.1", port=server.port
+        ),
         checks=[CheckSpec("grpc", interval="1s", timeout="1s")],
     )
     registrar = ConsulRegistrar(registration, consul_http=consul_http).start()
