@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from labs import consul_watcher, local_lab
 
 from lab_services.core.wait import wait_until
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch
@@ -12,33 +11,12 @@ from lab_services.service import AdminClient
 
 pytestmark = pytest.mark.timeout(120)
 
-IDS = ["user-1", "user-2", "user-3"]
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with local_lab(
-        tmp_path_factory.mktemp("widgets07"),
-        consul_servers=1,
-        etcd_members=0,
-        services=3,
-        prometheus=False,
-        registry="consul",
-    ) as lab:
-        yield lab
-
-
-@pytest.fixture()
-def watcher(cluster):
-    with consul_watcher(cluster, IDS) as w:
-        yield w
-
-
-def test_stream_meter_kill_button_moves_the_stream_without_a_gap(cluster, watcher):
-    writer = FanOutWriter(watcher)
+def test_stream_meter_kill_button_moves_the_stream_without_a_gap(stream_lab, stream_watcher):
+    writer = FanOutWriter(stream_watcher)
     start = writer.start_sequence()
-    watch = ResumableWatch(watcher, since_sequence=start).start()
-    meter = StreamMeter(watch, kill=cluster.kill, writer=writer, write_rate=100).start(duration=20)
+    watch = ResumableWatch(stream_watcher, since_sequence=start).start()
+    meter = StreamMeter(watch, kill=stream_lab.kill, writer=writer, write_rate=100).start(duration=20)
     try:
         first = watch.wait_serving(5)
         assert watch.wait_for_sequence(start + 20, 5)
@@ -50,7 +28,7 @@ def test_stream_meter_kill_button_moves_the_stream_without_a_gap(cluster, watche
             seen=lambda: meter.serving.value,
         )
         meter.kill_button.click()
-        assert meter.kills[-1][1] == first and cluster.state_of(first) == "stopped"
+        assert meter.kills[-1][1] == first and stream_lab.state_of(first) == "stopped"
         assert watch.wait_for_sequence(writer.sequence + 20, 10), watch.failures
         meter.stop()
         assert watch.wait_for_sequence(writer.sequence, 5)
@@ -58,24 +36,24 @@ def test_stream_meter_kill_button_moves_the_stream_without_a_gap(cluster, watche
         meter.stop()
         watch.stop()
         writer.close()
-        cluster.start(first)
+        stream_lab.start(first)
     result = watch.check(first=start + 1, last=writer.sequence)
     assert result["gaps"] == [] and result["duplicates"] == [] and len(result["instances"]) == 2, result
     assert "0 missing, 0 duplicated" in meter.integrity.value
     assert "events/s" in meter.throughput.value and first in meter.history.value
 
 
-def test_stream_meter_kill_without_stream_says_so(watcher):
-    watch = ResumableWatch(watcher)  # never started: no stream open
+def test_stream_meter_kill_without_stream_says_so(stream_watcher):
+    watch = ResumableWatch(stream_watcher)  # never started: no stream open
     meter = StreamMeter(watch, kill=lambda _: pytest.fail("nothing should be killed"))
     meter.kill_button.click()
     assert meter.kills == [] and "no stream is open" in meter.status.value
 
 
-def test_fault_panel_sliders_toggles_and_breakers(cluster, watcher):
-    admins = {s.id: s.admin for s in cluster.status().services}
+def test_fault_panel_sliders_toggles_and_breakers(stream_lab, stream_watcher):
+    admins = {s.id: s.admin for s in stream_lab.status().services}
     panel = FaultPanel(
-        watcher,
+        stream_watcher,
         admins,
         target="user-2",
         calls_per_tick=30,
@@ -83,7 +61,7 @@ def test_fault_panel_sliders_toggles_and_breakers(cluster, watcher):
     )
     try:
         clean = panel.step()
-        assert clean["success"] == 1.0 and set(clean["served_by"]) == set(IDS)
+        assert clean["success"] == 1.0 and set(clean["served_by"]) == {s.id for s in stream_lab.status().services}
 
         panel.error_rate.value = 1.0
         assert AdminClient(admins["user-2"]).state()["faults"]["error_rate"] == 1.0

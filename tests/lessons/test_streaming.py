@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from labs import consul_watcher, local_lab
 
 from lab_services.discovery import ConsulWatcher
 from lab_services.lessons.streaming import FanOutWriter, ResumableWatch, backpressure_experiment, stream_outcome
@@ -13,50 +12,29 @@ from lab_services.service import UserServer
 
 pytestmark = pytest.mark.timeout(120)
 
-IDS = ["user-1", "user-2", "user-3"]
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with local_lab(
-        tmp_path_factory.mktemp("stream"),
-        consul_servers=1,
-        etcd_members=0,
-        services=3,
-        prometheus=False,
-        registry="consul",
-    ) as lab:
-        yield lab
-
-
-@pytest.fixture()
-def watcher(cluster):
-    with consul_watcher(cluster, IDS) as w:
-        yield w
-
-
-def test_watch_resumes_after_kill_9_without_gap_or_duplicate(cluster, watcher):
-    writer = FanOutWriter(watcher)
+def test_watch_resumes_after_kill_9_without_gap_or_duplicate(stream_lab, stream_watcher):
+    writer = FanOutWriter(stream_watcher)
     start = writer.start_sequence()  # the instances started together and have taken the same changes
     # A short avoid_for, so the restarted instance is tried (and refuses) before the third one is chosen.
-    with ResumableWatch(watcher, since_sequence=start, avoid_for=0.5) as watch:
+    with ResumableWatch(stream_watcher, since_sequence=start, avoid_for=0.5) as watch:
         first = watch.wait_serving(5)
         writer.create_many(30)
         assert watch.wait_for_sequence(writer.sequence, 5)
-        cluster.kill(first)
+        stream_lab.kill(first)
         writer.create_many(30, interval=0.005)
         assert watch.wait_for_sequence(writer.sequence, 10), watch.failures
 
         # The killed instance comes back empty: it cannot resume our sequence and must be passed over.
-        cluster.start(first)
-        assert watcher.wait_for(lambda xs: first in [i.id for i in xs], 15)
+        stream_lab.start(first)
+        assert stream_watcher.wait_for(lambda xs: first in [i.id for i in xs], 15)
         time.sleep(0.6)  # past avoid_for, so the watch may pick it again
         second = watch.current
-        cluster.kill(second)
+        stream_lab.kill(second)
         writer.create_many(30, interval=0.005)
         assert watch.wait_for_sequence(writer.sequence, 10), watch.failures
         result = watch.check(first=start + 1, last=writer.sequence)
-    cluster.start(second)
+    stream_lab.start(second)
     writer.close()
     assert result["gaps"] == [] and result["duplicates"] == [], result
     assert result["events"] == 90
@@ -65,8 +43,8 @@ def test_watch_resumes_after_kill_9_without_gap_or_duplicate(cluster, watcher):
     assert watch.switches[1].since > start
 
 
-def test_watch_gives_up_when_no_instance_exists(cluster):
-    with ConsulWatcher("nobody", cluster.status().consul.http, wait="1s") as empty:
+def test_watch_gives_up_when_no_instance_exists(stream_lab):
+    with ConsulWatcher("nobody", stream_lab.status().consul.http, wait="1s") as empty:
         empty.wait_ready(5)
         watch = ResumableWatch(empty, give_up_after=0.5).start()
         assert not watch.wait_for_sequence(1, 5)
