@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from labs import ConsulNode, EtcdNode, local_lab
+from labs import ConsulNode, EtcdNode, consul_watcher, local_lab
 
 from lab_services.runtime import Cluster, open_cluster, processes
 from lab_services.runtime.config import ClusterConfig
@@ -52,7 +52,7 @@ def plain_ipython(tmp_path_factory) -> None:
 # run of their own after the local runtime's (marker `compose`), and within a run they still come last.
 COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
 # What starts real servers: these fixtures, or a module that builds a lab itself. `make test-fast` leaves them out.
-LAB_FIXTURES = {"session_lab", "consul_node", "etcd_node", "stopped_server"}
+LAB_FIXTURES = {"session_lab", "consul_node", "etcd_node", "stopped_server", "three_in_consul"}
 LAB_BUILDERS = ("local_lab(", ".launch(", "LocalCluster(", "ComposeCluster(")
 # The lessons, in three groups (test_notebooks.py: LESSON_GROUPS): queued first, so no long lesson is left to end a
 # parallel run alone.
@@ -167,3 +167,25 @@ def pytest_runtest_makereport(item, call):
     for log in [log for root in roots for log in sorted(root.glob("**/logs/*.log"))]:
         lines = log.read_text(errors="replace").splitlines()[-15:]
         report.sections.append((f"server log {log}", "\n".join(lines)))
+
+
+@pytest.fixture(scope="module")
+def three_in_consul(tmp_path_factory) -> Cluster:
+    """One Consul server and three instances registered there only, for a module: what the streaming lessons, the
+    lesson 07 widgets and the breaker picker run across."""
+    with local_lab(
+        tmp_path_factory.mktemp("three-in-consul"),
+        consul_servers=1,
+        etcd_members=0,
+        services=3,
+        prometheus=False,
+        registry="consul",
+    ) as lab:
+        yield lab
+
+
+@pytest.fixture()
+def three_in_consul_watcher(three_in_consul):
+    """A started watcher that already lists the three instances."""
+    with consul_watcher(three_in_consul, ["user-1", "user-2", "user-3"]) as w:
+        yield w

@@ -8,7 +8,6 @@ import time
 
 import grpc
 import pytest
-from labs import local_lab
 
 from lab_services.discovery import ConsulWatcher, PickerChannel
 from lab_services.resilience import BreakerRegistry, CircuitOpenError
@@ -21,29 +20,16 @@ _numbers = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with local_lab(
-        tmp_path_factory.mktemp("breaker"),
-        consul_servers=1,
-        etcd_members=0,
-        services=3,
-        prometheus=False,
-        registry="consul",
-    ) as lab:
-        yield lab
-
-
-@pytest.fixture(scope="module")
-def watcher(cluster):
-    w = ConsulWatcher("user", cluster.status().consul.http, wait="5s").start()
+def watcher(three_in_consul):
+    w = ConsulWatcher("user", three_in_consul.status().consul.http, wait="5s").start()
     assert w.wait_for(lambda xs: [i.id for i in xs] == IDS, 15)
     yield w
     w.stop()
 
 
 @pytest.fixture()
-def admins(cluster):
-    clients = {s.id: AdminClient(s.admin) for s in cluster.status().services}
+def admins(three_in_consul):
+    clients = {s.id: AdminClient(s.admin) for s in three_in_consul.status().services}
     yield clients
     for client in clients.values():
         client.set_faults(latency_ms=0, error_rate=0)

@@ -12,11 +12,11 @@ from lab_services.service import AdminClient
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_stream_meter_kill_button_moves_the_stream_without_a_gap(stream_lab, stream_watcher):
-    writer = FanOutWriter(stream_watcher)
+def test_stream_meter_kill_button_moves_the_stream_without_a_gap(three_in_consul, three_in_consul_watcher):
+    writer = FanOutWriter(three_in_consul_watcher)
     start = writer.start_sequence()
-    watch = ResumableWatch(stream_watcher, since_sequence=start).start()
-    meter = StreamMeter(watch, kill=stream_lab.kill, writer=writer, write_rate=100).start(duration=20)
+    watch = ResumableWatch(three_in_consul_watcher, since_sequence=start).start()
+    meter = StreamMeter(watch, kill=three_in_consul.kill, writer=writer, write_rate=100).start(duration=20)
     try:
         first = watch.wait_serving(5)
         assert watch.wait_for_sequence(start + 20, 5)
@@ -28,7 +28,7 @@ def test_stream_meter_kill_button_moves_the_stream_without_a_gap(stream_lab, str
             seen=lambda: meter.serving.value,
         )
         meter.kill_button.click()
-        assert meter.kills[-1][1] == first and stream_lab.state_of(first) == "stopped"
+        assert meter.kills[-1][1] == first and three_in_consul.state_of(first) == "stopped"
         assert watch.wait_for_sequence(writer.sequence + 20, 10), watch.failures
         meter.stop()
         assert watch.wait_for_sequence(writer.sequence, 5)
@@ -36,24 +36,24 @@ def test_stream_meter_kill_button_moves_the_stream_without_a_gap(stream_lab, str
         meter.stop()
         watch.stop()
         writer.close()
-        stream_lab.start(first)
+        three_in_consul.start(first)
     result = watch.check(first=start + 1, last=writer.sequence)
     assert result["gaps"] == [] and result["duplicates"] == [] and len(result["instances"]) == 2, result
     assert "0 missing, 0 duplicated" in meter.integrity.value
     assert "events/s" in meter.throughput.value and first in meter.history.value
 
 
-def test_stream_meter_kill_without_stream_says_so(stream_watcher):
-    watch = ResumableWatch(stream_watcher)  # never started: no stream open
+def test_stream_meter_kill_without_stream_says_so(three_in_consul_watcher):
+    watch = ResumableWatch(three_in_consul_watcher)  # never started: no stream open
     meter = StreamMeter(watch, kill=lambda _: pytest.fail("nothing should be killed"))
     meter.kill_button.click()
     assert meter.kills == [] and "no stream is open" in meter.status.value
 
 
-def test_fault_panel_sliders_toggles_and_breakers(stream_lab, stream_watcher):
-    admins = {s.id: s.admin for s in stream_lab.status().services}
+def test_fault_panel_sliders_toggles_and_breakers(three_in_consul, three_in_consul_watcher):
+    admins = {s.id: s.admin for s in three_in_consul.status().services}
     panel = FaultPanel(
-        stream_watcher,
+        three_in_consul_watcher,
         admins,
         target="user-2",
         calls_per_tick=30,
@@ -61,7 +61,7 @@ def test_fault_panel_sliders_toggles_and_breakers(stream_lab, stream_watcher):
     )
     try:
         clean = panel.step()
-        assert clean["success"] == 1.0 and set(clean["served_by"]) == {s.id for s in stream_lab.status().services}
+        assert clean["success"] == 1.0 and set(clean["served_by"]) == {s.id for s in three_in_consul.status().services}
 
         panel.error_rate.value = 1.0
         assert AdminClient(admins["user-2"]).state()["faults"]["error_rate"] == 1.0

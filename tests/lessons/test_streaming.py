@@ -13,28 +13,28 @@ from lab_services.service import UserServer
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_watch_resumes_after_kill_9_without_gap_or_duplicate(stream_lab, stream_watcher):
-    writer = FanOutWriter(stream_watcher)
+def test_watch_resumes_after_kill_9_without_gap_or_duplicate(three_in_consul, three_in_consul_watcher):
+    writer = FanOutWriter(three_in_consul_watcher)
     start = writer.start_sequence()  # the instances started together and have taken the same changes
     # A short avoid_for, so the restarted instance is tried (and refuses) before the third one is chosen.
-    with ResumableWatch(stream_watcher, since_sequence=start, avoid_for=0.5) as watch:
+    with ResumableWatch(three_in_consul_watcher, since_sequence=start, avoid_for=0.5) as watch:
         first = watch.wait_serving(5)
         writer.create_many(30)
         assert watch.wait_for_sequence(writer.sequence, 5)
-        stream_lab.kill(first)
+        three_in_consul.kill(first)
         writer.create_many(30, interval=0.005)
         assert watch.wait_for_sequence(writer.sequence, 10), watch.failures
 
         # The killed instance comes back empty: it cannot resume our sequence and must be passed over.
-        stream_lab.start(first)
-        assert stream_watcher.wait_for(lambda xs: first in [i.id for i in xs], 15)
+        three_in_consul.start(first)
+        assert three_in_consul_watcher.wait_for(lambda xs: first in [i.id for i in xs], 15)
         time.sleep(0.6)  # past avoid_for, so the watch may pick it again
         second = watch.current
-        stream_lab.kill(second)
+        three_in_consul.kill(second)
         writer.create_many(30, interval=0.005)
         assert watch.wait_for_sequence(writer.sequence, 10), watch.failures
         result = watch.check(first=start + 1, last=writer.sequence)
-    stream_lab.start(second)
+    three_in_consul.start(second)
     writer.close()
     assert result["gaps"] == [] and result["duplicates"] == [], result
     assert result["events"] == 90
@@ -43,8 +43,8 @@ def test_watch_resumes_after_kill_9_without_gap_or_duplicate(stream_lab, stream_
     assert watch.switches[1].since > start
 
 
-def test_watch_gives_up_when_no_instance_exists(stream_lab):
-    with ConsulWatcher("nobody", stream_lab.status().consul.http, wait="1s") as empty:
+def test_watch_gives_up_when_no_instance_exists(three_in_consul):
+    with ConsulWatcher("nobody", three_in_consul.status().consul.http, wait="1s") as empty:
         empty.wait_ready(5)
         watch = ResumableWatch(empty, give_up_after=0.5).start()
         assert not watch.wait_for_sequence(1, 5)

@@ -142,9 +142,6 @@ class ComposeCluster(Cluster):
         """The stack runs one shape, which serves every lesson it can run at all: start it unless it runs."""
         self.launch(wanted)
 
-    def up(self) -> ClusterStatus:
-        return self._up()
-
     def nodes(self, containers: dict[str, Any] | None = None) -> list[NodeSpec]:
         """Consul, etcd and Prometheus, then every user-service container the project has, by index."""
         containers = self.containers() if containers is None else containers
