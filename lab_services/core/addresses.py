@@ -5,7 +5,7 @@
 
 Every function takes 'host:port' with or without 'http://' (the lab's servers speak plain HTTP), so each place
 that takes an address accepts the same spellings, and raises BadInputError naming the argument and the value.
-Whether the host is on loopback is `core.ports.require_loopback`'s question, asked where the lab connects.
+Whether the lab may use the host is `core.network.require_lab_host`'s question, asked where the lab connects.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
 import socket
 
-from lab_services.core.errors import BadInputError, LabError
+from lab_services.core.errors import LabError
+from lab_services.core.network import require_lab_host
 
 # Below the kernel's ephemeral range (net.ipv4.ip_local_port_range starts at 32768) and above common services.
 ALLOCATED_RANGE = (20000, 32000)
@@ -22,19 +22,6 @@ PORT_RANGE_ENV = "LAB_PORT_RANGE"
 
 class PortInUseError(LabError, RuntimeError):
     """A port the user asked for is taken; the message names the holder and the fix."""
-
-
-def require_loopback(host: str, field: str = "host") -> str:
-    """The lab only ever binds and connects inside 127.0.0.0/8."""
-    try:
-        ok = ipaddress.ip_address(host) in ipaddress.ip_network("127.0.0.0/8")
-    except ValueError:
-        ok = False
-    if not ok:
-        raise BadInputError(
-            f"invalid argument: {field}: {host!r} is not a loopback address; the lab uses only 127.0.0.0/8"
-        )
-    return host
 
 
 def is_free(host: str, port: int) -> bool:
@@ -111,7 +98,7 @@ class PortAllocator:
     """
 
     def __init__(self, host: str = "127.0.0.1", offset: int | None = None):
-        self.host = require_loopback(host)
+        self.host = require_lab_host(host)
         self.offset = port_offset() if offset is None else offset
         self.range = port_range()
         self.moved: dict[int, dict[str, int | str]] = {}

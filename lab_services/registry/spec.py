@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from lab_services.core.durations import DURATION_HINT, parse_duration
 from lab_services.core.errors import BadInputError
 from lab_services.core.instance import ServiceInstance
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 
 CHECK_KINDS = ("http", "tcp", "grpc", "ttl")
 CHECK_STATUSES = ("passing", "warning", "critical")
@@ -223,7 +223,7 @@ class ServiceRegistration:
 
     def _validate_host(self) -> None:
         try:
-            require_loopback(self.instance.host, "host")
+            require_lab_host(self.instance.host, "host")
         except ValueError:
             raise RegistrationError(
                 "host",

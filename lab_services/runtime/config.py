@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lab_services.core.errors import BadInputError
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 
 REGISTRIES = ("none", "consul", "etcd", "both")
 CONFIG_STORES = ("none", "consul", "etcd")
@@ -36,7 +36,7 @@ class ClusterConfig:
     datacenters: int = 1
 
     def validate(self) -> ClusterConfig:
-        require_loopback(self.host, "host")
+        require_lab_host(self.host, "host")
         for field in ("consul_servers", "etcd_members"):
             if getattr(self, field) not in (0, 1, 3):
                 raise BadInputError(f"invalid argument: {field}: {getattr(self, field)}; use 0, 1 or 3")

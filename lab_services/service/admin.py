@@ -13,7 +13,7 @@ import urllib.request
 from typing import Any
 
 from lab_services.core.addresses import host_port
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 
 
 class AdminClient:
@@ -21,7 +21,7 @@ class AdminClient:
 
     def __init__(self, address: str, timeout: float = 5.0):
         host, port = host_port(address, "address", "127.0.0.1:9101")
-        self.base = f"http://{require_loopback(host, 'address')}:{port}"
+        self.base = f"http://{require_lab_host(host, 'address')}:{port}"
         self.timeout = timeout
 
     def state(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from lab_services.core.addresses import consul_http_address, etcd_endpoints
 from lab_services.core.backoff import Backoff
 from lab_services.core.errors import BadInputError, LabError, UnreachableError
 from lab_services.core.etcd_gateway import EtcdGateway, prefix_end
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 from lab_services.service.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def _text(b64: str | None) -> str:
 
 def _loopback(host: str, port: int, field: str) -> str:
     """'host:port' for a parsed address, which must be on loopback like every server of the lab."""
-    return f"{require_loopback(host, field)}:{port}"
+    return f"{require_lab_host(host, field)}:{port}"
 
 
 class ConsulConfigStore:

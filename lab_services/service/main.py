@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from lab_services.core.instance import ServiceInstance
-from lab_services.core.ports import PortInUseError, require_loopback
+from lab_services.core.network import require_lab_host
+from lab_services.core.ports import PortInUseError
 from lab_services.service.server import DEFAULT_MAX_STREAMS, SERVER_KINDS, UserServer
 
 log = logging.getLogger("lab_services.service")
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
     """Serve, report SERVING, then register; bad flags raise ValueError before anything binds."""
-    require_loopback(args.host, "--host")
+    require_lab_host(args.host, "--host")
     if args.registry != "none":
         # Ports of 0 are only known after binding; check everything else before anything starts.
         registration(args, args.id or args.name, args.port or 1, args.http_port or 1).validate()

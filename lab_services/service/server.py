@@ -23,7 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
-from lab_services.core.ports import PortInUseError, holder, require_loopback
+from lab_services.core.network import require_lab_host
+from lab_services.core.ports import PortInUseError, holder
 from lab_services.service.faults import FaultInjector, FaultInterceptor
 from lab_services.service.health import HealthState
 from lab_services.service.interceptors import ServedByInterceptor
@@ -69,7 +70,7 @@ class UserServer:
         settings: RuntimeSettings | None = None,
     ):
         self.name = name
-        self.host = require_loopback(host)
+        self.host = require_lab_host(host)
         self.requested_port = port
         self.instance_id = instance_id or ""
         if server_kind not in SERVER_KINDS:

@@ -27,7 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from lab_services.core.errors import BadInputError
-from lab_services.core.ports import PortInUseError, holder, require_loopback
+from lab_services.core.network import require_lab_host
+from lab_services.core.ports import PortInUseError, holder
 from lab_services.service.faults import FaultInjector
 from lab_services.service.health import HealthState
 
@@ -52,7 +53,7 @@ class SidecarHTTP:
         routes: dict[str, Callable[[], dict[str, Any]]] | None = None,
         reset: Callable[[], dict[str, Any]] | None = None,
     ):
-        self.host = require_loopback(host)
+        self.host = require_lab_host(host)
         self.requested_port = port
         self.health = health
         self.faults = faults

@@ -12,7 +12,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 from lab_services.discovery import ServiceInstance, Watcher
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.tracing.interceptors import ClientTracing, ServerTracing
@@ -117,7 +117,7 @@ class GatewayServer:
 
     def __init__(self, gateway: Gateway, host: str = "127.0.0.1", port: int = 0):
         self.gateway = gateway
-        self.host = require_loopback(host)
+        self.host = require_lab_host(host)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gateway"),
             interceptors=[ServerTracing(gateway.tracer, "gateway")],

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from lab_services.core.addresses import host_port
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 
 
 def tracer_provider(service: str, endpoint: str, batch_delay_ms: int = 200) -> TracerProvider:
@@ -20,7 +20,7 @@ def tracer_provider(service: str, endpoint: str, batch_delay_ms: int = 200) -> T
     if not service:
         raise ValueError("invalid argument: service: a tracer provider needs a service name")
     host, port = host_port(endpoint, "endpoint", "127.0.0.1:4317")
-    require_loopback(host, "endpoint")
+    require_lab_host(host, "endpoint")
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     exporter = OTLPSpanExporter(endpoint=f"http://{host}:{port}", insecure=True)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=batch_delay_ms))

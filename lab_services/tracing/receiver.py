@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 from lab_services.core.wait import wait_until
 
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -55,7 +55,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     """Serves `opentelemetry.proto.collector.trace.v1.TraceService/Export`, as a collector's OTLP receiver does."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.host = require_loopback(host)
+        self.host = require_lab_host(host)
         self.requested_port = port
         self.port = 0
         self._spans: list[ReceivedSpan] = []

@@ -73,5 +73,5 @@ def test_the_clients_take_the_same_spellings():
         "127.0.0.1:2379",
         "127.0.0.2:2379",
     ]
-    with pytest.raises(BadInputError, match=r"address: '10\.0\.0\.1' is not a loopback address"):
+    with pytest.raises(BadInputError, match=r"address: '10\.0\.0\.1' is not a lab address"):
         open_store("consul", "10.0.0.1:8500", "config/user")

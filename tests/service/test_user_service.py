@@ -482,7 +482,7 @@ def test_non_loopback_host_is_refused():
     process = start_process("--host", "0.0.0.0")
     _, err = process.communicate(timeout=20)
     assert process.returncode == 2
-    assert "'0.0.0.0' is not a loopback address" in err and "Traceback" not in err
+    assert "'0.0.0.0' is not a lab address" in err and "Traceback" not in err
 
 
 def test_second_server_on_a_taken_port_fails_instead_of_sharing_it(server):

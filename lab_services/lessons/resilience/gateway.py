@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
-from lab_services.core.ports import require_loopback
+from lab_services.core.network import require_lab_host
 from lab_services.lessons.resilience.measure import create_user_call, run_calls, server_codes, wait_idle
 from lab_services.resilience.deadlines import remaining_deadline
 
@@ -59,7 +59,7 @@ class GatewayServer:
         self.upstream_address = upstream_address
         self.propagate = propagate
         self.fixed_timeout = fixed_timeout
-        self.host = require_loopback(host)
+        self.host = require_lab_host(host)
         self.requested_port = port
         self.interceptors = interceptors or []
         self.port = 0
