@@ -28,18 +28,22 @@ DEFAULT_NET_PREFIX = "10.213.7"
 
 
 @cache
-def _file_prefix() -> str | None:
+def _env_file() -> str:
     try:
-        text = ENV_FILE.read_text()
+        return ENV_FILE.read_text()
     except OSError:
-        return None
-    found = re.search(rf"^\s*{NET_PREFIX_ENV}\s*=\s*([0-9.]+)\s*$", text, re.MULTILINE)
-    return found.group(1) if found else None
+        return ""
+
+
+def stack_setting(name: str, default: str = "") -> str:
+    """One of the stack's settings: the environment's value, else compose/.env's (as `docker compose` reads them)."""
+    found = re.search(rf"^\s*{re.escape(name)}\s*=[ \t]*(\S*)[ \t]*$", _env_file(), re.MULTILINE)
+    return os.environ.get(name) or (found.group(1) if found else "") or default
 
 
 def net_prefix() -> str:
     """The first three octets of the stack's /24 ('10.213.7'): `LAB_NET_PREFIX`, else compose/.env's."""
-    prefix = (os.environ.get(NET_PREFIX_ENV) or _file_prefix() or DEFAULT_NET_PREFIX).strip()
+    prefix = stack_setting(NET_PREFIX_ENV, DEFAULT_NET_PREFIX).strip()
     parts = prefix.split(".")
     if len(parts) != 3 or not all(p.isdigit() and 0 <= int(p) <= 255 for p in parts):
         raise BadInputError(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_services.core.errors import BadInputError, LabError, NotRunningError
+from lab_services.core.network import kernel_host
 from lab_services.runtime import processes
 from lab_services.runtime.binaries import find_binary
 from lab_services.runtime.cleanup import clean_lab_state
@@ -181,12 +182,18 @@ class Cluster(ABC):
         return steps + clean_lab_state(self.status())
 
     # -- processes beside the lab ----------------------------------------------------------------------
-    def start_auxiliary(self, kind: Auxiliary, name: str, args: list[str]) -> processes.Child:
-        """Start a process beside the lab (a drill's probe instance, an extra Consul agent) with `args` after the
-        program `kind` names; it is stopped with this interpreter and reaped at the lab's next start if a crash
-        leaves it. The caller stops it (`.stop()`) when done.
+    def auxiliary_host(self) -> str:
+        """The address the next process beside the lab binds: the kernel's own address here, a free address on the
+        stack's network on compose. Its ports can then be the familiar ones or any free ones."""
+        return kernel_host()
 
-        Both runtimes run these on the machine that runs the notebook, next to the lab's loopback addresses.
+    def start_auxiliary(self, kind: Auxiliary, name: str, args: list[str], host: str | None = None) -> Any:
+        """Start a process beside the lab (a drill's probe instance, an extra Consul agent) with `args` after the
+        program `kind` names, at `host` (from `auxiliary_host()`); the handle has `stop()`, `kill()`, `send(sig)`,
+        `alive()` and `tail(lines)`. It is stopped with this interpreter and reaped at the lab's next start if a
+        crash leaves it; the caller stops it (`.stop()`) when done.
+
+        Here it is a child process of this interpreter; the compose runtime runs a container instead.
         """
         kind = Auxiliary(kind)
         if not name or "/" in name:

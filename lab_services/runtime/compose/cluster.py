@@ -8,7 +8,7 @@ lives in this object that the engine does not also hold: a fresh process (`disco
 
 from __future__ import annotations
 
-import shutil
+import json
 import subprocess
 import threading
 import time
@@ -22,10 +22,9 @@ import docker.types
 
 from lab_services.core.errors import BadInputError, LabError, NotRunningError, UnsupportedError
 from lab_services.core.paths import state_dir
-from lab_services.core.ports import PortInUseError, holder, is_free
 from lab_services.runtime import readiness
-from lab_services.runtime.cluster import Action, Cluster, NotReadyError, UnknownProcessError
-from lab_services.runtime.compose import engine, topology
+from lab_services.runtime.cluster import Action, Auxiliary, Cluster, NotReadyError, UnknownProcessError
+from lab_services.runtime.compose import containers, engine, topology
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec
 from lab_services.runtime.status import ClusterStatus, describe
@@ -41,23 +40,24 @@ SHAPE = ClusterConfig(
     consul_http_port=topology.CONSUL_PORTS["http"],
     instance_addresses="distinct",
 )
-ADDED = "lab.added"
 VERSION = "lab.version"
-SERVICE_LABEL = "com.docker.compose.service"
+CONFIG = "lab.config"  # on a container the runtime reshaped: the ClusterConfig fields it was made for, as JSON
 PROMETHEUS_CONFIG = str(engine.COMPOSE_DIR / "prometheus" / "prometheus.yml")
+# The fields a lesson may ask of the stack beyond its file's shape, which the runtime then adds containers for.
+RESHAPED = ("config_store", "consul_clients", "datacenters")
+# An extra agent's data lives as long as its container: in memory, not in an anonymous volume the image would make.
+DATA_TMPFS = docker.types.Mount("/consul/data", None, type="tmpfs")
 
 
-# What the compose stack cannot run yet, each with the way round it: (field, value it needs, what, instead).
+# What the compose stack cannot run, with the way round it: (field, value it needs, what, instead).
 LOCAL_ONLY = (
-    ("tls", "off", "TLS instances (`--tls`)", "lesson 06 itself runs on compose; for instances that serve TLS"),
-    ("config_store", "none", "`--config-store` yet", "for instances that follow a config store"),
-    ("consul_clients", 0, "Consul client agents (`--consul-clients`) yet", "for client agents"),
-    ("datacenters", 1, "second datacenter (`--datacenters 2`) yet", "for two datacenters"),
+    ("tls", "off", "a lab whose own instances serve TLS (`--tls`)", "lesson 06 itself runs on compose; for that"),
 )
 
 
 def shape_for(wanted: ClusterConfig) -> ClusterConfig:
-    """The compose stack's shape when it serves `wanted`; UnsupportedError naming the way round when it cannot."""
+    """The stack's shape when it serves `wanted` (the file's, plus the client agents, second datacenter or config
+    store `wanted` asks for); UnsupportedError naming the way round when it cannot."""
     wanted.validate()
     for field, plain, what, why in LOCAL_ONLY:
         if getattr(wanted, field) != plain:
@@ -66,14 +66,15 @@ def shape_for(wanted: ClusterConfig) -> ClusterConfig:
                 what,
                 f"{why}, use the local runtime: `discovery-lab --backend local up ...` (or unset LAB_BACKEND)",
             )
-    if not SHAPE.covers(wanted):
+    shape = ClusterConfig(**{**SHAPE.to_dict(), **{f: getattr(wanted, f) for f in RESHAPED}})
+    if not shape.covers(wanted):
         raise UnsupportedError(
             "compose",
             f"room for {wanted.consul_servers} Consul servers, {wanted.etcd_members} etcd members and "
             f"{wanted.services} instances on {wanted.instance_addresses} addresses (it runs 3, 3 and {SHAPE.services})",
             "use `add_service` for more instances, or the local runtime (unset LAB_BACKEND)",
         )
-    return SHAPE
+    return shape
 
 
 def _state(container: Any) -> str:
@@ -97,7 +98,6 @@ class ComposeCluster(Cluster):
         self.config = shape_for(config or SHAPE)
         self.project = project
         self.base = base or state_dir()
-        self.data_dir = self.base / "compose"
         self.ready_timeout = ready_timeout
         self.timings: dict[str, float] = {}
         self._client: docker.DockerClient | None = None
@@ -112,13 +112,20 @@ class ComposeCluster(Cluster):
 
     # -- finding the stack -----------------------------------------------------------------------------
     def containers(self) -> dict[str, Any]:
-        """The project's containers by compose service name (stopped ones too)."""
-        found = self.client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
-        return {c.labels.get(SERVICE_LABEL, c.name): c for c in found}
+        """The lab's containers by compose service name, stopped ones too: the servers and instances, not the
+        JupyterLab they are driven from, nor a lesson's auxiliary containers."""
+        found = self.client.containers.list(all=True, filters={"label": f"{containers.PROJECT_LABEL}={self.project}"})
+        return {
+            c.labels.get(containers.SERVICE_LABEL, c.name): c
+            for c in found
+            if c.labels.get(containers.SERVICE_LABEL) != topology.JUPYTER
+            and c.labels.get(containers.ROLE_LABEL) != "auxiliary"
+        }
 
     def running(self) -> bool:
-        """True while any container of the project exists, running or not: `up` made it and `down` did not remove it."""
-        return bool(self.containers())
+        """True while any of the lab's containers runs. After a reboot or a killed engine they exist but have all
+        exited: the lab is not running then, and `up` starts them again."""
+        return any(_state(c) != "stopped" for c in self.containers().values())
 
     def published(self) -> dict[str, Any] | None:
         """The running lab's state (`{"status": ...}`), or None."""
@@ -133,121 +140,130 @@ class ComposeCluster(Cluster):
         return "discovery-lab --backend compose up"
 
     def launch(self, config: ClusterConfig, owner_pid: int | None = None) -> ClusterStatus:
-        """Start the stack if `config` fits its one shape. A compose lab has no owner: its containers outlive the
-        kernel that asked (`discovery-lab --backend compose down` removes them)."""
-        shape_for(config)
-        return self._up()
+        """Start the stack (or bring back the one a reboot stopped), then shape it for `config`. A compose lab has
+        no owner: its containers outlive the kernel that asked (`discovery-lab --backend compose down`)."""
+        shape = shape_for(config)
+        self._up()
+        self._reshape(shape)
+        return self.status()
 
     def ensure(self, wanted: ClusterConfig, owner_pid: int | None = None) -> None:
-        """The stack runs one shape, which serves every lesson it can run at all: start it unless it runs."""
+        """Start the stack unless it runs, and add or remove the client agents, second datacenter or config store
+        `wanted` differs in (the instances are made again when where they register or what they follow changes)."""
         self.launch(wanted)
 
-    def nodes(self, containers: dict[str, Any] | None = None) -> list[NodeSpec]:
-        """Consul, etcd and Prometheus, then every user-service container the project has, by index."""
-        containers = self.containers() if containers is None else containers
+    def current(self, found: dict[str, Any] | None = None) -> ClusterConfig:
+        """The shape the containers have now: the file's, or what the runtime last reshaped the instances for."""
+        found = self.containers() if found is None else found
+        first = found.get(f"{topology.SERVICE_NAME}-1")
+        made_for = json.loads(first.labels.get(CONFIG, "{}")) if first is not None else {}
+        return ClusterConfig(**{**SHAPE.to_dict(), **made_for})
+
+    def nodes(self, found: dict[str, Any] | None = None) -> list[NodeSpec]:
+        """Consul, etcd and Prometheus, the extra agents the lab has, then every instance, by index."""
+        found = self.containers() if found is None else found
         services = sorted(
             (int(name.rsplit("-", 1)[1]), c)
-            for name, c in containers.items()
+            for name, c in found.items()
             if name.startswith(f"{topology.SERVICE_NAME}-")
         )
+        extras = topology.extra_nodes(self.current(found))
         return [
             *topology.server_nodes(PROMETHEUS_CONFIG),
+            *(n for n in extras if n.name in found),
             *(topology.service_node(i, c.labels.get(VERSION, "v1")) for i, c in services),
         ]
 
     # -- the stack as a whole --------------------------------------------------------------------------
-    def _compose(self, *args: str, files: list[Path] | None = None, timeout: float = 300.0) -> str:
+    def _compose(self, *args: str, files: list[Path] | None = None, timeout: float = 600.0) -> str:
         argv = [*engine.compose_argv(self.project, files or engine.files_for("official")), *args]
-        out = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, env=engine.compose_env(self.data_dir)
-        )
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise LabError(
                 f"`docker compose {' '.join(args)}` failed (exit {out.returncode}):\n{out.stderr.strip()[-2000:]}"
             )
         return out.stdout
 
-    def _up(self) -> ClusterStatus:
+    def _up(self) -> None:
         with self._lock:
-            if self.running():
-                return self.status()
-            engine.compose_version()
-            images = engine.image_set(self.client)
-            files = engine.files_for(images)
-            engine.missing_images(
-                self.client, engine.compose_config(files, self.project, engine.compose_env(self.data_dir))
-            )
-            self._check_ports()
-            for node in topology.consul_nodes():
-                # Made here, as the caller: a directory the engine creates for a bind mount belongs to root.
-                (self.data_dir / node.name).mkdir(parents=True, exist_ok=True)
+            found = self.containers()
+            if found and self.running() and all(_state(c) != "stopped" for c in found.values()):
+                return
             started = time.monotonic()
+            if found:
+                # Made before and stopped since (a reboot, a killed engine, `docker compose stop`): start them again.
+                self._restart(found)
+            else:
+                self._create()
+            self.timings["all_ready"] = time.monotonic() - started
+
+    def _create(self) -> None:
+        """`docker compose up` of the learner's file (with the CI override on a machine with only local images)."""
+        if engine.in_stack():
+            raise NotRunningError(
+                f"the lab's containers are gone; start them from the machine that runs Docker: "
+                f"`docker compose -f compose/docker-compose.yml up -d` (or `{self.start_command}`)"
+            )
+        engine.compose_version()
+        images = engine.image_set(self.client)
+        files = engine.files_for(images)
+        engine.missing_images(self.client, engine.compose_config(files, self.project))
+        engine.check_network_free(self.client, self.project)
+        engine.check_published_ports()
+        try:
             try:
-                try:
-                    self._compose("up", "--detach", "--remove-orphans", files=files)
-                except LabError as err:
-                    if images != "official":
-                        raise
-                    raise LabError(
-                        f"{err}\nWith no registry in reach, build local images with `make compose-images` "
-                        "and set LAB_COMPOSE_IMAGES=ci"
-                    ) from None
-                # The same readiness as the local runtime (a raft leader, etcd healthy, Prometheus ready, each
-                # service passing in Consul and listed in etcd), asked of the servers, not of docker's healthchecks.
-                self._wait_group(self.nodes())
-                self.timings["all_ready"] = time.monotonic() - started
-                self._check_running()
-            except BaseException:
-                self.down()
-                raise
-            return self.status()
+                self._compose("up", "--detach", "--remove-orphans", files=files)
+            except LabError as err:
+                raise engine.explain_up_failure(err, images) from None
+            # The same readiness as the local runtime (a raft leader, etcd healthy, Prometheus ready, each
+            # service passing in Consul and listed in etcd), asked of the servers, not of docker's healthchecks.
+            self._wait_group(self.nodes())
+            self._check_running()
+        except BaseException:
+            self.down()
+            raise
+
+    def _restart(self, found: dict[str, Any]) -> None:
+        """Start every stopped container of the lab: the servers together (a raft needs its peers), then the rest."""
+        nodes = self.nodes(found)
+        servers = [n.name for n in nodes if n.kind != "service" and n.name in found]
+        self.start_together(servers)
+        for name, container in found.items():
+            if name not in servers and _state(container) == "stopped":
+                container.start()
+        self.start_together([n.name for n in nodes if n.kind == "service"])
+        self._check_running()
 
     def _check_running(self) -> None:
         """Every container of the stack runs, helpers without a readiness check of their own (etcd-sd) too."""
         for name, container in self.containers().items():
+            container.reload()
             if container.status != "running":
                 raise NotReadyError(
                     f"{name} is {container.status} (exit code {container.attrs['State']['ExitCode']}); "
                     f"last lines of `docker logs {container.name}`:\n{self._tail(container)}"
                 )
 
-    def _check_ports(self) -> None:
-        """Every address and port the stack binds must be free; say who holds one that is not."""
-        for node in [*topology.server_nodes(""), *(topology.service_node(i) for i in range(1, topology.INSTANCES + 1))]:
-            for name, port in node.ports.items():
-                if not is_free(node.host, port):
-                    raise PortInUseError(
-                        f"port {port} on {node.host} ({node.name} {name}) is in use by {holder(port, node.host)}; "
-                        f"stop it, or if it is an earlier compose lab run `discovery-lab --backend compose down`"
-                    )
-
     def down(self, volumes: bool = False) -> None:
         """Services first (SIGTERM: they deregister while Consul and etcd still answer), then the whole project.
 
-        The servers' data (etcd's and Prometheus's named volumes, Consul's data directories) stays unless
-        `volumes`; containers, networks and anonymous volumes never do.
+        The servers' data (named volumes) stays unless `volumes`; containers and the network never do. From inside
+        the stack's JupyterLab, the lab's containers go and JupyterLab stays (the compose CLI is on the host).
         """
         with self._lock:
-            data = self._consul_dirs() if volumes else set()
-            services = [c for name, c in self.containers().items() if name.startswith(f"{topology.SERVICE_NAME}-")]
+            found = self.containers()
+            services = [c for name, c in found.items() if name.startswith(f"{topology.SERVICE_NAME}-")]
             with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
                 list(pool.map(self._graceful_stop, services))
+            if engine.in_stack():
+                for container in self.containers().values():
+                    container.remove(v=True, force=True)
+                return
             self._compose("down", "--remove-orphans", "--timeout", "2", *(["--volumes"] if volumes else []))
-            for container in self.containers().values():
+            for container in self.client.containers.list(
+                all=True, filters={"label": f"{containers.PROJECT_LABEL}={self.project}"}
+            ):
                 container.remove(v=True, force=True)
-            for path in data:
-                shutil.rmtree(path, ignore_errors=True)
-
-    def _consul_dirs(self) -> set[Path]:
-        """Consul's data directories: this lab's, and those the running containers mount (another state dir's)."""
-        mounted = {
-            Path(m["Source"])
-            for name, c in self.containers().items()
-            if name.startswith("consul-")
-            for m in c.attrs["Mounts"]
-            if m["Type"] == "bind" and m["Source"] == m["Destination"]
-        }
-        return mounted | {self.data_dir / n.name for n in topology.consul_nodes()}
 
     @staticmethod
     def _graceful_stop(container: Any) -> None:
@@ -255,6 +271,72 @@ class ComposeCluster(Cluster):
             container.unpause()
         if container.status in ("running", "paused"):
             container.stop(timeout=10)
+
+    # -- the shape beyond the file's ---------------------------------------------------------------------
+    def _reshape(self, shape: ClusterConfig) -> None:
+        """Add or remove client agents and the second datacenter, and make the instances again when where they
+        register or which config store they follow changes; everything else stays as it runs."""
+        with self._lock:
+            found = self.containers()
+            now = self.current(found)
+            if all(getattr(now, f) == getattr(shape, f) for f in RESHAPED):
+                return
+            wanted = {n.name: n for n in topology.extra_nodes(shape)}
+            for name, container in found.items():
+                if container.labels.get(containers.ROLE_LABEL) == "extra" and name not in wanted:
+                    container.remove(force=True)
+            template = found["consul-1"]
+            added = []
+            for name, node in wanted.items():
+                if name not in found:
+                    containers.run(
+                        self.client,
+                        self.project,
+                        name,
+                        template.attrs["Config"]["Image"],
+                        node.argv,
+                        node.host,
+                        "extra",
+                        entrypoint=template.attrs["Config"]["Entrypoint"],
+                        mounts=[DATA_TMPFS],
+                    )
+                    added.append(node)
+            self._wait_group(added)
+            for index in range(1, topology.INSTANCES + 1):
+                self._replace_instance(found[f"{topology.SERVICE_NAME}-{index}"], index, shape)
+
+    def _replace_instance(self, old: Any, index: int, shape: ClusterConfig) -> None:
+        """Instance `index` again, from the same image and mounts, registered and configured as `shape` says."""
+        self._graceful_stop(old)
+        old.remove(force=True)
+        command = topology.service_command(
+            index, options=topology.config_flags(shape), consul=topology.registration_agent(index, shape).addr("http")
+        )
+        made_for = {f: getattr(shape, f) for f in RESHAPED}
+        self._run_instance(old, index, command.args(), {CONFIG: json.dumps(made_for)}, role="file")
+
+    def _run_instance(self, template: Any, index: int, argv: list[str], labels: dict[str, str], role: str) -> Any:
+        node = topology.service_node(index, labels.get(VERSION, "v1"))
+        container = containers.run(
+            self.client,
+            self.project,
+            node.name,
+            template.attrs["Config"]["Image"],
+            argv,
+            node.host,
+            role,
+            entrypoint=template.attrs["Config"]["Entrypoint"],
+            mounts=_mounts(template),
+            environment=_environment(template),
+            working_dir=template.attrs["Config"]["WorkingDir"],
+            labels=labels,
+        )
+        try:
+            self._wait_ready(node)
+        except BaseException:
+            container.remove(force=True)
+            raise
+        return container
 
     # -- readiness -------------------------------------------------------------------------------------
     def _wait_group(self, nodes: list[NodeSpec]) -> None:
@@ -289,13 +371,13 @@ class ComposeCluster(Cluster):
 
     # -- one container at a time -----------------------------------------------------------------------
     def _container(self, name: str, must_run: bool = True) -> Any:
-        containers = self.containers()
-        if name not in containers:
+        found = self.containers()
+        if name not in found:
             raise UnknownProcessError(
                 f"no lab process named {name!r}; the lab has: "
-                f"{', '.join(n.name for n in self.nodes(containers)) if containers else 'nothing (run up first)'}"
+                f"{', '.join(n.name for n in self.nodes(found)) if found else 'nothing (run up first)'}"
             )
-        container = containers[name]
+        container = found[name]
         if must_run and _state(container) == "stopped":
             raise NotRunningError(f"{name} is not running; `start {name}` brings it back")
         return container
@@ -376,67 +458,77 @@ class ComposeCluster(Cluster):
             }
 
     def add_service(self, version: str = "v1", meta: dict[str, str] | None = None) -> dict[str, Any]:
-        """One more instance on the next address, run from user-1's image and mounts with the project's labels,
-        so `docker compose down --remove-orphans` removes it with the stack."""
+        """One more instance at the next address, from user-1's image and mounts, registered and configured as the
+        lab's instances are, labelled into the project so `docker compose down` removes it with the stack."""
         with self._lock:
-            containers = self.containers()
-            template = containers.get(f"{topology.SERVICE_NAME}-1")
+            found = self.containers()
+            template = found.get(f"{topology.SERVICE_NAME}-1")
             if template is None:
                 raise self.not_running()
-            index = 1 + max(int(n.rsplit("-", 1)[1]) for n in containers if n.startswith(f"{topology.SERVICE_NAME}-"))
-            node = topology.service_node(index, version)
-            argv = topology.service_command(index, version, meta).args()
-            mounts = [
-                docker.types.Mount(m["Destination"], m["Source"], type="bind", read_only=not m["RW"])
-                for m in template.attrs["Mounts"]
-                if m["Type"] == "bind"
-            ]
-            labels = {
-                "com.docker.compose.project": self.project,
-                SERVICE_LABEL: node.name,
-                "com.docker.compose.oneoff": "False",
-                "com.docker.compose.container-number": "1",
-                ADDED: "true",
-                VERSION: version,
-            }
-            container = self.client.containers.run(
-                template.attrs["Config"]["Image"],
-                argv,
-                entrypoint=template.attrs["Config"]["Entrypoint"],
-                name=f"{self.project}-{node.name}-1",
-                labels=labels,
-                network_mode="host",
-                init=True,
-                mounts=mounts,
-                working_dir=template.attrs["Config"]["WorkingDir"],
-                detach=True,
+            shape = self.current(found)
+            index = 1 + max(int(n.rsplit("-", 1)[1]) for n in found if n.startswith(f"{topology.SERVICE_NAME}-"))
+            command = topology.service_command(
+                index,
+                version,
+                meta,
+                options=topology.config_flags(shape),
+                consul=topology.registration_agent(index, shape).addr("http"),
             )
-            try:
-                took = self._wait_ready(node)
-            except BaseException:
-                container.remove(force=True)
-                raise
-            container.reload()
+            started = time.monotonic()
+            container = self._run_instance(template, index, command.args(), {VERSION: version}, role="added")
             return {
-                "name": node.name,
+                "name": command.instance_id,
                 "pid": self._pid(container),
-                "address": node.addr("grpc"),
+                "address": f"{command.host}:{command.port}",
                 "version": version,
                 "action": "add_service",
-                "seconds_to_ready": round(took, 3),
+                "seconds_to_ready": round(time.monotonic() - started, 3),
                 "container": container.short_id,
             }
+
+    # -- containers beside the lab -----------------------------------------------------------------------
+    def auxiliary_host(self) -> str:
+        """A free address on the stack's network for the next auxiliary container."""
+        return containers.free_host(self.client, self.project, topology.AUXILIARY_HOSTS)
+
+    def start_auxiliary(
+        self, kind: Auxiliary, name: str, args: list[str], host: str | None = None
+    ) -> containers.AuxiliaryContainer:
+        """A container beside the lab at `host` on its network: the user service's image for a SERVICE, the Consul
+        servers' own image (and so their version) for a CONSUL_AGENT. Removed by `.stop()` or the stack's `down`."""
+        kind = Auxiliary(kind)
+        if not name or not name.replace("-", "").isalnum():
+            raise BadInputError(f"invalid argument: name: {name!r}; give a plain name (letters, digits, '-')")
+        found = self.containers()
+        template = found.get(f"{topology.SERVICE_NAME}-1" if kind is Auxiliary.SERVICE else "consul-1")
+        if template is None:
+            raise self.not_running()
+        host = host or self.auxiliary_host()
+        container = containers.run(
+            self.client,
+            self.project,
+            name,
+            template.attrs["Config"]["Image"],
+            (["-m", "lab_services.service"] if kind is Auxiliary.SERVICE else ["agent"]) + list(args),
+            host,
+            "auxiliary",
+            entrypoint=template.attrs["Config"]["Entrypoint"],
+            mounts=_mounts(template) if kind is Auxiliary.SERVICE else [DATA_TMPFS],
+            environment=_environment(template),
+            working_dir=template.attrs["Config"]["WorkingDir"],
+        )
+        return containers.AuxiliaryContainer(name, container, host)
 
     def log_text(self, name: str) -> str:
         return self._container(name, must_run=False).logs().decode("utf-8", "replace")
 
     def added_services(self) -> list[str]:
-        return sorted(name for name, c in self.containers().items() if c.labels.get(ADDED))
+        return sorted(n for n, c in self.containers().items() if c.labels.get(containers.ROLE_LABEL) == "added")
 
     def remove_service(self, name: str) -> dict[str, Any]:
         with self._lock:
             container = self.containers().get(name)
-            if container is None or not container.labels.get(ADDED):
+            if container is None or container.labels.get(containers.ROLE_LABEL) != "added":
                 raise BadInputError(
                     f"invalid argument: name: {name!r} was not added with add_service; "
                     f"added instances: {', '.join(self.added_services()) or 'none'}"
@@ -449,14 +541,14 @@ class ComposeCluster(Cluster):
 
     def start_together(self, names: list[str]) -> list[str]:
         with self._lock:
-            containers = self.containers()
-            nodes = {n.name: n for n in self.nodes(containers)}
+            found = self.containers()
+            nodes = {n.name: n for n in self.nodes(found)}
             for name in names:
                 if name not in nodes:
                     self._container(name, must_run=False)
-            stopped = [nodes[n] for n in names if _state(containers.get(n)) == "stopped"]
+            stopped = [nodes[n] for n in names if _state(found.get(n)) == "stopped"]
             for node in stopped:
-                containers[node.name].start()
+                found[node.name].start()
             self._wait_group(stopped)
             return list(names)
 
@@ -466,45 +558,60 @@ class ComposeCluster(Cluster):
 
     def status(self) -> ClusterStatus:
         with self._lock:
-            containers = self.containers()
-            if not containers:
+            found = self.containers()
+            if not found:
                 raise self.not_running()
-            nodes = self.nodes(containers)
+            nodes = self.nodes(found)
             topology_ = describe(
                 nodes,
-                lambda n: _state(containers.get(n)),
-                lambda n: self._pid(containers[n]) if n in containers else None,
-                lambda node: (None, f"docker logs {containers[node.name].name}" if node.name in containers else None),
-                lambda node: containers[node.name].short_id if node.name in containers else None,
+                lambda n: _state(found.get(n)),
+                lambda n: self._pid(found[n]) if n in found else None,
+                lambda node: (None, f"docker logs {found[node.name].name}" if node.name in found else None),
+                lambda node: found[node.name].short_id if node.name in found else None,
             )
             return ClusterStatus.built(
                 topology_,
                 backend=self.backend,
-                config=ClusterConfig(**self.config.to_dict()),
+                config=self.current(found),
                 state_dir=str(self.base),
                 tls=None,
-                binaries=self.binaries(containers),
+                binaries=self.binaries(found),
                 timings={k: round(v, 3) for k, v in self.timings.items()},
                 reaped=[],
                 project=self.project,
             )
 
-    def binaries(self, containers: dict[str, Any]) -> dict[str, dict[str, str]]:
+    def binaries(self, found: dict[str, Any]) -> dict[str, dict[str, str]]:
         """The image and version each kind runs (consul: hashicorp/consul:1.20.2 or lab/consul:1.8.7); asked once."""
-        if self._binaries is None and containers:
-            found = {}
+        if self._binaries is None and found:
+            kinds = {}
             for kind, name in (
                 ("consul", "consul-1"),
                 ("etcd", "etcd-1"),
                 ("prometheus", "prometheus"),
                 ("user-service", f"{topology.SERVICE_NAME}-1"),
             ):
-                if name not in containers:
+                if name not in found:
                     continue
-                tags = containers[name].image.tags
-                named = (
-                    [t for t in tags if not t.endswith(":ci")] or tags or [containers[name].attrs["Config"]["Image"]]
-                )
-                found[kind] = {"path": named[0], "version": named[0].rsplit(":", 1)[-1].lstrip("v")}
-            self._binaries = found
+                tags = found[name].image.tags
+                named = [t for t in tags if not t.endswith(":ci")] or tags or [found[name].attrs["Config"]["Image"]]
+                kinds[kind] = {"path": named[0], "version": named[0].rsplit(":", 1)[-1].lstrip("v")}
+            self._binaries = kinds
         return self._binaries or {}
+
+
+def _mounts(template: Any) -> list[docker.types.Mount]:
+    """The bind mounts and named volumes of `template`, for a container made in its likeness."""
+    return [
+        docker.types.Mount(
+            m["Destination"], m["Source"] if m["Type"] == "bind" else m["Name"], type=m["Type"], read_only=not m["RW"]
+        )
+        for m in template.attrs["Mounts"]
+        if m["Type"] in ("bind", "volume")
+    ]
+
+
+def _environment(template: Any) -> list[str]:
+    """What compose set for `template` (LAB_NET_PREFIX among it), without what its image already sets."""
+    image_env = set(template.image.attrs["Config"].get("Env") or [])
+    return [e for e in template.attrs["Config"]["Env"] or [] if e not in image_env]

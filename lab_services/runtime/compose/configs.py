@@ -22,11 +22,11 @@ COMPOSE_DIR = REPO_DIR / "compose"
 def rendered() -> dict[Path, str]:
     """Each generated file and its text (JSON, which is valid YAML for Prometheus)."""
     scrape = prometheus.config(
-        topology.consul_nodes(),
-        topology.etcd_nodes(),
+        topology.by_name(topology.consul_nodes()),
+        topology.by_name(topology.etcd_nodes()),
         topology.SERVICE_NAME,
         etcd_targets=topology.ETCD_TARGETS,
-        self_address=topology.prometheus_node("").addr("http"),
+        self_address=topology.by_name([topology.prometheus_node("")])[0].addr("http"),
     )
     return {
         COMPOSE_DIR / "consul" / "server.json": json.dumps(consul.server_config(), indent=2) + "\n",

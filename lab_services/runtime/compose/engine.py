@@ -3,9 +3,12 @@ way they fail."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,9 @@ import docker
 import docker.errors
 
 from lab_services.core.errors import BadInputError, LabError, UnreachableError
+from lab_services.core.network import lab_subnet, stack_setting
 from lab_services.core.paths import REPO_DIR
+from lab_services.core.ports import PortInUseError, holder, is_free
 
 COMPOSE_DIR = REPO_DIR / "compose"
 LEARNER_FILE = COMPOSE_DIR / "docker-compose.yml"
@@ -133,20 +138,84 @@ def compose_argv(project: str, files: list[Path]) -> list[str]:
     return argv
 
 
-def compose_env(data_dir: Path) -> dict[str, str]:
-    """What docker-compose.yml interpolates: where the Consul servers keep their data, and as whom they run
-    (the caller, so the lab's own code can read what they write there)."""
-    return {**os.environ, "LAB_COMPOSE_DATA": str(data_dir), "LAB_UID": str(os.getuid()), "LAB_GID": str(os.getgid())}
+def in_stack() -> bool:
+    """True in the stack's own JupyterLab container, which drives the lab through the Docker socket but has neither
+    the compose CLI nor the compose files' host paths: there the runtime uses the Docker API alone."""
+    return bool(os.environ.get("LAB_KERNEL_HOST")) and Path("/.dockerenv").exists()
 
 
-def compose_config(files: list[Path], project: str = "config", env: dict[str, str] | None = None) -> dict[str, Any]:
+# What the stack publishes on 127.0.0.1 (and nothing else): the setting in compose/.env, and what is there.
+PUBLISHED = {"LAB_JUPYTER_PORT": "JupyterLab", "LAB_CONSUL_PORT": "Consul's UI", "LAB_PROMETHEUS_PORT": "Prometheus"}
+
+
+def published_ports() -> dict[str, int]:
+    """The ports the stack publishes on 127.0.0.1, by setting, as compose/.env (or the environment) sets them."""
+    ports = {}
+    for name in PUBLISHED:
+        value = stack_setting(name)
+        if not value.isdigit() or not 1 <= int(value) <= 65535:
+            raise BadInputError(f"invalid argument: {name}: {value!r}; set a port (1-65535) in compose/.env")
+        ports[name] = int(value)
+    return ports
+
+
+def check_published_ports() -> None:
+    """Every port the stack publishes must be free on 127.0.0.1; say who holds one and how to move it."""
+    for name, port in published_ports().items():
+        if not is_free("127.0.0.1", port):
+            raise PortInUseError(
+                f"port {port} on 127.0.0.1 ({PUBLISHED[name]}) is in use by {holder(port, '127.0.0.1')}: stop that "
+                f"program, or publish the lab elsewhere with {name}=<another port> in compose/.env"
+            )
+
+
+def check_network_free(client: docker.DockerClient, project: str) -> None:
+    """The stack's subnet must not be another Docker network's or one of this machine's own: name it and the fix."""
+    subnet = lab_subnet()
+    for network in client.networks.list():
+        if network.name == f"{project}_lab":
+            continue
+        for pool in (network.attrs.get("IPAM") or {}).get("Config") or []:
+            if pool.get("Subnet") and ipaddress.ip_network(pool["Subnet"], strict=False).overlaps(subnet):
+                raise BadInputError(
+                    f"invalid argument: LAB_NET_PREFIX: the lab's network {subnet} overlaps Docker network "
+                    f"{network.name!r} ({pool['Subnet']}); set another private prefix in compose/.env "
+                    f"(LAB_NET_PREFIX=10.99.42, say) or remove that network"
+                )
+    import psutil
+
+    for interface, addresses in psutil.net_if_addrs().items():
+        for found in addresses:
+            if found.family == socket.AF_INET and ipaddress.ip_address(found.address) in subnet:
+                raise BadInputError(
+                    f"invalid argument: LAB_NET_PREFIX: the lab's network {subnet} is already this machine's "
+                    f"({interface} has {found.address}); set another private prefix in compose/.env "
+                    f"(LAB_NET_PREFIX=10.99.42, say)"
+                )
+
+
+def explain_up_failure(err: LabError, images: str) -> LabError:
+    """`docker compose up` failed: say which image could not be pulled, or which subnet is taken, and the fix."""
+    text = str(err)
+    pulled = re.search(
+        r"(?:pull access denied for|manifest for|failed to resolve reference \S*?)\s*\"?([\w./:-]+)", text
+    )
+    if images == "official" and (pulled or "pull" in text.lower()):
+        image = pulled.group(1) if pulled else "an image"
+        return ImageMissingError(
+            f"could not pull {image}: the rest of the lab is untouched (nothing was started). Check the network "
+            f"or a registry mirror and run `up` again; with no registry in reach, build local images with "
+            f"`make compose-images` and set LAB_COMPOSE_IMAGES=ci\n{text}"
+        )
+    if "Pool overlaps" in text or "address already in use" in text.lower():
+        return LabError(f"{text}\nChange LAB_NET_PREFIX or the LAB_*_PORT settings in compose/.env and run `up` again.")
+    return err
+
+
+def compose_config(files: list[Path], project: str = "config") -> dict[str, Any]:
     """The merged, validated configuration (`docker compose config --format json`)."""
     out = subprocess.run(
-        [*compose_argv(project, files), "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
+        [*compose_argv(project, files), "config", "--format", "json"], capture_output=True, text=True, timeout=60
     )
     if out.returncode != 0:
         raise LabError(f"docker compose rejected {', '.join(p.name for p in files)}: {out.stderr.strip()}")

@@ -40,7 +40,6 @@ def server_config() -> dict:
         **agent_config(),
         "server": True,
         "retry_interval": "1s",
-        "ui": True,
         # Over UDP Consul answers at most 3 records by default, so a dns:// client would see 3 instances.
         "dns_config": {
             "allow_stale": True,
@@ -87,6 +86,8 @@ def plan(
             "retry_join": [other.addr("serf_lan") for other in nodes if other is not node],
         }
         _write_agent(node, binary, workdir, server, check_ca, check_identity)
+        # The web UI by flag: the `ui` setting is deprecated since Consul 1.9 (`ui_config`), which 1.8 lacks.
+        node.argv.append("-ui")
     return nodes
 
 
