@@ -8,17 +8,16 @@ with `stop()` (or the `with` block), leaving gracefully so the lab's member list
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from lab_services.core.errors import BadInputError
 from lab_services.core.http import http_json
 from lab_services.core.ports import PortAllocator
 from lab_services.core.wait import wait_until
 from lab_services.runtime import Auxiliary, Cluster
-from lab_services.runtime.processes import Child
 
 
 class OnlyPassingAgent:
@@ -34,53 +33,43 @@ class OnlyPassingAgent:
             )
         self.name = name
         self.workdir = Path(tempfile.mkdtemp(prefix="lab-only-passing-"))
+        # Its own address beside the lab (the kernel's on the local runtime, one on the stack's network on compose).
+        self.host = cluster.auxiliary_host()
         ports = PortAllocator()
-        self.ports = {
-            "http": ports.free(),
-            "dns": ports.free(),
-            "serf_lan": ports.free(),
-            "serf_wan": ports.free(),
-            "server": ports.free(),
-            "grpc": -1,
-        }
-        self.child: Child | None = None
+        self.ports = {name: ports.free() for name in ("http", "dns", "serf_lan", "serf_wan", "server")}
+        self.child: Any = None
 
     @property
     def dns(self) -> str:
-        return f"127.0.0.1:{self.ports['dns']}"
+        return f"{self.host}:{self.ports['dns']}"
 
     @property
     def http(self) -> str:
-        return f"127.0.0.1:{self.ports['http']}"
+        return f"{self.host}:{self.ports['http']}"
+
+    def args(self) -> list[str]:
+        """The agent's command line: flags only, so it runs as well in a container that cannot see this machine's files.
+        The one setting this agent exists for is only_passing; the rest matches the lab's servers (no DNS caching)."""
+        return [
+            f"-node={self.name}",
+            "-datacenter=lab",
+            f"-data-dir={self.workdir / 'data'}",
+            f"-bind={self.host}",
+            f"-client={self.host}",
+            f"-advertise={self.host}",
+            *(f"-{name.replace('_', '-')}-port={port}" for name, port in self.ports.items()),
+            *(f"-retry-join={address}" for address in self.join),
+            "-retry-interval=1s",
+            "-hcl=leave_on_terminate = true",
+            "-hcl=disable_update_check = true",
+            "-hcl=ports { grpc = -1 }",
+            '-hcl=dns_config { only_passing = true allow_stale = true node_ttl = "0s" '
+            'service_ttl { "*" = "0s" } udp_answer_limit = 64 }',
+        ]
 
     def start(self, timeout: float = 20.0) -> OnlyPassingAgent:
         """Start the agent and wait until it has joined the lab and its catalog answers."""
-        config = {
-            "node_name": self.name,
-            "datacenter": "lab",
-            "server": False,
-            "data_dir": str(self.workdir / "data"),
-            "bind_addr": "127.0.0.1",
-            "client_addr": "127.0.0.1",
-            "advertise_addr": "127.0.0.1",
-            "ports": self.ports,
-            "retry_join": self.join,
-            "retry_interval": "1s",
-            "leave_on_terminate": True,
-            "disable_update_check": True,
-            "log_level": "INFO",
-            # The one setting this agent exists for; the rest matches the lab's servers (no DNS caching).
-            "dns_config": {
-                "only_passing": True,
-                "allow_stale": True,
-                "node_ttl": "0s",
-                "service_ttl": {"*": "0s"},
-                "udp_answer_limit": 64,
-            },
-        }
-        path = self.workdir / "consul.json"
-        path.write_text(json.dumps(config, indent=2))
-        self.child = self.cluster.start_auxiliary(Auxiliary.CONSUL_AGENT, self.name, [f"-config-file={path}"])
+        self.child = self.cluster.start_auxiliary(Auxiliary.CONSUL_AGENT, self.name, self.args(), self.host)
         try:
             wait_until(
                 lambda: http_json(f"http://{self.http}/v1/catalog/services"),

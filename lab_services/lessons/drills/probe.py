@@ -6,13 +6,13 @@ import signal
 import threading
 import time
 import uuid
+from typing import Any
 
 import grpc
 
 from lab_services.core.ports import PortAllocator
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.runtime import Auxiliary, Cluster
-from lab_services.runtime.processes import Child
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.service.command import ServiceCommand
 
@@ -33,12 +33,14 @@ class Probe:
         self.service = status.config.service_name
         self.id = f"{self.service}-drill-{uuid.uuid4().hex[:4]}"
         self.consul_http = status.consul.http[0]
-        ports = PortAllocator(status.host)
+        # Its own address beside the lab (the kernel's on the local runtime, one on the stack's network on compose).
+        self.host = cluster.auxiliary_host()
+        ports = PortAllocator()
         options = ["--check-interval", check_interval, "--check-timeout", check_timeout, "--grace", "1"]
         options += ["--ttl", ttl] if ttl else []
         options += ["--deregister-after", deregister_after] if deregister_after else []
         self.command = ServiceCommand(
-            host=status.host,
+            host=self.host,
             port=ports.free(),
             http_port=ports.free(),
             name=self.service,
@@ -50,10 +52,10 @@ class Probe:
             checks=["grpc", "ttl"] if ttl else ["grpc"],
             options=options,
         )
-        self.child: Child | None = None
+        self.child: Any = None
 
     def start(self) -> None:
-        self.child = self.cluster.start_auxiliary(Auxiliary.SERVICE, self.id, self.command.flags())
+        self.child = self.cluster.start_auxiliary(Auxiliary.SERVICE, self.id, self.command.flags(), self.host)
 
     def send(self, sig: signal.Signals) -> None:
         self.child.send(sig)
