@@ -119,6 +119,14 @@ def test_the_jupyter_image_installs_exactly_pyprojects_dependencies():
     assert pins("compose/jupyter/requirements.txt") == DECLARED
 
 
+@pytest.mark.parametrize("dockerfile", ["user-service/Dockerfile", "jupyter/Dockerfile"])
+def test_what_the_dockerfiles_copy_gets_past_dockerignore(dockerfile):
+    # Both are built with the repository root as context, and .dockerignore lets in only what it names.
+    kept = {ln[1:] for ln in (REPO_DIR / ".dockerignore").read_text().splitlines() if ln.startswith("!")}
+    sources = re.findall(r"^COPY (?!--from)(\S+) ", (engine.COMPOSE_DIR / dockerfile).read_text(), re.M)
+    assert sources and set(sources) <= kept, f"{dockerfile} copies {set(sources) - kept}, which .dockerignore drops"
+
+
 @pytest.mark.parametrize("script", ["engine.sh", "images.sh"])
 def test_scripts_keep_the_network_rules(script):
     text = (engine.COMPOSE_DIR / script).read_text()
