@@ -4,7 +4,8 @@
 #   bash images.sh            build what is missing or stale (skips an image built from this checkout's inputs)
 #   FORCE=1 bash images.sh    rebuild everything (the base from the cached rootfs tar, if any;
 #                             REBOOTSTRAP=1 also re-runs debootstrap)
-#   bash images.sh base|consul|etcd|prometheus|user-service   one image only
+#   bash images.sh base|consul|etcd|prometheus|user-service|jupyter   one image only (jupyter builds the
+#                             images it starts FROM only when they are missing)
 #
 # Images (each also tagged with its upstream version):
 #   lab/debian:bookworm   debootstrap --variant=minbase bookworm | docker import   (~117 MB)
@@ -14,6 +15,10 @@
 #                         bookworm's wget (the healthcheck in docker-compose.yml uses it, as prom/prometheus has it)
 #   lab/user-service:ci   bookworm python3 .debs + the wheels of user-service/requirements.txt installed
 #                         with pip --no-index from the build context (the project's code is mounted, not copied)
+#   lab/jupyter:ci        FROM lab/user-service:ci: the wheels of jupyter/requirements.txt (all of pyproject's
+#                         dependencies) in /opt/jupyter-deps, the consul CLI from the bullseye consul 1.8.7 .deb and
+#                         etcdctl from trixie's etcd-client .deb; the checkout is mounted at /src, the notebooks
+#                         at /lab/notebooks
 # .debs from other suites come through a PRIVATE apt config (the system's /etc/apt is never changed);
 # their dependencies are resolved against the base image's dpkg status with `apt-get -s` and then
 # fetched from the system's own bookworm sources with `apt-get download` (no install on the host).
@@ -36,7 +41,12 @@ have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 # The cache is checked against this checkout: each image carries a label with a hash of what built it (this script,
 # lib.sh and the image's own inputs), and an image built from other inputs is built again.
 recipe() { cat "$HERE/images.sh" "$HERE/lib.sh" "$@" | sha256sum | cut -c1-16; }
-inputs() { [ "$1" = lab/user-service:ci ] && echo "$HERE/user-service/requirements.txt"; true; }
+inputs() {
+  case "$1" in
+    lab/user-service:ci) echo "$HERE/user-service/requirements.txt" ;;
+    lab/jupyter:ci) echo "$HERE/jupyter/requirements.txt" ;;
+  esac
+}
 need_build() {  # need_build IMAGE: FORCE=1, missing, or built from other inputs
   [ "$FORCE" = 1 ] && return 0
   have_image "$1" || return 0
@@ -160,6 +170,19 @@ build_consul() { build_deb consul bullseye consul /usr/bin/consul 'consul versio
 build_etcd() { build_deb etcd trixie "etcd-server etcd-client" /usr/bin/etcd 'etcd --version && etcdctl version'; }
 build_prometheus() { build_deb prometheus bullseye prometheus /usr/bin/prometheus 'prometheus --version && wget --version >/dev/null' wget; }
 
+# pip_wheels CTX PYVER REQUIREMENTS: CTX/wheels = the wheels of REQUIREMENTS (and pip itself) for the IMAGE's
+# python (cpPYVER, manylinux x86_64 up to bookworm's glibc 2.36), not the host's. pip compares platform tags
+# literally, so every manylinux tag the image can run is listed (debugpy, for one, ships only manylinux_2_34).
+pip_wheels() {
+  local ctx=$1 pyver=$2 req=$3 plats=(--platform manylinux1_x86_64 --platform manylinux2010_x86_64 --platform manylinux2014_x86_64)
+  for v in $(seq 5 36); do plats+=(--platform "manylinux_2_${v}_x86_64"); done
+  rm -rf "$ctx/wheels"; mkdir -p "$ctx/wheels"
+  cp "$req" "$ctx/requirements.txt"
+  python3 -m pip download -q --disable-pip-version-check --only-binary=:all: "${plats[@]}" \
+    --python-version "$pyver" --implementation cp --abi "cp$pyver" --abi abi3 --abi none \
+    -d "$ctx/wheels" -r "$ctx/requirements.txt" pip 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
+
 # The user service: bookworm python3 .debs plus the wheels in user-service/requirements.txt, installed offline
 # with pip run from its own wheel (no python3-pip .deb) into /opt/pydeps (--target skips PEP 668's check).
 # The project's code is not in the image: ci.override.yml mounts the checkout at /src, so a code change
@@ -168,14 +191,8 @@ build_user_service() {
   need_build lab/user-service:ci || { log "lab/user-service:ci exists"; return 0; }
   local t=$(now) ctx="$WORK/ctx-user-service" pyver
   fetch_debs "$ctx" bookworm python3-minimal python3
-  rm -rf "$ctx/wheels"; mkdir -p "$ctx/wheels"
-  cp "$HERE/user-service/requirements.txt" "$ctx/requirements.txt"
   pyver=$(dpkg-deb -f "$(ls "$ctx"/debs/python3.11-minimal_*.deb)" Version | cut -d. -f1,2 | tr -d .)   # e.g. 311
-  # Wheels for the IMAGE's python (manylinux x86_64, cp$pyver), not the host's; pip itself rides along.
-  python3 -m pip download -q --disable-pip-version-check --only-binary=:all: \
-    --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-    --python-version "$pyver" --implementation cp --abi "cp$pyver" --abi abi3 --abi none \
-    -d "$ctx/wheels" -r "$ctx/requirements.txt" pip 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  pip_wheels "$ctx" "$pyver" "$HERE/user-service/requirements.txt"
   timing "user-service: fetched $(ls "$ctx"/debs | wc -l) debs + $(ls "$ctx"/wheels | wc -l) wheels in $(since "$t") s"
   cat > "$ctx/Dockerfile" <<EOF
 FROM $BASE
@@ -196,15 +213,60 @@ EOF
   build_ctx user-service "$ctx" "$(ls "$ctx"/wheels/grpcio-[0-9]*.whl | sed 's/.*grpcio-\([0-9.]*\)-.*/\1/')"
 }
 
+# JupyterLab for the CI stack, on lab/user-service:ci's python. Everything the kernel imports goes into a directory
+# of its own, alone on PYTHONPATH: pip --target into the parent's /opt/pydeps would not upgrade or dedupe what is
+# there, and one complete set cannot mix versions (the parent's 50 MB stay, unused). --target also puts the wheels'
+# data files (JupyterLab's static assets, the widgets' lab extension, nbconvert's templates, the server extensions'
+# configs) under /opt/jupyter-deps/{share,etc}/jupyter, where Jupyter looks only when told (JUPYTER_PATH & co.).
+# ENTRYPOINT [] (the parent's is python3): the compose file gives the whole command, as for the learner's image.
+build_jupyter() {
+  need_build lab/jupyter:ci || { log "lab/jupyter:ci exists"; return 0; }
+  local t=$(now) ctx="$WORK/ctx-jupyter" pyver d=/opt/jupyter-deps
+  # consul and etcdctl from the same .debs as lab/consul:ci and lab/etcd:ci (fetch_debs fills one CTX/debs each)
+  fetch_debs "$ctx/consul" bullseye consul
+  fetch_debs "$ctx/etcd" trixie etcd-client
+  rm -rf "$ctx/debs"; mkdir -p "$ctx/debs"
+  mv "$ctx"/consul/debs/*.deb "$ctx"/etcd/debs/*.deb "$ctx/debs/"; rm -rf "$ctx/consul" "$ctx/etcd"
+  pyver=$("$DOCKER" run --rm --network none --entrypoint python3 lab/user-service:ci -c 'import sys; print("%d%d" % sys.version_info[:2])')
+  pip_wheels "$ctx" "$pyver" "$HERE/jupyter/requirements.txt"
+  timing "jupyter: fetched $(ls "$ctx"/debs | wc -l) debs + $(ls "$ctx"/wheels | wc -l) wheels in $(since "$t") s"
+  cat > "$ctx/Dockerfile" <<EOF
+FROM lab/user-service:ci
+COPY debs/ /tmp/debs/
+COPY wheels/ /tmp/wheels/
+COPY requirements.txt /tmp/requirements.txt
+RUN apt-get install -y -q --no-install-recommends /tmp/debs/*.deb >/dev/null \\
+ && python3 \$(ls /tmp/wheels/pip-*.whl)/pip install -q --no-index --no-cache-dir --disable-pip-version-check \\
+      --find-links /tmp/wheels --target $d -r /tmp/requirements.txt \\
+ && rm -rf /tmp/debs /tmp/wheels /tmp/requirements.txt
+ENV PYTHONPATH=/src:$d PATH=$d/bin:\$PATH JUPYTER_PATH=$d/share/jupyter JUPYTER_CONFIG_PATH=$d/etc/jupyter \\
+    JUPYTERLAB_DIR=$d/share/jupyter/lab
+# The smoke test gets a throw-away HOME, so nothing it writes is left in the learner's.
+RUN export HOME=/tmp/smoke && python3 -m jupyterlab --version && python3 -m nbconvert --version \\
+ && consul version && etcdctl version && test -f $d/share/jupyter/lab/static/index.html \\
+ && python3 -m jupyter labextension list 2>&1 | grep -q 'jupyterlab-manager.*enabled.*OK' \\
+ && python3 -c 'import grpc_tools, consul, pyetcd, docker, ipywidgets, matplotlib.pyplot, opentelemetry.exporter.otlp.proto.grpc, sqlite3' \\
+ && rm -rf /tmp/smoke && mkdir -m 1777 /home/lab
+# The container may run as the learner's uid, which has no home: Jupyter, IPython and matplotlib write under \$HOME.
+ENV HOME=/home/lab
+WORKDIR /lab/notebooks
+ENTRYPOINT []
+CMD ["python3"]
+EOF
+  build_ctx jupyter "$ctx" "$(ls "$ctx"/wheels/jupyterlab-[0-9]*.whl | sed 's/.*jupyterlab-\([0-9.]*\)-.*/\1/')"
+}
+
 mkdir -p "$WORK"
 what=${1:-all}
 "$DOCKER" info >/dev/null 2>&1 || { log "dockerd is not answering: run engine.sh first"; exit 1; }
 case "$what" in
-  all) build_base; build_consul; build_etcd; build_prometheus; build_user_service ;;
+  all) build_base; build_consul; build_etcd; build_prometheus; build_user_service; build_jupyter ;;
   base) build_base ;;
   consul|etcd|prometheus) have_image "$BASE" || build_base; "build_$what" ;;
   user-service) have_image "$BASE" || build_base; build_user_service ;;
-  *) echo "usage: $0 [all|base|consul|etcd|prometheus|user-service]" >&2; exit 2 ;;
+  # only a MISSING parent is built here: rebuilding a stale lab/user-service:ci is `user-service`'s (and `all`'s) job
+  jupyter) have_image "$BASE" || build_base; have_image lab/user-service:ci || build_user_service; build_jupyter ;;
+  *) echo "usage: $0 [all|base|consul|etcd|prometheus|user-service|jupyter]" >&2; exit 2 ;;
 esac
 # a FORCE rebuild leaves the previous layers dangling
 [ "$FORCE" = 1 ] && "$DOCKER" image prune -f >/dev/null

@@ -95,14 +95,36 @@ def test_etcd_gets_the_local_runtimes_timing(tmp_path):
         assert env[f"ETCD_{flag.upper().replace('-', '_')}"] == value
 
 
+def pins(path: str) -> dict[str, str]:
+    """name -> version of a requirements file, which may hold nothing but `name==version` lines and comments."""
+    lines = [ln.strip() for ln in (REPO_DIR / path).read_text().splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    found = dict(re.fullmatch(r"([\w.-]+)==([\w.]+)", ln).groups() for ln in lines)
+    assert len(found) == len(lines), f"{path}: a name twice"
+    return found
+
+
+DECLARED = dict(
+    d.split("==") for d in tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
+)
+
+
 def test_the_service_image_installs_what_pyproject_pins():
-    pins = dict(
-        re.findall(r"^([\w.-]+)==([\w.]+)$", (REPO_DIR / "compose/user-service/requirements.txt").read_text(), re.M)
-    )
-    declared = dict(
-        d.split("==") for d in tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
-    )
-    assert pins and {k: declared.get(k) for k in pins} == pins
+    service = pins("compose/user-service/requirements.txt")
+    assert service and {k: DECLARED.get(k) for k in service} == service
+
+
+def test_the_jupyter_image_installs_exactly_pyprojects_dependencies():
+    # The kernel in the container imports what a learner's venv has: every dependency, at the same pin.
+    assert pins("compose/jupyter/requirements.txt") == DECLARED
+
+
+@pytest.mark.parametrize("dockerfile", ["user-service/Dockerfile", "jupyter/Dockerfile"])
+def test_what_the_dockerfiles_copy_gets_past_dockerignore(dockerfile):
+    # Both are built with the repository root as context, and .dockerignore lets in only what it names.
+    kept = {ln[1:] for ln in (REPO_DIR / ".dockerignore").read_text().splitlines() if ln.startswith("!")}
+    sources = re.findall(r"^COPY (?!--from)(\S+) ", (engine.COMPOSE_DIR / dockerfile).read_text(), re.M)
+    assert sources and set(sources) <= kept, f"{dockerfile} copies {set(sources) - kept}, which .dockerignore drops"
 
 
 @pytest.mark.parametrize("script", ["engine.sh", "images.sh"])
