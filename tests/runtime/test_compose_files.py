@@ -1,8 +1,10 @@
-"""The compose files: valid, pinned, loopback-only, the CI override complete, no drift from the local runtime."""
+"""The compose files: valid, pinned, on their own bridge with only 127.0.0.1 published, the CI override complete,
+no drift from the local runtime."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import tomllib
 
@@ -10,6 +12,7 @@ import pytest
 import yaml
 from docker_engine import require_compose_cli
 
+from lab_services.core.network import lab_subnet
 from lab_services.core.paths import REPO_DIR
 from lab_services.core.ports import PortAllocator
 from lab_services.runtime.compose import configs, engine, topology
@@ -36,12 +39,68 @@ def test_images_are_pinned_never_latest():
         assert "latest" not in image
 
 
-def test_every_container_has_a_healthcheck_init_and_host_networking():
-    for name, svc in merged([engine.LEARNER_FILE])["services"].items():
+def test_every_container_has_a_healthcheck_init_and_a_fixed_address_on_the_labs_bridge():
+    config = merged([engine.LEARNER_FILE])
+    subnet = ipaddress.ip_network(config["networks"]["lab"]["ipam"]["config"][0]["subnet"])
+    assert config["networks"]["lab"]["driver"] == "bridge" and subnet == lab_subnet()
+    for name, svc in config["services"].items():
         assert svc.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
-        assert svc.get("init") is True and svc.get("network_mode") == "host", name
-    prometheus = merged([engine.LEARNER_FILE])["services"]["prometheus"]
-    assert prometheus["depends_on"]["consul-1"]["condition"] == "service_healthy"
+        assert svc.get("init") is True and "network_mode" not in svc, name
+        address = ipaddress.ip_address(svc["networks"]["lab"]["ipv4_address"])
+        assert address in subnet, f"{name} is at {address}, outside {subnet}"
+        # A laptop runs these all day: no check more often than every 5 s.
+        assert svc["healthcheck"]["interval"] in ("5s", "10s"), name
+    assert config["services"]["prometheus"]["depends_on"]["consul-1"]["condition"] == "service_healthy"
+
+
+def test_only_three_ports_are_published_and_only_on_127_0_0_1():
+    config = merged([engine.LEARNER_FILE])
+    published = {
+        name: [(p["host_ip"], int(p["published"]), p["target"]) for p in svc["ports"]]
+        for name, svc in config["services"].items()
+        if svc.get("ports")
+    }
+    ports = engine.published_ports()
+    assert published == {
+        "jupyter": [("127.0.0.1", ports["LAB_JUPYTER_PORT"], 8888)],
+        "consul-1": [("127.0.0.1", ports["LAB_CONSUL_PORT"], 8500)],
+        "prometheus": [("127.0.0.1", ports["LAB_PROMETHEUS_PORT"], 9090)],
+    }
+
+
+def test_volumes_are_named_or_the_repositorys_own_files():
+    config = merged([engine.LEARNER_FILE])
+    for name, svc in config["services"].items():
+        for volume in svc.get("volumes", []):
+            if volume["type"] == "volume":
+                assert volume["source"] in config["volumes"], f"{name}: anonymous volume at {volume['target']}"
+            else:
+                assert volume["type"] == "bind", f"{name}: {volume}"
+                assert volume["source"].startswith(str(REPO_DIR)) or volume["target"] == "/var/run/docker.sock", volume
+
+
+def test_our_images_are_built_never_pulled_under_a_name_no_registry_serves():
+    for name, svc in LEARNER["services"].items():
+        if "build" in svc or svc["image"].startswith("discovery-lab"):
+            assert svc["image"].startswith("discovery-lab.invalid/") and svc["pull_policy"] == "build", name
+
+
+def test_the_consul_ui_is_on_by_flag_and_old_data_may_rejoin():
+    for i in (1, 2, 3):
+        command = LEARNER["services"][f"consul-{i}"]["command"]
+        assert "-ui" in command and "-config-file=/etc/lab/rejoin.json" in command
+    assert "ui" not in json.loads((engine.COMPOSE_DIR / "consul/server.json").read_text())
+    assert json.loads((engine.COMPOSE_DIR / "consul/rejoin.json").read_text()) == {"server_rejoin_age_max": "8760h"}
+    ci = merged([engine.LEARNER_FILE, engine.CI_OVERRIDE])["services"]["consul-1"]["volumes"]
+    assert [v["source"] for v in ci if v["target"] == "/etc/lab/rejoin.json"] == [
+        str(engine.COMPOSE_DIR / "consul/empty.json")
+    ]
+
+
+def test_the_env_file_sets_everything_the_file_interpolates():
+    used = set(re.findall(r"\$\{(\w+)", engine.LEARNER_FILE.read_text()))
+    env = dict(re.findall(r"^(\w+)=(.*)$", (engine.COMPOSE_DIR / ".env").read_text(), re.M))
+    assert used <= set(env), f"compose/.env lacks {used - set(env)}"
 
 
 def test_every_service_has_its_ci_counterpart_on_a_local_image():
@@ -54,12 +113,12 @@ def test_every_service_has_its_ci_counterpart_on_a_local_image():
         assert svc["command"] == merged([engine.LEARNER_FILE])["services"][name]["command"], name
 
 
-def test_only_loopback_addresses_appear():
+def test_only_lab_addresses_appear():
     text = engine.LEARNER_FILE.read_text() + engine.CI_OVERRIDE.read_text()
     for config in configs.rendered().values():
         text += config
     addresses = set(re.findall(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", text))
-    assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses), addresses
+    assert addresses and all(ipaddress.ip_address(a).is_loopback or a == "0.0.0.0" for a in addresses), addresses
 
 
 def test_generated_configs_are_current():
@@ -68,10 +127,11 @@ def test_generated_configs_are_current():
 
 
 def test_the_files_put_each_node_where_the_runtime_looks():
-    services = LEARNER["services"]
+    services = merged([engine.LEARNER_FILE])["services"]
     for node in topology.server_nodes(""):
-        command = " ".join(map(str, services[node.name]["command"]))
-        assert node.host in command, f"{node.name} does not listen on {node.host}"
+        assert services[node.name]["networks"]["lab"]["ipv4_address"] == node.host, node.name
+    assert services["jupyter"]["networks"]["lab"]["ipv4_address"] == topology.jupyter_address()
+    assert services["jupyter"]["environment"]["LAB_KERNEL_HOST"] == topology.jupyter_address()
     for i in range(1, topology.INSTANCES + 1):
         assert services[f"user-{i}"]["command"] == topology.service_command(i).args()
 
@@ -89,7 +149,7 @@ def test_services_get_the_same_flags_as_on_the_local_runtime():
 
 def test_etcd_gets_the_local_runtimes_timing(tmp_path):
     local = etcd.plan(1, tmp_path / "etcd", PortAllocator(), tmp_path)[0].argv
-    env = LEARNER["x-etcd-flags"]
+    env = LEARNER["x-etcd-env"]
     for flag in ("heartbeat-interval", "election-timeout"):
         value = next(a.split("=", 1)[1] for a in local if a.startswith(f"--{flag}="))
         assert env[f"ETCD_{flag.upper().replace('-', '_')}"] == value
