@@ -4,6 +4,7 @@
     watcher = lab.ConsulWatcher("user", cluster.status().consul.http).start()
     lab.check("03-v2-filter", v2_channel, consul_http=CONSUL)      # a verdict that says why
     lab.prom.query(cluster.status().prometheus.url, "up")
+    lab.ServiceInstance("lesson02-1", "lesson02", lab.kernel_host(), server.port)  # where this kernel's servers are
 
 It gathers what the lessons use from every layer below (runtime, registry, discovery, service, resilience,
 tls, metrics, core) and adds the lessons' own experiments, drills, widgets, exercises and display helpers.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.durations import parse_duration
 from lab_services.core.instance import ServiceInstance
+from lab_services.core.network import kernel_host
 from lab_services.core.table import Table
 from lab_services.core.wait import WaitTimeout, wait_for, wait_until
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
@@ -145,6 +147,7 @@ __all__ = [
     "hedging_experiment",
     "int_between",
     "interval_floor",
+    "kernel_host",
     "keys_with_leases",
     "list_services",
     "metric_origins",

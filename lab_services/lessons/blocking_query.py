@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import consul
 
+from lab_services.core.network import kernel_host
+
 
 @dataclass(frozen=True)
 class BlockingAnswer:
@@ -43,7 +45,7 @@ def time_a_blocking_query(client: consul.Consul, service: str, park_for: float =
     parked.start()
     time.sleep(park_for)  # the query is now waiting inside Consul
     changed_at = time.monotonic()
-    client.agent.service.register(service, service_id=instance, address="127.0.0.1", port=9)
+    client.agent.service.register(service, service_id=instance, address=kernel_host(), port=9)
     try:
         parked.join(10)
     finally:

@@ -10,8 +10,8 @@ from lab_services.service import UserServer
 def start_registered(
     name: str, count: int, consul_http: str, check_interval: str = "1s"
 ) -> tuple[dict[str, UserServer], list[ConsulRegistrar]]:
-    """Start `count` UserServers named `name` on free loopback ports and register each in Consul at `consul_http`,
-    with a gRPC health check every `check_interval`.
+    """Start `count` UserServers named `name` on free ports of kernel_host() and register each there in Consul at
+    `consul_http`, with a gRPC health check every `check_interval`.
 
     Returns ({instance id: server}, [registrar, ...]); stopping a registrar deregisters its instance, and stopping a
     server ends it. If one fails to start or register, those already started are stopped before the error goes on.
@@ -25,7 +25,7 @@ def start_registered(
             server = UserServer(name=name).start()
             servers[server.instance_id] = server
             registration = ServiceRegistration(
-                ServiceInstance(id=server.instance_id, name=name, host="127.0.0.1", port=server.port),
+                ServiceInstance(id=server.instance_id, name=name, host=server.host, port=server.port),
                 checks=[CheckSpec("grpc", interval=check_interval)],
             )
             registrars.append(ConsulRegistrar(registration, consul_http=consul_http).start())

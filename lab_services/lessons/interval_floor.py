@@ -18,6 +18,7 @@ import consul
 
 from lab_services.core.addresses import consul_http_address
 from lab_services.core.durations import parse_duration
+from lab_services.core.network import kernel_host
 from lab_services.lessons.agent_log import AgentLog
 from lab_services.registry.spec import CheckSpec, ConsulRaises
 from lab_services.runtime import Cluster
@@ -26,8 +27,8 @@ WARNING_TEXT = "check has interval below minimum"
 
 
 class _CountingServer(ThreadingHTTPServer):
-    """A loopback HTTP endpoint that answers 200 and notes when each GET came: the check's runs, counted at the
-    target."""
+    """An HTTP endpoint on kernel_host() (where Consul's HTTP check reaches it) that answers 200 and notes when each
+    GET came: the check's runs, counted at the target."""
 
     def __init__(self) -> None:
         self.hits: list[float] = []
@@ -42,7 +43,12 @@ class _CountingServer(ThreadingHTTPServer):
             def log_message(handler, *args: Any) -> None:
                 return None
 
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__((kernel_host(), 0), Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
 
 
 def interval_floor(cluster: Cluster, interval: str = "200ms", seconds: float = 4.0) -> dict[str, Any]:
@@ -61,9 +67,7 @@ def interval_floor(cluster: Cluster, interval: str = "200ms", seconds: float = 4
     agent = consul.Consul(host=host, port=port).agent
     check_id = f"interval-floor-{server.server_address[1]}"
     try:
-        agent.check.register(
-            check_id, consul.Check.http(f"http://127.0.0.1:{server.server_address[1]}/", interval, timeout="1s")
-        )
+        agent.check.register(check_id, consul.Check.http(server.url, interval, timeout="1s"))
         time.sleep(seconds)
         runs = list(server.hits)
     finally:

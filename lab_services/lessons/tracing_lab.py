@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import format_trace_id
 
 from lab_services.core.instance import ServiceInstance
+from lab_services.core.network import KERNEL_HOST_ENV
 from lab_services.core.table import Table
 from lab_services.discovery import ConsulWatcher
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
@@ -25,7 +26,7 @@ SERVICE_COLOURS = {"client": "#6e7781", "gateway": "#0969da", "user": "#1a7f37"}
 
 
 class TracedSystem:
-    """client -> gateway -> user-1 / user-2, real gRPC on loopback, every span exported to one OTLP receiver.
+    """client -> gateway -> user-1 / user-2, real gRPC on kernel_host(), every span exported to one OTLP receiver.
 
     The user instances share one store (so any of them can answer for the same user) and run the lab's own
     UserServer with a tracing interceptor; the gateway retries UNAVAILABLE on the next instance.
@@ -94,7 +95,7 @@ class TracedSystem:
                 ServiceInstance(
                     id=f"{self.service}-{user.instance_id.rsplit('-', 1)[-1]}",
                     name=self.service,
-                    host="127.0.0.1",
+                    host=user.host,
                     port=user.port,
                     meta={LABEL_META: user.instance_id},
                 ),
@@ -105,7 +106,8 @@ class TracedSystem:
         if not self.watcher.wait_for(lambda found: len(found) == len(self.users), 20):
             raise RuntimeError(
                 f"Consul at {self.consul_http[0]} never listed the {len(self.users)} instances of {self.service} "
-                "as passing; its gRPC checks must reach this machine's loopback (the local runtime does)"
+                f"as passing; its gRPC checks must reach this kernel at {self.users[0].host} "
+                f"(set {KERNEL_HOST_ENV} to the kernel's address on the lab's network)"
             )
         return self.watcher
 

@@ -1,6 +1,6 @@
 """Build, start and stop one user service instance: gRPC (user service, health, reflection) plus side HTTP.
 
-    server = UserServer(name="user").start()     # free ports on 127.0.0.1
+    server = UserServer(name="user").start()     # free ports on kernel_host(): 127.0.0.1 on the local runtime
     server.address, server.http_address           # "127.0.0.1:41234", "127.0.0.1:41235"
     server.stop(grace=5)
 
@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
-from lab_services.core.network import require_lab_host
+from lab_services.core.network import kernel_host, require_lab_host
 from lab_services.core.ports import PortInUseError, holder
 from lab_services.service.faults import FaultInjector, FaultInterceptor
 from lab_services.service.health import HealthState
@@ -50,13 +50,14 @@ HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 class UserServer:
-    """One instance of the user service; its id defaults to "<name>-<port>" once the port is bound."""
+    """One instance of the user service; its id defaults to "<name>-<port>" once the port is bound, its host to
+    kernel_host()."""
 
     def __init__(
         self,
         name: str = "user",
         instance_id: str | None = None,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int = 0,
         http_port: int = 0,
         max_workers: int = 32,
@@ -70,7 +71,8 @@ class UserServer:
         settings: RuntimeSettings | None = None,
     ):
         self.name = name
-        self.host = require_lab_host(host)
+        # By default the address this process's servers bind and announce, which Consul's checks can reach.
+        self.host = kernel_host() if host is None else require_lab_host(host)
         self.requested_port = port
         self.instance_id = instance_id or ""
         if server_kind not in SERVER_KINDS:

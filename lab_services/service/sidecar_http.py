@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from lab_services.core.errors import BadInputError
-from lab_services.core.network import require_lab_host
+from lab_services.core.network import kernel_host, require_lab_host
 from lab_services.core.ports import PortInUseError, holder
 from lab_services.service.faults import FaultInjector
 from lab_services.service.health import HealthState
@@ -48,12 +48,12 @@ class SidecarHTTP:
         faults: FaultInjector,
         registry: CollectorRegistry,
         state: Callable[[], dict[str, Any]],
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int = 0,
         routes: dict[str, Callable[[], dict[str, Any]]] | None = None,
         reset: Callable[[], dict[str, Any]] | None = None,
     ):
-        self.host = require_lab_host(host)
+        self.host = kernel_host() if host is None else require_lab_host(host)
         self.requested_port = port
         self.health = health
         self.faults = faults

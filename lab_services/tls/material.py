@@ -4,7 +4,8 @@
     server = UserServer(tls=material.server_tls(mtls=True)).start()
     with channel(server.address, material, mtls=True) as ch: ...
 
-Everything is for 127.0.0.0/8 and a short life: keys are EC P-256, written 0600, certificates last days.
+Everything is for the lab's own addresses (loopback, and the kernel's address, kernel_host()) and a short life:
+keys are EC P-256, written 0600, certificates last days.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from lab_services.core.network import kernel_host
 
 DEFAULT_HOSTS = ("127.0.0.1", "localhost")
 
@@ -104,12 +107,14 @@ def make_server_cert(
     expired: bool = False,
     add_loopback: bool = True,
 ) -> CertPair:
-    """A server certificate for `hosts` (IP addresses and DNS names), plus 127.0.0.1 and localhost.
+    """A server certificate for `hosts` (IP addresses and DNS names), plus 127.0.0.1, localhost and kernel_host().
 
+    The kernel's address is named too because a server a lesson starts binds it, and is dialled there: 127.0.0.1
+    on the local runtime, the JupyterLab container's address in the compose stack.
     `expired=True` makes one whose validity ended a day ago, for the "certificate expired" lesson;
     `add_loopback=False` names only `hosts`, for the "wrong SAN" lesson.
     """
-    names = list(dict.fromkeys([*DEFAULT_HOSTS, *hosts] if add_loopback else hosts))
+    names = list(dict.fromkeys([*DEFAULT_HOSTS, kernel_host(), *hosts] if add_loopback else hosts))
     return _leaf(ca, directory, name, names, ExtendedKeyUsageOID.SERVER_AUTH, days, expired)
 
 

@@ -12,7 +12,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from lab_services.core.network import require_lab_host
+from lab_services.core.network import kernel_host, require_lab_host
 from lab_services.discovery import ServiceInstance, Watcher
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.tracing.interceptors import ClientTracing, ServerTracing
@@ -115,9 +115,9 @@ class Gateway(user_pb2_grpc.UserServiceServicer):
 class GatewayServer:
     """The gateway on its own gRPC port, with a SERVER span per call (its caller's trace continues here)."""
 
-    def __init__(self, gateway: Gateway, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, gateway: Gateway, host: str | None = None, port: int = 0):
         self.gateway = gateway
-        self.host = require_lab_host(host)
+        self.host = kernel_host() if host is None else require_lab_host(host)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gateway"),
             interceptors=[ServerTracing(gateway.tracer, "gateway")],

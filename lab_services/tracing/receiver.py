@@ -1,4 +1,4 @@
-"""A real OTLP/gRPC trace endpoint on loopback that keeps the spans it receives, for lessons and tests to read."""
+"""A real OTLP/gRPC trace endpoint on kernel_host() that keeps the spans it receives, for lessons and tests to read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from lab_services.core.network import require_lab_host
+from lab_services.core.network import kernel_host, require_lab_host
 from lab_services.core.wait import wait_until
 
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -54,8 +54,8 @@ class ReceivedSpan:
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     """Serves `opentelemetry.proto.collector.trace.v1.TraceService/Export`, as a collector's OTLP receiver does."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.host = require_lab_host(host)
+    def __init__(self, host: str | None = None, port: int = 0):
+        self.host = kernel_host() if host is None else require_lab_host(host)
         self.requested_port = port
         self.port = 0
         self._spans: list[ReceivedSpan] = []

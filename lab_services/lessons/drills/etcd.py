@@ -12,6 +12,7 @@ import threading
 import time
 
 from lab_services.core.etcd_gateway import EtcdGateway
+from lab_services.core.network import kernel_host
 from lab_services.core.raft import etcd_leader as leader_of
 from lab_services.core.wait import wait_for
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
@@ -27,12 +28,13 @@ def _gateway(endpoint: str) -> EtcdGateway:
 
 
 def _drill_instance(service: str, instance_id: str, port: int) -> str:
+    host = kernel_host()  # nothing dials it, but an instance this kernel writes names the kernel's address
     return json.dumps(
         {
             "id": instance_id,
             "name": service,
-            "address": f"127.0.0.1:{port}",
-            "host": "127.0.0.1",
+            "address": f"{host}:{port}",
+            "host": host,
             "port": port,
             "tags": ["drill"],
             "meta": {},

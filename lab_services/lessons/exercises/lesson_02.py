@@ -16,6 +16,7 @@ from typing import Any
 import consul
 
 from lab_services.core.addresses import consul_http_address
+from lab_services.core.network import kernel_host
 from lab_services.lessons.exercises.verdict import Verdict
 from lab_services.registry.consul_health import ConsulHealth
 
@@ -118,8 +119,9 @@ def my_ttl_registration() -> tuple[Callable[..., None], Callable[..., None]]:
 
     def register(client: consul.Consul, service_id: str, port: int) -> None:
         # A TTL check: Consul waits for the service to report in, and marks it critical when 5 s pass without a word.
+        # The address is the kernel's own (lab.kernel_host() in a notebook): 127.0.0.1 on the local runtime.
         client.agent.service.register(
-            "exercise", service_id=service_id, address="127.0.0.1", port=port, check=consul.Check.ttl("5s")
+            "exercise", service_id=service_id, address=kernel_host(), port=port, check=consul.Check.ttl("5s")
         )
 
     def heartbeat(client: consul.Consul, check_id: str, stop: threading.Event) -> None:

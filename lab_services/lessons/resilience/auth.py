@@ -16,6 +16,7 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
+from lab_services.core.network import kernel_host
 from lab_services.resilience.interceptors import RequireBearerToken
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.service.servicer import UserServicer
@@ -23,7 +24,8 @@ from lab_services.service.store import UserStore
 
 
 class TokenProtectedServer:
-    """A user service on a free loopback port that refuses calls without `Bearer <token>` (health checks exempt)."""
+    """A user service on a free port of kernel_host() that refuses calls without `Bearer <token>` (health checks
+    exempt)."""
 
     def __init__(self, token: str, instance_id: str = "lesson07-auth"):
         self.server = grpc.server(
@@ -33,7 +35,8 @@ class TokenProtectedServer:
         )
         user_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(UserStore(), instance_id), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), self.server)
-        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        host = kernel_host()
+        self.address = f"{host}:{self.server.add_insecure_port(f'{host}:0')}"
 
     def start(self) -> TokenProtectedServer:
         self.server.start()

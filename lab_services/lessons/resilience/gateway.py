@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from lab_services._proto.lab.user.v1 import user_service_pb2_grpc as pb_grpc
-from lab_services.core.network import require_lab_host
+from lab_services.core.network import kernel_host, require_lab_host
 from lab_services.lessons.resilience.measure import create_user_call, run_calls, server_codes, wait_idle
 from lab_services.resilience.deadlines import remaining_deadline
 
@@ -52,14 +52,14 @@ class GatewayServer:
         upstream_address: str,
         propagate: bool = True,
         fixed_timeout: float = 30.0,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int = 0,
         interceptors: list[grpc.ServerInterceptor] | None = None,
     ):
         self.upstream_address = upstream_address
         self.propagate = propagate
         self.fixed_timeout = fixed_timeout
-        self.host = require_lab_host(host)
+        self.host = kernel_host() if host is None else require_lab_host(host)
         self.requested_port = port
         self.interceptors = interceptors or []
         self.port = 0

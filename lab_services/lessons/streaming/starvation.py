@@ -156,7 +156,7 @@ def _consul_verdict(server: UserServer, consul_http: str, settle: float) -> str:
     check's status: 'passing', or 'critical' when the health check could not get an answer in time."""
     registration = ServiceRegistration(
         ServiceInstance(
-            id=f"lesson05-starved-{server.port}", name="lesson05-starved", host="127.0.0.1", port=server.port
+            id=f"lesson05-starved-{server.port}", name="lesson05-starved", host=server.host, port=server.port
         ),
         checks=[CheckSpec("grpc", interval="1s", timeout="1s")],
     )
