@@ -75,6 +75,15 @@ def require_lab_host(host: str, field: str = "host") -> str:
     return host
 
 
+def is_lab_address(host: str) -> bool:
+    """True for loopback and the stack's own network: the addresses nothing outside this machine reaches."""
+    try:
+        require_lab_host(host.split("//")[-1].rsplit(":", 1)[0] if ":" in host else host)
+    except BadInputError:
+        return False
+    return True
+
+
 def kernel_host() -> str:
     """The address a server started in this process binds and registers: 127.0.0.1, or in the compose stack's
     JupyterLab container its bridge address (`LAB_KERNEL_HOST`), which Consul's checks can reach."""

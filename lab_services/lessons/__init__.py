@@ -16,7 +16,7 @@ from __future__ import annotations
 from lab_services.core.addresses import etcd_endpoints
 from lab_services.core.durations import parse_duration
 from lab_services.core.instance import ServiceInstance
-from lab_services.core.network import kernel_host
+from lab_services.core.network import is_lab_address, kernel_host
 from lab_services.core.table import Table
 from lab_services.core.wait import WaitTimeout, wait_for, wait_until
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel, a_records, srv_records
@@ -147,6 +147,7 @@ __all__ = [
     "hedging_experiment",
     "int_between",
     "interval_floor",
+    "is_lab_address",
     "kernel_host",
     "keys_with_leases",
     "list_services",

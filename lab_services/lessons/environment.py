@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from lab_services.core.table import html_table, text_table
+from lab_services.runtime import open_cluster
 from lab_services.runtime.binaries import describe_binaries
 
 MIN_PYTHON = (3, 11)
@@ -27,7 +28,6 @@ PACKAGES = (
     ("ipywidgets", "ipywidgets"),
     ("matplotlib", "matplotlib"),
 )
-BINARIES = ("consul", "etcd", "etcdctl", "prometheus")
 COLUMNS = ["kind", "name", "version", "ok", "note"]
 
 
@@ -54,11 +54,13 @@ class EnvironmentReport:
 
 
 def check_environment() -> EnvironmentReport:
-    """Check the Python version, import every package the lab uses, and run each server binary for its version."""
+    """Check the Python version, import every package the lab uses, and run each binary the runtime needs here for
+    its version (the local runtime runs every server from here; compose needs only the consul and etcdctl clients)."""
     rows = [_python_row()]
     rows += [_package_row(dist, module) for dist, module in PACKAGES]
     found = describe_binaries()
-    rows += [_binary_row(name, found.get(name, {"error": f"{name} is not a tool the lab knows"})) for name in BINARIES]
+    needed = open_cluster().tools
+    rows += [_binary_row(name, found.get(name, {"error": f"{name} is not a tool the lab knows"})) for name in needed]
     return EnvironmentReport(rows)
 
 

@@ -64,6 +64,9 @@ class Cluster(ABC):
     """Start, inspect and disturb a lab cluster. Every method answers with plain data (JSON-ready) or a status."""
 
     backend: str  # the runtime's name, shown in `status` (never a reason for a caller to branch)
+    # The command-line tools this runtime needs where the notebook runs: here every server's binary; on compose the
+    # servers are containers, and the kernel needs only the clients a lesson runs (consul, etcdctl).
+    tools: tuple[str, ...] = ("consul", "etcd", "etcdctl", "prometheus")
     base: Path  # the state directory: logs, data, pid files
 
     # -- finding and starting --------------------------------------------------------------------------

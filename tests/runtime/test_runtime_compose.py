@@ -13,13 +13,15 @@ import tempfile
 import threading
 from pathlib import Path
 
+import docker.types
 import psutil
 import pytest
 from docker_engine import require_engine
 from labs import local_lab
 
-from lab_services.core.errors import UnsupportedError
+from lab_services.core.errors import BadInputError, UnsupportedError
 from lab_services.core.http import http_json
+from lab_services.core.network import lab_subnet
 from lab_services.core.ports import PortInUseError
 from lab_services.core.wait import wait_until
 from lab_services.runtime.compose import engine, topology
@@ -140,18 +142,35 @@ def test_an_image_missing_with_pulling_disabled_names_the_build(tmp_path):
         engine.missing_images(engine.client(), config)
 
 
-def test_a_port_in_use_names_its_holder_and_nothing_starts():
+def test_a_published_port_in_use_names_its_holder_the_setting_and_nothing_starts(monkeypatch):
     with socket.socket() as taken:
-        taken.setsockopt(
-            socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
-        )  # an earlier stack's TIME_WAIT must not stop the test
-        taken.bind((topology.consul_address(2), 8500))
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # an earlier stack's TIME_WAIT must not matter
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("LAB_JUPYTER_PORT", str(port))
         with pytest.raises(
-            PortInUseError, match=rf"port 8500 on 127.0.1.12 \(consul-2 http\) is in use by pid {os.getpid()}"
+            PortInUseError,
+            match=rf"port {port} on 127.0.0.1 \(JupyterLab\) is in use by pid {os.getpid()}.*"
+            r"LAB_JUPYTER_PORT=<another port> in compose/.env",
         ):
             ComposeCluster().up()
     assert leftovers()["containers"] == []
+
+
+def test_a_subnet_another_network_holds_is_named_with_the_setting_and_nothing_starts():
+    client = engine.client()
+    taken = client.networks.create(
+        "lab-test-overlap",
+        driver="bridge",
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(lab_subnet()))]),
+    )
+    try:
+        with pytest.raises(BadInputError, match=r"LAB_NET_PREFIX: .* overlaps Docker network 'lab-test-overlap'"):
+            ComposeCluster().up()
+    finally:
+        taken.remove()
+    assert leftovers() == {"containers": [], "networks": []}
 
 
 def test_one_cold_start_on_compose_reports_every_figure():
@@ -166,10 +185,8 @@ def test_one_cold_start_on_compose_reports_every_figure():
     assert leftovers()["containers"] == [] and volumes() == []
 
 
-def test_a_tls_lesson_is_refused_with_the_way_round():
-    with pytest.raises(
-        UnsupportedError, match=r"the compose runtime has no TLS instances \(`--tls`\); .*local runtime"
-    ):
+def test_a_tls_lab_is_refused_with_the_way_round():
+    with pytest.raises(UnsupportedError, match=r"TLS instances \(`--tls`\).*local runtime"):
         ComposeCluster(ClusterConfig(tls="mtls"))
 
 
@@ -208,7 +225,7 @@ def test_status_has_the_local_runtimes_shape(cluster, tmp_path):
     assert set(compose["processes"][0]) == set(local["processes"][0]) and compose["processes"][0]["container"]
     assert compose["backend"] == "compose" and compose["consul"]["leader"] in {"consul-1", "consul-2", "consul-3"}
     assert compose["etcd"]["leader"] in {"etcd-1", "etcd-2", "etcd-3"}
-    assert [s["address"] for s in compose["services"]] == ["127.0.1.41:5000", "127.0.1.42:5000", "127.0.1.43:5000"]
+    assert [s["address"] for s in compose["services"]] == [f"{topology.address(40 + i)}:5000" for i in (1, 2, 3)]
     assert set(compose["binaries"]) == {"consul", "etcd", "prometheus", "user-service"}
 
 
@@ -225,7 +242,8 @@ def test_the_overview_shows_each_servers_address_and_container(cluster):
 
     overview = ClusterOverview(cluster)
     rows = {r["name"]: r for r in overview.rows}
-    assert rows["consul-2"]["address"] == "127.0.1.12:8500" and rows["etcd-3"]["address"] == "127.0.1.23:2379"
+    assert rows["consul-2"]["address"] == f"{topology.consul_address(2)}:8500"
+    assert rows["etcd-3"]["address"] == f"{topology.etcd_address(3)}:2379"
     assert all(r["container"] for r in rows.values()) and rows["user-1"]["container"] in overview.table.value
 
 
@@ -301,24 +319,40 @@ def test_graceful_stop_under_load_costs_the_client_no_call(cluster):
     cluster.start("user-2")
 
 
+def test_after_a_killed_docker_engine_up_brings_the_lab_back(cluster):
+    """dockerd killed (as a crash or a reboot would): the engine that starts next stops the old containers, the lab is
+    then not running (not "up and dead"), and `up` starts every container again with its data."""
+    pid = int(Path("/var/run/docker.pid").read_text())
+    os.kill(pid, 9)
+    wait_until(lambda: not psutil.pid_exists(pid), 15, "dockerd to die")
+    started = subprocess.run(["bash", str(engine.COMPOSE_DIR / "engine.sh")], capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr[-2000:]
+    lab = ComposeCluster()
+    wait_until(lambda: not lab.running(), 60, "the new engine to stop the old containers")
+    lab.up()
+    status = lab.status()
+    assert status.consul.leader and status.etcd.leader
+    assert all(p.state == "running" for p in status.processes), [(p.name, p.state) for p in status.processes]
+    assert sorted(consul_passing(lab)) == ["user-1", "user-2", "user-3"]
+
+
 def test_down_keeps_named_volumes_until_asked(cluster):
     """Last in the module: the stack goes down here; the fixture's teardown then checks nothing is left."""
     cluster.down()
     assert leftovers() == {"containers": [], "networks": []}
-    assert len(volumes()) == 4, "down keeps etcd's and Prometheus's data"
-    assert all((cluster.data_dir / f"consul-{i}").is_dir() for i in (1, 2, 3)), "down keeps Consul's data"
+    assert len(volumes()) == 9, "down keeps the servers' data, the etcd targets and JupyterLab's home"
     cluster.down(volumes=True)
-    assert volumes() == [] and not any((cluster.data_dir / f"consul-{i}").exists() for i in (1, 2, 3))
+    assert volumes() == []
 
 
-def test_an_option_compose_cannot_serve_yet_says_so_in_one_line():
+def test_an_option_compose_cannot_serve_says_so_in_one_line():
     out = subprocess.run(
-        [sys.executable, "-m", "lab_services.cli", "--backend", "compose", "up", "--config-store", "consul"],
+        [sys.executable, "-m", "lab_services.cli", "--backend", "compose", "up", "--tls", "tls"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "ClusterConfig(" not in out.stderr
-    assert out.stderr.startswith("discovery-lab up: the compose runtime has no `--config-store` yet;")
+    assert out.stderr.startswith("discovery-lab up: the compose runtime has no TLS instances (`--tls`);")
     assert "use the local runtime: `discovery-lab --backend local up ...`" in out.stderr

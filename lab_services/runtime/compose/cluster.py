@@ -51,7 +51,7 @@ DATA_TMPFS = docker.types.Mount("/consul/data", None, type="tmpfs")
 
 # What the compose stack cannot run, with the way round it: (field, value it needs, what, instead).
 LOCAL_ONLY = (
-    ("tls", "off", "a lab whose own instances serve TLS (`--tls`)", "lesson 06 itself runs on compose; for that"),
+    ("tls", "off", "TLS instances (`--tls`)", "lesson 06 itself runs on compose; for instances that serve TLS"),
 )
 
 
@@ -87,6 +87,7 @@ class ComposeCluster(Cluster):
     """The compose project `project` on the local Docker engine; containers outlive this object and its process."""
 
     backend = "compose"
+    tools = ("consul", "etcdctl")
 
     def __init__(
         self,
@@ -233,6 +234,13 @@ class ComposeCluster(Cluster):
                 container.start()
         self.start_together([n.name for n in nodes if n.kind == "service"])
         self._check_running()
+        if not engine.in_stack():
+            # The stack's JupyterLab too, which `containers()` leaves out: the learner's way back in.
+            for container in self.client.containers.list(
+                all=True, filters={"label": f"{containers.SERVICE_LABEL}={topology.JUPYTER}"}
+            ):
+                if container.labels.get(containers.PROJECT_LABEL) == self.project and _state(container) == "stopped":
+                    container.start()
 
     def _check_running(self) -> None:
         """Every container of the stack runs, helpers without a readiness check of their own (etcd-sd) too."""
