@@ -1,4 +1,4 @@
-"""JupyterLab as a service of the compose stack: `python -m lab_services.lessons.jupyter` in its container.
+"""JupyterLab as a service of the compose stack: `python -m lab_services.runtime.compose.jupyter` in its container.
 
 It listens on the container's network (Docker publishes it on the learner's 127.0.0.1 only), opens on lesson 00, and
 prints the one URL to open, token included, as the last lines of `docker compose up`. The token is
