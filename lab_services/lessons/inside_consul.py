@@ -244,7 +244,7 @@ def reads_without_quorum(
         raise ValueError("invalid argument: the lab needs three Consul servers and a leader for this experiment")
     followers = sorted(n for n in servers if n != status.consul.leader)
     alone, paused = followers[0], [status.consul.leader, followers[1]]
-    address = f"{status.host}:{servers[alone].ports['http']}"
+    address = servers[alone].address("http")
     before = read_modes(address, path)
     for name in paused:
         cluster.pause(name)

@@ -512,6 +512,8 @@ class ComposeCluster(Cluster):
         if template is None:
             raise self.not_running()
         host = host or self.auxiliary_host()
+        for earlier in self.client.containers.list(all=True, filters={"name": f"^{self.project}-{name}-1$"}):
+            earlier.remove(force=True)  # the same auxiliary started again (a drill's probe after its kill)
         container = containers.run(
             self.client,
             self.project,
