@@ -20,13 +20,12 @@ from typing import Any
 
 import grpc
 
-from lab_services.core.instance import ServiceInstance
+from lab_services.core.ports import PortAllocator
 from lab_services.core.wait import wait_until
 from lab_services.discovery.dns import a_records, dns_target
-from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
-from lab_services.runtime.cluster import Cluster
-from lab_services.runtime.nodes.service import own_address
-from lab_services.service import UserServer, user_pb2, user_pb2_grpc
+from lab_services.runtime.cluster import Auxiliary, Cluster
+from lab_services.service import user_pb2, user_pb2_grpc
+from lab_services.service.command import ServiceCommand
 
 Options = list[tuple[str, Any]]
 
@@ -175,7 +174,9 @@ def idle_states(address: str, idle_ms: int = 1000, wait: float = 3.0) -> list[tu
 
 
 class DnsFleet:
-    """User services on their own loopback addresses and the lab's shared port, registered in Consul as `name`."""
+    """Instances of the user service on addresses of their own and the lab's shared port, registered in Consul as
+    `name`: processes beside the lab, which the runtime places (own loopback addresses here, containers of their own
+    on compose), each registering itself with a 1 s gRPC check."""
 
     def __init__(self, cluster: Cluster, name: str, max_connection_age_ms: int | None = None, first_index: int = 21):
         status = cluster.status()
@@ -183,42 +184,48 @@ class DnsFleet:
             raise ValueError(
                 "invalid argument: cluster: dns:/// needs instance_addresses='distinct' (one address per instance)"
             )
+        self.cluster = cluster
         self.name = name
         self.port = status.services[0].instance.port  # the port every instance shares
         self.consul = status.consul.http[0]
         self.dns = status.consul.dns
         self.max_connection_age_ms = max_connection_age_ms
         self.next_index = first_index
-        self.members: list[tuple[UserServer, ConsulRegistrar]] = []
+        self.members: list[Any] = []
 
     @property
     def target(self) -> str:
         return dns_target(self.name, self.dns, self.port)
 
     def add(self) -> str:
-        """Start and register one more instance; its id once Consul lists it as passing."""
-        host = own_address(self.next_index)
-        server = UserServer(
-            name=self.name,
-            instance_id=f"{self.name}-{self.next_index}",
+        """Start and register one more instance; its id once Consul DNS answers with its address."""
+        host = self.cluster.auxiliary_host(self.next_index)
+        options = ["--max-connection-age-ms", str(self.max_connection_age_ms)] if self.max_connection_age_ms else []
+        command = ServiceCommand(
             host=host,
             port=self.port,
-            max_connection_age_ms=self.max_connection_age_ms,
-        ).start()
-        self.next_index += 1
-        registration = ServiceRegistration(
-            ServiceInstance(id=server.instance_id, name=self.name, host=host, port=self.port),
-            checks=(CheckSpec(kind="grpc", interval="1s", timeout="1s"),),
+            http_port=PortAllocator().free(),
+            name=self.name,
+            instance_id=f"{self.name}-{self.next_index}",
+            registry="consul",
+            consul=self.consul,
+            options=options,
         )
-        registrar = ConsulRegistrar(registration, consul_http=self.consul).start()
-        self.members.append((server, registrar))
-        wait_until(lambda: host in a_records(self.name, self.dns), 15, f"{host} in Consul DNS for {self.name}")
-        return server.instance_id
+        self.next_index += 1
+        member = self.cluster.start_auxiliary(Auxiliary.SERVICE, command.instance_id, command.flags(), host)
+        self.members.append(member)
+        wait_until(
+            lambda: host in a_records(self.name, self.dns),
+            20,
+            f"{host} in Consul DNS for {self.name}",
+            seen=lambda: member.tail(5),
+        )
+        return command.instance_id
 
     def stop(self) -> None:
-        for server, registrar in self.members:
-            registrar.stop()
-            server.stop(0)
+        """SIGTERM each: it deregisters, then exits."""
+        for member in self.members:
+            member.stop()
         self.members.clear()
 
 

@@ -19,6 +19,7 @@ from lab_services.runtime import processes
 from lab_services.runtime.binaries import find_binary
 from lab_services.runtime.cleanup import clean_lab_state
 from lab_services.runtime.config import ClusterConfig
+from lab_services.runtime.nodes.service import own_address
 from lab_services.runtime.status import ClusterStatus
 
 
@@ -185,10 +186,12 @@ class Cluster(ABC):
         return steps + clean_lab_state(self.status())
 
     # -- processes beside the lab ----------------------------------------------------------------------
-    def auxiliary_host(self) -> str:
+    def auxiliary_host(self, index: int | None = None) -> str:
         """The address the next process beside the lab binds: the kernel's own address here, a free address on the
-        stack's network on compose. Its ports can then be the familiar ones or any free ones."""
-        return kernel_host()
+        stack's network on compose. With `index`, an address of its own, as instance `index` gets with
+        instance_addresses="distinct" (127.0.0.(10+index) here): Consul DNS's A records carry no port, so instances
+        that share one port must differ by address."""
+        return own_address(index) if index is not None else kernel_host()
 
     def start_auxiliary(self, kind: Auxiliary, name: str, args: list[str], host: str | None = None) -> Any:
         """Start a process beside the lab (a drill's probe instance, an extra Consul agent) with `args` after the

@@ -27,7 +27,9 @@ from lab_services.runtime.cluster import Action, Auxiliary, Cluster, NotReadyErr
 from lab_services.runtime.compose import containers, engine, topology
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec
-from lab_services.runtime.status import ClusterStatus, describe
+from lab_services.runtime.status import ClusterStatus, TLSStatus, describe
+from lab_services.service.command import ServiceCommand
+from lab_services.tls import CertPair, TLSMaterial
 
 # The one shape docker-compose.yml runs: every lesson's ClusterConfig that this covers runs on it.
 SHAPE = ClusterConfig(
@@ -44,28 +46,15 @@ VERSION = "lab.version"
 CONFIG = "lab.config"  # on a container the runtime reshaped: the ClusterConfig fields it was made for, as JSON
 PROMETHEUS_CONFIG = str(engine.COMPOSE_DIR / "prometheus" / "prometheus.yml")
 # The fields a lesson may ask of the stack beyond its file's shape, which the runtime then adds containers for.
-RESHAPED = ("config_store", "consul_clients", "datacenters")
+RESHAPED = ("config_store", "consul_clients", "datacenters", "tls")
 # An extra agent's data lives as long as its container: in memory, not in an anonymous volume the image would make.
 DATA_TMPFS = docker.types.Mount("/consul/data", None, type="tmpfs")
 
 
-# What the compose stack cannot run, with the way round it: (field, value it needs, what, instead).
-LOCAL_ONLY = (
-    ("tls", "off", "TLS instances (`--tls`)", "lesson 06 itself runs on compose; for instances that serve TLS"),
-)
-
-
 def shape_for(wanted: ClusterConfig) -> ClusterConfig:
-    """The stack's shape when it serves `wanted` (the file's, plus the client agents, second datacenter or config
-    store `wanted` asks for); UnsupportedError naming the way round when it cannot."""
+    """The stack's shape when it serves `wanted` (the file's, plus the client agents, second datacenter, config store
+    or TLS `wanted` asks for); UnsupportedError naming the way round when it cannot."""
     wanted.validate()
-    for field, plain, what, why in LOCAL_ONLY:
-        if getattr(wanted, field) != plain:
-            raise UnsupportedError(
-                "compose",
-                what,
-                f"{why}, use the local runtime: `discovery-lab --backend local up ...` (or unset LAB_BACKEND)",
-            )
     shape = ClusterConfig(**{**SHAPE.to_dict(), **{f: getattr(wanted, f) for f in RESHAPED}})
     if not shape.covers(wanted):
         raise UnsupportedError(
@@ -272,6 +261,9 @@ class ComposeCluster(Cluster):
                 all=True, filters={"label": f"{containers.PROJECT_LABEL}={self.project}"}
             ):
                 container.remove(v=True, force=True)
+            # A container compose did not know of (a lesson's own) kept the network in use until just now.
+            for network in self.client.networks.list(names=[f"{self.project}_lab"]):
+                network.remove()
 
     @staticmethod
     def _graceful_stop(container: Any) -> None:
@@ -291,7 +283,10 @@ class ComposeCluster(Cluster):
                 return
             wanted = {n.name: n for n in topology.extra_nodes(shape)}
             for name, container in found.items():
-                if container.labels.get(containers.ROLE_LABEL) == "extra" and name not in wanted:
+                role = container.labels.get(containers.ROLE_LABEL)
+                if role == "added":
+                    self.remove_service(name)  # made for the old shape: registered elsewhere, or not serving TLS
+                elif role == "extra" and name not in wanted:
                     container.remove(force=True)
             template = found["consul-1"]
             added = []
@@ -310,41 +305,88 @@ class ComposeCluster(Cluster):
                     )
                     added.append(node)
             self._wait_group(added)
+            files = self._new_tls_files(shape) if shape.tls != "off" else {}
+            if now.tls != shape.tls:
+                self._retls_consul(found["consul-1"], shape.tls, files)
+            made_for = {CONFIG: json.dumps({f: getattr(shape, f) for f in RESHAPED})}
             for index in range(1, topology.INSTANCES + 1):
-                self._replace_instance(found[f"{topology.SERVICE_NAME}-{index}"], index, shape)
+                old = found[f"{topology.SERVICE_NAME}-{index}"]
+                self._graceful_stop(old)
+                argv = self._instance_command(index, shape).args()
+                self._wait_made(containers.recreate(self.client, old, argv, files, made_for), index)
 
-    def _replace_instance(self, old: Any, index: int, shape: ClusterConfig) -> None:
-        """Instance `index` again, from the same image and mounts, registered and configured as `shape` says."""
-        self._graceful_stop(old)
-        old.remove(force=True)
-        command = topology.service_command(
-            index, options=topology.config_flags(shape), consul=topology.registration_agent(index, shape).addr("http")
+    def _instance_command(
+        self, index: int, shape: ClusterConfig, version: str = "v1", meta: dict[str, str] | None = None
+    ) -> ServiceCommand:
+        """Instance `index` registered with its agent, following the config store, serving TLS, as `shape` says."""
+        return topology.service_command(
+            index,
+            version,
+            meta,
+            options=[*topology.config_flags(shape), *topology.tls_flags(shape)],
+            consul=topology.registration_agent(index, shape).addr("http"),
         )
-        made_for = {f: getattr(shape, f) for f in RESHAPED}
-        self._run_instance(old, index, command.args(), {CONFIG: json.dumps(made_for)}, role="file")
 
-    def _run_instance(self, template: Any, index: int, argv: list[str], labels: dict[str, str], role: str) -> Any:
-        node = topology.service_node(index, labels.get(VERSION, "v1"))
-        container = containers.run(
-            self.client,
-            self.project,
-            node.name,
-            template.attrs["Config"]["Image"],
-            argv,
-            node.host,
-            role,
-            entrypoint=template.attrs["Config"]["Entrypoint"],
-            mounts=_mounts(template),
-            environment=_environment(template),
-            working_dir=template.attrs["Config"]["WorkingDir"],
-            labels=labels,
-        )
+    def _wait_made(self, container: Any, index: int, version: str = "v1") -> Any:
         try:
-            self._wait_ready(node)
+            self._wait_ready(topology.service_node(index, version))
         except BaseException:
             container.remove(force=True)
             raise
         return container
+
+    # -- TLS ---------------------------------------------------------------------------------------------------
+    @property
+    def tls_dir(self) -> Path:
+        return self.base / "compose-tls"
+
+    def _new_tls_files(self, shape: ClusterConfig) -> dict[str, bytes]:
+        """A new CA and certificates for a TLS lab, kept in this lab's state directory, as the files to write into
+        the containers."""
+        material = TLSMaterial.create(self.tls_dir, hosts=topology.tls_hosts())
+        return self._as_files(material.ca.cert_pem, material.server, material.client)
+
+    @staticmethod
+    def _as_files(ca: bytes, server: CertPair, client: CertPair) -> dict[str, bytes]:
+        return {
+            f"{topology.TLS_DIR}/ca.pem": ca,
+            f"{topology.TLS_DIR}/server.pem": server.cert_pem,
+            f"{topology.TLS_DIR}/server-key.pem": server.key_pem,
+            f"{topology.TLS_DIR}/client.pem": client.cert_pem,
+            f"{topology.TLS_DIR}/client-key.pem": client.key_pem,
+        }
+
+    def _current_tls_files(self, found: dict[str, Any]) -> dict[str, bytes]:
+        """The certificates the running instances have, read back from user-1 (a process other than the one that
+        made them finds them there) and kept in this lab's state directory too."""
+        first = found.get(f"{topology.SERVICE_NAME}-1")
+        if first is None or self.current(found).tls == "off":
+            return {}
+        read = containers.read_files(first, topology.TLS_DIR)
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        for name, content in read.items():
+            (self.tls_dir / name).write_bytes(content)
+        return {f"{topology.TLS_DIR}/{name}": content for name, content in read.items()}
+
+    def _retls_consul(self, consul: Any, tls: str, files: dict[str, bytes]) -> None:
+        """consul-1 again with (or without) the settings its gRPC checks of TLS instances need; its data stays."""
+        every = set(topology.consul_tls_flags("mtls"))
+        command = [a for a in consul.attrs["Config"]["Cmd"] if a not in every] + topology.consul_tls_flags(tls)
+        consul.stop(timeout=5)
+        containers.recreate(self.client, consul, command, files)
+        self._wait_group([n for n in topology.consul_nodes() if n.name == "consul-1"])
+
+    def _tls_status(self, found: dict[str, Any], mode: str) -> TLSStatus | None:
+        if mode == "off":
+            return None
+        if not (self.tls_dir / "client-key.pem").exists():
+            self._current_tls_files(found)
+        return TLSStatus(
+            mode=mode,
+            ca=str(self.tls_dir / "ca.pem"),
+            client_cert=str(self.tls_dir / "client.pem"),
+            client_key=str(self.tls_dir / "client-key.pem"),
+        )
 
     # -- readiness -------------------------------------------------------------------------------------
     def _wait_group(self, nodes: list[NodeSpec]) -> None:
@@ -475,15 +517,24 @@ class ComposeCluster(Cluster):
                 raise self.not_running()
             shape = self.current(found)
             index = 1 + max(int(n.rsplit("-", 1)[1]) for n in found if n.startswith(f"{topology.SERVICE_NAME}-"))
-            command = topology.service_command(
-                index,
-                version,
-                meta,
-                options=topology.config_flags(shape),
-                consul=topology.registration_agent(index, shape).addr("http"),
-            )
+            command = self._instance_command(index, shape, version, meta)
             started = time.monotonic()
-            container = self._run_instance(template, index, command.args(), {VERSION: version}, role="added")
+            container = containers.run(
+                self.client,
+                self.project,
+                command.instance_id,
+                template.attrs["Config"]["Image"],
+                command.args(),
+                command.host,
+                "added",
+                entrypoint=template.attrs["Config"]["Entrypoint"],
+                mounts=containers.mounts_of(template),
+                environment=_environment(template),
+                working_dir=template.attrs["Config"]["WorkingDir"],
+                labels={VERSION: version},
+                files=self._current_tls_files(found),
+            )
+            self._wait_made(container, index, version)
             return {
                 "name": command.instance_id,
                 "pid": self._pid(container),
@@ -495,8 +546,8 @@ class ComposeCluster(Cluster):
             }
 
     # -- containers beside the lab -----------------------------------------------------------------------
-    def auxiliary_host(self) -> str:
-        """A free address on the stack's network for the next auxiliary container."""
+    def auxiliary_host(self, index: int | None = None) -> str:
+        """A free address on the stack's network for the next auxiliary container (always one of its own)."""
         return containers.free_host(self.client, self.project, topology.AUXILIARY_HOSTS)
 
     def start_auxiliary(
@@ -523,7 +574,7 @@ class ComposeCluster(Cluster):
             host,
             "auxiliary",
             entrypoint=template.attrs["Config"]["Entrypoint"],
-            mounts=_mounts(template) if kind is Auxiliary.SERVICE else [DATA_TMPFS],
+            mounts=containers.mounts_of(template) if kind is Auxiliary.SERVICE else [DATA_TMPFS],
             environment=_environment(template),
             working_dir=template.attrs["Config"]["WorkingDir"],
         )
@@ -584,7 +635,7 @@ class ComposeCluster(Cluster):
                 backend=self.backend,
                 config=self.current(found),
                 state_dir=str(self.base),
-                tls=None,
+                tls=self._tls_status(found, self.current(found).tls),
                 binaries=self.binaries(found),
                 timings={k: round(v, 3) for k, v in self.timings.items()},
                 reaped=[],
@@ -608,17 +659,6 @@ class ComposeCluster(Cluster):
                 kinds[kind] = {"path": named[0], "version": named[0].rsplit(":", 1)[-1].lstrip("v")}
             self._binaries = kinds
         return self._binaries or {}
-
-
-def _mounts(template: Any) -> list[docker.types.Mount]:
-    """The bind mounts and named volumes of `template`, for a container made in its likeness."""
-    return [
-        docker.types.Mount(
-            m["Destination"], m["Source"] if m["Type"] == "bind" else m["Name"], type=m["Type"], read_only=not m["RW"]
-        )
-        for m in template.attrs["Mounts"]
-        if m["Type"] in ("bind", "volume")
-    ]
 
 
 def _environment(template: Any) -> list[str]:

@@ -7,7 +7,9 @@ on the stack's network at a fixed address, labelled as part of the project so `d
 
 from __future__ import annotations
 
+import io
 import signal
+import tarfile
 from typing import Any
 
 import docker
@@ -35,8 +37,12 @@ def run(
     environment: dict[str, str] | None = None,
     working_dir: str | None = None,
     labels: dict[str, str] | None = None,
+    files: dict[str, bytes] | None = None,
+    host_config: dict[str, Any] | None = None,
+    healthcheck: dict[str, Any] | None = None,
 ) -> Any:
-    """Create and start `name` at `host` on the stack's network, as compose would have (labels, init, DNS name)."""
+    """Create and start `name` at `host` on the stack's network, as compose would have (labels, init, DNS name),
+    with `files` (path: content) written into it before it starts."""
     api = client.api
     all_labels = {
         PROJECT_LABEL: project,
@@ -54,13 +60,74 @@ def run(
         environment=environment,
         working_dir=working_dir,
         labels=all_labels,
-        host_config=api.create_host_config(init=True, mounts=mounts or []),
+        healthcheck=healthcheck,
+        host_config=api.create_host_config(init=True, mounts=mounts or [], **(host_config or {})),
         networking_config=api.create_networking_config(
             {f"{project}_lab": api.create_endpoint_config(ipv4_address=host, aliases=[name])}
         ),
     )
+    if files:
+        api.put_archive(created["Id"], "/", _tar(files))
     api.start(created["Id"])
     return client.containers.get(created["Id"])
+
+
+def recreate(
+    client: docker.DockerClient,
+    old: Any,
+    command: list[str],
+    files: dict[str, bytes] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Any:
+    """`old` made again with `command` (and `files`): its image, entrypoint, environment, mounts, published ports,
+    healthcheck, labels and address kept. The caller has stopped it; its named volumes keep the data."""
+    config, host_config = old.attrs["Config"], old.attrs["HostConfig"]
+    network = next(iter(old.attrs["NetworkSettings"]["Networks"].values()))
+    name, project = old.labels[SERVICE_LABEL], old.labels[PROJECT_LABEL]
+    bindings = {
+        port.split("/")[0]: [(b["HostIp"], int(b["HostPort"])) for b in bound]
+        for port, bound in (host_config.get("PortBindings") or {}).items()
+    }
+    host = network["IPAMConfig"]["IPv4Address"] if network.get("IPAMConfig") else network["IPAddress"]
+    old.remove(force=True)
+    return run(
+        client,
+        project,
+        name,
+        config["Image"],
+        command,
+        host,
+        old.labels.get(ROLE_LABEL, "file"),
+        entrypoint=config["Entrypoint"],
+        mounts=mounts_of(old),
+        environment=config.get("Env"),
+        working_dir=config.get("WorkingDir") or None,
+        labels={**old.labels, **(labels or {})},
+        files=files,
+        host_config={"port_bindings": {int(k): v[0] for k, v in bindings.items()}} if bindings else None,
+        healthcheck=config.get("Healthcheck"),
+    )
+
+
+def mounts_of(template: Any) -> list[docker.types.Mount]:
+    """The bind mounts and named volumes of `template`, for a container made in its likeness."""
+    return [
+        docker.types.Mount(
+            m["Destination"], m["Source"] if m["Type"] == "bind" else m["Name"], type=m["Type"], read_only=not m["RW"]
+        )
+        for m in template.attrs["Mounts"]
+        if m["Type"] in ("bind", "volume")
+    ]
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(content), 0o644
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def free_host(client: docker.DockerClient, project: str, candidates: range) -> str:
@@ -128,3 +195,17 @@ class AuxiliaryContainer:
             return self.container.logs(tail=lines).decode(errors="replace")
         except docker.errors.NotFound:
             return ""
+
+
+def read_files(container: Any, directory: str) -> dict[str, bytes]:
+    """The files in `directory` of `container` by name ({} when it has none)."""
+    try:
+        stream, _ = container.get_archive(directory)
+    except docker.errors.NotFound:
+        return {}
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        return {
+            m.name.rsplit("/", 1)[-1]: archive.extractfile(m).read()  # type: ignore[union-attr]
+            for m in archive.getmembers()
+            if m.isfile()
+        }

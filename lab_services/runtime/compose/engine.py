@@ -172,6 +172,7 @@ def check_published_ports() -> None:
 def check_network_free(client: docker.DockerClient, project: str) -> None:
     """The stack's subnet must not be another Docker network's or one of this machine's own: name it and the fix."""
     subnet = lab_subnet()
+    own = [n.id[:12] for n in client.networks.list(names=[f"{project}_lab"])]
     for network in client.networks.list():
         if network.name == f"{project}_lab":
             continue
@@ -185,6 +186,8 @@ def check_network_free(client: docker.DockerClient, project: str) -> None:
     import psutil
 
     for interface, addresses in psutil.net_if_addrs().items():
+        if interface.removeprefix("br-") in own:
+            continue  # the bridge of the lab's own network, left from an earlier `up`: compose reuses it
         for found in addresses:
             if found.family == socket.AF_INET and ipaddress.ip_address(found.address) in subnet:
                 raise BadInputError(

@@ -19,7 +19,6 @@ from lab_services.runtime.nodes import NodeSpec, consul, prometheus, service
 from lab_services.service.command import ServiceCommand
 
 PROJECT = "discovery-lab"
-NETWORK = f"{PROJECT}_lab"
 SERVICE_NAME = "user"
 CONSUL_PORTS = {"http": 8500, "dns": 8600, "serf_lan": 8301, "serf_wan": 8302, "server": 8300}
 ETCD_PORTS = {"client": 2379, "peer": 2380}
@@ -33,6 +32,8 @@ JUPYTER = "jupyter"
 # volume that Prometheus and JupyterLab mount at the same path, so lesson 08 reads it where the config says.
 ETCD_TARGETS = PurePosixPath("/lab/sd") / prometheus.ETCD_TARGETS
 AUXILIARY_HOSTS = range(171, 200)
+# Where a TLS lab's certificates are in the instances and consul-1 (the runtime writes them in before each starts).
+TLS_DIR = "/lab/tls"
 
 
 def address(last: int) -> str:
@@ -187,3 +188,34 @@ def config_flags(shape: ClusterConfig) -> list[str]:
     if shape.config_store == "consul":
         return ["--config-store", "consul", "--config-address", consul_nodes()[0].addr("http")]
     return ["--config-store", "etcd", "--config-address", ",".join(n.addr("client") for n in etcd_nodes())]
+
+
+def tls_hosts() -> list[str]:
+    """What the instances' server certificate names: every instance's address and container name, and localhost
+    (the name Consul's checks verify, as on the local runtime)."""
+    return [
+        *(service_address(i) for i in range(1, MAX_INSTANCE + 1)),
+        *(f"user-{i}" for i in range(1, MAX_INSTANCE + 1)),
+    ]
+
+
+def tls_flags(shape: ClusterConfig) -> list[str]:
+    """The instances' TLS flags: serve with the lab's server certificate; under mTLS require the lab CA's clients."""
+    if shape.tls == "off":
+        return []
+    flags = ["--tls-cert", f"{TLS_DIR}/server.pem", "--tls-key", f"{TLS_DIR}/server-key.pem", "--check-tls-verify"]
+    return flags + (["--tls-ca", f"{TLS_DIR}/ca.pem", "--mtls"] if shape.tls == "mtls" else [])
+
+
+def consul_tls_flags(tls: str) -> list[str]:
+    """consul-1's flags for a TLS lab: its gRPC checks verify the instances' certificate against the lab CA (under
+    the name localhost, as on the local runtime) and present the lab's client certificate, which mTLS asks for."""
+    if tls == "off":
+        return []
+    return [
+        f'-hcl=ca_file = "{TLS_DIR}/ca.pem"',
+        "-hcl=enable_agent_tls_for_checks = true",
+        '-hcl=server_name = "localhost"',
+        f'-hcl=cert_file = "{TLS_DIR}/client.pem"',
+        f'-hcl=key_file = "{TLS_DIR}/client-key.pem"',
+    ]
