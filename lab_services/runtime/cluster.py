@@ -102,6 +102,11 @@ class Cluster(ABC):
         """The running lab's status, or a lab of the default shape started now."""
         return self.status() if self.running() else self.launch(ClusterConfig())
 
+    def notebook_server(self) -> tuple[str, int | None] | None:
+        """Where this runtime serves JupyterLab itself, when it does: a URL that answers once JupyterLab is up, and
+        its main pid. None here: `make lab` starts JupyterLab beside a local lab, not as part of it."""
+        return None
+
     @abstractmethod
     def down(self, volumes: bool = False) -> None:
         """Stop and remove every process; with `volumes`, the servers' data too. Safe to call twice."""

@@ -24,11 +24,6 @@ from lab_services.runtime.compose import engine
 from lab_services.runtime.compose.cluster import ComposeCluster
 
 JUPYTER = "discovery-lab-jupyter-1"
-# Lesson 11's DNS fleet gives each of its own instances a loopback address of its own in the kernel (127.0.0.N), which
-# Consul's checks, in another container, cannot reach: on compose those instances need addresses of their own on the
-# stack's network, which is not built yet. The one lesson left out, by name, until it is.
-NOT_ON_COMPOSE_YET = ("11",)
-ON_COMPOSE = [p for p in LESSONS if p.name[:2] not in NOT_ON_COMPOSE_YET]
 UP = ["docker", "compose", "-f", "compose/docker-compose.yml", "-f", "compose/ci.override.yml", "up", "-d", "--wait"]
 
 
@@ -74,13 +69,9 @@ def run_in_jupyter(path: Path, out_dir: Path) -> nbformat.NotebookNode:
     return nbformat.reads(done.stdout, as_version=4)
 
 
-def test_every_lesson_but_eleven_runs_on_compose():
-    assert [p.name[:2] for p in ON_COMPOSE] == [f"{n:02d}" for n in range(15) if n != 11]
-
-
 @pytest.mark.notebook
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("path", ON_COMPOSE, ids=[p.stem for p in ON_COMPOSE])
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_in_the_stacks_jupyterlab(path, stack, tmp_path):
     with restored_on_failure(stack):
         run_in_jupyter(path, tmp_path)

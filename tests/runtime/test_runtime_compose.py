@@ -142,6 +142,19 @@ def test_an_image_missing_with_pulling_disabled_names_the_build(tmp_path):
         engine.missing_images(engine.client(), config)
 
 
+def test_an_image_that_cannot_be_pulled_is_named_and_nothing_starts(monkeypatch, tmp_path):
+    """A registry that refuses (one on 127.0.0.1:1, so nothing leaves the machine) for one image of the stack."""
+    broken = tmp_path / "unpullable.yml"
+    broken.write_text("services:\n  consul-2: {image: '127.0.0.1:1/lab/nothing:1', pull_policy: always}\n")
+    monkeypatch.setattr(engine, "files_for", lambda images: [engine.LEARNER_FILE, engine.CI_OVERRIDE, broken])
+    with pytest.raises(
+        engine.ImageMissingError,
+        match=r"could not pull 127.0.0.1:1/lab/nothing:1 \(consul-2\): nothing was started and the rest of the lab",
+    ):
+        ComposeCluster().up()
+    assert leftovers() == {"containers": [], "networks": []}
+
+
 def test_a_published_port_in_use_names_its_holder_the_setting_and_nothing_starts(monkeypatch):
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # an earlier stack's TIME_WAIT must not matter
@@ -185,9 +198,9 @@ def test_one_cold_start_on_compose_reports_every_figure():
     assert leftovers()["containers"] == [] and volumes() == []
 
 
-def test_a_tls_lab_is_refused_with_the_way_round():
-    with pytest.raises(UnsupportedError, match=r"TLS instances \(`--tls`\).*local runtime"):
-        ComposeCluster(ClusterConfig(tls="mtls"))
+def test_a_shape_the_stack_has_no_room_for_is_refused_with_the_way_round():
+    with pytest.raises(UnsupportedError, match=r"the compose runtime has no room for .* 5 instances.*add_service"):
+        ComposeCluster(ClusterConfig(services=5))
 
 
 # -- the running stack --------------------------------------------------------------------------------------
@@ -319,6 +332,28 @@ def test_graceful_stop_under_load_costs_the_client_no_call(cluster):
     cluster.start("user-2")
 
 
+def test_the_stack_grows_client_agents_a_second_datacenter_and_tls_and_shrinks_back(cluster):
+    """Lesson 12's agents and dc2, lesson 10's config store and an mTLS lab: containers the runtime adds and makes
+    again, each instance registered where the shape says and passing its (verified) checks."""
+    cluster.ensure(ClusterConfig(consul_clients=2, datacenters=2, config_store="consul"))
+    status = cluster.status()
+    assert status.consul.clients == [f"{topology.address(150 + i)}:8500" for i in (1, 2)]
+    assert sorted(status.consul.datacenters) == ["dc2", "lab"]
+    members = http_json(f"http://{status.consul.http[0]}/v1/catalog/service/user")
+    assert sorted(m["Node"] for m in members) == ["node-1", "node-1", "node-2"], "instances register with their node"
+    wan = http_json(f"http://{status.consul.http[0]}/v1/agent/members?wan=1")
+    assert any(m["Tags"].get("dc") == "dc2" and m["Status"] == 1 for m in wan), "dc2 joined over the WAN"
+    cluster.ensure(ClusterConfig(tls="mtls"))
+    status = cluster.status()
+    assert status.tls and status.tls.mode == "mtls" and status.consul.clients == []
+    assert consul_passing(cluster) == ["user-1", "user-2", "user-3"], "consul-1 verifies the mTLS instances"
+    cluster.ensure(ClusterConfig())
+    status = cluster.status()
+    assert status.tls is None and (status.config.tls, status.config.consul_clients) == ("off", 0)
+    assert [p.name for p in status.processes if p.kind.startswith("consul-")] == []
+    assert consul_passing(cluster) == ["user-1", "user-2", "user-3"]
+
+
 def test_after_a_killed_docker_engine_up_brings_the_lab_back(cluster):
     """dockerd killed (as a crash or a reboot would): the engine that starts next stops the old containers, the lab is
     then not running (not "up and dead"), and `up` starts every container again with its data."""
@@ -347,12 +382,12 @@ def test_down_keeps_named_volumes_until_asked(cluster):
 
 def test_an_option_compose_cannot_serve_says_so_in_one_line():
     out = subprocess.run(
-        [sys.executable, "-m", "lab_services.cli", "--backend", "compose", "up", "--tls", "tls"],
+        [sys.executable, "-m", "lab_services.cli", "--backend", "compose", "up", "--services", "5"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "ClusterConfig(" not in out.stderr
-    assert out.stderr.startswith("discovery-lab up: the compose runtime has no TLS instances (`--tls`);")
-    assert "use the local runtime: `discovery-lab --backend local up ...`" in out.stderr
+    assert out.stderr.startswith("discovery-lab up: the compose runtime has no room for 3 Consul servers")
+    assert "use `add_service` for more instances, or the local runtime" in out.stderr

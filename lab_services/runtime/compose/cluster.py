@@ -164,6 +164,14 @@ class ComposeCluster(Cluster):
             *(topology.service_node(i, c.labels.get(VERSION, "v1")) for i, c in services),
         ]
 
+    def notebook_server(self) -> tuple[str, int | None] | None:
+        """The stack's own JupyterLab: its unauthenticated `/api` on the published port, and its container's pid."""
+        for container in self.client.containers.list(
+            filters={"label": [f"{containers.PROJECT_LABEL}={self.project}", f"{containers.SERVICE_LABEL}=jupyter"]}
+        ):
+            return f"http://127.0.0.1:{engine.published_ports()['LAB_JUPYTER_PORT']}/api", self._pid(container)
+        return None
+
     # -- the stack as a whole --------------------------------------------------------------------------
     def _compose(self, *args: str, files: list[Path] | None = None, timeout: float = 600.0) -> str:
         argv = [*engine.compose_argv(self.project, files or engine.files_for("official")), *args]
@@ -197,14 +205,16 @@ class ComposeCluster(Cluster):
         engine.compose_version()
         images = engine.image_set(self.client)
         files = engine.files_for(images)
-        engine.missing_images(self.client, engine.compose_config(files, self.project))
+        config = engine.compose_config(files, self.project)
+        engine.missing_images(self.client, config)
+        to_pull = engine.images_to_pull(self.client, config)
         engine.check_network_free(self.client, self.project)
         engine.check_published_ports()
         try:
             try:
                 self._compose("up", "--detach", "--remove-orphans", files=files)
             except LabError as err:
-                raise engine.explain_up_failure(err, images) from None
+                raise engine.explain_up_failure(err, to_pull, images) from None
             # The same readiness as the local runtime (a raft leader, etcd healthy, Prometheus ready, each
             # service passing in Consul and listed in etcd), asked of the servers, not of docker's healthchecks.
             self._wait_group(self.nodes())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -197,18 +196,34 @@ def check_network_free(client: docker.DockerClient, project: str) -> None:
                 )
 
 
-def explain_up_failure(err: LabError, images: str) -> LabError:
-    """`docker compose up` failed: say which image could not be pulled, or which subnet is taken, and the fix."""
+def images_to_pull(client: docker.DockerClient, config: dict[str, Any]) -> list[str]:
+    """'image (service)' for each image `up` would have to pull: not on this engine, and not built here."""
+    absent = []
+    for name, svc in sorted(config["services"].items()):
+        if "build" in svc or svc.get("pull_policy") == "build":
+            continue
+        try:
+            client.images.get(svc["image"])
+        except docker.errors.ImageNotFound:
+            absent.append(f"{svc['image']} ({name})")
+    return absent
+
+
+def explain_up_failure(err: LabError, to_pull: list[str], images: str) -> LabError:
+    """`docker compose up` failed: name the images it could not pull (and that nothing else changed), or the setting
+    to change when an address or port is taken."""
     text = str(err)
-    pulled = re.search(
-        r"(?:pull access denied for|manifest for|failed to resolve reference \S*?)\s*\"?([\w./:-]+)", text
-    )
-    if images == "official" and (pulled or "pull" in text.lower()):
-        image = pulled.group(1) if pulled else "an image"
+    if "pull" in text.lower() or 'Get "https://' in text:
         return ImageMissingError(
-            f"could not pull {image}: the rest of the lab is untouched (nothing was started). Check the network "
-            f"or a registry mirror and run `up` again; with no registry in reach, build local images with "
-            f"`make compose-images` and set LAB_COMPOSE_IMAGES=ci\n{text}"
+            f"could not pull {', '.join(to_pull) or 'an image'}: nothing was started and the rest of the lab is "
+            f"untouched. Check the network (or a registry mirror) and run `up` again"
+            + (
+                "; with no registry in reach, build local images with `make compose-images` and set "
+                "LAB_COMPOSE_IMAGES=ci"
+                if images == "official"
+                else ""
+            )
+            + f"\n{text}"
         )
     if "Pool overlaps" in text or "address already in use" in text.lower():
         return LabError(f"{text}\nChange LAB_NET_PREFIX or the LAB_*_PORT settings in compose/.env and run `up` again.")
