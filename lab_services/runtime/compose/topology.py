@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from lab_services.core.errors import BadInputError
-from lab_services.core.network import net_prefix
+from lab_services.core.network import net_prefix, stack_setting
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec, consul, prometheus, service
 from lab_services.service.command import ServiceCommand
@@ -66,6 +66,8 @@ def consul_nodes() -> list[NodeSpec]:
     nodes = [NodeSpec(f"consul-{i}", "consul", [], dict(CONSUL_PORTS), host=consul_address(i)) for i in range(1, 4)]
     for node in nodes:
         node.info = {"url": f"http://{node.addr('http')}", "ui": f"http://{node.addr('http')}/ui/"}
+    # The UI a browser opens is consul-1's, published on 127.0.0.1 (the bridge is out of a Desktop host's reach).
+    nodes[0].info["ui"] = f"http://127.0.0.1:{stack_setting('LAB_CONSUL_PORT', '8500')}/ui/"
     return nodes
 
 
