@@ -165,6 +165,11 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
     started_here = not cluster.running()
     status = cluster.status() if not started_here else cluster.launch(ClusterConfig())
     _print_status(status)
+    served = cluster.notebook_server()
+    if served is not None:
+        # The runtime serves JupyterLab itself (the compose stack's, on its network): open that one, start no other.
+        print(f"\nthe lab's own JupyterLab serves lesson 00: open {served.open_url}")
+        return 0
     lesson = sorted((REPO_DIR / "notebooks").glob("00_*.ipynb"))[0].relative_to(REPO_DIR)
     argv = [
         sys.executable,

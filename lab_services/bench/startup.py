@@ -58,13 +58,13 @@ def one_run(config: ClusterConfig, backend: str = "local") -> dict[str, float]:
             # Lesson 00 is ready once every check passes and, where the runtime serves JupyterLab, it answers too.
             jupyter = cluster.notebook_server()
             if jupyter is not None:
-                wait_until(lambda: http_get(jupyter[0])[0] == 200, 120, "JupyterLab to answer")
+                wait_until(lambda: http_get(jupyter.api_url)[0] == 200, 120, "JupyterLab to answer")
             to_lesson = time.monotonic() - start
             prometheus.wait_for_targets(status.prometheus.url, "lab-services", config.services, timeout=60)
             to_scraped = time.monotonic() - start
             pids = {p.name: p.pid for p in status.processes}
             if jupyter is not None:
-                pids["jupyterlab"] = jupyter[1]
+                pids["jupyterlab"] = jupyter.pid
             rss = rss_mb_by_process(pids)
         finally:
             cluster.down(volumes=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ class Auxiliary(StrEnum):
     CONSUL_AGENT = "consul-agent"  # `consul agent` with the caller's flags, e.g. -config-file
 
 
+@dataclass(frozen=True)
+class NotebookServer:
+    """A JupyterLab that is part of the lab: where it answers once up (no token needed), the URL a learner opens
+    (with its token), and its main pid."""
+
+    api_url: str
+    open_url: str
+    pid: int | None
+
+
 class Cluster(ABC):
     """Start, inspect and disturb a lab cluster. Every method answers with plain data (JSON-ready) or a status."""
 
@@ -102,9 +113,9 @@ class Cluster(ABC):
         """The running lab's status, or a lab of the default shape started now."""
         return self.status() if self.running() else self.launch(ClusterConfig())
 
-    def notebook_server(self) -> tuple[str, int | None] | None:
-        """Where this runtime serves JupyterLab itself, when it does: a URL that answers once JupyterLab is up, and
-        its main pid. None here: `make lab` starts JupyterLab beside a local lab, not as part of it."""
+    def notebook_server(self) -> NotebookServer | None:
+        """The JupyterLab this runtime serves itself, when it does. None here: `make lab` starts JupyterLab beside a
+        local lab, not as part of it."""
         return None
 
     @abstractmethod

@@ -9,6 +9,7 @@ lives in this object that the engine does not also hold: a fresh process (`disco
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -23,7 +24,14 @@ import docker.types
 from lab_services.core.errors import BadInputError, LabError, NotRunningError, UnsupportedError
 from lab_services.core.paths import state_dir
 from lab_services.runtime import readiness
-from lab_services.runtime.cluster import Action, Auxiliary, Cluster, NotReadyError, UnknownProcessError
+from lab_services.runtime.cluster import (
+    Action,
+    Auxiliary,
+    Cluster,
+    NotebookServer,
+    NotReadyError,
+    UnknownProcessError,
+)
 from lab_services.runtime.compose import containers, engine, topology
 from lab_services.runtime.config import ClusterConfig
 from lab_services.runtime.nodes import NodeSpec
@@ -164,12 +172,19 @@ class ComposeCluster(Cluster):
             *(topology.service_node(i, c.labels.get(VERSION, "v1")) for i, c in services),
         ]
 
-    def notebook_server(self) -> tuple[str, int | None] | None:
-        """The stack's own JupyterLab: its unauthenticated `/api` on the published port, and its container's pid."""
+    def notebook_server(self) -> NotebookServer | None:
+        """The stack's own JupyterLab: its unauthenticated `/api` on the published port, the URL with its token that
+        it printed when it started, and its container's pid."""
         for container in self.client.containers.list(
             filters={"label": [f"{containers.PROJECT_LABEL}={self.project}", f"{containers.SERVICE_LABEL}=jupyter"]}
         ):
-            return f"http://127.0.0.1:{engine.published_ports()['LAB_JUPYTER_PORT']}/api", self._pid(container)
+            port = engine.published_ports()["LAB_JUPYTER_PORT"]
+            printed = re.findall(r"http://127\.0\.0\.1:\d+/\S*\?token=\w+", self._tail(container, 200))
+            return NotebookServer(
+                f"http://127.0.0.1:{port}/api",
+                printed[-1] if printed else "see `docker logs " + container.name + "`",
+                self._pid(container),
+            )
         return None
 
     # -- the stack as a whole --------------------------------------------------------------------------
