@@ -109,7 +109,7 @@ def test_a_consul_port_in_use_is_reported_with_its_holder(tmp_path):
         ("consul_servers", 2, "consul_servers: 2; use 0, 1 or 3"),
         ("services", -1, "services: -1"),
         ("registry", "zookeeper", "registry: 'zookeeper'"),
-        ("host", "10.0.0.1", "not a loopback address"),
+        ("host", "10.0.0.1", "not a lab address"),
     ],
 )
 def test_bad_cluster_shapes_are_refused(field, value, message, tmp_path):
