@@ -24,7 +24,7 @@ from lab_services.core.http import http_json
 from lab_services.core.network import lab_subnet
 from lab_services.core.ports import PortInUseError
 from lab_services.core.wait import wait_until
-from lab_services.runtime.compose import engine, topology
+from lab_services.runtime.compose import containers, engine, topology
 from lab_services.runtime.compose.cluster import ComposeCluster
 from lab_services.runtime.config import ClusterConfig
 
@@ -270,9 +270,11 @@ def test_prometheus_scrapes_every_instance_found_through_consul_and_etcd(cluster
 
     url = cluster.status().prometheus.url
     prometheus.wait_for_targets(url, "lab-services", 3, timeout=60)
-    # Through etcd: the etcd-sd container keeps the file_sd target file the generated config names.
+    # Through etcd: the etcd-sd container keeps the file_sd target file the generated config names, in a volume
+    # Prometheus (and the stack's JupyterLab) mount.
     prometheus.wait_for_targets(url, "lab-services-etcd", 3, timeout=60)
-    assert json.loads(Path(str(topology.ETCD_TARGETS)).read_text())[0]["labels"]["registry"] == "etcd"
+    written = containers.read_files(engine.client().containers.get("discovery-lab-etcd-sd-1"), "/lab/sd")
+    assert json.loads(written["etcd-targets.json"])[0]["labels"]["registry"] == "etcd"
 
 
 def test_a_fresh_process_finds_the_stack_by_its_project_name(cluster):
