@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -243,8 +244,21 @@ class ComposeCluster(Cluster):
         nodes = self.nodes(found)
         servers = [n.name for n in nodes if n.kind != "service" and n.name in found]
         self.start_together(servers)
+        shape = self.current(found)
         for name, container in found.items():
-            if name not in servers and _state(container) == "stopped":
+            if name in servers or _state(container) != "stopped":
+                continue
+            if name.startswith(f"{topology.SERVICE_NAME}-"):
+                # Stopped with the whole stack, it could not deregister, and its agent restored it as it last was,
+                # passing: remove that, or it would look ready before it has registered (and been checked) again.
+                agent = topology.registration_agent(int(name.rsplit("-", 1)[1]), shape)
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        f"http://{agent.addr('http')}/v1/agent/service/deregister/{name}", method="PUT"
+                    ),
+                    timeout=5,
+                ).close()
+            else:
                 container.start()
         self.start_together([n.name for n in nodes if n.kind == "service"])
         self._check_running()
