@@ -44,10 +44,15 @@ def test_every_container_has_a_healthcheck_init_and_a_fixed_address_on_the_labs_
     subnet = ipaddress.ip_network(config["networks"]["lab"]["ipam"]["config"][0]["subnet"])
     assert config["networks"]["lab"]["driver"] == "bridge" and subnet == lab_subnet()
     for name, svc in config["services"].items():
+        assert svc.get("init") is True, name
+        if svc.get("labels", {}).get("lab.role") == "net":
+            continue  # an instance's address holder: `sleep`, nothing to check
         assert svc.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
-        assert svc.get("init") is True and "network_mode" not in svc, name
-        address = ipaddress.ip_address(svc["networks"]["lab"]["ipv4_address"])
+        # An instance joins its holder's network (it keeps the address when the instance dies); the rest are on it.
+        holder = config["services"][svc["network_mode"].removeprefix("service:")] if "network_mode" in svc else svc
+        address = ipaddress.ip_address(holder["networks"]["lab"]["ipv4_address"])
         assert address in subnet, f"{name} is at {address}, outside {subnet}"
+        assert "network_mode" not in svc or svc["network_mode"] == f"service:{name}-net", name
         # A laptop runs these all day: no check more often than every 5 s.
         assert svc["healthcheck"]["interval"] in ("5s", "10s"), name
     assert config["services"]["prometheus"]["depends_on"]["consul-1"]["condition"] == "service_healthy"
@@ -130,6 +135,9 @@ def test_the_files_put_each_node_where_the_runtime_looks():
     services = merged([engine.LEARNER_FILE])["services"]
     for node in topology.server_nodes(""):
         assert services[node.name]["networks"]["lab"]["ipv4_address"] == node.host, node.name
+    for i in range(1, topology.INSTANCES + 1):
+        holder = services[f"user-{i}-net"]["networks"]["lab"]
+        assert holder["ipv4_address"] == topology.service_address(i) and holder["aliases"] == [f"user-{i}"]
     assert services["jupyter"]["networks"]["lab"]["ipv4_address"] == topology.jupyter_address()
     assert services["jupyter"]["environment"]["LAB_KERNEL_HOST"] == topology.jupyter_address()
     for i in range(1, topology.INSTANCES + 1):

@@ -112,13 +112,13 @@ class ComposeCluster(Cluster):
     # -- finding the stack -----------------------------------------------------------------------------
     def containers(self) -> dict[str, Any]:
         """The lab's containers by compose service name, stopped ones too: the servers and instances, not the
-        JupyterLab they are driven from, nor a lesson's auxiliary containers."""
+        JupyterLab they are driven from, a lesson's auxiliary containers, or the holders of the instances' addresses."""
         found = self.client.containers.list(all=True, filters={"label": f"{containers.PROJECT_LABEL}={self.project}"})
         return {
             c.labels.get(containers.SERVICE_LABEL, c.name): c
             for c in found
             if c.labels.get(containers.SERVICE_LABEL) != topology.JUPYTER
-            and c.labels.get(containers.ROLE_LABEL) != "auxiliary"
+            and c.labels.get(containers.ROLE_LABEL) not in ("auxiliary", containers.HOLDER)
         }
 
     def running(self) -> bool:
@@ -166,12 +166,16 @@ class ComposeCluster(Cluster):
             for name, c in found.items()
             if name.startswith(f"{topology.SERVICE_NAME}-")
         )
-        extras = topology.extra_nodes(self.current(found))
+        shape = self.current(found)
+        extras = topology.extra_nodes(shape)
         return [
             *topology.server_nodes(PROMETHEUS_CONFIG),
             *(n for n in extras if n.name in found),
-            *(topology.service_node(i, c.labels.get(VERSION, "v1")) for i, c in services),
+            *(self._instance_node(i, shape, c.labels.get(VERSION, "v1")) for i, c in services),
         ]
+
+    def _instance_node(self, index: int, shape: ClusterConfig, version: str = "v1") -> NodeSpec:
+        return topology.service_node(index, version, self._instance_command(index, shape, version))
 
     def notebook_server(self) -> NotebookServer | None:
         """The stack's own JupyterLab: its unauthenticated `/api` on the published port, the URL with its token that
@@ -244,6 +248,11 @@ class ComposeCluster(Cluster):
         nodes = self.nodes(found)
         servers = [n.name for n in nodes if n.kind != "service" and n.name in found]
         self.start_together(servers)
+        for holder in self.client.containers.list(
+            all=True, filters={"label": [f"{containers.PROJECT_LABEL}={self.project}", f"{containers.ROLE_LABEL}=net"]}
+        ):
+            if _state(holder) == "stopped":
+                holder.start()
         shape = self.current(found)
         for name, container in found.items():
             if name in servers or _state(container) != "stopped":
@@ -352,7 +361,7 @@ class ComposeCluster(Cluster):
                 old = found[f"{topology.SERVICE_NAME}-{index}"]
                 self._graceful_stop(old)
                 argv = self._instance_command(index, shape).args()
-                self._wait_made(containers.recreate(self.client, old, argv, files, made_for), index)
+                self._wait_made(containers.recreate(self.client, old, argv, files, made_for), index, shape)
 
     def _instance_command(
         self, index: int, shape: ClusterConfig, version: str = "v1", meta: dict[str, str] | None = None
@@ -366,11 +375,11 @@ class ComposeCluster(Cluster):
             consul=topology.registration_agent(index, shape).addr("http"),
         )
 
-    def _wait_made(self, container: Any, index: int, version: str = "v1") -> Any:
+    def _wait_made(self, container: Any, index: int, shape: ClusterConfig, version: str = "v1") -> Any:
         try:
-            self._wait_ready(topology.service_node(index, version))
+            self._wait_ready(self._instance_node(index, shape, version))
         except BaseException:
-            container.remove(force=True)
+            containers.remove_with_holder(self.client, container)
             raise
         return container
 
@@ -558,14 +567,14 @@ class ComposeCluster(Cluster):
             index = 1 + max(int(n.rsplit("-", 1)[1]) for n in found if n.startswith(f"{topology.SERVICE_NAME}-"))
             command = self._instance_command(index, shape, version, meta)
             started = time.monotonic()
-            container = containers.run(
+            container = containers.run_instance(
                 self.client,
                 self.project,
                 command.instance_id,
                 template.attrs["Config"]["Image"],
-                command.args(),
                 command.host,
-                "added",
+                command=command.args(),
+                role="added",
                 entrypoint=template.attrs["Config"]["Entrypoint"],
                 mounts=containers.mounts_of(template),
                 environment=_environment(template),
@@ -573,7 +582,7 @@ class ComposeCluster(Cluster):
                 labels={VERSION: version},
                 files=self._current_tls_files(found),
             )
-            self._wait_made(container, index, version)
+            self._wait_made(container, index, shape, version)
             return {
                 "name": command.instance_id,
                 "pid": self._pid(container),
@@ -603,21 +612,39 @@ class ComposeCluster(Cluster):
             raise self.not_running()
         host = host or self.auxiliary_host()
         for earlier in self.client.containers.list(all=True, filters={"name": f"^{self.project}-{name}-1$"}):
-            earlier.remove(force=True)  # the same auxiliary started again (a drill's probe after its kill)
-        container = containers.run(
-            self.client,
-            self.project,
-            name,
-            template.attrs["Config"]["Image"],
-            (["-m", "lab_services.service"] if kind is Auxiliary.SERVICE else ["agent"]) + list(args),
-            host,
-            "auxiliary",
-            entrypoint=template.attrs["Config"]["Entrypoint"],
-            mounts=containers.mounts_of(template) if kind is Auxiliary.SERVICE else [DATA_TMPFS],
-            environment=_environment(template),
-            working_dir=template.attrs["Config"]["WorkingDir"],
-        )
-        return containers.AuxiliaryContainer(name, container, host)
+            containers.remove_with_holder(self.client, earlier)  # the same one started again (a probe after its kill)
+        common = {
+            "entrypoint": template.attrs["Config"]["Entrypoint"],
+            "environment": _environment(template),
+            "working_dir": template.attrs["Config"]["WorkingDir"],
+        }
+        image = template.attrs["Config"]["Image"]
+        if kind is Auxiliary.SERVICE:
+            # An instance: its address outlives its process, as the lab's own instances' do.
+            container = containers.run_instance(
+                self.client,
+                self.project,
+                name,
+                image,
+                host,
+                command=["-m", "lab_services.service", *args],
+                role="auxiliary",
+                mounts=containers.mounts_of(template),
+                **common,
+            )
+        else:
+            container = containers.run(
+                self.client,
+                self.project,
+                name,
+                image,
+                ["agent", *args],
+                host,
+                "auxiliary",
+                mounts=[DATA_TMPFS],
+                **common,
+            )
+        return containers.AuxiliaryContainer(name, container, host, self.client)
 
     def log_text(self, name: str) -> str:
         return self._container(name, must_run=False).logs().decode("utf-8", "replace")
@@ -636,7 +663,7 @@ class ComposeCluster(Cluster):
             self._graceful_stop(container)
             container.reload()
             code = container.attrs["State"]["ExitCode"]
-            container.remove(v=True, force=True)
+            containers.remove_with_holder(self.client, container)
             return {"name": name, "action": "remove_service", "exit_code": code, "container": container.short_id}
 
     def start_together(self, names: list[str]) -> list[str]:

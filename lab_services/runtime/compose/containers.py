@@ -7,6 +7,7 @@ on the stack's network at a fixed address, labelled as part of the project so `d
 
 from __future__ import annotations
 
+import contextlib
 import io
 import signal
 import tarfile
@@ -20,7 +21,8 @@ from lab_services.runtime.compose import topology
 
 SERVICE_LABEL = "com.docker.compose.service"
 PROJECT_LABEL = "com.docker.compose.project"
-ROLE_LABEL = "lab.role"  # added (an instance add_service started), extra (the shape's agents), auxiliary
+ROLE_LABEL = "lab.role"  # added (an instance add_service started), extra (the shape's agents), auxiliary, net
+HOLDER = "net"  # the role of the container that holds an instance's address (see docker-compose.yml's x-holder)
 
 
 def run(
@@ -29,9 +31,11 @@ def run(
     name: str,
     image: str,
     command: list[str],
-    host: str,
+    host: str | None,
     role: str,
     *,
+    network_of: Any = None,
+    aliases: list[str] | None = None,
     entrypoint: list[str] | None = None,
     mounts: list[docker.types.Mount] | None = None,
     environment: dict[str, str] | None = None,
@@ -42,7 +46,8 @@ def run(
     healthcheck: dict[str, Any] | None = None,
 ) -> Any:
     """Create and start `name` at `host` on the stack's network, as compose would have (labels, init, DNS name),
-    with `files` (path: content) written into it before it starts."""
+    or in the network of the container `network_of` (its holder), with `files` (path: content) written into it
+    before it starts."""
     api = client.api
     all_labels = {
         PROJECT_LABEL: project,
@@ -61,15 +66,54 @@ def run(
         working_dir=working_dir,
         labels=all_labels,
         healthcheck=healthcheck,
-        host_config=api.create_host_config(init=True, mounts=mounts or [], **(host_config or {})),
-        networking_config=api.create_networking_config(
-            {f"{project}_lab": api.create_endpoint_config(ipv4_address=host, aliases=[name])}
+        host_config=api.create_host_config(
+            init=True,
+            mounts=mounts or [],
+            **({"network_mode": f"container:{network_of.id}"} if network_of is not None else {}),
+            **(host_config or {}),
+        ),
+        networking_config=None
+        if network_of is not None
+        else api.create_networking_config(
+            {f"{project}_lab": api.create_endpoint_config(ipv4_address=host, aliases=aliases or [name])}
         ),
     )
     if files:
         api.put_archive(created["Id"], "/", _tar(files))
     api.start(created["Id"])
     return client.containers.get(created["Id"])
+
+
+def run_instance(client: docker.DockerClient, project: str, name: str, image: str, host: str, **kwargs: Any) -> Any:
+    """An instance of the user service at `host`, in the network of a holder container that keeps the address when
+    the instance's process dies (so a caller is refused, not left hanging). `kwargs` go to `run`."""
+    holder = run(
+        client,
+        project,
+        f"{name}-net",
+        image,
+        ["infinity"],
+        host,
+        HOLDER,
+        entrypoint=["sleep"],
+        aliases=[name, f"{name}-net"],
+    )
+    try:
+        return run(
+            client, project, name, image, kwargs.pop("command"), None, kwargs.pop("role"), network_of=holder, **kwargs
+        )
+    except BaseException:
+        holder.remove(force=True)
+        raise
+
+
+def remove_with_holder(client: docker.DockerClient, container: Any) -> None:
+    """Remove an instance and the holder of its address."""
+    mode = container.attrs["HostConfig"].get("NetworkMode") or ""
+    container.remove(v=True, force=True)
+    if mode.startswith("container:"):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.containers.get(mode.split(":", 1)[1]).remove(force=True)
 
 
 def recreate(
@@ -82,13 +126,17 @@ def recreate(
     """`old` made again with `command` (and `files`): its image, entrypoint, environment, mounts, published ports,
     healthcheck, labels and address kept. The caller has stopped it; its named volumes keep the data."""
     config, host_config = old.attrs["Config"], old.attrs["HostConfig"]
-    network = next(iter(old.attrs["NetworkSettings"]["Networks"].values()))
     name, project = old.labels[SERVICE_LABEL], old.labels[PROJECT_LABEL]
+    mode = host_config.get("NetworkMode") or ""
+    network_of = client.containers.get(mode.split(":", 1)[1]) if mode.startswith("container:") else None
     bindings = {
         port.split("/")[0]: [(b["HostIp"], int(b["HostPort"])) for b in bound]
         for port, bound in (host_config.get("PortBindings") or {}).items()
     }
-    host = network["IPAMConfig"]["IPv4Address"] if network.get("IPAMConfig") else network["IPAddress"]
+    host = None
+    if network_of is None:
+        network = next(iter(old.attrs["NetworkSettings"]["Networks"].values()))
+        host = network["IPAMConfig"]["IPv4Address"] if network.get("IPAMConfig") else network["IPAddress"]
     old.remove(force=True)
     return run(
         client,
@@ -98,6 +146,7 @@ def recreate(
         command,
         host,
         old.labels.get(ROLE_LABEL, "file"),
+        network_of=network_of,
         entrypoint=config["Entrypoint"],
         mounts=mounts_of(old),
         environment=config.get("Env"),
@@ -143,10 +192,11 @@ def free_host(client: docker.DockerClient, project: str, candidates: range) -> s
 class AuxiliaryContainer:
     """A container beside the lab with a child process's handle; removed when stopped."""
 
-    def __init__(self, name: str, container: Any, host: str):
+    def __init__(self, name: str, container: Any, host: str, client: docker.DockerClient):
         self.name = name
         self.container = container
         self.host = host
+        self.client = client
 
     @property
     def pid(self) -> int | None:
@@ -185,7 +235,7 @@ class AuxiliaryContainer:
                 self.container.stop(timeout=int(timeout))
             self.container.reload()
             code = self.container.attrs["State"]["ExitCode"]
-            self.container.remove(force=True)
+            remove_with_holder(self.client, self.container)
         except docker.errors.NotFound:
             return None
         return code

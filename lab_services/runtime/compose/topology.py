@@ -108,8 +108,9 @@ def service_command(
     )
 
 
-def service_node(index: int, version: str = "v1") -> NodeSpec:
-    command = service_command(index, version)
+def service_node(index: int, version: str = "v1", command: ServiceCommand | None = None) -> NodeSpec:
+    """Instance `index` as the runtime waits for and reports it (`command`: how it was started, if not the file's)."""
+    command = command or service_command(index, version)
     node = NodeSpec(command.instance_id, "service", command.args(), dict(SERVICE_PORTS), host=command.host)
     node.info = service.info(node, SERVICE_NAME, version)
     return node

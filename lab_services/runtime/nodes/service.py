@@ -75,7 +75,14 @@ def is_serving(node: NodeSpec) -> bool:
 
 
 def is_passing_in_consul(node: NodeSpec, consul: NodeSpec) -> bool:
-    """Passing in the catalog, which is what clients read; the agent's own view is a few milliseconds ahead."""
+    """Passing at the agent it registered with (its `--consul`) and in the catalog, which is what clients read (asked
+    of `consul`). The agent's view
+    comes first: after a whole lab stopped, the catalog may still hold the instance's old, passing entry until the
+    agent's next sync, while the agent already knows the new registration is not checked yet."""
+    agent = node.argv[node.argv.index("--consul") + 1] if "--consul" in node.argv else consul.addr("http")
+    checks = [c for c in http_json(f"http://{agent}/v1/agent/checks").values() if c["ServiceID"] == node.name]
+    if not checks or any(c["Status"] != "passing" for c in checks):
+        return False
     entries = http_json(f"http://{consul.addr('http')}/v1/health/service/{node.info['service']}?passing")
     return any(entry["Service"]["ID"] == node.name for entry in entries)
 
