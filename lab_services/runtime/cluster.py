@@ -118,6 +118,11 @@ class Cluster(ABC):
         local lab, not as part of it."""
         return None
 
+    def support_pids(self) -> dict[str, int | None]:
+        """The processes that run the lab beside its servers and instances, by name, so a memory figure counts the
+        whole of it: here the engine process (the lab's processes are its children)."""
+        return {}
+
     @abstractmethod
     def down(self, volumes: bool = False) -> None:
         """Stop and remove every process; with `volumes`, the servers' data too. Safe to call twice."""

@@ -192,6 +192,14 @@ class ComposeCluster(Cluster):
             )
         return None
 
+    def support_pids(self) -> dict[str, int | None]:
+        """The stack's containers that are not lab processes: JupyterLab, etcd-sd and the instances' address holders,
+        by compose service name, each its container's main pid."""
+        lab = {n.name for n in self.nodes()}
+        every = self.client.containers.list(filters={"label": f"{containers.PROJECT_LABEL}={self.project}"})
+        named = {c.labels.get(containers.SERVICE_LABEL, c.name): c for c in every}
+        return {name: self._pid(c) for name, c in named.items() if name not in lab}
+
     # -- the stack as a whole --------------------------------------------------------------------------
     def _compose(self, *args: str, files: list[Path] | None = None, timeout: float = 600.0) -> str:
         argv = [*engine.compose_argv(self.project, files or engine.files_for("official")), *args]

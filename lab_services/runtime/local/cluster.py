@@ -68,6 +68,11 @@ class LocalCluster(Cluster):
         state = self.published()
         return bool(state and "status" in state)
 
+    def support_pids(self) -> dict[str, int | None]:
+        """The engine process that runs the lab (its servers and instances are its children)."""
+        state = self.published()
+        return {"engine": state["pid"]} if state else {}
+
     def launch(self, config: ClusterConfig, owner_pid: int | None = None, timeout: float = 120.0) -> ClusterStatus:
         """Start an engine (and so the cluster) and wait until it is up or says why it is not."""
         config.validate()
