@@ -11,7 +11,7 @@ def test_one_cold_start_reports_every_figure():
     for key in ("median_seconds_to_passing", "max_seconds_to_passing", "median_seconds_to_scraped", "total_rss_mb"):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"]
-    assert "resident memory of the stack" in startup.describe(result)
+    assert "resident memory of the whole lab" in startup.describe(result)
     by_process = result["rss_mb_by_process"]
     assert set(by_process) == {"consul-1", "etcd-1", "prometheus", "user-1", "user-2"}
     assert all(mb > 0 for mb in by_process.values())
