@@ -13,6 +13,7 @@ def test_one_cold_start_reports_every_figure():
     assert result["median_seconds_to_scraped"] >= result["median_seconds_to_passing"]
     assert "resident memory of the whole lab" in startup.describe(result)
     by_process = result["rss_mb_by_process"]
-    assert set(by_process) == {"consul-1", "etcd-1", "prometheus", "user-1", "user-2"}
+    # The lab's processes, and the local engine that runs them (counted without its children, which are those).
+    assert set(by_process) == {"consul-1", "etcd-1", "prometheus", "user-1", "user-2", "engine"}
     assert all(mb > 0 for mb in by_process.values())
     assert abs(sum(by_process.values()) - result["total_rss_mb"]) < 1

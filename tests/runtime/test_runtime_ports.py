@@ -116,6 +116,8 @@ def test_up_traffic_down_up_keeps_the_familiar_ports(tmp_path, own_familiar_port
 
 def test_status_says_when_consul_moved(tmp_path, own_familiar_ports, capsys):
     with socket.socket() as taken:
+        # own_familiar_ports counts a port in TIME_WAIT (another lab's last connections) as free, as the servers do.
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", 8500 + own_familiar_ports))
         taken.listen()
         with local_lab(
