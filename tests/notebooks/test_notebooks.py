@@ -105,12 +105,8 @@ def _parameters(notebook: nbformat.NotebookNode) -> str:
     return next((c.source for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), "")
 
 
-def run_lesson(path: Path, out_dir: Path) -> nbformat.NotebookNode:
-    """Execute a lesson headless with its solutions and the suite's size, and keep the executed copy in `out_dir`.
-
-    `papermill --prepare-only -p SHOW_SOLUTION True ...` injects the parameters and runs nothing; nbclient then runs
-    the notebook in a kernel that inherits LAB_STATE_DIR (and LAB_BACKEND), so the lesson reuses the test session's lab.
-    """
+def prepare_lesson(path: Path, out_dir: Path) -> nbformat.NotebookNode:
+    """`path` with its solutions revealed and the suite's size injected (`papermill --prepare-only`), nothing run."""
     parameters = _parameters(nbformat.read(path, as_version=4))
     assert "SHOW_SOLUTION" in parameters, f"{path.name} has no parameters cell with SHOW_SOLUTION = False"
     notebook = papermill.execute_notebook(
@@ -123,6 +119,16 @@ def run_lesson(path: Path, out_dir: Path) -> nbformat.NotebookNode:
     )
     injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "SHOW_SOLUTION = True" in injected[0].source, "papermill did not inject SHOW_SOLUTION = True"
+    return notebook
+
+
+def run_lesson(path: Path, out_dir: Path) -> nbformat.NotebookNode:
+    """Execute a lesson headless with its solutions and the suite's size, and keep the executed copy in `out_dir`.
+
+    `papermill --prepare-only -p SHOW_SOLUTION True ...` injects the parameters and runs nothing; nbclient then runs
+    the notebook in a kernel that inherits LAB_STATE_DIR (and LAB_BACKEND), so the lesson reuses the test session's lab.
+    """
+    notebook = prepare_lesson(path, out_dir)
     client = NotebookClient(
         notebook,
         timeout=300,

@@ -13,10 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
-import papermill
 import pytest
 from docker_engine import require_engine
-from test_notebooks import CI_SIZE, LESSONS, restored_on_failure
+from test_notebooks import LESSONS, prepare_lesson, restored_on_failure
 
 from lab_services.core.paths import REPO_DIR
 from lab_services.core.wait import wait_until
@@ -52,14 +51,7 @@ def stack(local_lab_down):
 
 def run_in_jupyter(path: Path, out_dir: Path) -> nbformat.NotebookNode:
     """Prepare `path` with its solutions, execute it in the JupyterLab container's kernel, keep the executed copy."""
-    prepared = papermill.execute_notebook(
-        str(path),
-        str(out_dir / f"prepared-{path.name}"),
-        prepare_only=True,
-        parameters={"SHOW_SOLUTION": True, **CI_SIZE.get(path.name[:2], {})},
-        kernel_name="python3",
-        progress_bar=False,
-    )
+    prepared = prepare_lesson(path, out_dir)
     argv = ["docker", "exec", "-i", "-w", "/lab/notebooks", JUPYTER, "python3", "-m", "nbconvert", "--to", "notebook"]
     argv += ["--execute", "--stdin", "--stdout", "--ExecutePreprocessor.timeout=300"]
     done = subprocess.run(argv, input=nbformat.writes(prepared), capture_output=True, text=True, timeout=900)
