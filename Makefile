@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 JUPYTER_ARGS ?=
 PYTEST_ARGS ?=
 # Parallel pytest workers for the local runtime's tests: each runs its own lab on its own ports and state directory.
-TEST_WORKERS ?= 3
+# The compose runtime's tests run beside them as a third stream (see `test`), so three labs share the two cores.
+TEST_WORKERS ?= 2
+# The compose run's own published ports and free-port slice: the local run's first worker holds the familiar ones.
+COMPOSE_TEST_ENV := LAB_JUPYTER_PORT=28888 LAB_CONSUL_PORT=28500 LAB_PROMETHEUS_PORT=29090 LAB_PORT_RANGE=26000-26999
 PYTEST := $(BIN)/python -m pytest
 ARTIFACTS := test-artifacts
 
@@ -49,15 +52,19 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/ruff check --quiet .
 
-# The whole suite: lint, then two pytest runs: the local runtime's tests in TEST_WORKERS workers, then the compose
-# runtime's (marker `compose`: a Docker engine, and the machine to themselves). A run that fails or finds no test (exit 5)
-# fails the target; both runs always go, and the report lists the slowest tests of both.
+# The whole suite: lint, then two pytest runs at once: the local runtime's tests in TEST_WORKERS workers, and the
+# compose runtime's (marker `compose`: a Docker engine, one stack) beside them, its output kept in compose.log and shown
+# when both are done. A run that fails or finds no test (exit 5) fails the target; both runs always go, and the report
+# lists the slowest tests of both.
 test: setup chromium
 	@mkdir -p $(ARTIFACTS); rm -f $(ARTIFACTS)/junit*.xml; status=0; \
 	{ $(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet .; } || status=$$?; \
+	$(COMPOSE_TEST_ENV) $(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) \
+		> $(ARTIFACTS)/compose.log 2>&1 & compose=$$!; \
 	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not compose" --junitxml=$(ARTIFACTS)/junit-local.xml $(PYTEST_ARGS) \
 		|| status=$$?; \
-	$(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \
+	wait $$compose || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }; \
+	echo "== the compose runtime's run ($(ARTIFACTS)/compose.log) =="; cat $(ARTIFACTS)/compose.log; \
 	$(BIN)/python tests/report.py $(ARTIFACTS)/junit-local.xml $(ARTIFACTS)/junit-compose.xml --out $(ARTIFACTS)/junit.xml; \
 	exit $$status
 

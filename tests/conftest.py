@@ -21,7 +21,7 @@ os.environ["LAB_STATE_DIR"] = str(_SESSION_STATE)
 
 
 def _worker_port_block() -> None:
-    """Under pytest-xdist (`make test` runs TEST_WORKERS, 3) each worker is a lab machine of its own: its own state
+    """Under pytest-xdist (`make test` runs TEST_WORKERS, 2) each worker is a lab machine of its own: its own state
     directory (above), its own familiar ports (LAB_PORT_OFFSET) and its own slice of the free-port range
     (LAB_PORT_RANGE), so one worker never takes a port the other's killed server is about to restart on."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -48,8 +48,8 @@ def plain_ipython(tmp_path_factory) -> None:
     os.environ["IPYTHONDIR"] = str(profile)
 
 
-# The compose runtime's tests need a Docker engine and the machine to themselves: `make test` runs them in a pytest
-# run of their own after the local runtime's (marker `compose`), and within a run they still come last.
+# The compose runtime's tests need a Docker engine and one stack: `make test` runs them in a pytest run of their own
+# (marker `compose`) beside the local runtime's, and within a run that has both they come last.
 COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
 # What starts real servers: these fixtures, or a module that builds a lab itself. `make test-fast` leaves them out.
 LAB_FIXTURES = {"session_lab", "consul_node", "etcd_node", "stopped_server", "three_in_consul"}

@@ -1,7 +1,7 @@
 """The Cluster port's contract, the same test functions against both adapters: every process action, instances added
 and removed, reset, logs, errors in the user's words, and `down(volumes=True)` leaving nothing behind.
 
-The local adapter runs in `make test`'s first pytest run; the compose one (marker `compose`) in its second.
+The local adapter runs in `make test`'s local pytest run; the compose one (marker `compose`) in the run beside it.
 """
 
 from __future__ import annotations
