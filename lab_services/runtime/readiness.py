@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from lab_services.core.http import http_json
 from lab_services.core.wait import WaitTimeout, wait_until
 from lab_services.runtime.cluster import NotReadyError
 from lab_services.runtime.nodes import NodeSpec, consul, etcd, prometheus, service
@@ -31,6 +32,30 @@ def ready_check(
         and (not in_consul or service.is_passing_in_consul(node, agent))
         and (not in_etcd or any(service.is_registered_in_etcd(node, m) for m in members))
     )
+
+
+def wait_all_passing(agent: NodeSpec, services: list[NodeSpec], timeout: float) -> float:
+    """Poll until the catalog (asked of `agent`) lists every one of `services` as passing at the same moment.
+
+    Each instance's own readiness can be met by a catalog entry its agent is about to replace: after a killed engine,
+    an agent restores its instances' last registrations and syncs its new ones only when a leader takes them (a
+    failed sync is retried about 15 s later), so one instance could leave `?passing` after it counted as ready."""
+    names = sorted(n.name for n in services)
+
+    def passing() -> set[str]:
+        found: set[str] = set()
+        for name in {n.info["service"] for n in services}:
+            found |= {
+                e["Service"]["ID"] for e in http_json(f"http://{agent.addr('http')}/v1/health/service/{name}?passing")
+            }
+        return found
+
+    try:
+        return wait_until(
+            lambda: set(names) <= passing(), timeout, f"{', '.join(names)} to pass in the catalog together"
+        )
+    except WaitTimeout as err:
+        raise NotReadyError(f"{err}; passing now: {sorted(passing())}") from None
 
 
 def wait_ready(

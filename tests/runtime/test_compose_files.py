@@ -15,7 +15,7 @@ from docker_engine import require_compose_cli
 from lab_services.core.network import lab_subnet
 from lab_services.core.paths import REPO_DIR
 from lab_services.core.ports import PortAllocator
-from lab_services.runtime.compose import configs, engine, topology
+from lab_services.runtime.compose import configs, containers, engine, topology
 from lab_services.runtime.nodes import etcd, service
 
 LEARNER = yaml.safe_load(engine.LEARNER_FILE.read_text())
@@ -202,3 +202,14 @@ def test_scripts_keep_the_network_rules(script):
         assert "--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false" in text
     else:
         assert "build --network=none" in text
+
+
+def test_auxiliary_addresses_are_taken_in_turn_not_the_one_just_freed():
+    addresses = [topology.address(last) for last in topology.AUXILIARY_HOSTS]
+    first, second, third = addresses[:3]
+    assert containers.next_free(addresses, set()) == first
+    assert containers.next_free(addresses, set(), after=first) == second, "the address just freed waits its turn"
+    assert containers.next_free(addresses, {second}, after=first) == third
+    assert containers.next_free(addresses, set(), after=addresses[-1]) == first, "it wraps round"
+    with pytest.raises(RuntimeError, match="no free address left"):
+        containers.next_free(addresses, set(addresses))

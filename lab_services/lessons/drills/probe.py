@@ -60,6 +60,10 @@ class Probe:
     def send(self, sig: signal.Signals) -> None:
         self.child.send(sig)
 
+    def tail(self, lines: int = 15) -> str:
+        """Its last log lines ('' before it started)."""
+        return self.child.tail(lines) if self.child is not None else ""
+
     def kill(self) -> None:
         self.child.kill()
 

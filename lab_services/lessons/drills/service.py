@@ -17,7 +17,7 @@ from typing import Any
 
 from lab_services.core.durations import parse_duration
 from lab_services.core.progress import OnStep
-from lab_services.core.wait import wait_for
+from lab_services.core.wait import WaitTimeout, wait_for
 from lab_services.discovery.consul_watcher import ConsulWatcher
 from lab_services.discovery.instance import DiscoveryEvent
 from lab_services.discovery.picker_channel import PickerChannel
@@ -130,7 +130,7 @@ class ServiceDrill:
         """Start the probe, wait until Consul and the watcher list it and it served a call, then let it settle."""
         probe = self.probe
         probe.start()
-        self.health.wait_listed(probe.service, probe.id, listed=True, timeout=self.patience)
+        self._wait_probe_passing()
         self.watcher.wait_for(lambda found: any(i.id == probe.id for i in found), timeout=self.patience)
         self.watcher.subscribe(self._on_event)
         self.channel = PickerChannel(self.watcher, policy=self.params.policy)
@@ -224,6 +224,18 @@ class ServiceDrill:
             "first_critical": self.first_critical,
         }
 
+    def _wait_probe_passing(self) -> None:
+        """Until Consul lists the probe as passing; if it never does, the error says what its checks and its own
+        log say (a check's output names the reason: refused, timed out, TTL not updated)."""
+        probe = self.probe
+        try:
+            self.health.wait_listed(probe.service, probe.id, listed=True, timeout=self.patience)
+        except WaitTimeout as err:
+            checks = "; ".join(f"{c.check_id} {c.status}: {c.output[:160]}" for c in self.health.checks(probe.id))
+            raise WaitTimeout(
+                f"{err}; its checks: {checks or 'none registered'}; its last log lines:\n{probe.tail()}"
+            ) from None
+
     def _recover(self) -> dict[str, Any]:
         """Resume or restart the probe and wait until calls reach it again; when recovery started and how long it
         took."""
@@ -238,7 +250,7 @@ class ServiceDrill:
             watch.mark(f"{probe.id} started again")
         resumed = time.monotonic()
         # The watcher's "added" event marks the moment; waiting on the health API too covers a missed event.
-        self.health.wait_listed(probe.service, probe.id, listed=True, timeout=self.patience)
+        self._wait_probe_passing()
         wait_for(lambda: "watch-added" in watch.firsts, 10, f"the watcher to see {probe.id} passing again")
         served = wait_for(lambda: self.load.first_served_by(probe.id, resumed), 10, f"calls to reach {probe.id} again")
         watch.mark(f"client: calls served by {probe.id} again", at=served, key="served-again")

@@ -102,6 +102,7 @@ class ComposeCluster(Cluster):
         self._client: docker.DockerClient | None = None
         self._binaries: dict[str, dict[str, str]] | None = None
         self._lock = threading.RLock()
+        self._last_auxiliary: str | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -221,7 +222,16 @@ class ComposeCluster(Cluster):
                 self._restart(found)
             else:
                 self._create()
+            self._wait_all_passing()
             self.timings["all_ready"] = time.monotonic() - started
+
+    def _wait_all_passing(self) -> None:
+        """Every instance passing in the catalog at once, the question a learner's first cell asks."""
+        nodes = self.nodes()
+        agent = next((n for n in nodes if n.name == "consul-1"), None)
+        services = [n for n in nodes if n.kind == "service"]
+        if agent and services and self.config.registry in ("consul", "both"):
+            readiness.wait_all_passing(agent, services, self.ready_timeout)
 
     def _create(self) -> None:
         """`docker compose up` of the learner's file (with the CI override on a machine with only local images)."""
@@ -603,8 +613,12 @@ class ComposeCluster(Cluster):
 
     # -- containers beside the lab -----------------------------------------------------------------------
     def auxiliary_host(self, index: int | None = None) -> str:
-        """A free address on the stack's network for the next auxiliary container (always one of its own)."""
-        return containers.free_host(self.client, self.project, topology.AUXILIARY_HOSTS)
+        """A free address on the stack's network for the next auxiliary container (always one of its own), taken in
+        turn: never the one the last container handed out here just held."""
+        self._last_auxiliary = containers.free_host(
+            self.client, self.project, topology.AUXILIARY_HOSTS, after=self._last_auxiliary
+        )
+        return self._last_auxiliary
 
     def start_auxiliary(
         self, kind: Auxiliary, name: str, args: list[str], host: str | None = None

@@ -179,14 +179,23 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def free_host(client: docker.DockerClient, project: str, candidates: range) -> str:
-    """The first address in `candidates` (last octets) that no container on the stack's network holds."""
+def free_host(client: docker.DockerClient, project: str, candidates: range, after: str | None = None) -> str:
+    """A free address in `candidates` (last octets) that no container on the stack's network holds (`next_free`)."""
     network = client.networks.get(f"{project}_lab")
     taken = {c["IPv4Address"].split("/")[0] for c in network.attrs.get("Containers", {}).values()}
-    for last in candidates:
-        if topology.address(last) not in taken:
-            return topology.address(last)
-    raise RuntimeError(f"no free address left in {topology.address(candidates[0])}-{candidates[-1]}")
+    return next_free([topology.address(last) for last in candidates], taken, after)
+
+
+def next_free(addresses: list[str], taken: set[str], after: str | None = None) -> str:
+    """The first of `addresses` not `taken`, counting from the one past `after` and wrapping round, so an address a
+    removed container held is not handed out again at once: a new container on an old address may have a new MAC
+    address (Docker 25+ picks them at random), and peers that still cache the old one in their ARP tables would
+    reach nothing for up to half a minute."""
+    start = addresses.index(after) + 1 if after in addresses else 0
+    for address in addresses[start:] + addresses[:start]:
+        if address not in taken:
+            return address
+    raise RuntimeError(f"no free address left in {addresses[0]}-{addresses[-1]}")
 
 
 class AuxiliaryContainer:
