@@ -12,7 +12,9 @@ COMPOSE_TEST_ENV := LAB_JUPYTER_PORT=28888 LAB_CONSUL_PORT=28500 LAB_PROMETHEUS_
 PYTEST := $(BIN)/python -m pytest
 ARTIFACTS := test-artifacts
 
-.PHONY: setup chromium lab lint test test-fast down protos clean compose-engine compose-images compose-configs
+CHP := .cache/chp/node_modules/.bin/configurable-http-proxy
+
+.PHONY: setup chromium hub-proxy lab lint test test-fast down protos clean compose-engine compose-images compose-configs
 
 # What the lab needs and nothing more: no system packages, no sudo (the browser is only for `make test`).
 setup: $(VENV)/.installed .cache/bin/.fetched
@@ -43,6 +45,12 @@ chromium:
 		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; \
 	fi
 
+# JupyterHub's proxy (configurable-http-proxy, from npm: it is a Node program) for the classroom hub and its tests.
+hub-proxy: $(CHP)
+$(CHP):
+	@command -v npm >/dev/null || { echo "hub-proxy: the classroom hub needs Node.js and npm (Debian: apt-get install nodejs npm)"; exit 2; }
+	npm install --silent --no-audit --no-fund --prefix .cache/chp configurable-http-proxy@5.3.0
+
 lab: setup
 	$(BIN)/discovery-lab jupyter $(JUPYTER_ARGS)
 
@@ -56,7 +64,7 @@ lint: $(VENV)/.installed
 # compose runtime's (marker `compose`: a Docker engine, one stack) beside them, its output kept in compose.log and shown
 # when both are done. A run that fails or finds no test (exit 5) fails the target; both runs always go, and the report
 # lists the slowest tests of both.
-test: setup chromium
+test: setup chromium hub-proxy
 	@mkdir -p $(ARTIFACTS); rm -f $(ARTIFACTS)/junit*.xml; status=0; \
 	{ $(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet .; } || status=$$?; \
 	$(COMPOSE_TEST_ENV) $(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) \

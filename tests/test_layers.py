@@ -29,6 +29,7 @@ RANKS = {
     "metrics": LIBRARY,
     "protogen": LIBRARY,
     "tracing": LIBRARY,
+    "classroom": LIBRARY,
     "lessons": LESSONS,
     "cli": CONSUMERS,
     "bench": CONSUMERS,
