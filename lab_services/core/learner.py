@@ -10,7 +10,6 @@ types them and no two learners see, reap or collide with each other's processes.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from pathlib import Path
 

@@ -258,8 +258,15 @@ def reads_without_quorum(
         for name in paused:
             cluster.resume(name)
         progress(f"resumed {', '.join(paused)}")
-    wait_until(lambda: consul_call(address, "/v1/status/leader").body not in ("", None), 30, "a Consul leader again")
+    # Every server, not just the lone follower: the resumed old leader learns of the new term a moment later.
+    addresses = [servers[name].address("http") for name in sorted(servers)]
+    wait_until(lambda: _one_leader(addresses), 30, "every Consul server to name the same leader again")
     return {"follower": alone, "paused": paused, "before": before, "during": during}
+
+
+def _one_leader(addresses: list[str]) -> bool:
+    leaders = {consul_call(address, "/v1/status/leader").body for address in addresses}
+    return len(leaders) == 1 and leaders.pop() not in ("", None)
 
 
 # -- anti-entropy ------------------------------------------------------------------------------------------------

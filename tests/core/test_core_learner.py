@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from lab_services.core import learner
@@ -28,7 +30,7 @@ def test_each_learner_gets_a_state_directory_an_offset_and_a_port_slice_of_their
     assert len({e["LAB_STATE_DIR"] for e in envs}) == len(envs)
     assert envs[0]["LAB_PORT_OFFSET"] == "0" and envs[0]["LAB_STATE_DIR"] == str(tmp_path / "learner0")
     slices = sorted(tuple(map(int, e["LAB_PORT_RANGE"].split("-"))) for e in envs)
-    assert all(high < next_low for (_, high), (next_low, _) in zip(slices, slices[1:])), "slices overlap"
+    assert all(high < next_low for (_, high), (next_low, _) in itertools.pairwise(slices)), "slices overlap"
     assert slices[0][0] >= ALLOCATED_RANGE[0] and slices[-1][1] <= ALLOCATED_RANGE[1]
 
 
