@@ -1,0 +1,95 @@
+"""A real JupyterHub with two learners, each a process of this machine (the local-process spawner): each learner's
+kernel starts lesson 00's lab and passes its checker, neither sees nor stops the other's processes, and stopping
+the hub leaves no learner process behind."""
+
+from __future__ import annotations
+
+import json
+
+import psutil
+import pytest
+
+from lab_services.classroom.hub import Hub, HubError
+from lab_services.classroom.remote_kernel import KernelError, RemoteKernel
+from lab_services.classroom.settings import HubSettings
+
+pytestmark = pytest.mark.servers
+
+# Slots 5 and up: their ports (core/learner.py) meet neither the suite's workers' nor the compose run's.
+LEARNERS = ("alice", "bob")
+LESSON_00 = """
+import json
+from lab_services import lessons as lab
+cluster = lab.ensure_cluster(consul_servers=1, etcd_members=1, services=2)
+status = cluster.status()
+result = lab.check("00-shape", lab.exercises.lesson_00.read_shape,
+                   consul_http=status.consul.http[0], etcd_endpoints=status.etcd.endpoints)
+assert result.ok, result
+print(json.dumps({"pids": sorted(p.pid for p in status.processes), "consul": status.consul.http[0]}))
+"""
+STATUS = """
+import json
+from lab_services.runtime import open_cluster
+print(json.dumps(sorted(p.pid for p in open_cluster().status().processes)))
+"""
+
+
+@pytest.fixture(scope="module")
+def classroom(tmp_path_factory):
+    settings = HubSettings(tmp_path_factory.mktemp("hub"), port=18800, hub_port=18801, board_port=18803, first_slot=5)
+    hub = Hub(settings).start()
+    kernels = {}
+    try:
+        for name in LEARNERS:
+            hub.add_learner(name)
+            kernels[name] = RemoteKernel(hub.start_server(name), settings.api_token).start()
+        yield hub, kernels
+    finally:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def labs(classroom):
+    """Lesson 00's cell that starts the lab, and its checker, in each learner's own kernel."""
+    _, kernels = classroom
+    return {name: json.loads(kernel.execute(LESSON_00)) for name, kernel in kernels.items()}
+
+
+def test_each_learner_runs_lesson_00_and_passes_its_checker_in_their_own_lab(labs):
+    alice, bob = labs["alice"], labs["bob"]
+    assert alice["consul"] != bob["consul"], "two learners were given the same Consul"
+    assert not set(alice["pids"]) & set(bob["pids"])
+
+
+def test_each_learners_status_lists_only_their_own_processes(classroom, labs):
+    _, kernels = classroom
+    for name, kernel in kernels.items():
+        assert json.loads(kernel.execute(STATUS)) == labs[name]["pids"]
+        for pid in labs[name]["pids"]:
+            assert psutil.Process(pid).environ().get("LAB_STATE_DIR", "").endswith(f"/learners/{name}"), (
+                f"pid {pid} of {name}'s lab does not run in {name}'s corner"
+            )
+
+
+def test_an_error_in_a_learners_kernel_comes_back_in_its_own_words(classroom):
+    _, kernels = classroom
+    with pytest.raises(KernelError, match="ZeroDivisionError"):
+        kernels["alice"].execute("1 / 0")
+
+
+def test_a_learner_that_does_not_exist_is_named_by_the_hub(classroom):
+    hub, _ = classroom
+    with pytest.raises(HubError, match="404"):
+        hub.start_server("nobody-here")
+
+
+def test_stopping_the_hub_leaves_no_learner_process_and_no_hub(classroom, labs):
+    """Last in the module: the hub goes down here (the fixture's own stop then has nothing left to do)."""
+    hub, _ = classroom
+    hub_pid = int((hub.settings.data_dir / "jupyterhub.pid").read_text())
+    hub.stop()
+    assert not psutil.pid_exists(hub_pid)
+    assert hub.learner_processes() == []
+    for name, lab in labs.items():
+        alive = [pid for pid in lab["pids"] if psutil.pid_exists(pid)]
+        assert not alive, f"{name}'s lab left {alive} running after the hub stopped"
