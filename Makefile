@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 JUPYTER_ARGS ?=
+CLASSROOM_ARGS ?=
 PYTEST_ARGS ?=
 # Parallel pytest workers for the local runtime's tests: each runs its own lab on its own ports and state directory.
 # The compose runtime's tests run beside them as a third stream (see `test`), so three labs share the two cores.
@@ -14,7 +15,7 @@ ARTIFACTS := test-artifacts
 
 CHP := .cache/chp/node_modules/.bin/configurable-http-proxy
 
-.PHONY: setup chromium hub-proxy lab lint test test-fast down protos clean compose-engine compose-images compose-configs
+.PHONY: setup chromium hub-proxy classroom lab lint test test-fast down protos clean compose-engine compose-images compose-configs
 
 # What the lab needs and nothing more: no system packages, no sudo (the browser is only for `make test`).
 setup: $(VENV)/.installed .cache/bin/.fetched
@@ -50,6 +51,10 @@ hub-proxy: $(CHP)
 $(CHP):
 	@command -v npm >/dev/null || { echo "hub-proxy: the classroom hub needs Node.js and npm (Debian: apt-get install nodejs npm)"; exit 2; }
 	npm install --silent --no-audit --no-fund --prefix .cache/chp configurable-http-proxy@5.3.0
+
+# A JupyterHub on this machine: every learner their own lab in a browser tab (classroom/README.md).
+classroom: setup hub-proxy
+	$(BIN)/discovery-lab classroom $(CLASSROOM_ARGS)
 
 lab: setup
 	$(BIN)/discovery-lab jupyter $(JUPYTER_ARGS)

@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lab_services.core.errors import LabError, NotRunningError
@@ -154,6 +156,36 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     for name, path in fetched.items():
         print(f"{name:<12}{path}")
     return 0
+
+
+def cmd_classroom(args: argparse.Namespace) -> int:
+    """`make classroom`: a JupyterHub on this machine that gives every learner their own lab, until Ctrl-C."""
+    from lab_services.classroom.hub import Hub
+    from lab_services.classroom.settings import HubSettings
+    from lab_services.core.paths import REPO_DIR
+
+    data = Path(args.data).resolve() if args.data else REPO_DIR / ".classroom"
+    settings = HubSettings.for_instructor(data, ip=args.ip, port=args.port, spawner=args.spawner, admin=args.admin)
+    hub = Hub(settings).start()
+    print(f"classroom hub: {settings.url}")
+    print(f"  learners: any name, password {settings.learner_password}")
+    print(
+        f"  instructor: {settings.admin}, password {settings.admin_password} (the admin page: {settings.url}hub/admin)"
+    )
+    print(
+        f"  kept in {data / 'settings.json'}; the hub's log: {hub.log_path}.\n"
+        "Ctrl-C stops the hub and every learner's lab."
+    )
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while hub.process is not None and hub.process.poll() is None:
+            time.sleep(1)
+        print(f"the hub exited; last lines of {hub.log_path}:\n{hub.tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        hub.stop()
 
 
 def cmd_jupyter(args: argparse.Namespace) -> int:
@@ -533,6 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress", action="store_true", help="show the progress line on stderr even when it is not a terminal"
     )
     fetch.set_defaults(func=cmd_fetch)
+    classroom = command(
+        "classroom", help="a JupyterHub giving every learner their own lab (what `make classroom` runs)"
+    )
+    classroom.add_argument("--ip", default="127.0.0.1", help="the address learners open; not loopback needs passwords")
+    classroom.add_argument("--port", type=int, default=8000)
+    classroom.add_argument("--spawner", default="local", help="local: learners as processes of this machine")
+    classroom.add_argument("--admin", default="instructor", help="the instructor's login name")
+    classroom.add_argument("--data", help="the hub's database, passwords and learners' homes (default .classroom/)")
+    classroom.set_defaults(func=cmd_classroom)
     jupyter = command("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")
     jupyter.add_argument("--no-browser", action="store_true")
     jupyter.add_argument("--port", type=int, default=8888)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,6 +82,18 @@ class HubSettings:
         path.touch(mode=0o600)
         path.write_text(json.dumps({**asdict(self), "data_dir": str(self.data_dir)}, indent=2))
         return path
+
+    @classmethod
+    def for_instructor(cls, data_dir: Path, **chosen: object) -> HubSettings:
+        """What the instructor chose now, over what this classroom kept from its last start (so passwords and the
+        hub's token survive a restart), over LAB_HUB_LEARNER_PASSWORD and LAB_HUB_ADMIN_PASSWORD."""
+        kept = cls.load(data_dir / "settings.json").__dict__ if (data_dir / "settings.json").exists() else {}
+        from_env = {
+            "learner_password": os.environ.get("LAB_HUB_LEARNER_PASSWORD", ""),
+            "admin_password": os.environ.get("LAB_HUB_ADMIN_PASSWORD", ""),
+        }
+        merged = {**kept, **{k: v for k, v in from_env.items() if v}, **{k: v for k, v in chosen.items() if v}}
+        return cls(**{**merged, "data_dir": data_dir})
 
     @classmethod
     def load(cls, path: Path) -> HubSettings:

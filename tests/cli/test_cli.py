@@ -124,6 +124,7 @@ def test_add_service_through_the_engine(tmp_path):
 # Each subcommand with input it must refuse, against a state directory where no lab runs: a usage mistake, a bad
 # value, or a lab that is not there. Every one answers in one line on stderr and exits 2, never with a traceback.
 BAD_INPUT = {
+    "classroom": ["classroom", "--port", "70000"],
     "up": ["up", "--services", "99"],
     "down": ["down", "--everything"],
     "status": ["status"],
