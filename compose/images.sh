@@ -16,9 +16,9 @@
 #   lab/user-service:ci   bookworm python3 .debs + the wheels of user-service/requirements.txt installed
 #                         with pip --no-index from the build context (the project's code is mounted, not copied)
 #   lab/jupyter:ci        FROM lab/user-service:ci: the wheels of jupyter/requirements.txt (all of pyproject's
-#                         dependencies) in /opt/jupyter-deps, the consul CLI from the bullseye consul 1.8.7 .deb and
-#                         etcdctl from trixie's etcd-client .deb; the checkout is mounted at /src, the notebooks
-#                         at /lab/notebooks
+#                         dependencies) in /opt/jupyter-deps; consul, etcd, etcdctl and prometheus from the .debs
+#                         above and bookworm's tini; user lab (uid 1000) for the classroom's learners; the checkout
+#                         is mounted at /src, the notebooks at /lab/notebooks
 # .debs from other suites come through a PRIVATE apt config (the system's /etc/apt is never changed);
 # their dependencies are resolved against the base image's dpkg status with `apt-get -s` and then
 # fetched from the system's own bookworm sources with `apt-get download` (no install on the host).
@@ -222,11 +222,15 @@ EOF
 build_jupyter() {
   need_build lab/jupyter:ci || { log "lab/jupyter:ci exists"; return 0; }
   local t=$(now) ctx="$WORK/ctx-jupyter" pyver d=/opt/jupyter-deps
-  # consul and etcdctl from the same .debs as lab/consul:ci and lab/etcd:ci (fetch_debs fills one CTX/debs each)
+  # consul, etcd and prometheus from the same .debs as lab/consul:ci, lab/etcd:ci and lab/prometheus:ci (fetch_debs
+  # fills one CTX/debs each): the compose kernel uses the consul and etcdctl commands, and a classroom learner's
+  # container runs the local runtime's own servers on its loopback. tini: the learner's server runs under it.
   fetch_debs "$ctx/consul" bullseye consul
-  fetch_debs "$ctx/etcd" trixie etcd-client
+  fetch_debs "$ctx/etcd" trixie etcd-client etcd-server
+  fetch_debs "$ctx/prometheus" bullseye prometheus
+  fetch_debs "$ctx/tini" bookworm tini
   rm -rf "$ctx/debs"; mkdir -p "$ctx/debs"
-  mv "$ctx"/consul/debs/*.deb "$ctx"/etcd/debs/*.deb "$ctx/debs/"; rm -rf "$ctx/consul" "$ctx/etcd"
+  mv "$ctx"/{consul,etcd,prometheus,tini}/debs/*.deb "$ctx/debs/"; rm -rf "$ctx"/{consul,etcd,prometheus,tini}
   pyver=$("$DOCKER" run --rm --network none --entrypoint python3 lab/user-service:ci -c 'import sys; print("%d%d" % sys.version_info[:2])')
   pip_wheels "$ctx" "$pyver" "$HERE/jupyter/requirements.txt"
   timing "jupyter: fetched $(ls "$ctx"/debs | wc -l) debs + $(ls "$ctx"/wheels | wc -l) wheels in $(since "$t") s"
@@ -243,10 +247,12 @@ ENV PYTHONPATH=/src:$d PATH=$d/bin:\$PATH JUPYTER_PATH=$d/share/jupyter JUPYTER_
     JUPYTERLAB_DIR=$d/share/jupyter/lab
 # The smoke test gets a throw-away HOME, so nothing it writes is left in the learner's.
 RUN export HOME=/tmp/smoke && python3 -m jupyterlab --version && python3 -m nbconvert --version \\
- && consul version && etcdctl version && test -f $d/share/jupyter/lab/static/index.html \\
+ && consul version && etcdctl version && etcd --version && prometheus --version && tini --version \\
+ && jupyterhub-singleuser --version && test -f $d/share/jupyter/lab/static/index.html \\
  && python3 -m jupyter labextension list 2>&1 | grep -q 'jupyterlab-manager.*enabled.*OK' \\
  && python3 -c 'import grpc_tools, consul, pyetcd, docker, ipywidgets, matplotlib.pyplot, opentelemetry.exporter.otlp.proto.grpc, sqlite3' \\
- && rm -rf /tmp/smoke && mkdir -m 1777 /home/lab
+ && rm -rf /tmp/smoke && mkdir -m 1777 /home/lab \\
+ && useradd --uid 1000 --home-dir /home/lab --no-create-home --shell /bin/bash lab
 # The container may run as the learner's uid, which has no home: Jupyter, IPython and matplotlib write under \$HOME.
 ENV HOME=/home/lab
 WORKDIR /lab/notebooks

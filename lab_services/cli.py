@@ -570,7 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classroom.add_argument("--ip", default="127.0.0.1", help="the address learners open; not loopback needs passwords")
     classroom.add_argument("--port", type=int, default=8000)
-    classroom.add_argument("--spawner", default="local", help="local: learners as processes of this machine")
+    classroom.add_argument(
+        "--spawner",
+        default="local",
+        help="local: learners as processes of this machine; docker: each in a container of the lab's image",
+    )
     classroom.add_argument("--admin", default="instructor", help="the instructor's login name")
     classroom.add_argument("--data", help="the hub's database, passwords and learners' homes (default .classroom/)")
     classroom.set_defaults(func=cmd_classroom)

@@ -50,7 +50,7 @@ def plain_ipython(tmp_path_factory) -> None:
 
 # The compose runtime's tests need a Docker engine and one stack: `make test` runs them in a pytest run of their own
 # (marker `compose`) beside the local runtime's, and within a run that has both they come last.
-COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py")
+COMPOSE_MODULES = ("test_runtime_compose.py", "test_notebooks_compose.py", "test_classroom_docker.py")
 # What starts real servers: these fixtures, or a module that builds a lab itself. `make test-fast` leaves them out.
 LAB_FIXTURES = {"session_lab", "consul_node", "etcd_node", "stopped_server", "three_in_consul"}
 LAB_BUILDERS = ("local_lab(", ".launch(", "LocalCluster(", "ComposeCluster(")

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import docker
 import psutil
 
 from lab_services.classroom import spawning
@@ -97,6 +98,8 @@ class Hub:
             _signal(process.pid, signal.SIGKILL)
         for corner in sorted((self.settings.data_dir / "learners").glob("*")):
             spawning.stop_lab(_corner_env(corner))
+        if self.settings.spawner == "docker":
+            spawning.remove_all(docker.from_env(), self.settings.data_dir)
         (self.settings.data_dir / "jupyterhub.pid").unlink(missing_ok=True)
         self.process = None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from lab_services.core.errors import BadInputError
 from lab_services.core.learner import capacity
 
-SPAWNERS = ("local",)
+SPAWNERS = ("local", "docker")
 # Passwords an instructor might leave in place from an example; on a reachable address they are refused.
 KNOWN_DEFAULTS = frozenset({"", "password", "changeme", "discovery-lab", "jupyter", "workshop", "learner", "admin"})
 # JupyterHub's SharedPasswordAuthenticator asks at least this much of each.
@@ -34,7 +34,12 @@ class HubSettings:
     admin_password: str = ""
     api_token: str = field(default_factory=lambda: secrets.token_hex(32))
     first_slot: int = 0
-    image: str = "discovery-lab.invalid/jupyter:latest-build"
+    # docker: the lab's one JupyterLab image (compose/jupyter/Dockerfile, built by `docker compose build jupyter`),
+    # each learner's network {net_prefix}.{slot}.0/24, and the checkout mounted over the image's copy (CI's image).
+    image: str = "discovery-lab.invalid/jupyter:0.1.0"
+    net_prefix: str = "10.214"
+    mount_checkout: bool = False
+    mem_limit: str = "1536M"
     board_port: int = 8082
     stuck_minutes: int = 10
 
@@ -58,6 +63,16 @@ class HubSettings:
                 raise BadInputError(f"invalid argument: {name}: {value} is not a port (1-65535)")
         if self.spawner not in SPAWNERS:
             raise BadInputError(f"invalid argument: spawner: {self.spawner!r}; use one of {', '.join(SPAWNERS)}")
+        octets = self.net_prefix.split(".")
+        if (
+            len(octets) != 2
+            or not all(o.isdigit() and int(o) < 256 for o in octets)
+            or not ipaddress.ip_network(f"{self.net_prefix}.0.0/16").is_private
+        ):
+            raise BadInputError(
+                f"invalid argument: net_prefix: {self.net_prefix!r}; give the first two octets of a private /16 no "
+                "network of this machine uses, e.g. 10.214 (learner N's network is then 10.214.N.0/24)"
+            )
         if not 0 <= self.first_slot < capacity():
             raise BadInputError(f"invalid argument: first_slot: {self.first_slot}; use 0 to {capacity() - 1}")
         if not self.on_loopback:
