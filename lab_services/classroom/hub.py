@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -27,6 +25,7 @@ from lab_services.classroom.settings import HubSettings
 from lab_services.core.errors import LabError, NotRunningError
 from lab_services.core.paths import REPO_DIR
 from lab_services.core.wait import wait_until
+from lab_services.runtime import processes
 
 CONFIG = Path(__file__).with_name("jupyterhub_config.py")
 PROXY = REPO_DIR / ".cache" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -41,7 +40,7 @@ class Hub:
 
     def __init__(self, settings: HubSettings):
         self.settings = settings
-        self.process: subprocess.Popen | None = None
+        self.child: processes.Child | None = None
         self.log_path = settings.data_dir / "jupyterhub.log"
 
     # -- the hub's process ------------------------------------------------------------------------------
@@ -51,23 +50,28 @@ class Hub:
             raise HubError(f"JupyterHub's proxy is missing at {PROXY}: run `make hub-proxy` (needs Node.js and npm)")
         self.reap()
         path = settings.save()
-        env = {**os.environ, "LAB_HUB_SETTINGS": str(path), "LAB_HUB_PROXY": str(PROXY)}
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)],
-                cwd=settings.data_dir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        env = {"LAB_HUB_SETTINGS": str(path), "LAB_HUB_PROXY": str(PROXY)}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        # A tracked child of this process (runtime/processes.py): it dies with us, and if we are killed before
+        # `stop`, the next start finds its pid file and reaps it.
+        self.child = processes.spawn(
+            "jupyterhub",
+            [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG)],
+            log_path=self.log_path,
+            env=env,
+            cwd=settings.data_dir,
+            base=settings.data_dir,
+        )
         try:
             wait_until(self._answers, timeout, f"JupyterHub to answer at {settings.url}hub/api")
         except Exception as err:
             self.stop()
             raise HubError(f"{err}; last lines of {self.log_path}:\n{self.tail()}") from None
         return self
+
+    @property
+    def process(self) -> Any:
+        return self.child.popen if self.child is not None else None
 
     def _answers(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -85,35 +89,32 @@ class Hub:
             return ""
 
     def stop(self, timeout: float = 60.0) -> None:
-        """SIGTERM to the hub (it stops every learner's server, and each server's stop stops that learner's lab),
-        then whatever is left of its process group; then every learner's lab once more, in case a server died
-        before its hook ran."""
-        pids = self._hub_pids()
-        for pid in pids:
-            _signal(pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs([p for p in map(_process, pids) if p], timeout=timeout)
-        for process in alive:
-            _signal(process.pid, signal.SIGKILL)
+        """SIGTERM to the hub (it stops every learner's server, and each server's stop hook stops that learner's
+        lab or container), then SIGKILL to what is left of its process group; then every learner's process, lab,
+        container and network once more, in case a server died before its hook ran."""
+        if self.child is not None:
+            self.child.stop(timeout=timeout)
+            self.child = None
+        self._clean_learners()
+
+    def reap(self) -> None:
+        """Before a start: a hub whose launcher died (a crash, a killed terminal) and what its learners left."""
+        processes.reap_orphans(self.settings.data_dir)
+        if processes.live_records(self.settings.data_dir):
+            raise HubError(
+                f"a hub for {self.settings.data_dir} already runs (pid "
+                f"{processes.live_records(self.settings.data_dir)[0].pid}): stop it, or give this one another --data"
+            )
+        self._clean_learners()
+
+    def _clean_learners(self) -> None:
         for process in self.learner_processes():
-            _signal(process.pid, signal.SIGKILL)
+            with contextlib.suppress(psutil.Error):
+                process.kill()
         for corner in sorted((self.settings.data_dir / "learners").glob("*")):
-            spawning.stop_lab(_corner_env(corner))
+            spawning.stop_lab(corner)
         if self.settings.spawner == "docker":
             spawning.remove_all(docker.from_env(), self.settings.data_dir)
-        (self.settings.data_dir / "jupyterhub.pid").unlink(missing_ok=True)
-        self.process = None
-
-    reap = stop  # a start after a crash finds the old hub by its pid file and stops it the same way
-
-    def _hub_pids(self) -> list[int]:
-        pids = [self.process.pid] if self.process is not None else []
-        pid_file = self.settings.data_dir / "jupyterhub.pid"
-        if pid_file.exists() and pid_file.read_text().strip().isdigit():
-            pids.append(int(pid_file.read_text()))
-        proxy_pid = self.settings.data_dir / "proxy.pid"
-        if proxy_pid.exists() and proxy_pid.read_text().strip().isdigit():
-            pids.append(int(proxy_pid.read_text()))
-        return sorted({pid for pid in pids if _process(pid) and _is_ours(pid, self.settings.data_dir)})
 
     def learner_processes(self) -> list[psutil.Process]:
         """Every process started for a learner of this hub (found by the state directory in its environment)."""
@@ -172,28 +173,3 @@ class Hub:
     def require_running(self) -> None:
         if not self.running():
             raise NotRunningError(f"no classroom hub answers at {self.settings.url}: start it with `make classroom`")
-
-
-def _corner_env(corner: Path) -> dict[str, str]:
-    """A learner's corner from its directory alone (enough for `down`: the state directory holds the rest)."""
-    return {"LAB_STATE_DIR": str(corner)}
-
-
-def _process(pid: int) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid)
-    except psutil.Error:
-        return None
-
-
-def _is_ours(pid: int, data_dir: Path) -> bool:
-    """The pid is a hub or proxy of this classroom (its working directory is the data directory), not a reused pid."""
-    try:
-        return Path(psutil.Process(pid).cwd()) == data_dir.resolve()
-    except (psutil.Error, OSError):
-        return False
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)

@@ -27,10 +27,10 @@ def copy_lessons(home: Path) -> list[str]:
 def main() -> None:
     copy_lessons(Path.home())
     os.chdir(Path.home())
-    command = str(Path(sys.executable).with_name("jupyterhub-singleuser"))
-    if not Path(command).exists():
-        command = "jupyterhub-singleuser"
-    os.execvp(command, [command, *sys.argv[1:]])
+    from jupyterhub.singleuser import main as singleuser  # JupyterHub's own `jupyterhub-singleuser`, in this process
+
+    sys.argv[0] = "jupyterhub-singleuser"
+    sys.exit(singleuser())
 
 
 if __name__ == "__main__":

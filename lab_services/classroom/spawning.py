@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from lab_services.classroom.settings import HubSettings
 from lab_services.classroom.singleuser import FIRST_LESSON
 from lab_services.core.learner import learner_environment
 from lab_services.core.paths import REPO_DIR
+from lab_services.runtime import open_cluster
 
 CLASSROOM_LABEL = "lab.classroom"
 LEARNER_PREFIX = "discovery-lab-learner-"
@@ -38,15 +38,11 @@ def learner_env(spawner: Any, settings: HubSettings) -> dict[str, str]:
     return learner_environment(spawner.user.name, slot, settings.data_dir / "learners")
 
 
-def stop_lab(environment: dict[str, str]) -> None:
-    """`discovery-lab down` in the learner's corner: their lab's engine outlives a kernel by design, not a server."""
-    subprocess.run(
-        [sys.executable, "-m", "lab_services.cli", "--backend", "local", "down"],
-        env={**os.environ, **environment, "LAB_BACKEND": "local"},
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+def stop_lab(state_dir: Path) -> None:
+    """`down` of the lab in a learner's state directory: their lab's engine outlives a kernel by design, not their
+    server. A lab that is not running is left as it is."""
+    if state_dir.is_dir():
+        open_cluster(state_dir, "local").down()
 
 
 def configure(c: Any, settings: HubSettings) -> None:
@@ -74,7 +70,7 @@ def _local(c: Any, settings: HubSettings) -> None:
         spawner.environment = {**spawner.environment, **learner_env(spawner, settings), "LAB_BACKEND": "local"}
 
     c.Spawner.pre_spawn_hook = pre_spawn
-    c.Spawner.post_stop_hook = lambda spawner: stop_lab(learner_env(spawner, settings))
+    c.Spawner.post_stop_hook = lambda spawner: stop_lab(Path(learner_env(spawner, settings)["LAB_STATE_DIR"]))
 
 
 def network_name(user: str) -> str:
