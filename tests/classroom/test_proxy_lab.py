@@ -25,16 +25,17 @@ from lab_services.runtime import Cluster
 
 BASE_URL = "/user/alice/"
 KV_KEY = "classroom/proxy-check"
-# The proxy's entries as a hub's JupyterLab would load them from the entry points, and one more whose forwarder
-# looks for its lab in an empty state directory: a learner who has not started one.
+# The proxy's entries as a hub's JupyterLab loads them from the entry points (given here while they are not
+# installed, and never twice), and one more whose forwarder looks for its lab in an empty state directory: a learner
+# who has not started one.
 SERVER_CONFIG = """
+from importlib.metadata import entry_points
 from lab_services.classroom import proxy
-c.ServerProxy.servers = {{
-    "consul": proxy.consul(),
-    "prometheus": proxy.prometheus(),
-    "consul-nolab": {{
-        **proxy.consul(), "environment": {{"LAB_STATE_DIR": {empty!r}}}, "launcher_entry": {{"enabled": False}}
-    }},
+installed = {{e.name for e in entry_points(group="jupyter_serverproxy_servers")}}
+entries = {{"consul": proxy.consul, "prometheus": proxy.prometheus}}
+c.ServerProxy.servers = {{name: entry() for name, entry in entries.items() if name not in installed}}
+c.ServerProxy.servers["consul-nolab"] = {{
+    **proxy.consul(), "environment": {{"LAB_STATE_DIR": {empty!r}}}, "launcher_entry": {{"enabled": False}}
 }}
 """
 
