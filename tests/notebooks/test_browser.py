@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from browsers import CHROMIUM_ARGS, chromium_or_skip
 
 from lab_services.core.http import http_get
 from lab_services.core.paths import REPO_DIR
@@ -20,18 +20,6 @@ from lab_services.core.ports import PortAllocator
 from lab_services.core.wait import wait_until
 from lab_services.runtime import processes
 
-CHROMIUM = Path("/usr/bin/chromium")
-# docs/architecture.md: Debian's chromium, never `playwright install`, and nothing that phones home.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # No news pop-up over the notebook, and every cell attached to the page so the dashboard is always in the DOM.
 OVERRIDES = {
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -98,12 +86,7 @@ class JupyterLab:
 
 @pytest.fixture
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing; `make setup` installs Debian's chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test must run in CI: {reason}")
-        pytest.skip(reason)
-    return CHROMIUM
+    return chromium_or_skip()
 
 
 @pytest.fixture
