@@ -169,6 +169,7 @@ def test_dockerignore_keeps_a_checkouts_own_files_out_of_the_image(tmp_path):
         ".venv/bin/python",
         ".cache/bin/consul",
         ".lab/pids/consul.json",
+        ".classroom/hub/jupyterhub.sqlite",
         "test-artifacts/junit.xml",
         "lab_services/__pycache__/cli.cpython-311.pyc",
         "notebooks/.ipynb_checkpoints/00-checkpoint.ipynb",
