@@ -12,6 +12,7 @@ import pytest
 from lab_services.classroom.hub import Hub, HubError
 from lab_services.classroom.remote_kernel import KernelError, RemoteKernel
 from lab_services.classroom.settings import HubSettings
+from lab_services.classroom.singleuser import FIRST_LESSON, copy_lessons
 
 pytestmark = pytest.mark.servers
 
@@ -93,3 +94,12 @@ def test_stopping_the_hub_leaves_no_learner_process_and_no_hub(classroom, labs):
     for name, lab in labs.items():
         alive = [pid for pid in lab["pids"] if psutil.pid_exists(pid)]
         assert not alive, f"{name}'s lab left {alive} running after the hub stopped"
+
+
+def test_a_learners_first_start_copies_the_lessons_and_a_restart_keeps_their_edits(tmp_path):
+    first = copy_lessons(tmp_path)
+    assert first[0] == FIRST_LESSON and len(first) == 15
+    (tmp_path / FIRST_LESSON).write_text("the learner's answers")
+    (tmp_path / first[1]).unlink()
+    assert copy_lessons(tmp_path) == [first[1]], "only what is missing comes back"
+    assert (tmp_path / FIRST_LESSON).read_text() == "the learner's answers"

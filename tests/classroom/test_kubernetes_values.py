@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from lab_services.classroom.singleuser import FIRST_LESSON
 from lab_services.core.paths import REPO_DIR
 
 KUBE_DIR = REPO_DIR / "classroom" / "kubernetes"
@@ -178,9 +178,8 @@ def test_jupyterlab_opens_lesson_00_in_the_learners_copy(values):
     user = values["singleuser"]
     home = user["storage"]["homeMountPath"]
     assert values["hub"]["config"]["KubeSpawner"]["working_dir"] == home
-    lesson = user["defaultUrl"].removeprefix("/lab/tree/")
-    assert lesson == "notebooks/" + sorted((REPO_DIR / "notebooks").glob("00_*.ipynb"))[0].name
-    assert f"{home}/notebooks" in user["lifecycleHooks"]["postStart"]["exec"]["command"][-1]
+    assert user["defaultUrl"] == f"/lab/tree/{FIRST_LESSON}"
+    assert user["cmd"][-3:] == ["python3", "-m", "lab_services.classroom.singleuser"], "the hub's own learner start"
 
 
 def test_the_state_directory_is_not_on_the_home_volume(values):
@@ -188,36 +187,3 @@ def test_the_state_directory_is_not_on_the_home_volume(values):
     assert env["LAB_BACKEND"] == "local"
     home = values["singleuser"]["storage"]["homeMountPath"]
     assert not Path(env["LAB_STATE_DIR"]).is_relative_to(home)
-
-
-def test_first_start_copies_the_lessons_and_a_restart_keeps_the_learners_edits(values, tmp_path):
-    """The postStart hook's own command, run with sh against stand-ins for the image's lessons and the home volume."""
-    image_lessons, home = tmp_path / "image" / "notebooks", tmp_path / "home"
-    image_lessons.mkdir(parents=True)
-    home.mkdir()
-    (image_lessons / "00_welcome.ipynb").write_text("lesson 00 v1")
-    (image_lessons / "01_grpc.ipynb").write_text("lesson 01 v1")
-    argv = values["singleuser"]["lifecycleHooks"]["postStart"]["exec"]["command"]
-    # The home first: its path contains the image's lesson path.
-    script = argv[-1].replace("/home/lab", str(home)).replace("/lab/notebooks", str(image_lessons))
-
-    def start() -> None:
-        done = subprocess.run([*argv[:-1], script], capture_output=True, text=True, timeout=30)
-        assert done.returncode == 0, done.stderr
-
-    start()
-    assert (home / "notebooks" / "00_welcome.ipynb").read_text() == "lesson 00 v1"
-    (home / "notebooks" / "00_welcome.ipynb").write_text("the learner's answers")
-    (image_lessons / "00_welcome.ipynb").write_text("lesson 00 v2")
-    (image_lessons / "02_registration.ipynb").write_text("lesson 02 v1")
-    start()
-    assert (home / "notebooks" / "00_welcome.ipynb").read_text() == "the learner's answers"
-    assert (home / "notebooks" / "02_registration.ipynb").read_text() == "lesson 02 v1"
-
-
-def test_a_postStart_that_cannot_copy_fails_the_start(values, tmp_path):
-    """An image without the lessons must fail the spawn (Kubernetes restarts the container and says why), not open an
-    empty tree."""
-    argv = values["singleuser"]["lifecycleHooks"]["postStart"]["exec"]["command"]
-    script = argv[-1].replace("/home/lab", str(tmp_path)).replace("/lab/notebooks", str(tmp_path / "missing"))
-    assert subprocess.run([*argv[:-1], script], capture_output=True, timeout=30).returncode != 0
