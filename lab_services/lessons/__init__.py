@@ -54,6 +54,7 @@ from lab_services.lessons.streaming import (
 )
 from lab_services.lessons.timeline import plot_timeline, timeline_table, wait_event
 from lab_services.lessons.tls_catalogue import certificate_table, failure_catalogue
+from lab_services.lessons.web_links import consul_ui, prometheus_targets
 from lab_services.lessons.widgets import (
     ClusterOverview,
     FaultPanel,
@@ -135,6 +136,7 @@ __all__ = [
     "config_centre",
     "connect",
     "connections",
+    "consul_ui",
     "create_through",
     "deadline_experiment",
     "describe_methods",
@@ -161,6 +163,7 @@ __all__ = [
     "policy_split",
     "predict",
     "prom",
+    "prometheus_targets",
     "published",
     "refusals",
     "retry_service_config",

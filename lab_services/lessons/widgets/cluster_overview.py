@@ -8,6 +8,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from lab_services.core.table import html_table
+from lab_services.lessons.web_links import consul_ui
 from lab_services.runtime.cluster import Cluster
 from lab_services.runtime.status import ClusterStatus
 
@@ -53,7 +54,7 @@ def summary_html(status: ClusterStatus, rows: list[dict[str, Any]]) -> str:
     return (
         f"{running} of {len(rows)} processes running &nbsp;·&nbsp; Consul leader: <b>{consul.leader or 'none'}</b>"
         f" &nbsp;·&nbsp; etcd leader: <b>{etcd.leader or 'none'}</b>"
-        + (f" &nbsp;·&nbsp; <a href='{consul.ui}' target='_blank'>Consul UI</a>" if consul.ui else "")
+        + (f" &nbsp;·&nbsp; <a href='{consul_ui(status)}' target='_blank'>Consul UI</a>" if consul.ui else "")
     )
 
 
