@@ -238,7 +238,7 @@ def cmd_jupyter(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lab_services.bench import discovery, startup, streams
+    from lab_services.bench import classroom, discovery, startup, streams
 
     progress = _progress(args)
     # Every benchmark starts its own lab (or instance) in a `with` block, so an interrupt stops what it started.
@@ -255,6 +255,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return 0
         if args.which == "streams":
             result, describe = streams.run(streams=args.streams, kind=args.kind, progress=progress), streams.describe
+        elif args.which == "classroom":
+            if not 1 <= args.learners <= 60:
+                raise ValueError(f"invalid argument: --learners: {args.learners}; use 1 to 60")
+            result = classroom.run(args.learners, args.spawner, args.image, progress=progress)
+            describe = classroom.describe
         else:
             result = discovery.run(
                 args.which, registry=args.registry, mode=args.mode, runs=args.runs, progress=progress
@@ -583,7 +588,10 @@ def build_parser() -> argparse.ArgumentParser:
     jupyter.add_argument("--port", type=int, default=8888)
     jupyter.set_defaults(func=cmd_jupyter)
     bench = command("bench", help="print performance numbers")
-    bench.add_argument("which", choices=("startup", "propagation", "failover", "overhead", "streams"))
+    bench.add_argument("which", choices=("startup", "propagation", "failover", "overhead", "streams", "classroom"))
+    bench.add_argument("--learners", type=int, default=5, help="classroom: how many learners log in at once")
+    bench.add_argument("--spawner", choices=("local", "docker"), default="local", help="classroom: how learners run")
+    bench.add_argument("--image", default="", help="classroom with docker: the learners' image (default: the lab's)")
     bench.add_argument(
         "--registry", choices=("consul", "etcd"), default="consul", help="where the discovery benchmarks watch"
     )
