@@ -8,6 +8,7 @@ import json
 
 import psutil
 import pytest
+from browsers import CHROMIUM_ARGS, chromium_or_skip
 
 from lab_services.classroom.hub import Hub, HubError
 from lab_services.classroom.remote_kernel import KernelError, RemoteKernel
@@ -82,6 +83,32 @@ def test_a_learner_that_does_not_exist_is_named_by_the_hub(classroom):
     hub, _ = classroom
     with pytest.raises(HubError, match="404"):
         hub.start_server("nobody-here")
+
+
+@pytest.mark.browser
+def test_a_learner_logs_in_opens_lesson_00_and_their_consul_ui_through_the_hub(classroom, labs, tmp_path):
+    """In Debian's chromium: the hub's login page with the learners' password, JupyterLab on lesson 00, then the
+    learner's own Consul UI through JupyterLab's proxy, listing their lab's service."""
+    from playwright.sync_api import sync_playwright
+
+    hub, _ = classroom
+    url = hub.settings.url
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_or_skip()), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}hub/login")
+            page.fill("input[name=username]", "alice")
+            page.fill("input[name=password]", hub.settings.learner_password)
+            page.click("input[type=submit], button[type=submit]")
+            page.wait_for_url("**/user/alice/lab/**", timeout=60_000)
+            page.get_by_text("Welcome", exact=False).first.wait_for(timeout=60_000)
+            page.screenshot(path=tmp_path / "hub-lesson-00.png")
+            page.goto(f"{url}user/alice/consul/ui/")
+            page.get_by_text("user", exact=True).first.wait_for(timeout=60_000)
+            page.screenshot(path=tmp_path / "hub-consul-ui.png")
+        finally:
+            browser.close()
 
 
 def test_stopping_the_hub_leaves_no_learner_process_and_no_hub(classroom, labs):
