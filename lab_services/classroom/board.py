@@ -49,8 +49,8 @@ class BoardService:
     """Everything the hub's configuration needs for the board, from `board_service`.
 
     - `service`: one entry of `c.JupyterHub.services`.
-    - `roles`: entries for `c.JupyterHub.load_roles`: the service's own role (`access:servers`, to call a learner's
-      server for a reset) and the default `user` role extended with `access:services!service=progress` (a user's
+    - `roles`: entries for `c.JupyterHub.load_roles`: the service's own role (`read:servers`, to see whether a
+      learner's server runs, and `access:servers`, to call it for a reset) and the default `user` role extended with `access:services!service=progress` (a user's
       token may be sent to the board only with that scope). A hub that overrides `user` itself must merge the scope.
     - `server_token_scopes`: for `c.Spawner.server_token_scopes`: the scopes of each learner server's
       JUPYTERHUB_API_TOKEN (the one their kernels inherit and report with): the hub's default `server` role plus
@@ -63,7 +63,7 @@ class BoardService:
     roles: list[dict[str, Any]]
     server_token_scopes: list[str]
     server_args: list[str] = field(
-        default_factory=lambda: ['--ServerApp.jpserver_extensions={"lab_services.classroom.server_extension": true}']
+        default_factory=lambda: ["--ServerApp.jpserver_extensions=lab_services.classroom.server_extension=True"]
     )
 
     def learner_environment(self, hub_url: str) -> dict[str, str]:
@@ -95,7 +95,7 @@ def board_service(port: int, data_dir: Path, stuck_minutes: int = 10, hub_url: s
         "oauth_no_confirm": True,
     }
     roles = [
-        {"name": "progress-board", "scopes": ["access:servers"], "services": [SERVICE_NAME]},
+        {"name": "progress-board", "scopes": ["read:servers", "access:servers"], "services": [SERVICE_NAME]},
         {"name": "user", "scopes": ["self", f"access:services!service={SERVICE_NAME}"]},
     ]
     token_scopes = ["users:activity!user", "access:servers!server", f"access:services!service={SERVICE_NAME}"]
@@ -215,7 +215,11 @@ class BoardDataHandler(_Handler):
 
 
 class ResetHandler(_Handler):
-    """POST <prefix>api/learners/<name>/reset: reset that learner's lab through their single-user server."""
+    """POST <prefix>api/learners/<name>/reset: reset that learner's lab through their single-user server.
+
+    Answers 200 with the steps taken; otherwise `ok` false and a message: no such learner (404), their server is not
+    running (409), their server found no lab to reset (409), or the reset failed or could not be asked for (502).
+    """
 
     async def post(self, learner: str) -> None:
         self.require_instructor()
@@ -225,38 +229,46 @@ class ResetHandler(_Handler):
                 "the board does not know the hub's public URL: pass hub_url to board_service or set "
                 "c.JupyterHub.public_url",
             )
-        url = f"{self.board.hub_url.rstrip('/')}/user/{quote(learner, safe='')}/{RESET_PATH}"
+        status, answer = await self._reset(learner)
+        self.write_json({"learner": learner, "ok": status == 200, **answer}, status)
+
+    async def _reset(self, learner: str) -> tuple[int, dict[str, Any]]:
+        name = quote(learner, safe="")
+        model = await self._fetch("GET", f"{self.hub_auth.api_url.rstrip('/')}/users/{name}")
+        if model.code == 404:
+            return 404, {"message": f"the hub has no learner named {learner!r}"}
+        if model.code != 200:
+            return 502, {"message": f"the hub answered HTTP {model.code} about {learner}: {_text(model)}"}
+        if not json.loads(model.body).get("servers", {}).get("", {}).get("ready"):
+            return 409, {"message": f"{learner}'s server is not running, so neither is their lab: nothing to reset"}
+        response = await self._fetch("POST", f"{self.board.hub_url.rstrip('/')}/user/{name}/{RESET_PATH}")
+        try:
+            answer = json.loads(response.body or b"")
+        except ValueError:
+            answer = None
+        if response.code in (200, 409, 500) and isinstance(answer, dict) and "message" in answer:
+            return (response.code if response.code != 500 else 502), answer
+        return 502, {
+            "message": f"{learner}'s server did not reset (HTTP {response.code}: {_text(response)}); is the classroom "
+            "server extension loaded there (BoardService.server_args)?"
+        }
+
+    async def _fetch(self, method: str, url: str) -> httpclient.HTTPResponse:
         request = httpclient.HTTPRequest(
             url,
-            method="POST",
-            body=b"",
+            method=method,
+            body=b"" if method == "POST" else None,
             headers={"Authorization": f"token {self.hub_auth.api_token}"},
             request_timeout=RESET_TIMEOUT,
             follow_redirects=False,
         )
-        response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
-        self.write_json({"learner": learner, **_server_answer(learner, response)}, 200 if response.code == 200 else 502)
+        return await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
 
 
-def _server_answer(learner: str, response: httpclient.HTTPResponse) -> dict[str, Any]:
-    """What the learner's server said to a reset, in words the board shows."""
+def _text(response: httpclient.HTTPResponse) -> str:
     if response.code == 599:
-        return {"ok": False, "message": f"could not reach {learner}'s server: {response.error}"}
-    body = response.body or b""
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
-    if response.code == 200 and isinstance(answer, dict):
-        return {"ok": True, **answer}
-    if isinstance(answer, dict) and "message" in answer:
-        return {"ok": False, "message": answer["message"]}
-    if response.code in (302, 404, 503) and b"lab-classroom" not in body:
-        return {"ok": False, "message": f"{learner}'s server is not running (HTTP {response.code}); nothing to reset"}
-    return {
-        "ok": False,
-        "message": f"{learner}'s server answered HTTP {response.code}: {body[:200].decode(errors='replace')}",
-    }
+        return str(response.error)
+    return (response.body or b"")[:200].decode(errors="replace")
 
 
 class BoardPageHandler(_Handler):

@@ -1,6 +1,6 @@
 """A Jupyter server extension that resets the learner's lab when the instructor's board asks.
 
-    jupyterhub-singleuser --ServerApp.jpserver_extensions='{"lab_services.classroom.server_extension": true}'
+    jupyterhub-singleuser --ServerApp.jpserver_extensions=lab_services.classroom.server_extension=True
 
 It adds `POST <base_url>lab-classroom/reset` to the learner's own server. Jupyter's (and on a hub, JupyterHub's)
 authentication guards it: the board calls it with its service token, which holds `access:servers`; the learner may

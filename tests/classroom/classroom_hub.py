@@ -224,4 +224,3 @@ def login(name: str) -> requests.Session:
     )
     assert response.status_code == 302, f"login as {name} answered {response.status_code}: {response.text[:300]}"
     return session
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -97,7 +98,9 @@ def test_a_token_the_hub_did_not_issue_is_refused(hub, token):
 
 
 def test_the_board_is_refused_to_a_learner_and_served_to_an_admin(hub, tokens):
-    assert post_result(tokens["alice"], {"lesson": "04", "check": "seen-by-teacher", "passed": False}).status_code == 201
+    assert (
+        post_result(tokens["alice"], {"lesson": "04", "check": "seen-by-teacher", "passed": False}).status_code == 201
+    )
     for url in (BOARD_URL, BOARD_URL + "api/board"):
         refused = requests.get(url, headers=_as(tokens["alice"]), timeout=10, allow_redirects=False)
         assert refused.status_code == 403, f"{url}: {refused.status_code} {refused.text[:200]}"
@@ -111,7 +114,9 @@ def test_the_instructor_opens_the_board_in_a_browser_through_the_hubs_oauth(hub)
     page = teacher.get(BOARD_URL, timeout=30)
     assert page.status_code == 200, page.text[:300]
     assert "Classroom progress" in page.text
-    assert teacher.get(BOARD_URL + "api/board", timeout=10).json()["learners"] is not None
+    assert isinstance(teacher.get(BOARD_URL + "api/board", timeout=10).json()["learners"], list)
+    # The cookie alone does not make a POST: without the page's XSRF token another site could press the button.
+    assert teacher.post(BOARD_URL + "api/learners/bob/reset", timeout=10).status_code == 403
     learner = login("bob")
     assert learner.get(BOARD_URL, timeout=30).status_code == 403
 
@@ -122,12 +127,23 @@ def _execute(ws: websocket.WebSocket, session: str, code: str) -> str:
     ws.send(
         json.dumps(
             {
-                "header": {"msg_id": msg_id, "username": "test", "session": session, "msg_type": "execute_request",
-                           "version": "5.3"},
+                "header": {
+                    "msg_id": msg_id,
+                    "username": "test",
+                    "session": session,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                },
                 "parent_header": {},
                 "metadata": {},
-                "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": False},
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": True,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": False,
+                },
                 "channel": "shell",
             }
         )
@@ -147,7 +163,7 @@ def test_a_checker_and_a_checkpoint_in_a_learners_kernel_reach_the_board(hub, to
         notebook = "notebooks/07_retries_deadlines_breakers.ipynb"
         session = requests.post(
             f"{HUB_URL}user/alice/api/sessions",
-            json={"path": notebook, "type": "notebook", "name": "07", "kernel": {"name": "python3"}},
+            json={"path": notebook, "type": "notebook", "name": notebook.split("/")[-1], "kernel": {"name": "python3"}},
             headers=admin,
             timeout=60,
         )
@@ -160,7 +176,7 @@ def test_a_checker_and_a_checkpoint_in_a_learners_kernel_reach_the_board(hub, to
         )
         try:
             assert _execute(ws, "s", "from lab_services import lessons as lab") == "ok"
-            assert _execute(ws, "s", 'lab.check("07-retry", lambda config: config)') == "ok"
+            assert _execute(ws, "s", 'lab.check("07-retry", lambda config: None)') == "ok"
             assert _execute(ws, "s", 'lab.check("07-retry", lab.published("07-retry"))') == "ok"
             assert _execute(ws, "s", 'assert 1 + 1 == 3, "arithmetic"') == "error"
         finally:
@@ -179,19 +195,30 @@ def test_a_checker_and_a_checkpoint_in_a_learners_kernel_reach_the_board(hub, to
         hub.stop_server("alice")
 
 
-def reset(session_or_token, learner: str) -> requests.Response:
-    if isinstance(session_or_token, requests.Session):
-        xsrf = session_or_token.cookies.get("_xsrf")
-        return session_or_token.post(
-            BOARD_URL + f"api/learners/{learner}/reset", headers={"X-XSRFToken": xsrf or ""}, timeout=150
-        )
-    return requests.post(BOARD_URL + f"api/learners/{learner}/reset", headers=_as(session_or_token), timeout=150)
+def reset(token: str, learner: str) -> requests.Response:
+    return requests.post(BOARD_URL + f"api/learners/{learner}/reset", headers=_as(token), timeout=150)
+
+
+def press_reset(browser: requests.Session, learner: str) -> requests.Response:
+    """What the page's reset button does: open the board (OAuth), then POST with the page's XSRF token."""
+    page = browser.get(BOARD_URL, timeout=30)
+    assert page.status_code == 200, page.text[:300]
+    xsrf = re.search(r'XSRF = "([^"]+)"', page.text)
+    assert xsrf, "the board page carries no XSRF token for its reset button"
+    return browser.post(
+        BOARD_URL + f"api/learners/{learner}/reset", headers={"X-XSRFToken": xsrf.group(1)}, timeout=150
+    )
 
 
 def test_a_reset_for_a_learner_without_a_server_says_so(hub, tokens):
     answer = reset(tokens["teacher"], "bob")
-    assert answer.status_code == 502, answer.text
-    assert answer.json()["message"] == "bob's server is not running; start it from the hub's home page first"
+    assert answer.status_code == 409, answer.text
+    assert answer.json() == {
+        "learner": "bob",
+        "ok": False,
+        "message": "bob's server is not running, so neither is their lab: nothing to reset",
+    }
+    assert reset(tokens["teacher"], "nobody").json()["message"] == "the hub has no learner named 'nobody'"
 
 
 def test_a_learner_cannot_reset_anyone(hub, tokens):
@@ -203,7 +230,7 @@ def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, monkeypatch
     lab = open_cluster(hub.directory / "labs" / "alice", "local")
     try:
         answer = reset(tokens["teacher"], "alice")
-        assert answer.status_code == 502, answer.text
+        assert answer.status_code == 409, answer.text
         assert answer.json()["message"].startswith("nothing to reset: no lab is running in"), answer.json()
 
         monkeypatch.setenv("LAB_PORT_OFFSET", LAB_PORT_OFFSET)
@@ -212,7 +239,7 @@ def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, monkeypatch
         lab.stop("user-1")
         assert {p.name: p.state for p in lab.status().processes}["user-1"] == "stopped"
 
-        answer = reset(login("teacher"), "alice")  # as the page's button sends it: the OAuth cookie and its XSRF token
+        answer = press_reset(login("teacher"), "alice")
         assert answer.status_code == 200, answer.text
         assert "started user-1" in answer.json()["steps"], answer.json()
         assert {p.name: p.state for p in lab.status().processes}["user-1"] == "running"
