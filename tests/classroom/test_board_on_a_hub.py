@@ -32,6 +32,14 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
 
 
 @pytest.fixture(scope="module")
+def alice_server(hub: Hub) -> Iterator[None]:
+    """alice's single-user server, started once for the tests that need it (a start costs seconds)."""
+    hub.start_server("alice")
+    yield
+    hub.stop_server("alice")
+
+
+@pytest.fixture(scope="module")
 def tokens(hub: Hub) -> dict[str, str]:
     return {name: hub.token_for(name) for name in ("alice", "bob", "teacher")}
 
@@ -156,43 +164,40 @@ def _execute(ws: websocket.WebSocket, session: str, code: str) -> str:
     raise AssertionError(f"no reply to {code!r} within 60 s")
 
 
-def test_a_checker_and_a_checkpoint_in_a_learners_kernel_reach_the_board(hub, tokens):
-    hub.start_server("alice")
+def test_a_checker_and_a_checkpoint_in_a_learners_kernel_reach_the_board(hub, tokens, alice_server):
+    admin = {"Authorization": f"token {hub.token}"}
+    notebook = "notebooks/07_retries_deadlines_breakers.ipynb"
+    session = requests.post(
+        f"{HUB_URL}user/alice/api/sessions",
+        json={"path": notebook, "type": "notebook", "name": notebook.split("/")[-1], "kernel": {"name": "python3"}},
+        headers=admin,
+        timeout=60,
+    )
+    assert session.status_code == 201, session.text
+    kernel = session.json()["kernel"]["id"]
+    ws = websocket.create_connection(
+        f"{HUB_URL.replace('http', 'ws', 1)}user/alice/api/kernels/{kernel}/channels",
+        header=[f"Authorization: token {hub.token}"],
+        timeout=60,
+    )
     try:
-        admin = {"Authorization": f"token {hub.token}"}
-        notebook = "notebooks/07_retries_deadlines_breakers.ipynb"
-        session = requests.post(
-            f"{HUB_URL}user/alice/api/sessions",
-            json={"path": notebook, "type": "notebook", "name": notebook.split("/")[-1], "kernel": {"name": "python3"}},
-            headers=admin,
-            timeout=60,
-        )
-        assert session.status_code == 201, session.text
-        kernel = session.json()["kernel"]["id"]
-        ws = websocket.create_connection(
-            f"ws://127.0.0.1:{HUB_URL.split(':')[2].rstrip('/')}/user/alice/api/kernels/{kernel}/channels",
-            header=[f"Authorization: token {hub.token}"],
-            timeout=60,
-        )
-        try:
-            assert _execute(ws, "s", "from lab_services import lessons as lab") == "ok"
-            assert _execute(ws, "s", 'lab.check("07-retry", lambda config: None)') == "ok"
-            assert _execute(ws, "s", 'lab.check("07-retry", lab.published("07-retry"))') == "ok"
-            assert _execute(ws, "s", 'assert 1 + 1 == 3, "arithmetic"') == "error"
-        finally:
-            ws.close()
-        results = own_results(tokens["alice"])
-        mine = [(r["lesson"], r["check"], r["passed"]) for r in results if r["lesson"].startswith("07")]
-        assert mine == [
-            ("07_retries_deadlines_breakers", "07-retry", False),
-            ("07_retries_deadlines_breakers", "07-retry", True),
-            ("07_retries_deadlines_breakers", "checkpoint: 1 + 1 == 3", False),
-        ], results
-        assert results[-1]["detail"] == "AssertionError: arithmetic"
-        checks = {(c["lesson"], c["check"]): c for c in board(tokens["teacher"])["checks"]}
-        assert checks[("07_retries_deadlines_breakers", "07-retry")]["passed"] == 1
+        assert _execute(ws, "s", "from lab_services import lessons as lab") == "ok"
+        assert _execute(ws, "s", 'lab.check("07-retry", lambda config: None)') == "ok"
+        assert _execute(ws, "s", 'lab.check("07-retry", lab.published("07-retry"))') == "ok"
+        assert _execute(ws, "s", 'assert 1 + 1 == 3, "arithmetic"') == "error"
     finally:
-        hub.stop_server("alice")
+        ws.close()
+        requests.delete(f"{HUB_URL}user/alice/api/sessions/{session.json()['id']}", headers=admin, timeout=30)
+    results = own_results(tokens["alice"])
+    mine = [(r["lesson"], r["check"], r["passed"]) for r in results if r["lesson"].startswith("07")]
+    assert mine == [
+        ("07_retries_deadlines_breakers", "07-retry", False),
+        ("07_retries_deadlines_breakers", "07-retry", True),
+        ("07_retries_deadlines_breakers", "checkpoint: 1 + 1 == 3", False),
+    ], results
+    assert results[-1]["detail"] == "AssertionError: arithmetic"
+    checks = {(c["lesson"], c["check"]): c for c in board(tokens["teacher"])["checks"]}
+    assert checks[("07_retries_deadlines_breakers", "07-retry")]["passed"] == 1
 
 
 def reset(token: str, learner: str) -> requests.Response:
@@ -225,8 +230,7 @@ def test_a_learner_cannot_reset_anyone(hub, tokens):
     assert reset(tokens["alice"], "bob").status_code == 403
 
 
-def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, monkeypatch):
-    hub.start_server("alice")
+def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, alice_server, monkeypatch):
     lab = open_cluster(hub.directory / "labs" / "alice", "local")
     try:
         answer = reset(tokens["teacher"], "alice")
@@ -245,7 +249,6 @@ def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, monkeypatch
         assert {p.name: p.state for p in lab.status().processes}["user-1"] == "running"
     finally:
         lab.down()
-        hub.stop_server("alice")
 
 
 def test_the_board_service_runs_where_the_hub_was_told(hub):
