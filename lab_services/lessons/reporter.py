@@ -8,7 +8,7 @@ LAB_BOARD_URL (self-paced use) nothing is sent anywhere. A board that is down or
 kernel and never an exception: the lesson goes on.
 
 Two places report: `exercises.check` (every exercise verdict) and, once the facade is imported, an IPython
-`post_run_cell` hook for checkpoint cells: cells made only of `assert` statements, as every lesson's checks cells are.
+`post_run_cell` hook for checkpoint cells: cells of `assert` statements, as the lessons' checks cells are.
 """
 
 from __future__ import annotations
@@ -92,18 +92,27 @@ def report_verdict(verdict: Any) -> None:
 
 
 def checkpoint_name(source: str) -> str | None:
-    """The check a cell is, when it is a checkpoint (only `assert` statements): "checkpoint: <its first condition>",
-    which stays the same each time the cell runs. None for any other cell."""
+    """The check a cell is, when it is a checkpoint: "checkpoint: <its first assert's condition>", which stays the same
+    each time the cell runs. A checkpoint is what the lessons' checks cells are: `assert` statements, perhaps with
+    assignments that name what they compare and a closing print(), and nothing else. None for any other cell."""
     try:
         body = ast.parse(source).body
     except SyntaxError:
         return None
-    if not body or not all(isinstance(statement, ast.Assert) for statement in body):
+    asserts = [statement for statement in body if isinstance(statement, ast.Assert)]
+    if not asserts or not all(_fits_a_checkpoint(statement) for statement in body):
         return None
-    condition = ast.unparse(body[0].test)
+    condition = ast.unparse(asserts[0].test)
     if len(condition) > CHECKPOINT_NAME_LENGTH:
         condition = condition[: CHECKPOINT_NAME_LENGTH - 1] + "…"
     return f"checkpoint: {condition}"
+
+
+def _fits_a_checkpoint(statement: ast.stmt) -> bool:
+    if isinstance(statement, ast.Assert | ast.Assign | ast.AnnAssign):
+        return True
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
 
 
 def _after_cell(result: Any) -> None:

@@ -107,13 +107,18 @@ def test_a_refusal_is_warned_with_the_boards_reason(board_at, monkeypatch, capsy
     [
         ('assert seconds < 10, f"took {seconds}"\nassert ok', "checkpoint: seconds < 10"),
         ("# the checks\nassert x == 1  # why\n", "checkpoint: x == 1"),
-        ("x = 1\nassert x == 1", None),
+        (
+            'running = [p for p in ps if p.up]\nassert running == ps\nprint("all checkpoints hold")',
+            "checkpoint: running == ps",
+        ),
+        ("server.stop()\nassert not server.running", None),
+        ("for p in ps:\n    assert p.up", None),
         ("print('assert')", None),
         ("", None),
         ("assert (", None),
     ],
 )
-def test_a_checkpoint_is_a_cell_of_asserts_only(source, name):
+def test_a_checkpoint_is_a_cell_of_asserts_with_nothing_but_names_and_a_print(source, name):
     assert reporter.checkpoint_name(source) == name
 
 
