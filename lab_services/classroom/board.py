@@ -50,8 +50,9 @@ class BoardService:
 
     - `service`: one entry of `c.JupyterHub.services`.
     - `roles`: entries for `c.JupyterHub.load_roles`: the service's own role (`read:servers`, to see whether a
-      learner's server runs, and `access:servers`, to call it for a reset) and the default `user` role extended with `access:services!service=progress` (a user's
-      token may be sent to the board only with that scope). A hub that overrides `user` itself must merge the scope.
+      learner's server runs, and `access:servers`, to call it for a reset) and the default `user` role extended
+      with `access:services!service=progress` (a user's token may be sent to the board only with that scope). A
+      hub that overrides `user` itself must merge the scope.
     - `server_token_scopes`: for `c.Spawner.server_token_scopes`: the scopes of each learner server's
       JUPYTERHUB_API_TOKEN (the one their kernels inherit and report with): the hub's default `server` role plus
       access to the board.

@@ -1,6 +1,7 @@
 """The board's one HTML page: a table per learner and per check, refreshed from `<prefix>api/board` every few seconds.
 
-The page is static apart from three values; everything it shows comes from the JSON, so the JSON is what tests read.
+The page is static apart from a few values; everything it shows comes from the JSON. Every request it makes carries
+the page's XSRF token: JupyterHub's OAuth cookie authenticates a script's fetch (GET too) only with it.
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ async function reset(name, button) {
   const r = await fetch(PREFIX + "api/learners/" + encodeURIComponent(name) + "/reset",
                         {method: "POST", headers: {"X-XSRFToken": XSRF}});
   const answer = await r.json();
-  alert(name + ": " + (answer.ok ? "reset: " + (answer.steps || []).join(", ") || "nothing to undo" : answer.message
-        || answer.error));
+  const steps = (answer.steps || []).join(", ") || "nothing to undo";
+  alert(name + ": " + (answer.ok ? "reset: " + steps : answer.message || answer.error));
   button.disabled = false; button.textContent = "reset";
 }
 async function refresh() {
   try {
-    const r = await fetch(PREFIX + "api/board");
+    const r = await fetch(PREFIX + "api/board", {headers: {"X-XSRFToken": XSRF}});
     if (!r.ok) throw new Error("HTTP " + r.status);
     const board = await r.json();
     const learners = document.querySelector("#learners tbody"); learners.replaceChildren();

@@ -4,8 +4,8 @@ reporting, and a reset reaching a learner's lab through their single-user server
 from __future__ import annotations
 
 import json
-import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,8 +13,24 @@ from collections.abc import Iterator
 import pytest
 import requests
 import websocket
-from classroom_hub import BOARD_URL, HUB_URL, LAB_PORT_OFFSET, LAB_PORT_RANGE, Hub, login, start_hub, stop_hub
+from browsers import CHROMIUM_ARGS, chromium_or_skip
+from classroom_hub import (
+    BOARD_PORT,
+    BOARD_URL,
+    HUB_PORT,
+    HUB_URL,
+    LAB_PORT_OFFSET,
+    LAB_PORT_RANGE,
+    PASSWORD,
+    PROXY_PORT,
+    SERVER_PORTS,
+    Hub,
+    login,
+    start_hub,
+    stop_hub,
+)
 
+from lab_services.classroom.board_page import REFRESH_SECONDS
 from lab_services.runtime import ClusterConfig, open_cluster
 
 pytestmark = pytest.mark.servers
@@ -29,6 +45,13 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         yield hub
     finally:
         stop_hub(hub)
+        left = [port for port in (PROXY_PORT, HUB_PORT, BOARD_PORT, *SERVER_PORTS.values()) if _listening(port)]
+        assert not left, f"ports still served after the hub stopped: {left}"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +274,43 @@ def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, alice_serve
         lab.down()
 
 
-def test_the_board_service_runs_where_the_hub_was_told(hub):
-    """The managed service listens on 127.0.0.1 only, at the port board_service was given."""
-    assert requests.get(f"http://127.0.0.1:{18770}/services/progress/api/results/me", timeout=5).status_code == 403
-    assert os.environ.get("LAB_BOARD_URL") is None, "the test process itself must not report anywhere"
+@pytest.mark.browser
+def test_the_board_page_refreshes_itself_and_its_reset_button_answers_in_a_real_browser(hub, tokens):
+    from playwright.sync_api import sync_playwright
+
+    check = f"browser-{uuid.uuid4().hex[:6]}"
+    assert post_result(tokens["bob"], {"lesson": "05", "check": check, "passed": False}).status_code == 201
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium_or_skip()), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(BOARD_URL)  # the hub's login page first, then the OAuth round trip back to the board
+            page.fill("input[name=username]", "teacher")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("input[type=submit], button[type=submit]")
+            bob = page.locator("#learners tr", has_text="bob")
+            bob.get_by_text(check).wait_for(timeout=15_000)
+            # A new result shows without reloading: the page polls the board's JSON.
+            later = f"{check}-later"
+            assert post_result(tokens["bob"], {"lesson": "05", "check": later, "passed": True}).status_code == 201
+            bob.get_by_text(later).wait_for(timeout=3_000 + REFRESH_SECONDS * 2_000)
+            assert page.locator("#checks tr", has_text=later).inner_text().split("\t")[-2:] == ["1", "1"]
+            dialogs = []
+
+            def answer(dialog) -> None:
+                dialogs.append(dialog.message)
+                dialog.accept()
+
+            page.on("dialog", answer)
+            bob.get_by_role("button", name="reset").click()
+            page.wait_for_function("document.querySelectorAll('button[disabled]').length === 0", timeout=15_000)
+            assert dialogs[0] == "Reset bob's lab?"
+            assert dialogs[1] == "bob: bob's server is not running, so neither is their lab: nothing to reset"
+        finally:
+            browser.close()
+
+
+def test_the_board_service_listens_where_board_service_said(hub):
+    """The managed service answers on 127.0.0.1 at the port given to board_service, under its prefix."""
+    response = requests.get(f"http://127.0.0.1:{BOARD_PORT}/services/progress/api/results/me", timeout=5)
+    assert response.status_code == 403
