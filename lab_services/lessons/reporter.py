@@ -97,7 +97,7 @@ def checkpoint_name(source: str) -> str | None:
     assignments that name what they compare and a closing print(), and nothing else. None for any other cell."""
     try:
         body = ast.parse(source).body
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the cell
         return None
     asserts = [statement for statement in body if isinstance(statement, ast.Assert)]
     if not asserts or not all(_fits_a_checkpoint(statement) for statement in body):

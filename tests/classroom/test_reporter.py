@@ -116,6 +116,7 @@ def test_a_refusal_is_warned_with_the_boards_reason(board_at, monkeypatch, capsy
         ("print('assert')", None),
         ("", None),
         ("assert (", None),
+        ("assert '\0'", None),
     ],
 )
 def test_a_checkpoint_is_a_cell_of_asserts_with_nothing_but_names_and_a_print(source, name):
