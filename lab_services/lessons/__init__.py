@@ -37,6 +37,7 @@ from lab_services.lessons.predict import Prediction, predict, reveal
 from lab_services.lessons.progress import ProgressBar
 from lab_services.lessons.reflection import describe_methods, list_services
 from lab_services.lessons.refusals import refusals
+from lab_services.lessons.reporter import watch_checkpoints
 from lab_services.lessons.resilience.auth import TokenProtectedServer, create_through
 from lab_services.lessons.resilience.backoff_plot import plot_backoff
 from lab_services.lessons.resilience.gateway import deadline_experiment
@@ -189,3 +190,6 @@ __all__ = [
     "wait_until",
 ]
 __all__ += ["capstone", "inside_consul", "tracing_lab"]  # lessons 12-14
+
+# On a classroom hub (LAB_BOARD_URL set), checkpoint cells report to the instructor's board; otherwise nothing happens.
+watch_checkpoints()

@@ -34,6 +34,7 @@ from lab_services.lessons.exercises import (
     predictions,
 )
 from lab_services.lessons.exercises.verdict import Verdict
+from lab_services.lessons.reporter import report_verdict
 
 LESSONS: dict[str, ModuleType] = {
     m.NAME: m
@@ -90,6 +91,9 @@ def check(exercise: str, *args: Any, **kwargs: Any) -> Verdict:
         verdict = Verdict(exercise, False, f"checking your answer raised {type(err).__name__}: {err}")
     verdict = replace(verdict, solution=solution(exercise)) if _revealed else verdict
     _history.append(verdict)
+    # A prediction is a guess, not work that can be stuck: only exercises reach the classroom board.
+    if exercise != predictions.NAME:
+        report_verdict(verdict)
     return verdict
 
 
