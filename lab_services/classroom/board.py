@@ -73,8 +73,10 @@ class BoardService:
         return {BOARD_URL_ENV: f"{hub_url.rstrip('/')}/services/{SERVICE_NAME}/api/"}
 
 
-def board_service(port: int, data_dir: Path, stuck_minutes: int = 10, hub_url: str = "") -> BoardService:
-    """The board as a JupyterHub managed service listening on 127.0.0.1:`port`, keeping its results in
+def board_service(
+    port: int, data_dir: Path, stuck_minutes: int = 10, hub_url: str = "", ip: str = "127.0.0.1"
+) -> BoardService:
+    """The board as a JupyterHub managed service listening on `ip`:`port`, keeping its results in
     `data_dir`/board.sqlite; a learner is stuck when their latest check has failed for `stuck_minutes`.
 
     `hub_url` is the hub's public URL (the proxy, with its base path): a reset reaches the learner's server through it.
@@ -90,7 +92,7 @@ def board_service(port: int, data_dir: Path, stuck_minutes: int = 10, hub_url: s
     service = {
         "name": SERVICE_NAME,
         "display": True,
-        "url": f"http://127.0.0.1:{port}",
+        "url": f"http://{ip}:{port}",
         "command": [sys.executable, "-m", "lab_services.classroom.board"],
         "environment": environment,
         "oauth_no_confirm": True,

@@ -27,7 +27,7 @@ from lab_services.core.paths import REPO_DIR
 from lab_services.core.wait import wait_until
 from lab_services.runtime import processes
 
-CONFIG = Path(__file__).with_name("jupyterhub_config.py")
+CONFIG = REPO_DIR / "classroom" / "jupyterhub_config.py"
 PROXY = REPO_DIR / ".cache" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
 
 

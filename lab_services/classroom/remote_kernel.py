@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from lab_services.core.errors import LabError
 
-class KernelError(RuntimeError):
+
+class KernelError(LabError, RuntimeError):
     """The code raised in the learner's kernel; the message is the kernel's own `ename: evalue`."""
 
 

@@ -48,6 +48,12 @@ class HubSettings:
         return f"http://{self.ip}:{self.port}/"
 
     @property
+    def learners_reach_host(self) -> str:
+        """The address of this machine that learners' containers reach (the classroom network's gateway), or ''
+        when learners are processes of this machine and reach it on loopback."""
+        return f"{self.net_prefix}.0.1" if self.spawner == "docker" else ""
+
+    @property
     def on_loopback(self) -> bool:
         return ipaddress.ip_address(self.ip).is_loopback
 

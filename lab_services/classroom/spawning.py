@@ -45,29 +45,34 @@ def stop_lab(state_dir: Path) -> None:
         open_cluster(state_dir, "local").down()
 
 
-def configure(c: Any, settings: HubSettings) -> None:
-    """The spawner part of JupyterHub's configuration `c`."""
+def configure(c: Any, settings: HubSettings, args: list[str], environment: dict[str, str]) -> None:
+    """The spawner part of JupyterHub's configuration `c`; every learner's server gets `args` (the board's server
+    extension) and `environment` (where the board is)."""
     c.Spawner.default_url = f"/lab/tree/{FIRST_LESSON}"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 90
     if settings.spawner == "docker":
-        _docker(c, settings)
+        _docker(c, settings, args, environment)
     else:
-        _local(c, settings)
+        _local(c, settings, args, environment)
 
 
-def _local(c: Any, settings: HubSettings) -> None:
+def _local(c: Any, settings: HubSettings, args: list[str], environment: dict[str, str]) -> None:
     homes = settings.data_dir / "homes"
     c.JupyterHub.spawner_class = "simple"
     c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
     c.Spawner.cmd = [sys.executable, "-m", "lab_services.classroom.singleuser"]
-    if os.geteuid() == 0:
-        # jupyterhub-singleuser refuses root without it; a real classroom runs the hub as an ordinary user.
-        c.Spawner.args = ["--allow-root"]
+    # jupyterhub-singleuser refuses root without --allow-root; a real classroom runs the hub as an ordinary user.
+    c.Spawner.args = [*args, *(["--allow-root"] if os.geteuid() == 0 else [])]
 
     def pre_spawn(spawner: Any) -> None:
         (homes / spawner.user.name).mkdir(parents=True, exist_ok=True)
-        spawner.environment = {**spawner.environment, **learner_env(spawner, settings), "LAB_BACKEND": "local"}
+        spawner.environment = {
+            **spawner.environment,
+            **environment,
+            **learner_env(spawner, settings),
+            "LAB_BACKEND": "local",
+        }
 
     c.Spawner.pre_spawn_hook = pre_spawn
     c.Spawner.post_stop_hook = lambda spawner: stop_lab(Path(learner_env(spawner, settings)["LAB_STATE_DIR"]))
@@ -100,7 +105,7 @@ def remove_all(client: docker.DockerClient, data_dir: Path) -> None:
             network.remove()
 
 
-def _docker(c: Any, settings: HubSettings) -> None:
+def _docker(c: Any, settings: HubSettings, args: list[str], environment: dict[str, str]) -> None:
     client = docker.from_env()
     net = settings.net_prefix
     ensure_network(client, "discovery-lab-classroom", f"{net}.0.0/24", settings.data_dir)
@@ -112,7 +117,8 @@ def _docker(c: Any, settings: HubSettings) -> None:
     c.DockerSpawner.use_internal_ip = True
     c.DockerSpawner.notebook_dir = HOME
     c.DockerSpawner.cmd = ["python3", "-m", "lab_services.classroom.singleuser"]
-    c.DockerSpawner.environment = {"LAB_BACKEND": "local", "LAB_STATE_DIR": f"{HOME}/.lab"}
+    c.DockerSpawner.args = args
+    c.DockerSpawner.environment = {**environment, "LAB_BACKEND": "local", "LAB_STATE_DIR": f"{HOME}/.lab"}
     volumes: dict[str, Any] = {f"{LEARNER_PREFIX}{{username}}": HOME}
     if settings.mount_checkout:
         volumes[str(REPO_DIR)] = {"bind": IMAGE_SOURCE, "mode": "ro"}

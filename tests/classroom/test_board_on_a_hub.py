@@ -15,16 +15,13 @@ import requests
 import websocket
 from browsers import CHROMIUM_ARGS, chromium_or_skip
 from classroom_hub import (
+    ADMIN_PASSWORD,
     BOARD_PORT,
     BOARD_URL,
     HUB_PORT,
     HUB_URL,
-    LAB_PORT_OFFSET,
-    LAB_PORT_RANGE,
-    PASSWORD,
     PROXY_PORT,
-    SERVER_PORTS,
-    Hub,
+    BoardHub,
     login,
     start_hub,
     stop_hub,
@@ -37,7 +34,7 @@ pytestmark = pytest.mark.servers
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory) -> Iterator[Hub]:
+def hub(tmp_path_factory) -> Iterator[BoardHub]:
     hub = start_hub(tmp_path_factory.mktemp("hub"))
     try:
         for name in ("alice", "bob"):  # the hub made "teacher" at start, an admin (c.Authenticator.admin_users)
@@ -45,8 +42,9 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
         yield hub
     finally:
         stop_hub(hub)
-        left = [port for port in (PROXY_PORT, HUB_PORT, BOARD_PORT, *SERVER_PORTS.values()) if _listening(port)]
+        left = [port for port in (PROXY_PORT, HUB_PORT, BOARD_PORT) if _listening(port)]
         assert not left, f"ports still served after the hub stopped: {left}"
+        assert hub.hub.learner_processes() == [], "a learner's server outlived the hub"
 
 
 def _listening(port: int) -> bool:
@@ -55,7 +53,7 @@ def _listening(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def alice_server(hub: Hub) -> Iterator[None]:
+def alice_server(hub: BoardHub) -> Iterator[None]:
     """alice's single-user server, started once for the tests that need it (a start costs seconds)."""
     hub.start_server("alice")
     yield
@@ -63,7 +61,7 @@ def alice_server(hub: Hub) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def tokens(hub: Hub) -> dict[str, str]:
+def tokens(hub: BoardHub) -> dict[str, str]:
     return {name: hub.token_for(name) for name in ("alice", "bob", "teacher")}
 
 
@@ -253,15 +251,13 @@ def test_a_learner_cannot_reset_anyone(hub, tokens):
     assert reset(tokens["alice"], "bob").status_code == 403
 
 
-def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, alice_server, monkeypatch):
-    lab = open_cluster(hub.directory / "labs" / "alice", "local")
+def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, alice_server):
+    lab = open_cluster(hub.state_dir("alice"), "local")
     try:
         answer = reset(tokens["teacher"], "alice")
         assert answer.status_code == 409, answer.text
         assert answer.json()["message"].startswith("nothing to reset: no lab is running in"), answer.json()
 
-        monkeypatch.setenv("LAB_PORT_OFFSET", LAB_PORT_OFFSET)
-        monkeypatch.setenv("LAB_PORT_RANGE", LAB_PORT_RANGE)
         lab.launch(ClusterConfig(consul_servers=1, etcd_members=0, services=1, prometheus=False, registry="consul"))
         lab.stop("user-1")
         assert {p.name: p.state for p in lab.status().processes}["user-1"] == "stopped"
@@ -286,7 +282,7 @@ def test_the_board_page_refreshes_itself_and_its_reset_button_answers_in_a_real_
             page = browser.new_page()
             page.goto(BOARD_URL)  # the hub's login page first, then the OAuth round trip back to the board
             page.fill("input[name=username]", "teacher")
-            page.fill("input[name=password]", PASSWORD)
+            page.fill("input[name=password]", ADMIN_PASSWORD)
             page.click("input[type=submit], button[type=submit]")
             bob = page.locator("#learners tr", has_text="bob")
             bob.get_by_text(check).wait_for(timeout=15_000)

@@ -6,6 +6,7 @@ leaves no container and no network."""
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import docker
 import pytest
@@ -100,6 +101,19 @@ def test_each_learner_is_on_a_network_of_their_own(classroom, labs):
         network = client.networks.get(spawning.network_name(name))
         members = [c["IPv4Address"].split("/")[0] for c in network.attrs["Containers"].values()]
         assert members == [lab["address"]], f"{name}'s network holds {members}"
+
+
+def test_each_learners_checker_reaches_the_board_from_their_container(classroom, labs):
+    """The kernels in the containers report to the board on the classroom network's gateway (LAB_BOARD_URL)."""
+    hub, _, _ = classroom
+    token = hub.api("POST", f"users/{hub.settings.admin}/tokens", {"scopes": ["access:services!service=progress"]})
+    request = urllib.request.Request(
+        f"{hub.settings.url}services/progress/api/board", headers={"Authorization": f"token {token['token']}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        rows = {row["learner"]: row for row in json.loads(answer.read())["learners"]}
+    for name in LEARNERS:
+        assert rows[name]["check"] == "00-shape" and rows[name]["passed"], rows.get(name)
 
 
 def test_stopping_the_hub_leaves_no_container_and_no_network(classroom, labs):
