@@ -207,7 +207,7 @@ def span_table(spans: list[ReceivedSpan]) -> Table:
                 "instance": s.attributes.get("lab.instance") or s.attributes.get("net.peer", ""),
                 "starts at ms": round((s.start_ns - origin) / 1e6, 1),
                 "ms": round(s.ms, 1),
-                "status": s.attributes.get("rpc.grpc.status_code", "ERROR" if s.error else "OK"),
+                "status": s.grpc_status or ("ERROR" if s.error else "OK"),
                 "events": "; ".join(f"{n} {a}" for n, _, a in s.events),
             }
             for s in _tree_order(spans)

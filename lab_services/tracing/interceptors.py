@@ -15,6 +15,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 PROPAGATOR = TraceContextTextMapPropagator()
+# gRPC's status codes by number: OpenTelemetry records `rpc.grpc.status_code` as the integer (0 OK, 14 UNAVAILABLE).
+STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def rpc_span(full_method: str) -> tuple[str, dict[str, str]]:
+    """A span's name and attributes for a gRPC call by OpenTelemetry's RPC semantic conventions: named
+    `package.Service/Method`, with `rpc.system` grpc, `rpc.service` the full service name and `rpc.method` the method
+    (from a gRPC path such as `/lab.user.v1.UserService/GetUser`)."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return f"{service}/{method}", {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
 
 class _CallDetails(NamedTuple):
@@ -38,11 +48,11 @@ class ClientTracing(grpc.UnaryUnaryClientInterceptor):
         self.peer = peer
 
     def intercept_unary_unary(self, continuation: Callable, details: grpc.ClientCallDetails, request: Any) -> Any:
-        with self.tracer.start_as_current_span(details.method.rsplit("/", 1)[-1], kind=SpanKind.CLIENT) as span:
+        name, attributes = rpc_span(details.method)
+        with self.tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
             carrier: dict[str, str] = {}
             PROPAGATOR.inject(carrier)
             metadata = [*(details.metadata or []), *carrier.items()]
-            span.set_attribute("rpc.method", details.method)
             if self.peer:
                 span.set_attribute("net.peer", self.peer)
             if details.timeout is not None:
@@ -59,7 +69,7 @@ class ClientTracing(grpc.UnaryUnaryClientInterceptor):
                 request,
             )
             code = outcome.code()
-            span.set_attribute("rpc.grpc.status_code", code.name)
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code != grpc.StatusCode.OK:
                 span.set_status(Status(StatusCode.ERROR, code.name))
             return outcome
@@ -76,19 +86,19 @@ class ServerTracing(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method, inner = details.method, handler.unary_unary
+        (name, attributes), inner = rpc_span(details.method), handler.unary_unary
 
         def traced(request: Any, context: grpc.ServicerContext) -> Any:
             metadata = dict(context.invocation_metadata())
             parent = PROPAGATOR.extract(metadata)
             with self.tracer.start_as_current_span(
-                method.rsplit("/", 1)[-1],
+                name,
                 context=parent,
                 kind=SpanKind.SERVER,
+                attributes=attributes,
                 record_exception=False,
                 set_status_on_exception=False,
             ) as span:
-                span.set_attribute("rpc.method", method)
                 span.set_attribute("traceparent.received", metadata.get("traceparent", ""))
                 if self.instance:
                     span.set_attribute("lab.instance", self.instance)
@@ -98,10 +108,10 @@ class ServerTracing(grpc.ServerInterceptor):
                 try:
                     return inner(request, context)
                 finally:
-                    code = context.code()
-                    if code not in (None, grpc.StatusCode.OK):
+                    code = context.code() or grpc.StatusCode.OK  # None: the handler returned without setting one
+                    span.set_attribute("rpc.grpc.status_code", code.value[0])
+                    if code != grpc.StatusCode.OK:
                         span.set_status(Status(StatusCode.ERROR, code.name))
-                        span.set_attribute("rpc.grpc.status_code", code.name)
 
         return grpc.unary_unary_rpc_method_handler(
             traced, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer

@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from lab_services.core.network import kernel_host, require_lab_host
 from lab_services.core.wait import wait_until
+from lab_services.tracing.interceptors import STATUS_NAMES
 
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
@@ -49,6 +50,13 @@ class ReceivedSpan:
     @property
     def ms(self) -> float:
         return (self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def grpc_status(self) -> str:
+        """The call's gRPC status by name ('OK', 'UNAVAILABLE'), from its integer `rpc.grpc.status_code`; '' for a
+        span that is not a gRPC call."""
+        code = self.attributes.get("rpc.grpc.status_code")
+        return STATUS_NAMES.get(code, str(code)) if code is not None else ""
 
 
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):

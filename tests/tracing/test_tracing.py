@@ -64,11 +64,23 @@ def test_one_call_is_one_trace_across_three_processes_roles(system):
     assert span_table(spans).rows[0]["span"].strip() == "show profile"
 
 
+def test_every_grpc_span_follows_opentelemetrys_rpc_conventions(system):
+    """Named `package.Service/Method`, with rpc.system, rpc.service, rpc.method and the integer status code."""
+    trace_id, _ = system.call()
+    calls = [s for s in system.trace(trace_id, 5) if s.kind in ("client", "server")]
+    assert len(calls) == 4
+    for span in calls:
+        service, method = span.attributes["rpc.service"], span.attributes["rpc.method"]
+        assert span.name == f"{service}/{method}" and "/" not in method and "." in service
+        assert span.attributes["rpc.system"] == "grpc"
+        assert span.attributes["rpc.grpc.status_code"] == 0 and span.grpc_status == "OK", span
+
+
 def test_a_retry_shows_as_a_failed_attempt_span_and_a_second_one(system):
     code, spans = retry_trace(system, failing="user-1")
     attempts = [s for s in spans if s.service == "gateway" and s.kind == "client"]
     assert code == "OK"
-    assert [(s.attributes["net.peer"], s.attributes["rpc.grpc.status_code"]) for s in attempts] == [
+    assert [(s.attributes["net.peer"], s.grpc_status) for s in attempts] == [
         ("user-1", "UNAVAILABLE"),
         ("user-2", "OK"),
     ]
@@ -85,7 +97,7 @@ def test_the_deadline_travels_and_is_exceeded(system):
         attempt.attributes["net.peer"] == "user-2"
         and attempt.attributes["rpc.timeout_ms"] < system.per_try_timeout * 1000
     )
-    assert attempt.attributes["rpc.grpc.status_code"] == "DEADLINE_EXCEEDED"
+    assert attempt.grpc_status == "DEADLINE_EXCEEDED" and attempt.attributes["rpc.grpc.status_code"] == 4
 
 
 def test_the_slow_instance_exercise(system):
