@@ -165,7 +165,9 @@ def cmd_classroom(args: argparse.Namespace) -> int:
     from lab_services.core.paths import REPO_DIR
 
     data = Path(args.data).resolve() if args.data else REPO_DIR / ".classroom"
-    settings = HubSettings.for_instructor(data, ip=args.ip, port=args.port, spawner=args.spawner, admin=args.admin)
+    settings = HubSettings.for_instructor(
+        data, ip=args.ip, port=args.port, spawner=args.spawner, admin=args.admin, image=args.image
+    )
     hub = Hub(settings).start()
     print(f"classroom hub: {settings.url}")
     print(f"  learners: any name, password {settings.learner_password}")
@@ -581,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="local: learners as processes of this machine; docker: each in a container of the lab's image",
     )
     classroom.add_argument("--admin", default="instructor", help="the instructor's login name")
+    classroom.add_argument("--image", help="docker: the learners' image (default: the lab's JupyterLab image)")
     classroom.add_argument("--data", help="the hub's database, passwords and learners' homes (default .classroom/)")
     classroom.set_defaults(func=cmd_classroom)
     jupyter = command("jupyter", help="start the lab and JupyterLab on lesson 00 (what `make lab` runs)")

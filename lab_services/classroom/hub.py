@@ -48,6 +48,8 @@ class Hub:
         settings = self.settings.validate()
         if not PROXY.exists():
             raise HubError(f"JupyterHub's proxy is missing at {PROXY}: run `make hub-proxy` (needs Node.js and npm)")
+        if settings.spawner == "docker":
+            _require_image(settings.image)
         self.reap()
         path = settings.save()
         env = {"LAB_HUB_SETTINGS": str(path), "LAB_HUB_PROXY": str(PROXY)}
@@ -173,3 +175,16 @@ class Hub:
     def require_running(self) -> None:
         if not self.running():
             raise NotRunningError(f"no classroom hub answers at {self.settings.url}: start it with `make classroom`")
+
+
+def _require_image(image: str) -> None:
+    """The learners' image is on this engine: a hub that found out at the first login would fail that learner."""
+    try:
+        docker.from_env().images.get(image)
+    except docker.errors.ImageNotFound:
+        raise HubError(
+            f"invalid argument: image: {image!r} is not on this Docker engine; build the lab's JupyterLab image with "
+            "`docker compose -f compose/docker-compose.yml build jupyter` (or pass --image)"
+        ) from None
+    except docker.errors.DockerException as err:
+        raise HubError(f"the docker spawner needs a Docker engine: {err}") from None

@@ -13,7 +13,7 @@ import pytest
 from docker_engine import require_engine
 
 from lab_services.classroom import spawning
-from lab_services.classroom.hub import Hub
+from lab_services.classroom.hub import Hub, HubError
 from lab_services.classroom.remote_kernel import RemoteKernel
 from lab_services.classroom.settings import HubSettings
 
@@ -76,6 +76,14 @@ def classroom(tmp_path_factory):
 def labs(classroom):
     _, kernels, _ = classroom
     return {name: json.loads(kernel.execute(LESSON_00)) for name, kernel in kernels.items()}
+
+
+def test_a_missing_learners_image_is_named_with_its_build_before_anything_starts(tmp_path):
+    require_engine()
+    settings = HubSettings(tmp_path, port=18820, hub_port=18821, spawner="docker", image="discovery-lab.invalid/no:0")
+    with pytest.raises(HubError, match=r"image: 'discovery-lab.invalid/no:0' is not on this Docker engine.*build"):
+        Hub(settings).start()
+    assert not (tmp_path / "jupyterhub.log").exists(), "nothing started"
 
 
 def test_each_learner_runs_lesson_00_in_their_own_container_without_privileges(labs):
