@@ -89,7 +89,9 @@ class StateLog:
 
 def keepalive_options(keepalive_ms: int, timeout_ms: int = 1000, ping_timeout_ms: int | None = None) -> Options:
     """Client keepalive: ping every `keepalive_ms` even without calls; `ping_timeout_ms` is how long an unanswered
-    ping may wait."""
+    ping may wait (`grpc.http2.ping_timeout_ms`: a real but internal gRPC core option, not among the public channel
+    arguments; gRPC core PRs #34647 and #39239. With grpcio 1.85 the public `grpc.keepalive_timeout_ms` alone did not
+    end a connection to a paused peer, lesson 11 §3)."""
     options: Options = [
         ("grpc.keepalive_time_ms", keepalive_ms),
         ("grpc.keepalive_timeout_ms", timeout_ms),
