@@ -230,6 +230,20 @@ def read_modes(address: str, path: str = "/v1/catalog/service/user", timeout: fl
     return Table(rows)
 
 
+RAFT_TIMEOUTS = (
+    ("election", "ConsulRaftElectionTimeout"),
+    ("heartbeat", "ConsulRaftHeartbeatTimeout"),
+    ("leader lease", "ConsulRaftLeaderLeaseTimeout"),
+)
+
+
+def raft_timing(address: str) -> Table:
+    """The Raft timeouts the server at `address` runs with, from its own `/v1/agent/self`: `raft_multiplier` scales
+    all three (1 s, 1 s and 500 ms at 1; five times that at Consul's default 5)."""
+    config = consul_call(address, "/v1/agent/self").body["DebugConfig"]
+    return Table([{"timeout": name, "value": config[key]} for name, key in RAFT_TIMEOUTS], ["timeout", "value"])
+
+
 def reads_without_quorum(
     cluster: Cluster, path: str = "/v1/catalog/service/user", progress: Callable[[str], None] = print
 ) -> dict[str, Any]:
