@@ -288,8 +288,9 @@ class AntiEntropyWatch:
     """Delete one instance from the catalog behind its agent's back, and time how long until the agent puts it back.
 
     The agent still holds the registration (`/v1/agent/services` on its node); the catalog is what clients read.
-    The agent compares the two at its periodic full sync (about a minute in a small cluster) or when told to
-    (`consul reload`), and writes its own view back.
+    The agent compares the two at its periodic full sync (one minute plus a random stagger of up to one more, in a
+    cluster this small) and writes its own view back. `consul reload` brings it back sooner by another way: see
+    `reload_log`.
     """
 
     def __init__(self, server: str, agent: str, node: str, service: str, instance: str):
@@ -342,6 +343,40 @@ class AntiEntropyWatch:
 def consul_reload(agent: str) -> str:
     """`consul reload` against one agent, as an operator would run it."""
     return binaries.run_tool("consul", ["reload", f"-http-addr=http://{agent}"])
+
+
+# What a reload does to a service and what a sync then does with it, as the agent logs them.
+RELOAD_WORDS = ("removed", "restored", "Synced", "in sync")
+
+
+def reload_log(agent: str, instance: str, window: float = 3.0) -> list[str]:
+    """`consul reload` on `agent` while following its log at debug level (`/v1/agent/monitor?loglevel=debug`, the
+    agent's own stream, whatever level its log file has): the lines about `instance` (and the sync's node line) that
+    the agent wrote in the `window` seconds after, which say what the reload did and which sync wrote what."""
+    lines: list[str] = []
+    started = threading.Event()
+
+    def follow() -> None:
+        request = urllib.request.Request(f"http://{agent}/v1/agent/monitor?loglevel=debug")
+        with urllib.request.urlopen(request, timeout=window + 5) as stream:
+            started.set()
+            deadline = time.monotonic() + window
+            while time.monotonic() < deadline:
+                line = stream.readline().decode(errors="replace").split("] ", 1)[-1].strip()
+                if (
+                    line.startswith("agent: ")
+                    and any(word in line for word in RELOAD_WORDS)
+                    and (instance in line or "Node info" in line)
+                ):
+                    lines.append(line)
+
+    follower = threading.Thread(target=follow, name="consul-monitor", daemon=True)
+    follower.start()
+    started.wait(5)
+    time.sleep(0.3)  # the monitor is attached once its response has started; give it a moment to register
+    consul_reload(agent)
+    follower.join(window + 6)
+    return lines
 
 
 # -- two datacenters -------------------------------------------------------------------------------------------

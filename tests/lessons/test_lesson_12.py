@@ -76,6 +76,16 @@ def test_the_agent_writes_back_what_the_catalog_lost(consul_lab):
     assert watch.in_catalog()
 
 
+def test_consul_reload_re_adds_the_agents_services_and_its_sync_of_changes_writes_them(consul_lab):
+    server = consul_lab.status().consul.http[0]
+    agent = ic.agent_address(consul_lab, "node-2")
+    watch = ic.AntiEntropyWatch(server, agent, "node-2", "user", "user-2").start()
+    lines = ic.reload_log(agent, "user-2")
+    assert watch.wait(30, progress=quiet) > 0
+    restored = next(i for i, line in enumerate(lines) if "restored service definition from file" in line)
+    assert any(line.startswith("agent: Synced service") for line in lines[restored:]), lines
+
+
 def test_a_prepared_query_in_dc2_fails_over_to_the_first_datacenter(consul_lab):
     dc2 = consul_lab.status().consul.datacenters["dc2"][0]
     assert sorted(ic.datacenters(dc2)) == ["dc2", "lab"]
