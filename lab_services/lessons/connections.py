@@ -141,10 +141,12 @@ def detect_pause(cluster: Cluster, instance: str, options: Options, window: floa
 
 
 def too_many_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) -> dict[str, Any]:
-    """Ping a server (no calls) more often than it allows; return when it answered with GOAWAY (the channel goes IDLE).
+    """Ping a server with no call open more often than it allows; when it answered with GOAWAY (the channel goes
+    IDLE).
 
-    The lab's servers keep gRPC's defaults: at most one ping per 5 minutes without calls, two strikes, then
-    GOAWAY `ENHANCE_YOUR_CALM` with debug data `too_many_pings`.
+    The lab's servers keep gRPC's defaults: with no call open (`grpc.keepalive_permit_without_calls` 0) a C-core
+    server accepts one ping per two hours; each earlier ping is a strike, and after `grpc.http2.max_ping_strikes` (2)
+    it sends GOAWAY `ENHANCE_YOUR_CALM` with debug data `too_many_pings`.
     """
     channel = grpc.insecure_channel(
         address, options=[("grpc.use_local_subchannel_pool", 1), *keepalive_options(keepalive_ms)]
@@ -158,6 +160,34 @@ def too_many_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) 
         log.close()
         channel.close()
     return {"keepalive ms": keepalive_ms, "GOAWAY after s": log.left_ready_after(ready), "states": log.states}
+
+
+def quiet_stream_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) -> dict[str, Any]:
+    """Ping a server more often than it allows while a quiet call is open (a WatchUsers stream nothing writes to):
+    how the healthy stream ended, and when.
+
+    With a call open the server's limit is `grpc.http2.min_ping_interval_without_data_ms` (5 minutes by default)
+    while no data flows; pinging faster earns the same strikes and GOAWAY, and the open stream ends UNAVAILABLE. A
+    stream the server let live ends DEADLINE_EXCEEDED at `window`.
+    """
+    channel = grpc.insecure_channel(
+        address, options=[("grpc.use_local_subchannel_pool", 1), *keepalive_options(keepalive_ms)]
+    )
+    started = time.monotonic()
+    code, details = "OK", ""
+    try:
+        for _ in user_pb2_grpc.UserServiceStub(channel).WatchUsers(user_pb2.WatchUsersRequest(), timeout=window):
+            pass
+    except grpc.RpcError as err:
+        code, details = err.code().name, err.details()
+    finally:
+        channel.close()
+    return {
+        "keepalive ms": keepalive_ms,
+        "stream ended after s": round(time.monotonic() - started, 1),
+        "code": code,
+        "details": details,
+    }
 
 
 def idle_states(address: str, idle_ms: int = 1000, wait: float = 3.0) -> list[tuple[float, str]]:

@@ -56,6 +56,14 @@ def test_too_many_pings_gets_a_goaway_and_an_idle_channel_goes_idle(cluster):
     assert [s for _, s in cn.idle_states(address, 1000, wait=2.5)][-1] == "IDLE"
 
 
+def test_pings_faster_than_five_minutes_end_a_quiet_healthy_stream_with_the_servers_defaults(cluster):
+    """With a call open but no data, C-core's limit is min_ping_interval_without_data (5 minutes): pinging every
+    second ends the stream UNAVAILABLE `Too many pings` long before its deadline."""
+    quiet = cn.quiet_stream_pings(cluster.status().services[2].address, 1000, window=12)
+    assert (quiet["code"], quiet["details"]) == ("UNAVAILABLE", "Too many pings"), quiet
+    assert quiet["stream ended after s"] < 12
+
+
 def test_the_exercise_solution_passes_and_wrong_answers_are_told_why(cluster):
     assert exercises.check(lesson_11.NAME, lesson_11.hung_instance_options(), cluster=cluster).ok
     verdict = exercises.check(lesson_11.NAME, [("grpc.keepalive_time_ms", 1000)], cluster=cluster)
