@@ -36,7 +36,7 @@ CI_SIZE: dict[str, dict[str, Any]] = {
     "08": {"WATCH_SECONDS": 15},
     "09": {"REPEATS": 1, "DEFAULT_INTERVAL": "5s"},
     "10": {"REPEATS": 3},
-    "11": {"NEW_INSTANCE_WINDOW": 5},  # CALLS stays 30: the reused-vs-new-channel means need the samples
+    "11": {"NEW_INSTANCE_WINDOW": 5},  # CALLS stays 30: the reused-vs-new-channel medians need the samples
 }
 
 
