@@ -321,7 +321,9 @@ def serve(name: str, socket_path: str) -> UnixForwardingServer:
 def _exit_with_parent(server: UnixForwardingServer, parent: int, stop: threading.Event) -> None:
     """Serve until SIGTERM (jupyter-server-proxy stopping it) or until the JupyterLab that started this process is
     gone (a killed server says nothing), then stop serving."""
-    while os.getppid() == parent and not stop.wait(1.0):
+    # A forwarder started while its JupyterLab was already going away has init for a parent from the start: it
+    # stops at once (CI found one left behind after a hub stopped mid-request).
+    while parent != 1 and os.getppid() == parent and not stop.wait(1.0):
         pass
     server.shutdown()
 
