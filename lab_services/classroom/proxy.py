@@ -318,14 +318,13 @@ def serve(name: str, socket_path: str) -> UnixForwardingServer:
     return server
 
 
-def _exit_with_parent(server: UnixForwardingServer, parent: int, stop: threading.Event) -> None:
-    """Serve until SIGTERM (jupyter-server-proxy stopping it) or until the JupyterLab that started this process is
-    gone (a killed server says nothing), then stop serving."""
-    # A forwarder started while its JupyterLab was already going away has init for a parent from the start: it
-    # stops at once (CI found one left behind after a hub stopped mid-request).
+def _exit_with_parent(parent: int, stop: threading.Event) -> None:
+    """Return on SIGTERM (jupyter-server-proxy stopping it) or when the JupyterLab that started this process is gone
+    (a killed server says nothing). The serving thread is a daemon: the process ends with this function's caller,
+    without waiting for requests in flight (CI once found a forwarder whose `shutdown()` never returned, orphaned)."""
+    # A forwarder started while its JupyterLab was already going away has init for a parent from the start.
     while parent != 1 and os.getppid() == parent and not stop.wait(1.0):
         pass
-    server.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -340,9 +339,9 @@ def main(argv: list[str] | None = None) -> None:
         "forwarding %s on %s to the lab in %s", args.name, args.unix_socket, server.RequestHandlerClass.cluster.location
     )
     try:
-        _exit_with_parent(server, os.getppid(), stop)
+        _exit_with_parent(os.getppid(), stop)
     except KeyboardInterrupt:
-        server.shutdown()
+        pass
     finally:
         server.server_close()
         os.unlink(args.unix_socket)
