@@ -350,3 +350,7 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     main()
+    # Leave now: a client library the lab's status loads may hold a non-daemon thread that would keep an orphaned
+    # forwarder alive forever (CI found one, an hour after its JupyterLab was gone).
+    logging.shutdown()
+    os._exit(0)
