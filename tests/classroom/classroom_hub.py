@@ -23,6 +23,17 @@ BOARD_URL = f"{HUB_URL}services/progress/"
 PASSWORD = "classroom-test-password"
 ADMIN, ADMIN_PASSWORD = "teacher", "classroom-test-admin-password-32-chars-or-more"
 FIRST_SLOT = 10
+# Lesson 00's cell that starts the lab, and its checker with the published solution, as a learner's kernel runs
+# them; each hub test appends the line that prints what it needs to know.
+LESSON_00_CHECKED = """
+import json, os, socket
+from lab_services import lessons as lab
+cluster = lab.ensure_cluster(consul_servers=1, etcd_members=1, services=2)
+status = cluster.status()
+result = lab.check("00-shape", lab.exercises.lesson_00.read_shape,
+                   consul_http=status.consul.http[0], etcd_endpoints=status.etcd.endpoints)
+assert result.ok, result
+"""
 
 
 @dataclass

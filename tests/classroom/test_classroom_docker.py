@@ -10,6 +10,7 @@ import urllib.request
 
 import docker
 import pytest
+from classroom_hub import LESSON_00_CHECKED
 from docker_engine import require_engine
 
 from lab_services.classroom import spawning
@@ -19,19 +20,15 @@ from lab_services.classroom.settings import HubSettings
 
 CI_IMAGE = "lab/jupyter:ci"  # compose/images.sh; a learner's machine builds compose/jupyter/Dockerfile instead
 LEARNERS = ("alice", "bob")
-LESSON_00 = """
-import json, os, socket
-from lab_services import lessons as lab
-cluster = lab.ensure_cluster(consul_servers=1, etcd_members=1, services=2)
-status = cluster.status()
-result = lab.check("00-shape", lab.exercises.lesson_00.read_shape,
-                   consul_http=status.consul.http[0], etcd_endpoints=status.etcd.endpoints)
-assert result.ok, result
+LESSON_00 = (
+    LESSON_00_CHECKED
+    + """
 print(json.dumps({"uid": os.getuid(), "address": socket.gethostbyname(socket.gethostname()),
                   "consul": status.consul.http[0], "processes": sorted(p.name for p in status.processes),
                   "docker_socket": os.path.exists("/var/run/docker.sock"),
                   "capabilities": open("/proc/self/status").read().split("CapEff:")[1].split()[0]}))
 """
+)
 REACH = """
 import socket
 try:

@@ -9,6 +9,7 @@ import json
 import psutil
 import pytest
 from browsers import CHROMIUM_ARGS, chromium_or_skip
+from classroom_hub import LESSON_00_CHECKED
 
 from lab_services.classroom.hub import Hub, HubError
 from lab_services.classroom.remote_kernel import KernelError, RemoteKernel
@@ -19,16 +20,12 @@ pytestmark = pytest.mark.servers
 
 # Slots 5 and up: their ports (core/learner.py) meet neither the suite's workers' nor the compose run's.
 LEARNERS = ("alice", "bob")
-LESSON_00 = """
-import json
-from lab_services import lessons as lab
-cluster = lab.ensure_cluster(consul_servers=1, etcd_members=1, services=2)
-status = cluster.status()
-result = lab.check("00-shape", lab.exercises.lesson_00.read_shape,
-                   consul_http=status.consul.http[0], etcd_endpoints=status.etcd.endpoints)
-assert result.ok, result
+LESSON_00 = (
+    LESSON_00_CHECKED
+    + """
 print(json.dumps({"pids": sorted(p.pid for p in status.processes), "consul": status.consul.http[0]}))
 """
+)
 STATUS = """
 import json
 from lab_services.runtime import open_cluster
