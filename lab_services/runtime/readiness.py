@@ -35,24 +35,24 @@ def ready_check(
 
 
 def wait_all_passing(agent: NodeSpec, services: list[NodeSpec], timeout: float) -> float:
-    """Poll until the catalog (asked of `agent`) lists every one of `services` as passing at the same moment.
+    """Poll until the catalog (asked of `agent`) lists every one of `services` as passing at the same moment, each
+    once: an instance moved off an agent that is going away is listed twice until that agent has left.
 
     Each instance's own readiness can be met by a catalog entry its agent is about to replace: after a killed engine,
     an agent restores its instances' last registrations and syncs its new ones only when a leader takes them (a
     failed sync is retried about 15 s later), so one instance could leave `?passing` after it counted as ready."""
     names = sorted(n.name for n in services)
 
-    def passing() -> set[str]:
-        found: set[str] = set()
+    def passing() -> list[str]:
+        found: list[str] = []
         for name in {n.info["service"] for n in services}:
-            found |= {
-                e["Service"]["ID"] for e in http_json(f"http://{agent.addr('http')}/v1/health/service/{name}?passing")
-            }
-        return found
+            entries = http_json(f"http://{agent.addr('http')}/v1/health/service/{name}?passing")
+            found += [e["Service"]["ID"] for e in entries if e["Service"]["ID"] in names]
+        return sorted(found)
 
     try:
         return wait_until(
-            lambda: set(names) <= passing(), timeout, f"{', '.join(names)} to pass in the catalog together"
+            lambda: passing() == names, timeout, f"{', '.join(names)} to pass in the catalog together, each once"
         )
     except WaitTimeout as err:
         raise NotReadyError(f"{err}; passing now: {sorted(passing())}") from None

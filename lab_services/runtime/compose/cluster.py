@@ -353,6 +353,9 @@ class ComposeCluster(Cluster):
                 if role == "added":
                     self.remove_service(name)  # made for the old shape: registered elsewhere, or not serving TLS
                 elif role == "extra" and name not in wanted:
+                    # SIGTERM first: a client agent then leaves, and the catalog drops its node with the instances
+                    # registered there; killed, they would stay listed as passing until gossip notices.
+                    self._graceful_stop(container)
                     container.remove(force=True)
             template = found["consul-1"]
             added = []
@@ -380,6 +383,7 @@ class ComposeCluster(Cluster):
                 self._graceful_stop(old)
                 argv = self._instance_command(index, shape).args()
                 self._wait_made(containers.recreate(self.client, old, argv, files, made_for), index, shape)
+            self._wait_all_passing()
 
     def _instance_command(
         self, index: int, shape: ClusterConfig, version: str = "v1", meta: dict[str, str] | None = None
