@@ -203,7 +203,13 @@ def _lesson_sections(name: str) -> dict[str, str]:
 def test_the_talking_points_have_a_section_for_every_lesson_with_each_part():
     sections = _lesson_sections("talking-points.md")
     assert sorted(sections) == LESSONS, f"talking-points.md has sections for {sorted(sections)}, not {LESSONS}"
-    parts = ("**Talking points**", "**Ask the room**", "**Stage demo**", "**Expected figures**")
+    parts = (
+        "**Talking points**",
+        "**Ask the room**",
+        "**Stage demo**",
+        "**Expected figures**",
+        "**Check your understanding**",
+    )
     missing = {n: [p for p in parts if p not in body] for n, body in sections.items()}
     assert not any(missing.values()), (
         f"talking-points.md sections lacking parts: { {n: m for n, m in missing.items() if m} }"
