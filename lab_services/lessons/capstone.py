@@ -25,6 +25,7 @@ from lab_services.core.http import http_json
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_until
 from lab_services.discovery import ConsulWatcher
+from lab_services.lessons.measured import Expected, compare
 from lab_services.runtime.cluster import Cluster
 from lab_services.service import user_pb2
 
@@ -425,3 +426,87 @@ def served_share(run: ChaosRun) -> Table:
 
 def median_ms(run: ChaosRun) -> float:
     return round(statistics.median(s for _, s, _, _, _ in run.calls) * 1000, 1) if run.calls else 0.0
+
+
+# -- what the learner's run measured ---------------------------------------------------------------------------
+def naive_figures(run: ChaosRun) -> tuple[Expected, Expected]:
+    """What the naive client (user-1 alone) is expected to score in `run`: it fails from user-1's kill until user-1
+    is started again, so its outage is user-1's downtime in this run (from the run's own fault times, the start
+    counted when it finished) and its successes are the seconds outside it."""
+    at = {action: when for when, action, target in run.faults if target == "user-1"}
+    down = at["start"] - at["kill"]
+    return (
+        Expected(
+            f"naive client: success ratio (user-1 down {down:.1f} s of {run.duration:.1f} s)",
+            "%",
+            max(0.0, 100 * (run.duration - down - 2) / run.duration),
+            100 * (run.duration - down + 1) / run.duration,
+            "it failed outside user-1's downtime too: read its failures by code on its report card",
+            "it was served while user-1 was down: the faults did not happen as printed with the run",
+        ),
+        Expected(
+            f"naive client: longest outage (user-1 down {down:.1f} s)",
+            "s",
+            max(0.0, down - 1),
+            down + 2,
+            "user-1 served again before its start had finished: read the fault times printed with the run",
+            "user-1 took a while to serve after its start: a loaded machine",
+        ),
+    )
+
+
+def reference_figures(slo: SLO) -> list[Expected]:
+    """What the reference client is expected to score: each objective of `slo` is the edge of its range."""
+    return [
+        Expected(
+            "reference client: success ratio",
+            "%",
+            100 * slo.success_ratio,
+            100,
+            "more calls failed than the "
+            "objective allows: read the failures by code on its report card (DEADLINE_EXCEEDED: the hang)",
+            "",
+        ),
+        Expected(
+            "reference client: p99 latency",
+            "ms",
+            0,
+            slo.p99_ms,
+            "",
+            "above the objective: calls waited on the hung "
+            "instance longer than a deadline under the objective allows (the reference gives each call 250 ms)",
+        ),
+        Expected(
+            "reference client: longest outage",
+            "s",
+            0,
+            slo.max_outage,
+            "",
+            "a stretch of failures in a row: its "
+            "watcher lost every Consul server, or every instance it knew was down at once",
+        ),
+        Expected(
+            "reference client: calls served by a removed instance",
+            "calls",
+            0,
+            slo.max_sent_to_removed,
+            "",
+            "it called an instance Consul had taken out: a client that keeps an address list it found once does that",
+        ),
+    ]
+
+
+def what_you_saw(reference_run: ChaosRun, slo: SLO, naive_run: ChaosRun | None = None) -> Table:
+    """Lesson 14's figures from this run (the naive client's too, when it ran) beside the ranges the lab expects and
+    what a figure outside one means."""
+    figures = []
+    if naive_run is not None:
+        ratio, outage = naive_figures(naive_run)
+        figures += [(ratio, 100 * naive_run.success_ratio), (outage, naive_run.longest_outage())]
+    measured = [
+        100 * reference_run.success_ratio,
+        reference_run.p99_ms,
+        reference_run.longest_outage(),
+        len(reference_run.sent_to_removed()),
+    ]
+    return compare([*figures, *zip(reference_figures(slo), measured, strict=True)])

@@ -5,6 +5,7 @@ settings_table(instances_of(cluster))                          # each instance's
 with Fleet("etcd", cluster, size=3) as fleet:                  # in-process instances following etcd
     time_propagation(store, fleet.admins, repeats=5)           # write -> every instance applied, in ms
 lost_update(store, cas=True)                                   # two writers, one read: check-and-set keeps both
+what_you_saw(first_delay_ms, results, outages)                 # the learner's figures beside the expected ranges
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_until
+from lab_services.lessons.measured import Expected, compare
 from lab_services.runtime.cluster import Cluster
 from lab_services.service import AdminClient, UserServer
 from lab_services.service.config_store import CasConflict, ConfigStore, default_prefix, open_store
@@ -281,3 +283,53 @@ def _put_quietly(store: ConfigStore, key: str, value: str) -> bool:
         return True
     except OSError:
         return False
+
+
+_BUSY = "the machine is busy (another notebook, a test run) or a follower was still re-reading after the previous write"
+FIRST_WRITE = Expected(
+    "section 1: one write, applied by all three lab instances", "ms", 0, 100, "", _BUSY + "; above 1 s would be polling"
+)
+PROPAGATION = {
+    store: Expected(f"section 2: median, write to every follower, {store}", "ms", 0, high, "", _BUSY)
+    for store, high in (("consul (lab processes)", 50), ("consul", 50), ("etcd", 100))
+}
+_NOTICE_BELOW = "the store failed fast (the agent asked forwards to a leader that is gone and answers an error at once)"
+OUTAGE_NOTICE = {
+    "consul": Expected(
+        "section 6: quorum lost to every instance saying so, consul",
+        "s",
+        0,
+        15,
+        _NOTICE_BELOW,
+        "a request held longer than the follower's 8.5 s timeout and Consul's 7 s hold: a heavily loaded machine",
+    ),
+    "etcd": Expected(
+        "section 6: quorum lost to every instance saying so, etcd",
+        "s",
+        3,
+        20,
+        "a member refused at once instead of holding the read until the client's 3 s timeout",
+        "each of the three members held the read for its full timeout, and the machine is loaded",
+    ),
+}
+CATCH_UP = {
+    store: Expected(
+        f"section 6: servers back to a write applied everywhere, {store}",
+        "s",
+        0,
+        5,
+        "",
+        "the new election took long, or the followers were still backing off (up to 2 s between tries)",
+    )
+    for store in ("consul", "etcd")
+}
+
+
+def what_you_saw(first_delay_ms: float, results: list[dict[str, Any]], outages: list[dict[str, Any]]) -> Table:
+    """Lesson 10's figures from this run (section 1's write, section 2's medians, section 6's outages) beside the
+    ranges the lab expects, and what a figure outside one means."""
+    figures = [(FIRST_WRITE, first_delay_ms)]
+    figures += [(PROPAGATION[r["store"]], r["median_ms"]) for r in results]
+    figures += [(OUTAGE_NOTICE[o["store"]], o["seconds_to_notice"]) for o in outages]
+    figures += [(CATCH_UP[o["store"]], o["seconds_to_catch_up"]) for o in outages]
+    return compare(figures)

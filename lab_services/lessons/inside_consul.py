@@ -18,6 +18,7 @@ from typing import Any
 
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_for, wait_until
+from lab_services.lessons.measured import Expected, compare
 from lab_services.runtime import binaries
 from lab_services.runtime.cluster import Cluster
 
@@ -432,4 +433,80 @@ def run_prepared_query(address: str, definition: dict[str, Any]) -> QueryAnswer:
         sorted(n["Service"]["ID"] for n in result["Nodes"] or []),
         round(answer.seconds * 1000, 1),
         stored,
+    )
+
+
+# -- what the learner's run measured ---------------------------------------------------------------------------
+_LOADED = "the machine is loaded (another notebook, a test run), so probes, timers and requests run late"
+GOSSIP = Expected(
+    "section 2: kill -9 of a node's agent to serfHealth critical",
+    "s",
+    4,
+    15,
+    "faster than memberlist's 4 s minimum suspicion timeout: the agent left gracefully (stopped, not killed)",
+    "few members confirmed the suspicion, whose timeout starts at 24 s and shrinks with each confirmation; or "
+    + _LOADED,
+)
+LEAVE_PASSING = Expected(
+    "section 2: kill -9 of a node's agent to its instances out of ?passing",
+    "s",
+    4,
+    15,
+    "the instances left before the node failed: their own checks failed, not the node",
+    GOSSIP.above,
+)
+FULL_SYNC = Expected(
+    "section 3: catalog removal to repair, the agent's periodic full sync",
+    "s",
+    0,
+    120,
+    "",
+    "the agent missed its 1-2 minute sync: it could not reach a server, or it was restarted (a new stagger)",
+)
+RELOAD = Expected(
+    "section 3: catalog removal to repair, consul reload",
+    "s",
+    0,
+    3,
+    "",
+    "the reload did not re-add the service; if the log above has no 'Synced service', the periodic sync repaired it",
+)
+FAILOVER = Expected(
+    "section 4: prepared query from dc2, answered by lab",
+    "ms",
+    0,
+    100,
+    "",
+    _LOADED + "; across real sites the WAN round trip adds tens to hundreds of ms",
+)
+STALE = Expected("section 5: ?stale read from the lone follower", "ms", 0, 50, "", "the follower was busy; " + _LOADED)
+NO_LEADER = Expected(
+    "section 5: default read from the lone follower, until it failed",
+    "s",
+    6.5,
+    8.5,
+    "refused before Consul's 7 s RPC hold ran out: read the answer column of the table in section 5",
+    "the follower held the request past its 7 s hold: " + _LOADED,
+)
+
+
+def what_you_saw(
+    failure: dict[str, Any],
+    anti_entropy_seconds: float,
+    reload_seconds: float,
+    with_failover: QueryAnswer,
+    stale_row: dict[str, dict[str, Any]],
+) -> Table:
+    """Lesson 12's figures from this run, section by section, beside the ranges the lab expects and what a figure
+    outside one means."""
+    return compare(
+        [
+            (GOSSIP, failure["seconds to serfHealth critical"]),
+            (LEAVE_PASSING, failure["seconds to leave ?passing"]),
+            (FULL_SYNC, anti_entropy_seconds),
+            (RELOAD, reload_seconds),
+            (FAILOVER, with_failover.ms),
+            (STALE, stale_row["stale"]["ms"]),
+            (NO_LEADER, stale_row["default"]["ms"] / 1000),
+        ]
     )

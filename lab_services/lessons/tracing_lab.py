@@ -16,6 +16,7 @@ from lab_services.core.instance import ServiceInstance
 from lab_services.core.network import KERNEL_HOST_ENV
 from lab_services.core.table import Table
 from lab_services.discovery import ConsulWatcher
+from lab_services.lessons.measured import Expected, compare
 from lab_services.registry import CheckSpec, ConsulRegistrar, ServiceRegistration
 from lab_services.service import UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.store import UserStore
@@ -348,3 +349,73 @@ def slow_instance_traffic(
     finally:
         system.instance(slow).faults.set(latency_ms=0)
     return [span for trace_id in ids for span in system.trace(trace_id, 5)]
+
+
+# -- what the learner's run measured ---------------------------------------------------------------------------
+_LOADED = "the machine is loaded (another notebook, a test run)"
+ONE_CALL = Expected(
+    "section 1: one call through the gateway, the client's root span",
+    "ms",
+    0,
+    50,
+    "",
+    "the first call also opened the connections (client to gateway, gateway to user), or " + _LOADED,
+)
+FAILED_ATTEMPT = Expected(
+    "section 2: the failed attempt, refused with UNAVAILABLE", "ms", 0, 10, "", "refusals take about a ms; " + _LOADED
+)
+RETRIED_CALL = Expected(
+    "section 2: the whole call, failed attempt and retry",
+    "ms",
+    0,
+    30,
+    "",
+    "a new connection to the second instance, or " + _LOADED,
+)
+
+
+def deadline_figures(deadline: float) -> tuple[Expected, Expected]:
+    """What section 3 expects for a client deadline of `deadline` seconds: the attempt's `rpc.timeout_ms`, and how
+    long the attempt ran until DEADLINE_EXCEEDED."""
+    ms = deadline * 1000
+    return (
+        Expected(
+            f"section 3: the attempt's rpc.timeout_ms (the client gave {ms:.0f} ms)",
+            "ms",
+            ms - 20,
+            ms + 1,
+            "the gateway spent over 20 ms before its attempt (read its SERVER span), or " + _LOADED,
+            "more than the client had left: the deadline did not travel, the gateway used its own timeout",
+        ),
+        Expected(
+            "section 3: the attempt, until DEADLINE_EXCEEDED",
+            "ms",
+            ms - 20,
+            ms + 30,
+            "it ended before the deadline, so not by it: read its status in the span table",
+            "the cancellation reached the gateway late: " + _LOADED,
+        ),
+    )
+
+
+def what_you_saw(
+    spans: list[ReceivedSpan], retry_spans: list[ReceivedSpan], deadline_attempt: ReceivedSpan, deadline: float
+) -> Table:
+    """Lesson 13's figures from this run, read off its own spans, beside the ranges the lab expects and what a figure
+    outside one means."""
+    failed = next(s for s in retry_spans if s.service == "gateway" and s.kind == "client" and s.error)
+    timeout, ended = deadline_figures(deadline)
+    return compare(
+        [
+            (ONE_CALL, _root(spans).ms),
+            (FAILED_ATTEMPT, failed.ms),
+            (RETRIED_CALL, _root(retry_spans).ms),
+            (timeout, deadline_attempt.attributes["rpc.timeout_ms"]),
+            (ended, deadline_attempt.ms),
+        ]
+    )
+
+
+def _root(spans: list[ReceivedSpan]) -> ReceivedSpan:
+    """The trace's root: the client's own span, the one with no parent."""
+    return next(s for s in spans if not s.parent_id)
