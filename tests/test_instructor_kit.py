@@ -5,7 +5,8 @@ the kit's lesson list, its minutes in the timing plan (and the total), a slot in
 talking points, and a row in troubleshooting's per-lesson table. Reads files only; starts nothing.
 
 The reference articles are not part of the repository: the article-map tests read them from LAB_REFERENCE_ARTICLES
-(default /work/shared/reference, where the project keeps them) and are skipped, saying so, where they are absent.
+(default ../shared/reference beside the checkout, where the project keeps them) and are skipped, saying so, where
+they are absent.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ HEADINGS = {p.name[:2]: _headings(p) for p in NOTEBOOKS}
 
 
 def _reference_dir() -> Path:
-    directory = Path(os.environ.get("LAB_REFERENCE_ARTICLES", "/work/shared/reference"))
+    directory = Path(
+        os.environ.get("LAB_REFERENCE_ARTICLES") or Path(__file__).resolve().parents[2] / "shared" / "reference"
+    )
     if not directory.is_dir():
         pytest.skip(f"the reference articles are not here ({directory}); set LAB_REFERENCE_ARTICLES to their folder")
     return directory
