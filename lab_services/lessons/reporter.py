@@ -93,14 +93,17 @@ def report_verdict(verdict: Any) -> None:
 
 def checkpoint_name(source: str) -> str | None:
     """The check a cell is, when it is a checkpoint: "checkpoint: <its first assert's condition>", which stays the same
-    each time the cell runs. A checkpoint is what the lessons' checks cells are: `assert` statements, perhaps with
-    assignments that name what they compare and a closing print(), and nothing else. None for any other cell."""
+    each time the cell runs. A checkpoint is what the lessons' checks cells are: `assert` statements (some in a `for`
+    loop over what they check), perhaps with assignments that name what they compare and a closing print(), and
+    nothing else. None for any other cell."""
     try:
-        body = ast.parse(source).body
+        module = ast.parse(source)
     except (SyntaxError, ValueError):  # ValueError: a NUL byte in the cell
         return None
-    asserts = [statement for statement in body if isinstance(statement, ast.Assert)]
-    if not asserts or not all(_fits_a_checkpoint(statement) for statement in body):
+    asserts = sorted(
+        (node for node in ast.walk(module) if isinstance(node, ast.Assert)), key=lambda a: (a.lineno, a.col_offset)
+    )
+    if not asserts or not all(_fits_a_checkpoint(statement) for statement in module.body):
         return None
     condition = ast.unparse(asserts[0].test)
     if len(condition) > CHECKPOINT_NAME_LENGTH:
@@ -111,6 +114,8 @@ def checkpoint_name(source: str) -> str | None:
 def _fits_a_checkpoint(statement: ast.stmt) -> bool:
     if isinstance(statement, ast.Assert | ast.Assign | ast.AnnAssign):
         return True
+    if isinstance(statement, ast.For):
+        return not statement.orelse and all(_fits_a_checkpoint(inner) for inner in statement.body)
     call = statement.value if isinstance(statement, ast.Expr) else None
     return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
 
