@@ -104,4 +104,17 @@ def page_size_setting() -> Setting:
     return Setting("page_size", 20, int_between(1, 100), "how many users ListUsers returns per page")
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "A parser takes the stored text and returns the value, or raises ValueError saying why; the instance "
+        "then reports the rejection and keeps its last good value. Texts arrive as strings, possibly with "
+        "spaces."
+    ),
+    (
+        '`lab.int_between(1, 100)` is such a parser; by hand: `n = int(text.strip())` (int("ten") already '
+        "raises ValueError), then raise ValueError when not `1 <= n <= 100`, and return n."
+    ),
+)
+
 SOLUTION = page_size_setting

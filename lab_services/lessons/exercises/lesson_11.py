@@ -66,4 +66,17 @@ def hung_instance_options() -> list[tuple[str, int]]:
     ]
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "Only an unanswered HTTP/2 ping notices a paused peer: `grpc.keepalive_time_ms` says how often to "
+        "ping (also without calls, with `grpc.keepalive_permit_without_calls`), and a ping timeout how long "
+        "to wait for its answer."
+    ),
+    (
+        "Ping every 500 ms (`grpc.keepalive_time_ms`), give up after 500 ms (`grpc.keepalive_timeout_ms` and "
+        "`grpc.http2.ping_timeout_ms`), and allow pings without data (`grpc.http2.max_pings_without_data` 0)."
+    ),
+)
+
 SOLUTION = hung_instance_options

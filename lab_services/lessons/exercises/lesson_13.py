@@ -49,4 +49,16 @@ def slowest(spans: list) -> str:
     return max(waits, key=lambda peer: statistics.median(waits[peer]))
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "Who waits for a slow instance? The caller. Group the spans the gateway made as a CLIENT by the "
+        'instance they called (`attributes["net.peer"]`).'
+    ),
+    (
+        'Keep spans with `service == "gateway"` and `kind == "client"`, collect `span.ms` per `net.peer`, and'
+        " return the peer with the largest median."
+    ),
+)
+
 SOLUTION = slowest
