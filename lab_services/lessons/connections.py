@@ -138,23 +138,23 @@ def watch_through_pause(
     """
     channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), *options])
     log = StateLog(channel)
-    stream, pausing, paused = None, False, 0.0
+    stream, pausing, paused, thrown_off = None, False, None, None
+    ended_at: list[float] = []
     ended = threading.Event()
     try:
         grpc.channel_ready_future(channel).result(timeout=10)
         opened = log.now()
         stream = user_pb2_grpc.UserServiceStub(channel).WatchUsers(user_pb2.WatchUsersRequest())
-        stream.add_done_callback(lambda _call: ended.set())
-        if ended.wait(quiet) or log.left_ready_after(opened) is not None:
-            ended.wait(1.0)  # a GOAWAY: the stream's status follows the connection's within moments
-            how = stream.code().name + f" ({stream.details()})" if ended.is_set() else "left READY"
-            return {"window s": window}, f"{how} after {log.left_ready_after(opened) or log.now() - opened:.1f} s"
-        pausing = True
-        pause()
-        paused = log.now()
-        ended.wait(window)
-        stream_ended = round(log.now() - paused, 2) if ended.is_set() else None
-        code = stream.code().name if ended.is_set() else "still open"
+        stream.add_done_callback(lambda _call: (ended_at.append(log.now()), ended.set()))
+        if ended.wait(quiet):  # a healthy stream ends only when the server throws the connection off (GOAWAY)
+            thrown_off = f"{stream.code().name} ({stream.details()}) after {ended_at[0] - opened:.1f} s"
+        else:
+            pausing = True
+            pause()
+            paused = log.now()
+            ended.wait(window)
+        # Read before the stream is cancelled below, which ends it too.
+        end, code = (ended_at[0], stream.code().name) if ended.is_set() else (None, "still open")
     finally:
         if pausing:
             resume()
@@ -164,12 +164,12 @@ def watch_through_pause(
         channel.close()
     measured = {
         "options": {k.removeprefix("grpc."): v for k, v in options} or "none",
-        "left READY after s": log.left_ready_after(paused),
-        "stream ended after s": stream_ended,
+        "left READY after s": log.left_ready_after(paused) if paused is not None else None,
+        "stream ended after s": round(end - paused, 2) if end is not None and paused is not None else None,
         "stream status": code,
         "window s": window,
     }
-    return measured, None
+    return measured, thrown_off
 
 
 class PingPolicyInstance:

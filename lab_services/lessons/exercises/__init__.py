@@ -34,6 +34,7 @@ from lab_services.lessons.exercises import (
     lesson_11,
     lesson_12,
     lesson_13,
+    lesson_13_attribute,
     lesson_14,
     predictions,
 )
@@ -57,6 +58,7 @@ LESSONS: dict[str, ModuleType] = {
         lesson_11,
         lesson_12,
         lesson_13,
+        lesson_13_attribute,
         lesson_14,
         predictions,
     )
