@@ -60,10 +60,12 @@ from lab_services.lessons.widgets import (
     ClusterOverview,
     FaultPanel,
     HealthBoard,
+    HintLadder,
     LabDashboard,
     LeaseControl,
     StreamMeter,
     TrafficSplit,
+    hints,
 )
 from lab_services.lessons.widgets.settings_editor import SettingsEditor
 from lab_services.metrics import prometheus as prom
@@ -101,6 +103,7 @@ __all__ = [
     "FanOutWriter",
     "FaultPanel",
     "HealthBoard",
+    "HintLadder",
     "InvalidSetting",
     "LabDashboard",
     "LeaseControl",
@@ -148,6 +151,7 @@ __all__ = [
     "explain",
     "failure_catalogue",
     "hedging_experiment",
+    "hints",
     "int_between",
     "interval_floor",
     "is_lab_address",

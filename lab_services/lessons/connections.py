@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import collections
 import json
+import signal
 import statistics
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -111,34 +112,109 @@ def detect_pause(cluster: Cluster, instance: str, options: Options, window: floa
     unanswered can tell. The instance is resumed before returning, whatever happens.
     """
     address = next(s.address for s in cluster.status().services if s.id == instance)
-    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), *options])
-    log = StateLog(channel)
-    stream = None
-    try:
-        grpc.channel_ready_future(channel).result(timeout=10)
-        stream = user_pb2_grpc.UserServiceStub(channel).WatchUsers(user_pb2.WatchUsersRequest())
-        time.sleep(0.3)
-        cluster.pause(instance)  # returns once the kernel reports the process stopped: the clock starts there
-        paused = log.now()
-        ended = threading.Event()
-        stream.add_done_callback(lambda _call: ended.set())
-        ended.wait(window)
-        stream_ended = round(log.now() - paused, 2) if ended.is_set() else None
-        code = stream.code().name if ended.is_set() else "still open"
-    finally:
+
+    def resume() -> None:
         if any(s.id == instance and s.state == "paused" for s in cluster.status().services):
             cluster.resume(instance)
+
+    # cluster.pause returns once the kernel reports the process stopped: the clock starts there.
+    result, _ = watch_through_pause(address, options, lambda: cluster.pause(instance), resume, window=window)
+    return result
+
+
+def watch_through_pause(
+    address: str,
+    options: Options,
+    pause: Callable[[], Any],
+    resume: Callable[[], Any],
+    quiet: float = 0.3,
+    window: float = 6.0,
+) -> tuple[dict[str, Any], str | None]:
+    """Open a WatchUsers stream (no deadline) to `address` over a channel with `options`, leave it quiet for `quiet`
+    seconds, then `pause()` the server and time what notices within `window`; `resume()` runs whatever happens.
+
+    Returns the measurement and, when the server ended the healthy stream while it was still quiet (a GOAWAY, such
+    as `too_many_pings`), how: then nothing was paused.
+    """
+    channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), *options])
+    log = StateLog(channel)
+    stream, pausing, paused, thrown_off = None, False, None, None
+    ended_at: list[float] = []
+    ended = threading.Event()
+    try:
+        grpc.channel_ready_future(channel).result(timeout=10)
+        opened = log.now()
+        stream = user_pb2_grpc.UserServiceStub(channel).WatchUsers(user_pb2.WatchUsersRequest())
+        stream.add_done_callback(lambda _call: (ended_at.append(log.now()), ended.set()))
+        if ended.wait(quiet):  # a healthy stream ends only when the server throws the connection off (GOAWAY)
+            thrown_off = f"{stream.code().name} ({stream.details()}) after {ended_at[0] - opened:.1f} s"
+        else:
+            pausing = True
+            pause()
+            paused = log.now()
+            ended.wait(window)
+        # Read before the stream is cancelled below, which ends it too.
+        end, code = (ended_at[0], stream.code().name) if ended.is_set() else (None, "still open")
+    finally:
+        if pausing:
+            resume()
         if stream is not None:
             stream.cancel()
         log.close()
         channel.close()
-    return {
+    measured = {
         "options": {k.removeprefix("grpc."): v for k, v in options} or "none",
-        "left READY after s": log.left_ready_after(paused),
-        "stream ended after s": stream_ended,
+        "left READY after s": log.left_ready_after(paused) if paused is not None else None,
+        "stream ended after s": round(end - paused, 2) if end is not None and paused is not None else None,
         "stream status": code,
         "window s": window,
     }
+    return measured, thrown_off
+
+
+class PingPolicyInstance:
+    """One more user-service process beside the lab, serving with `server_options` (e.g. its ping policy), that a
+    checker may pause and resume without touching the lab's own instances. A context manager: it stops on exit."""
+
+    def __init__(self, cluster: Cluster, server_options: Options):
+        self.cluster = cluster
+        self.host = cluster.auxiliary_host()
+        ports = PortAllocator()
+        self.id = f"pings-{uuid.uuid4().hex[:4]}"
+        flags = [f"--server-option={name}={value}" for name, value in server_options]
+        self.command = ServiceCommand(
+            host=self.host,
+            port=ports.free(),
+            http_port=ports.free(),
+            name="pings",
+            instance_id=self.id,
+            options=[*flags, "--grace", "0.5"],
+        )
+        self.child: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.command.port}"
+
+    def __enter__(self) -> PingPolicyInstance:
+        self.child = self.cluster.start_auxiliary(Auxiliary.SERVICE, self.id, self.command.flags(), self.host)
+        try:
+            with grpc.insecure_channel(self.address) as channel:
+                grpc.channel_ready_future(channel).result(timeout=20)
+        except grpc.FutureTimeoutError:
+            log = self.child.tail(10)
+            self.child.stop(timeout=5)
+            raise RuntimeError(f"{self.id} never served on {self.address}; its log ends:\n{log}") from None
+        return self
+
+    def pause(self) -> None:
+        self.child.send(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.child.send(signal.SIGCONT)
+
+    def __exit__(self, *exc: object) -> None:
+        self.child.stop(timeout=5)
 
 
 def too_many_pings(address: str, keepalive_ms: int = 1000, window: float = 8.0) -> dict[str, Any]:

@@ -3,9 +3,13 @@ over OTLP to the lab's receiver, and the views a lesson needs (a span table, a w
 
 from __future__ import annotations
 
+import random
 import statistics
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -56,6 +60,7 @@ class TracedSystem:
         self.receiver = OtlpReceiver()
         self.providers: dict[str, TracerProvider] = {}
         self.users: list[UserServer] = []
+        self.user_tracing: list[ServerTracing] = []  # the user instances' interceptors, which `annotate` extends
         self.gateway: GatewayServer | None = None
         self.user_id = ""
         self._channel: grpc.Channel | None = None
@@ -69,12 +74,13 @@ class TracedSystem:
             self.user_id = store.create("Ada Lovelace", "ada@example.com").id
             user_tracer = self.providers["user"].get_tracer("lab.user")
             for i in range(1, self.instances + 1):
+                self.user_tracing.append(ServerTracing(user_tracer, f"user-{i}"))
                 self.users.append(
                     UserServer(
                         instance_id=f"user-{i}",
                         server_kind="threads",
                         store=store,
-                        interceptors=(ServerTracing(user_tracer, f"user-{i}"),),
+                        interceptors=(self.user_tracing[-1],),
                     ).start()
                 )
             targets = self._discover() if self.consul_http else {u.instance_id: u.address for u in self.users}
@@ -134,12 +140,18 @@ class TracedSystem:
             [],
             None,
         )
+        self.user_tracing = []
 
     def __enter__(self) -> TracedSystem:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def annotate(self, hook: Callable[[Any, Any], None] | None) -> None:
+        """Run `hook(span, request)` in every user instance's SERVER span from now on (None: stop)."""
+        for tracing in self.user_tracing:
+            tracing.annotate = hook
 
     def instance(self, name: str) -> UserServer:
         for user in self.users:
@@ -244,8 +256,14 @@ def _tree_order(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
     return ordered
 
 
-def plot_waterfall(spans: list[ReceivedSpan], ax: Any = None, title: str = "") -> Any:
-    """A trace as a waterfall: one bar per span, nested under its parent, coloured by service, errors hatched."""
+def plot_waterfall(
+    spans: list[ReceivedSpan], ax: Any = None, title: str = "", label: Callable[[ReceivedSpan], Any] | None = None
+) -> Any:
+    """A trace as a waterfall: one bar per span, nested under its parent, coloured by service, errors hatched.
+
+    `label(span)`, when given, adds its answer to the span's row (nothing for a span it answers None or '' for):
+    how an attribute of your own shows up next to the lab's.
+    """
     import matplotlib.pyplot as plt
 
     ordered = _tree_order(spans)
@@ -272,6 +290,7 @@ def plot_waterfall(spans: list[ReceivedSpan], ax: Any = None, title: str = "") -
             if s.kind in ("server", "client") and s.service != "client"
             else ""
         )
+        + _extra(label, s)
         for s in ordered
     ]
     ax.set_yticks(range(len(ordered)), labels)
@@ -280,6 +299,11 @@ def plot_waterfall(spans: list[ReceivedSpan], ax: Any = None, title: str = "") -
     ax.set_title(title)
     ax.figure.tight_layout()
     return ax
+
+
+def _extra(label: Callable[[ReceivedSpan], Any] | None, span: ReceivedSpan) -> str:
+    extra = label(span) if label is not None else None
+    return f" · {extra}" if extra not in (None, "") else ""
 
 
 def latency_by_peer(spans: list[ReceivedSpan]) -> Table:
@@ -419,3 +443,36 @@ def what_you_saw(
 def _root(spans: list[ReceivedSpan]) -> ReceivedSpan:
     """The trace's root: the client's own span, the one with no parent."""
     return next(s for s in spans if not s.parent_id)
+
+
+@dataclass(frozen=True)
+class SlowMystery:
+    """The spans of `calls` calls while one instance answered `latency_ms` slower; which one, only the lab knows
+    (`slow` is left out of the repr, and the spans are all a learner should need)."""
+
+    spans: list[ReceivedSpan]
+    calls: int
+    latency_ms: float
+    slow: str = field(repr=False)
+
+
+def slow_mystery(
+    system: TracedSystem, latency_ms: float = 150, calls: int = 12, slow: str = "", busy_ms: float = 5.0
+) -> SlowMystery:
+    """Make one instance (`slow`, or one chosen at random) slower, send `calls` calls, and keep their spans.
+
+    The slow one waits before its handler runs, as a request stuck in a queue would, so its own SERVER spans stay
+    short; the others spend `busy_ms` of work inside theirs. Only the caller's spans show who kept it waiting.
+    """
+    slow = slow or random.choice([u.instance_id for u in system.users])
+
+    def busy(span: Any, request: Any) -> None:
+        if span.attributes.get("lab.instance") != slow:
+            time.sleep(busy_ms / 1000)
+
+    system.annotate(busy)
+    try:
+        spans = slow_instance_traffic(system, slow, latency_ms, calls)
+    finally:
+        system.annotate(None)
+    return SlowMystery(spans, calls, latency_ms, slow)

@@ -72,6 +72,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="close client connections after this long, so DNS clients re-resolve (lesson 03)",
     )
     p.add_argument(
+        "--server-option",
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help="a gRPC server channel argument, repeatable, e.g. grpc.http2.min_ping_interval_without_data_ms=400 "
+        "(lesson 11: the ping policy a client's keepalive needs)",
+    )
+    p.add_argument(
         "--server",
         choices=SERVER_KINDS,
         default="aio",
@@ -97,6 +105,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.tags = tuple(t.strip() for t in args.tags.split(",") if t.strip())
     try:
         args.meta = dict(_key_value(item) for item in args.meta)
+        args.server_option = [server_option(item) for item in args.server_option]
     except ValueError as exc:
         p.error(str(exc))
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -119,6 +128,17 @@ def server_tls(args: argparse.Namespace) -> Any:
             raise ValueError(f"{flag} {path}: no such file; make one with lab_services.tls.TLSMaterial.create(dir)")
     client_ca = CertPair(Path(args.tls_ca)) if args.mtls else None
     return ServerTLS(CertPair(Path(args.tls_cert), Path(args.tls_key)), client_ca)
+
+
+def server_option(item: str) -> tuple[str, int]:
+    """`grpc.name=123` as the (name, value) pair gRPC takes; the options the lab sets this way are all integers."""
+    name, sep, value = item.partition("=")
+    if not sep or not name.startswith("grpc.") or not value.strip().lstrip("-").isdigit():
+        raise ValueError(
+            f"--server-option {item!r}: expected grpc.<name>=<integer>, "
+            "e.g. grpc.http2.min_ping_interval_without_data_ms=400"
+        )
+    return name, int(value)
 
 
 def _key_value(item: str) -> tuple[str, str]:
@@ -226,6 +246,7 @@ def start(args: argparse.Namespace) -> tuple[UserServer, list[Any]]:
         http_port=args.http_port,
         tls=server_tls(args),
         max_connection_age_ms=args.max_connection_age_ms,
+        server_options=args.server_option,
         server_kind=args.server,
         max_streams=args.max_streams,
         config_store=config_store(args),

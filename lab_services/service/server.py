@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent import futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -66,6 +66,7 @@ class UserServer:
         store: UserStore | None = None,
         tls: ServerTLS | None = None,
         max_connection_age_ms: int | None = None,
+        server_options: Sequence[tuple[str, int]] = (),
         interceptors: tuple[grpc.ServerInterceptor | aio.ServerInterceptor, ...] = (),
         config_store: ConfigStore | None = None,
         settings: RuntimeSettings | None = None,
@@ -93,6 +94,11 @@ class UserServer:
         self.tls = tls
         # Closing connections after this age makes DNS clients re-resolve and find new instances (lesson 03).
         self.max_connection_age_ms = max_connection_age_ms
+        # Any other gRPC server channel arguments, e.g. the ping policy a client's keepalive needs (lesson 11).
+        bad = [o for o in server_options if not (isinstance(o[0], str) and o[0].startswith("grpc."))]
+        if bad:
+            raise ValueError(f"invalid argument: server_options: {bad!r}; use ('grpc.<name>', value) pairs")
+        self.server_options = list(server_options)
         # Extra interceptors (auth, logging) run after the lab's own metrics, served-by and fault interceptors;
         # grpc.aio.ServerInterceptor ones for the "aio" server, grpc.ServerInterceptor ones for "threads".
         self.extra_interceptors = tuple(interceptors)
@@ -223,8 +229,10 @@ class UserServer:
     def _options(self) -> list[tuple[str, int]]:
         # gRPC sets SO_REUSEPORT by default on Linux: a second server would then silently share
         # a port already in use instead of failing, and calls would land on either at random.
-        return [("grpc.so_reuseport", 0)] + (
-            [("grpc.max_connection_age_ms", self.max_connection_age_ms)] if self.max_connection_age_ms else []
+        return (
+            [("grpc.so_reuseport", 0)]
+            + ([("grpc.max_connection_age_ms", self.max_connection_age_ms)] if self.max_connection_age_ms else [])
+            + self.server_options
         )
 
     def _serve(

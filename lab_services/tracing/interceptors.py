@@ -76,11 +76,16 @@ class ClientTracing(grpc.UnaryUnaryClientInterceptor):
 
 
 class ServerTracing(grpc.ServerInterceptor):
-    """A SERVER span for each unary call, the child of the caller's span named in its `traceparent`."""
+    """A SERVER span for each unary call, the child of the caller's span named in its `traceparent`.
 
-    def __init__(self, tracer: trace.Tracer, instance: str = ""):
+    `annotate(span, request)`, when set, runs inside the span before the handler: the place a service adds
+    attributes of its own (which user was asked for, a tenant), as an application would with its own code.
+    """
+
+    def __init__(self, tracer: trace.Tracer, instance: str = "", annotate: Callable[[Any, Any], None] | None = None):
         self.tracer = tracer
         self.instance = instance
+        self.annotate = annotate
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -105,6 +110,8 @@ class ServerTracing(grpc.ServerInterceptor):
                 remaining = context.time_remaining()
                 if remaining is not None and remaining < 1e6:  # no deadline reads as a huge number
                     span.set_attribute("rpc.deadline_remaining_ms", round(remaining * 1000, 1))
+                if self.annotate is not None:
+                    self.annotate(span, request)
                 try:
                     return inner(request, context)
                 finally:

@@ -65,10 +65,29 @@ def test_pings_faster_than_five_minutes_end_a_quiet_healthy_stream_with_the_serv
 
 
 def test_the_exercise_solution_passes_and_wrong_answers_are_told_why(cluster):
-    assert exercises.check(lesson_11.NAME, lesson_11.hung_instance_options(), cluster=cluster).ok
-    verdict = exercises.check(lesson_11.NAME, [("grpc.keepalive_time_ms", 1000)], cluster=cluster)
-    assert not verdict.ok and "still open" in verdict.message
-    assert "expected a list" in exercises.check(lesson_11.NAME, None, cluster=cluster).message
+    client, server = lesson_11.hung_instance_options()
+    right = exercises.check(lesson_11.NAME, client, server, cluster=cluster)
+    assert right and right.message.startswith("a quiet stream stayed open 8 s with pings every 500 ms and no GOAWAY"), (
+        right.message
+    )
+    # The old solution: the right client options against a server left at its defaults. The quiet, healthy stream is
+    # thrown off with too_many_pings, and the verdict says which server option to set.
+    defaults = exercises.check(lesson_11.NAME, client, [], cluster=cluster)
+    assert not defaults and "the server ended your healthy, quiet stream before anything was paused: UNAVAILABLE" in (
+        defaults.message
+    ), defaults.message
+    assert "the server accepts a ping only every 300000 ms while no data flows (the default" in defaults.message
+    # A server option raised, but not below the client's pings.
+    too_strict = exercises.check(
+        lesson_11.NAME, client, [("grpc.http2.min_ping_interval_without_data_ms", 5000)], cluster=cluster
+    )
+    assert not too_strict and "only every 5000 ms while no data flows (your" in too_strict.message, too_strict.message
+    # Pings the server allows, but no ping timeout: a paused instance is never noticed.
+    slow = exercises.check(lesson_11.NAME, [("grpc.keepalive_time_ms", 1000)], server, cluster=cluster)
+    assert not slow and "still open" in slow.message and "how long may an unanswered ping wait" in slow.message
+    assert exercises.check(lesson_11.NAME, None, [], cluster=cluster).message.startswith("the client options should")
+    assert exercises.check(lesson_11.NAME, [], "x", cluster=cluster).message.startswith("the server options should")
+    assert {s.state for s in cluster.status().services} == {"running"}, "the checker leaves the lab's instances alone"
 
 
 def test_a_channel_per_call_opens_a_connection_per_call(cluster):

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import statistics
 
+import matplotlib.pyplot as plt
 import pytest
 from notebook_cells import unanswered
 
 from lab_services.core.wait import wait_until
 from lab_services.lessons import exercises
-from lab_services.lessons.exercises import lesson_13
-from lab_services.lessons.tracing_lab import TracedSystem, deadline_trace, latency_by_peer, retry_trace, span_table
+from lab_services.lessons.exercises import lesson_13, lesson_13_attribute
+from lab_services.lessons.tracing_lab import (
+    TracedSystem,
+    deadline_trace,
+    latency_by_peer,
+    plot_waterfall,
+    retry_trace,
+    slow_mystery,
+    span_table,
+)
 from lab_services.tracing import tracer_provider
 from lab_services.tracing.gateway import Gateway
 
@@ -101,21 +110,99 @@ def test_the_deadline_travels_and_is_exceeded(system):
 
 
 def test_the_slow_instance_exercise(system):
-    assert exercises.check("13-slowest", lesson_13.slowest, system=system)
-
-    def fastest(spans):
-        waits = {}
-        for s in spans:
-            if s.service == "gateway" and s.kind == "client":
-                waits.setdefault(s.attributes["net.peer"], []).append(s.ms)
-        return min(waits, key=lambda p: statistics.median(waits[p]))
-
-    wrong = exercises.check("13-slowest", fastest, system=system)
-    assert not wrong and "was not the slow one this time" in wrong.message
-    exercise, args, kwargs = unanswered("13", system=system)  # the notebook's own blank answer
-    assert "return one of ['user-1', 'user-2']" in exercises.check(exercise, *args, **kwargs).message
-    assert "pass a function" in exercises.check("13-slowest", "user-1", system=system).message
+    mystery = slow_mystery(system)
+    assert mystery.slow in ("user-1", "user-2") and "slow=" not in repr(mystery), "the lab keeps the answer to itself"
+    right = exercises.check("13-slowest", lesson_13.slowest, system=system, mystery=mystery)
+    assert right and right.message.startswith("right 3 times out of 3: in the lesson's spans"), right.message
     assert {r["peer"] for r in latency_by_peer(system.receiver.spans()).rows} == {"user-1", "user-2"}
+
+
+def _by_peer(spans, service, kind, key):
+    ms = {}
+    for s in spans:
+        if s.service == service and s.kind == kind:
+            ms.setdefault(s.attributes[key], []).append(s.ms)
+    return {peer: statistics.median(v) for peer, v in ms.items()}
+
+
+def _fastest_by_caller(spans):
+    by = _by_peer(spans, "gateway", "client", "net.peer")
+    return min(by, key=by.get)
+
+
+def _slowest_by_own_spans(spans):
+    by = _by_peer(spans, "user", "server", "lab.instance")
+    return max(by, key=by.get)
+
+
+@pytest.mark.parametrize(
+    "answer,says",
+    [
+        (_fastest_by_caller, "the gateway waited for least (its CLIENT spans' median): the fastest"),
+        # The slow instance waits before its handler; the others work inside theirs: their own spans mislead.
+        (_slowest_by_own_spans, "follow the user instances' own SERVER spans, which miss the delay"),
+        (lambda spans: "user-1", "ou named 'user-1' every time, while the slow instance changed"),
+        (lambda spans: "user-9", "return one of ['user-1', 'user-2'], got 'user-9'"),
+    ],
+)
+def test_a_wrong_slowest_answer_is_told_which_mistake_it_made(system, answer, says):
+    verdict = exercises.check("13-slowest", answer, system=system)
+    assert not verdict and says in verdict.message, verdict.message
+
+
+def test_the_slow_instance_exercise_left_blank(system):
+    mystery = slow_mystery(system)
+    exercise, args, kwargs = unanswered("13", "13-slowest", system=system, mystery=mystery)  # the notebook's own
+    assert exercises.check(exercise, *args, **kwargs).message.startswith("return one of ['user-1', 'user-2'], got None")
+    assert "pass a function" in exercises.check("13-slowest", "user-1", system=system).message
+
+
+def test_the_attribute_exercise(system):
+    right = exercises.check("13-attribute", *lesson_13_attribute.user_id_attribute(), system=system)
+    assert right and f"app.user.id={system.user_id}" in right.message, right.message
+    # The hook is removed afterwards: later calls carry only the lab's own attributes.
+    user = next(s for s in system.trace(system.call()[0], 5) if s.service == "user")
+    assert "app.user.id" not in user.attributes
+    plt.close("all")
+
+
+def _draw(spans):
+    return plot_waterfall(spans)
+
+
+@pytest.mark.parametrize(
+    "annotate,show,says",
+    [
+        (lambda span, request: None, _draw, "the user's SERVER span has no attribute of yours"),
+        (
+            lambda span, request: span.set_attribute("user_id", request.id),
+            _draw,
+            "the user's SERVER span carries {'user_id': ",
+        ),
+        (
+            lambda span, request: span.set_attribute("app.user.id", "u-404"),
+            _draw,
+            "app.user.id is 'u-404', but the call asked for user ",
+        ),
+        (lambda span, request: 1 / 0, _draw, "annotate(span, request) raised ZeroDivisionError: division by zero"),
+        (
+            lambda span, request: span.set_attribute("app.user.id", request.id),
+            _draw,
+            "no row of the waterfall shows it",
+        ),
+        (lambda span, request: span.set_attribute("app.user.id", request.id), print, "show(spans) returned None"),
+    ],
+)
+def test_a_wrong_attribute_answer_is_told_what_is_missing(system, annotate, show, says):
+    verdict = exercises.check("13-attribute", annotate, show, system=system)
+    plt.close("all")
+    assert not verdict and says in verdict.message, verdict.message
+
+
+def test_the_attribute_exercise_left_blank(system):
+    exercise, args, kwargs = unanswered("13", "13-attribute", system=system)
+    verdict = exercises.check(exercise, *args, **kwargs)
+    assert not verdict and verdict.message.startswith("the user's SERVER span has no attribute of yours"), verdict
 
 
 def test_bad_settings_are_refused_naming_the_field():

@@ -2,16 +2,20 @@
 
     verdict = check("02-ttl", register, heartbeat, consul_http=CONSUL)
     print(solution("02-ttl"))
+    hints("02-ttl")           # hint 1, hint 2, then the solution's code: what the hints widget reveals in turn
     reveal_solutions()        # the instructor's switch (the dashboard's toggle): every verdict now shows its solution
 
-One module per lesson (`lesson_02.py`): its `check` and its `SOLUTION`, a real function the tests run through
-the checker, so a published solution cannot rot. `solution()` shows that function's source.
+One module per exercise (`lesson_02.py`): its `check`, its `SOLUTION`, a real function the tests run through
+the checker, so a published solution cannot rot, and its two `HINTS`. `solution()` shows that function's source.
 """
 
 from __future__ import annotations
 
 import inspect
+import sysconfig
+import traceback
 from dataclasses import replace
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +34,7 @@ from lab_services.lessons.exercises import (
     lesson_11,
     lesson_12,
     lesson_13,
+    lesson_13_attribute,
     lesson_14,
     predictions,
 )
@@ -53,6 +58,7 @@ LESSONS: dict[str, ModuleType] = {
         lesson_11,
         lesson_12,
         lesson_13,
+        lesson_13_attribute,
         lesson_14,
         predictions,
     )
@@ -82,13 +88,29 @@ def _lesson(exercise: str) -> ModuleType:
     return LESSONS[exercise]
 
 
+# Code that is not the learner's: this package, the standard library and installed libraries.
+_NOT_YOURS = (
+    str(Path(__file__).resolve().parents[2]),
+    *{sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")},
+)
+
+
+def _where(err: BaseException) -> str:
+    """Where in the learner's own code `err` was raised (their deepest frame), so a crash points at a line."""
+    yours = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith(_NOT_YOURS)]
+    if not yours:
+        return ""
+    frame = yours[-1]
+    return f" (in your {frame.name}, line {frame.lineno}: {frame.line})" if frame.line else f" (in your {frame.name})"
+
+
 def check(exercise: str, *args: Any, **kwargs: Any) -> Verdict:
     """Run the checker of `exercise` (e.g. "02-ttl") on the learner's answer; see each lesson for its arguments."""
     lesson = _lesson(exercise)
     try:
         verdict = lesson.check(*args, **kwargs)
     except Exception as err:  # A learner's half-written answer must get a verdict, not a traceback.
-        verdict = Verdict(exercise, False, f"checking your answer raised {type(err).__name__}: {err}")
+        verdict = Verdict(exercise, False, f"checking your answer raised {type(err).__name__}: {err}{_where(err)}")
     verdict = replace(verdict, solution=solution(exercise)) if _revealed else verdict
     _history.append(verdict)
     # A prediction is a guess, not work that can be stuck: only exercises reach the classroom board.
@@ -100,6 +122,14 @@ def check(exercise: str, *args: Any, **kwargs: Any) -> Verdict:
 def history() -> list[Verdict]:
     """Every verdict given in this kernel, oldest first: exercises and predictions alike, for a learner's recap."""
     return list(_history)
+
+
+def hints(exercise: str) -> list[str]:
+    """The graded help for `exercise`, in the order it is revealed: hint 1, hint 2, then one solution's code."""
+    lesson = _lesson(exercise)
+    if not hasattr(lesson, "HINTS"):
+        raise KeyError(f"{exercise!r} has no hints: a prediction is answered by the experiment that follows it")
+    return [*lesson.HINTS, solution(exercise)]
 
 
 def published(exercise: str) -> Any:
@@ -117,6 +147,7 @@ __all__ = [
     "LESSONS",
     "Verdict",
     "check",
+    "hints",
     "history",
     "names",
     "published",

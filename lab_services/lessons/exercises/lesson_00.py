@@ -70,4 +70,18 @@ def read_shape(client: consul.Consul, etcd: Any) -> dict[str, Any]:
     }
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "Each field is one call on a client the checker hands you: py-consul's `consul_client.status` and "
+        "`consul_client.agent`, pyetcd's `etcd_client.status()` and `etcd_client.members`. Print what each "
+        "returns before you pick from it."
+    ),
+    (
+        "`status.leader()` and `status.peers()` already return 'host:port' strings (sort the peers); "
+        "`agent.members()` returns dicts, keep each `['Name']`; `etcd_client.status().leader.name` names the "
+        "leader, and every member in `etcd_client.members` has a `.name`. Sort both lists of names."
+    ),
+)
+
 SOLUTION = read_shape

@@ -18,14 +18,9 @@ def check(summary: Any) -> Verdict:
     if summary is None or not hasattr(summary, "imported"):
         return Verdict(NAME, False, "return the ImportSummary that stub.ImportUsers(...) answers")
     rejected = list(summary.rejected)
-    if summary.imported != 2 or len(rejected) != 1:
-        return Verdict(
-            NAME,
-            False,
-            f"expected 2 imported and 1 rejected, got {summary.imported} imported and "
-            f"{len(rejected)} rejected; send three records in one call, one with an empty name or a bad email "
-            "(and use emails no earlier run used)",
-        )
+    wrong = _miscount(summary.imported, rejected)
+    if wrong:
+        return Verdict(NAME, False, f"{summary.imported} imported and {len(rejected)} rejected: {wrong}")
     reason = rejected[0].reason
     if reason.split(":")[0] not in ("name", "email"):
         return Verdict(
@@ -34,6 +29,24 @@ def check(summary: Any) -> Verdict:
     return Verdict(
         NAME, True, f"one call, three records: record {rejected[0].index} was refused ({reason}) and the rest kept"
     )
+
+
+def _miscount(imported: int, rejected: list[Any]) -> str:
+    """What is wrong with a summary of `imported` users and `rejected` records ('' when it is 2 and 1)."""
+    sent = imported + len(rejected)
+    reasons = "; ".join(f"record {r.index}: {r.reason}" for r in rejected)
+    if sent != 3:
+        return f"the call carried {sent} records; send exactly three in one ImportUsers call"
+    if not rejected:
+        return "none was invalid; give one record an empty name or an email that is not an address"
+    if len(rejected) > 1:
+        reused = (
+            " (an email an earlier run already used is refused too: make every email new)"
+            if "already used" in reasons
+            else ""
+        )
+        return f"only one record should be invalid, but the server refused {reasons}{reused}"
+    return ""
 
 
 def import_three(stub: Any) -> Any:
@@ -46,5 +59,18 @@ def import_three(stub: Any) -> Any:
     ]
     return stub.ImportUsers(iter(records))
 
+
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "ImportUsers is client-streaming: you pass an iterator of requests, and the server answers once, with"
+        " an ImportSummary, after the last one. A record is refused for an empty name or an email without "
+        "'@'."
+    ),
+    (
+        'Build three `lab.user_pb2.CreateUserRequest(name=..., email=...)`, one of them with `name=""`, put a'
+        " fresh suffix in every email (`uuid.uuid4().hex[:8]`), and return `stub.ImportUsers(iter(records))`."
+    ),
+)
 
 SOLUTION = import_three

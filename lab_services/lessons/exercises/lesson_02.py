@@ -98,7 +98,9 @@ def check(
             return Verdict(
                 NAME,
                 False,
-                f"{check_id} was still {health.status(check_id)!r} {TTL_S + 2:g} s after the heartbeat stopped",
+                f"{check_id} was still {health.status(check_id)!r} {TTL_S + 2:g} s after heartbeat() returned, so "
+                "something else still reports it passing: a second heartbeat thread, or one your earlier runs "
+                "left going (restart the kernel); only heartbeat() may call ttl_pass",
             )
         return Verdict(
             NAME,
@@ -132,5 +134,18 @@ def my_ttl_registration() -> tuple[Callable[..., None], Callable[..., None]]:
 
     return register, heartbeat
 
+
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "register: `client.agent.service.register(name, service_id=..., address=..., port=..., check=...)`, "
+        'and a TTL check is `consul.Check.ttl("5s")`. Consul names the check; heartbeat is handed its id.'
+    ),
+    (
+        "heartbeat: loop `while not stop.is_set():`, call `client.agent.check.ttl_pass(check_id)`, then wait "
+        "with `stop.wait(...)` for a good deal less than the TTL (a third of it leaves room for two lost "
+        "heartbeats)."
+    ),
+)
 
 SOLUTION = my_ttl_registration

@@ -116,4 +116,16 @@ def v2_channel(consul_http: str) -> PickerChannel:
     return PickerChannel(watcher, policy="round_robin")
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "`lab.ConsulWatcher` takes `filter_expr=`, an expression in Consul's filter language that the server "
+        "evaluates over each health entry before it answers. The version is in the service's meta."
+    ),
+    (
+        'The expression is `Service.Meta.version == "v2"`. Start the watcher (`.start()`) and wrap it: '
+        "`lab.PickerChannel(watcher)`."
+    ),
+)
+
 SOLUTION = v2_channel

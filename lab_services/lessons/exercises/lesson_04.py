@@ -129,4 +129,17 @@ def lease_and_keepalive() -> tuple[Callable[..., Any], Callable[..., None]]:
     return attach, keep_alive
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "In etcd a key does not have a TTL; a lease does, and a key is attached to a lease: grant first "
+        "(`etcd.lease(ttl)`), then put the key under it (`etcd.put(key, value, lease=lease)`), and return the"
+        " lease."
+    ),
+    (
+        "keep_alive: `while not stop.is_set(): lease.refresh(); stop.wait(lease.granted_ttl / 3)`: refresh "
+        "well within the TTL, and end as soon as stop is set."
+    ),
+)
+
 SOLUTION = lease_and_keepalive

@@ -72,4 +72,13 @@ def next_request(received: list[int]) -> Any:
     return user_pb2.WatchUsersRequest(since_sequence=max(received))
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    ("`since_sequence` asks the server for every change after that sequence. Which sequence do you already have?"),
+    (
+        "With events received, return `WatchUsersRequest(since_sequence=max(received))`; with none, a plain "
+        "`WatchUsersRequest()`: since_sequence is optional, and setting it (even to 0) replays history."
+    ),
+)
+
 SOLUTION = next_request

@@ -72,4 +72,16 @@ def my_mtls_channel(address: str, ca_file: str, cert_file: str, key_file: str) -
     return grpc.secure_channel(address, credentials)
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "mTLS asks two things of a client: trust the server's CA, and present a certificate of its own with "
+        "its private key. `grpc.ssl_channel_credentials` takes all three, as bytes, not paths."
+    ),
+    (
+        "`grpc.ssl_channel_credentials(root_certificates=CA, private_key=KEY, certificate_chain=CERT)`, each "
+        "read with `Path(file).read_bytes()`, then `grpc.secure_channel(address, credentials)`."
+    ),
+)
+
 SOLUTION = my_mtls_channel

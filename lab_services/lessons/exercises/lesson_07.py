@@ -111,4 +111,16 @@ def my_retry_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "Two things miss the target: the share of calls whose every attempt fails (0.3 to the power of "
+        "maxAttempts), and backoffs too long for the retries to fit in a 0.5 s deadline."
+    ),
+    (
+        "Set maxAttempts to 5 (0.3**5 = 0.24 % of calls fail) and initialBackoff / maxBackoff to tens of "
+        'milliseconds ("0.01s" and "0.05s") in `config["methodConfig"][0]["retryPolicy"]`.'
+    ),
+)
+
 SOLUTION = my_retry_config

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from lab_services.core.durations import parse_duration
 from lab_services.lessons.exercises.verdict import Verdict
 from lab_services.metrics import prometheus
 
@@ -29,6 +30,20 @@ def check(promql: Any, url: str, window: str = "30s") -> Verdict:
     )
     expected = {s.labels.get("instance"): s.value for s in prometheus.query(url, reference, at=at)}
     got = {s.labels.get("instance"): s.value for s in theirs}
+    if not expected:
+        return Verdict(
+            name,
+            False,
+            f"Prometheus has recorded no CreateUser calls of job {prometheus.CONSUL_JOB} in the last {window}, so "
+            "there is nothing to compare your query with: run the load cell above, wait for two scrapes, check again",
+        )
+    if not got:
+        return Verdict(
+            name,
+            False,
+            "your query returned no series at all: a metric name or label value matches nothing; the counter is "
+            'grpc_server_handled_total, with labels job="lab-services" and grpc_method="CreateUser"',
+        )
     if set(got) != set(expected):
         extra = sorted({k for s in theirs for k in s.labels} - {"instance"})
         hint = f" (your series also carry {extra}: sum them away with `sum by (instance)`)" if extra else ""
@@ -41,8 +56,7 @@ def check(promql: Any, url: str, window: str = "30s") -> Verdict:
                 name,
                 False,
                 f"{instance}: your query says {got[instance]:.2f}/s, CreateUser calls are {value:.2f}/s; "
-                f'count only grpc_method="CreateUser" of job {prometheus.CONSUL_JOB} (each instance is scraped '
-                f"twice, once per discovery path), over [{window}]",
+                + _why_off(got[instance] / value if value else float("inf"), window),
             )
     return Verdict(
         name,
@@ -52,10 +66,35 @@ def check(promql: Any, url: str, window: str = "30s") -> Verdict:
     )
 
 
+def _why_off(ratio: float, window: str) -> str:
+    """The likely mistake behind a rate `ratio` times the true one."""
+    seconds = parse_duration(window)
+    if abs(ratio - seconds) < 0.1 * seconds:
+        return f"that is calls per {window}, not per second: take rate(...[{window}]), not increase(...)"
+    if abs(ratio - 2) < 0.2:
+        return (
+            f"every call counts twice: each instance is scraped by two jobs (one per discovery path), so keep only "
+            f'job="{prometheus.CONSUL_JOB}"'
+        )
+    return f'count only grpc_method="CreateUser" of job {prometheus.CONSUL_JOB}, as a rate over [{window}]'
+
+
 def my_query() -> str:
     """CreateUser calls per second per instance, from the Consul-discovered job only (each instance is scraped
     twice)."""
     return 'sum by (instance) (rate(grpc_server_handled_total{job="lab-services",grpc_method="CreateUser"}[30s]))'
 
+
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "The counter is `grpc_server_handled_total`, labelled by `grpc_method` and `job`; `rate(...[30s])` "
+        "turns it into calls per second. Prometheus scrapes every instance twice, once per job: keep one job."
+    ),
+    (
+        'Select `{job="lab-services", grpc_method="CreateUser"}`, take `rate(...[30s])`, then `sum by '
+        "(instance) (...)` to add up the status codes and keep only the instance label."
+    ),
+)
 
 SOLUTION = my_query

@@ -79,4 +79,16 @@ def my_settings() -> dict[str, str]:
     return {"check_interval": "1s", "check_timeout": "2s"}
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "A kill -9 is noticed at the next check: up to one interval. A hang is noticed only when a check "
+        "times out: up to interval + timeout. Count about 0.5 s more for Consul and the watcher."
+    ),
+    (
+        'Consul will not check more often than every 1 s, so `check_interval` "1s" bounds a kill near 1.5 s, '
+        'and a `check_timeout` of "2s" bounds a hang near 3.5 s.'
+    ),
+)
+
 SOLUTION = my_settings

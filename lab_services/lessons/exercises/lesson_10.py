@@ -44,6 +44,16 @@ def _parser_problem(setting: Setting) -> str | None:
     return None
 
 
+def _states(fleet: Fleet) -> str:
+    """Each instance's page_size and, if it refused a revision, why: what a learner needs when one lags."""
+    states = []
+    for name, admin in fleet.admins.items():
+        report = admin.settings()
+        refused = f", refused {report['rejected']['errors']}" if report["rejected"] else ""
+        states.append(f"{name}: page_size={report['values'].get('page_size')!r}{refused}")
+    return "; ".join(states)
+
+
 def check(setting: Any, cluster: Cluster, store: str = "consul", instances: int = 2) -> Verdict:
     """10-new-setting: `setting` is Setting("page_size", 20, parse) and hot-reloads on every instance within 2 s."""
     if not isinstance(setting, Setting):
@@ -65,7 +75,11 @@ def check(setting: Any, cluster: Cluster, store: str = "consul", instances: int 
             try:
                 reports = wait_applied(fleet.admins, "page_size", 42, timeout=WITHIN_S + 3)
             except WaitTimeout as err:
-                return Verdict(NAME, False, f"page_size=42 was written but not applied everywhere: {err}")
+                return Verdict(
+                    NAME,
+                    False,
+                    f"page_size=42 was written but not applied everywhere ({err}); what they report: " + _states(fleet),
+                )
             took = max(r["applied_at"] for r in reports.values()) - written
             if took > WITHIN_S:
                 return Verdict(
@@ -82,7 +96,9 @@ def check(setting: Any, cluster: Cluster, store: str = "consul", instances: int 
                 )
             except WaitTimeout:
                 return Verdict(
-                    NAME, False, "page_size=1000 was not rejected by every instance; the parser must refuse it"
+                    NAME,
+                    False,
+                    "page_size=1000 was not rejected by every instance; the parser must refuse it: " + _states(fleet),
                 )
             kept = {n: a.settings()["values"]["page_size"] for n, a in fleet.admins.items()}
             if set(kept.values()) != {42}:
@@ -103,5 +119,18 @@ def page_size_setting() -> Setting:
     refuses."""
     return Setting("page_size", 20, int_between(1, 100), "how many users ListUsers returns per page")
 
+
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "A parser takes the stored text and returns the value, or raises ValueError saying why; the instance "
+        "then reports the rejection and keeps its last good value. Texts arrive as strings, possibly with "
+        "spaces."
+    ),
+    (
+        '`lab.int_between(1, 100)` is such a parser; by hand: `n = int(text.strip())` (int("ten") already '
+        "raises ValueError), then raise ValueError when not `1 <= n <= 100`, and return n."
+    ),
+)
 
 SOLUTION = page_size_setting

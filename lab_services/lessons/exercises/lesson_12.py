@@ -110,4 +110,16 @@ def diagnose(address: str, service: str) -> dict[str, str] | None:
     return None
 
 
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "`/v1/health/service/<name>` returns one entry per instance with its `Node` and all its `Checks`, the"
+        " node's own `serfHealth` included. Look for the entry with a critical check."
+    ),
+    (
+        'In that entry: the instance is `entry["Service"]["ID"]`, the node `entry["Node"]["Node"]`; the cause'
+        ' is "node" when a critical check\'s `CheckID` is "serfHealth", else "service".'
+    ),
+)
+
 SOLUTION = diagnose

@@ -13,6 +13,15 @@ from lab_services.runtime.cluster import Cluster
 NAME = "14-capstone"
 
 
+# What to change when an objective is missed, in the order of the report card's rows (capstone.grade).
+ADVICE = (
+    "retry a failed call on another instance (PickerChannel retries=) and follow every Consul server, not one",
+    "a hung instance holds each call until its deadline: give every call a short deadline (about 0.25 s) and retry "
+    "elsewhere",
+    "calls kept going to a dead instance or a dead Consul server: eject failing instances (eject_for=, a breaker "
+    "per instance) and watch all the Consul servers",
+    "pick only from the instances a watcher lists as passing, and look them up again when Consul's answer changes",
+)
 DEFAULT_SLO = SLO()  # the capstone's own targets; an SLO is frozen, so one instance serves every check
 
 
@@ -24,7 +33,11 @@ def check(
         card = grade(run_client(cluster, build_client, progress=progress), slo)
     except ClientError as err:
         return Verdict(NAME, False, str(err))
-    failed = card.failed()
+    failed = [
+        f"{row['objective']}: {row['measured']}, so {advice}"
+        for row, advice in zip(card.rows, ADVICE, strict=True)
+        if row["verdict"] != "pass"
+    ]
     if failed:
         return Verdict(NAME, False, "the SLO was missed: " + "; ".join(failed))
     return Verdict(
@@ -75,5 +88,19 @@ def resilient_client(consul_http: list[str]) -> Callable:
     call.close = close
     return call
 
+
+# Graded help, revealed one at a time by lab.hints(NAME) before the solution itself.
+HINTS = (
+    (
+        "The chaos run kills and hangs instances and the Consul leader. A client that holds the SLO follows "
+        "the registry (a watcher over every Consul server), puts a deadline on every call, and retries "
+        "elsewhere."
+    ),
+    (
+        'Combine `ConsulWatcher("user", consul_http)`, `PickerChannel(watcher, retries=2, eject_for=3.0, '
+        "breakers=BreakerRegistry(...))` and a 0.25 s timeout on CreateUser; return `call(request) -> "
+        "served_by`, with `call.close` stopping both."
+    ),
+)
 
 SOLUTION = resilient_client

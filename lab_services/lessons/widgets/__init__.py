@@ -6,6 +6,7 @@ from lab_services.lessons.widgets.cluster_overview import ClusterOverview
 from lab_services.lessons.widgets.dashboard import LabDashboard
 from lab_services.lessons.widgets.fault_panel import FaultPanel
 from lab_services.lessons.widgets.health_board import HealthBoard
+from lab_services.lessons.widgets.hints import HintLadder, hints
 from lab_services.lessons.widgets.lease_control import LeaseControl
 from lab_services.lessons.widgets.stream_meter import StreamMeter
 from lab_services.lessons.widgets.traffic_split import TrafficSplit
@@ -14,8 +15,10 @@ __all__ = [
     "ClusterOverview",
     "FaultPanel",
     "HealthBoard",
+    "HintLadder",
     "LabDashboard",
     "LeaseControl",
     "StreamMeter",
     "TrafficSplit",
+    "hints",
 ]
