@@ -15,6 +15,8 @@ from lab_services.classroom.hub import Hub, HubError
 from lab_services.classroom.remote_kernel import KernelError, RemoteKernel
 from lab_services.classroom.settings import HubSettings
 from lab_services.classroom.singleuser import FIRST_LESSON, copy_lessons
+from lab_services.core.wait import wait_until
+from lab_services.runtime.local.cluster import LocalCluster
 
 pytestmark = pytest.mark.servers
 
@@ -48,10 +50,28 @@ def classroom(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def labs(classroom):
+def first_engines(classroom):
+    """Each learner's lab as their server started it, before any cell ran: its engine's pid."""
+    hub, _ = classroom
+    corners = {name: LocalCluster(hub.settings.data_dir / "learners" / name) for name in LEARNERS}
+    wait_until(
+        lambda: all(c.running() for c in corners.values()), 120, "each learner's server to start lesson 00's lab"
+    )
+    return {name: corner.support_pids()["engine"] for name, corner in corners.items()}
+
+
+@pytest.fixture(scope="module")
+def labs(classroom, first_engines):
     """Lesson 00's cell that starts the lab, and its checker, in each learner's own kernel."""
     _, kernels = classroom
     return {name: json.loads(kernel.execute(LESSON_00)) for name, kernel in kernels.items()}
+
+
+def test_lesson_00_reuses_the_lab_the_learners_server_started_for_it(classroom, first_engines, labs):
+    hub, _ = classroom
+    for name in LEARNERS:
+        engine = LocalCluster(hub.settings.data_dir / "learners" / name).support_pids()["engine"]
+        assert engine == first_engines[name], f"{name}'s lesson 00 started a lab of its own instead of reusing it"
 
 
 def test_each_learner_runs_lesson_00_and_passes_its_checker_in_their_own_lab(labs):

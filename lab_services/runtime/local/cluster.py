@@ -106,7 +106,9 @@ class LocalCluster(Cluster):
     def ensure(self, wanted: ClusterConfig, owner_pid: int | None = None) -> None:
         """A lab started from a notebook is owned by that kernel: when the kernel dies, the lab goes with it. A lab
         started with `discovery-lab up` (as `make lab` does) has no owner and runs until `down`. A running lab too
-        small for `wanted` is restarted in the smallest shape that serves both, keeping its owner."""
+        small for `wanted` is restarted in the smallest shape that serves both, keeping its owner. A lab still
+        starting (a classroom server starts lesson 00's as the learner arrives) is waited for, then judged."""
+        self._wait_for_previous(timeout=120.0)
         state = self.published()
         if state and "status" in state:
             running = ClusterConfig(**state["status"]["config"])
