@@ -4,6 +4,10 @@ The read returns the instances and the store's revision; watching from revision+
 put and delete exactly once, so nothing falls between the read and the watch. When the watch breaks (the
 member died, or the revision was compacted away) the watcher reads the prefix again and watches anew,
 backing off between attempts; with several endpoints, pyetcd moves on to the next after a failure.
+
+Every layout `parse_instance` reads is followed (the lab's JSON, the Go articles' keys, etcd's naming format), so
+instances written by other programs in the same cluster are called like the lab's own. A key in no layout it reads
+is logged once, with the key and why, kept in `unreadable`, and skipped: the watch goes on.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 class EtcdWatcher(Watcher):
-    """Follows `service` under `prefix` in etcd (keys `{prefix}/{service}/{id}` written by EtcdRegistrar).
+    """Follows `service` under `prefix` in etcd (keys `{prefix}/{service}/{id}`, in any layout `parse_instance` reads).
 
     >>> w = EtcdWatcher("user", ["127.0.0.1:2379"]).start()
     """
@@ -51,6 +55,10 @@ class EtcdWatcher(Watcher):
         self.endpoints = etcd_endpoints(endpoints)
         self.prefix = service_prefix(prefix, service)
         self.revision: int | None = None
+        # Keys in no layout the watcher reads, and why; each is logged once (again only if its reason changes).
+        self.unreadable: dict[str, str] = {}
+        # The instance id each readable key holds, so a delete removes the right instance whatever the layout.
+        self._ids: dict[str, str] = {}
         self._client = etcd_client(self.endpoints, request_timeout)
 
     @property
@@ -60,15 +68,33 @@ class EtcdWatcher(Watcher):
         return f"etcd at {where} under {self.prefix}"
 
     def _decode(self, key: bytes, value: bytes) -> ServiceInstance | None:
+        name = key.decode(errors="replace")
         try:
-            return instance_from_etcd(parse_instance(key, value))
+            instance = instance_from_etcd(parse_instance(key, value))
         except ValueError as err:
-            log.warning("%s: skipping %s", self.where, err)
+            self._ids.pop(name, None)
+            if self.unreadable.get(name) != str(err):
+                self.unreadable[name] = str(err)
+                log.warning("%s: skipping %s", self.where, err)
             return None
+        self.unreadable.pop(name, None)
+        self._ids[name] = instance.id
+        return instance
+
+    def _forget(self, key: bytes) -> str | None:
+        """A deleted key: the id of the instance it held, if it held one."""
+        name = key.decode(errors="replace")
+        self.unreadable.pop(name, None)
+        return self._ids.pop(name, None)
 
     def _follow(self) -> None:
         response = self._client.get_prefix_response(self.prefix)
         snapshot = {}
+        present = {kv.key.decode(errors="replace") for kv in response.kvs}
+        # Keys deleted while the watch was broken: forget them, so each is reported afresh if it comes back.
+        for gone in (set(self._ids) | set(self.unreadable)) - present:
+            self._ids.pop(gone, None)
+            self.unreadable.pop(gone, None)
         for kv in response.kvs:
             instance = self._decode(kv.key, kv.value)
             if instance is not None:
@@ -90,13 +116,15 @@ class EtcdWatcher(Watcher):
                     raise update
                 current = {i.id: i for i in self.instances()}
                 for event in update.events:
-                    key = event.key.decode()
                     if isinstance(event, etcd_events.PutEvent):
+                        held = self._ids.get(event.key.decode(errors="replace"))
                         instance = self._decode(event.key, event.value)
+                        if held is not None and (instance is None or instance.id != held):
+                            current.pop(held, None)
                         if instance is not None:
                             current[instance.id] = instance
                     elif isinstance(event, etcd_events.DeleteEvent):
-                        current.pop(key[len(self.prefix) :], None)
+                        current.pop(self._forget(event.key), None)
                 self.revision = update.header.revision
                 self._apply(current)
         finally:

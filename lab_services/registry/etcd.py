@@ -7,7 +7,10 @@ Key layout (one key per instance, attached to the instance's lease)::
                                        "meta": {"version": "v1", "metrics_port": "9101"}}
 
 e.g. `/services/user/user-5001`. Discovery lists or watches the prefix `{prefix}/{name}/` (see
-`service_prefix`) and decodes each value with `parse_instance`.
+`service_prefix`) and decodes each key and value with `parse_instance`, which also reads the two other layouts a
+learner meets in the same cluster: the Go articles' (`/services/user/127.0.0.1:8080`, the value empty or the address
+as plain text) and etcd's own naming format (`{"Op": 0, "Addr": "127.0.0.1:8080"}`, written by etcd's endpoints
+manager for gRPC's etcd resolver).
 
 etcd has no health checks: the lease is the health signal. The registrar refreshes it every lease_ttl/3;
 if the process dies, refreshes stop and etcd deletes the key when the lease expires. If the lease is lost
@@ -78,26 +81,73 @@ def instance_value(registration: ServiceRegistration) -> dict[str, Any]:
     }
 
 
+# The layouts `parse_instance` reads, as its result's "dialect" names them.
+DIALECTS = ("lab", "articles", "etcd-naming")
+
+
 def parse_instance(key: str | bytes, value: bytes | str) -> dict[str, Any]:
-    """Decode one instance key and value written by `EtcdRegistrar`; ValueError naming the key if it is not one."""
-    key = key.decode() if isinstance(key, bytes) else key
+    """Decode one instance key and value in any dialect of `DIALECTS`; ValueError naming the key and why if it is none.
+
+    The lab's JSON carries its own id; for the other two the key's last segment is the id (every key is one instance)
+    and the segment before it the service name. `"dialect"` in the result says which layout the value was in.
+    """
+    key = key.decode(errors="replace") if isinstance(key, bytes) else key
     try:
-        data = json.loads(value)
-        instance = {
-            "id": str(data["id"]),
-            "name": str(data["name"]),
-            "address": str(data["address"]),
-            "host": str(data["host"]),
-            "port": int(data["port"]),
-            "tags": [str(t) for t in data.get("tags", [])],
-            "meta": {str(k): str(v) for k, v in data.get("meta", {}).items()},
-        }
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
-        raise ValueError(
-            f"{key}: not a service instance written by EtcdRegistrar ({type(err).__name__}: {err})"
-        ) from None
+        text = value.decode() if isinstance(value, bytes) else value
+        instance = _decode_value(key, text.strip())
+    except KeyError as err:
+        raise ValueError(f"{key}: not a service instance: the lab's JSON has no field {err}") from None
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"{key}: not a service instance: {err}") from None
     instance["key"] = key
     return instance
+
+
+def _decode_value(key: str, text: str) -> dict[str, Any]:
+    if not text.startswith("{"):
+        # The articles' layout: the address is the value, or the key's last segment when the value is empty.
+        address = text or key.rstrip("/").rsplit("/", 1)[-1]
+        return _foreign_instance(key, address, "articles", {})
+    data = json.loads(text)
+    if "Addr" in data:
+        # etcd's naming format; Op 0 is an Add (a Delete is written by deleting the key, never as a value).
+        if data.get("Op", 0) != 0:
+            raise ValueError(f"etcd naming update with Op {data['Op']!r}, not 0 (Add)")
+        metadata = data.get("Metadata")
+        meta = {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+        return _foreign_instance(key, str(data["Addr"]), "etcd-naming", meta)
+    if "id" not in data:
+        raise ValueError("JSON with neither the lab's 'id' nor etcd naming's 'Addr'")
+    return {
+        "id": str(data["id"]),
+        "name": str(data["name"]),
+        "address": str(data["address"]),
+        "host": str(data["host"]),
+        "port": int(data["port"]),
+        "tags": [str(t) for t in data.get("tags", [])],
+        "meta": {str(k): str(v) for k, v in data.get("meta", {}).items()},
+        "dialect": "lab",
+    }
+
+
+def _foreign_instance(key: str, address: str, dialect: str, meta: dict[str, str]) -> dict[str, Any]:
+    """An instance written without the lab's JSON: identity from the key, the rest from `address` ('host:port')."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port with a port from 1 to 65535")
+    segments = key.rstrip("/").split("/")
+    if len(segments) < 3 or not segments[-2]:
+        raise ValueError("the key has no service segment before the instance, as in /services/user/127.0.0.1:8080")
+    return {
+        "id": segments[-1],
+        "name": segments[-2],
+        "address": address,
+        "host": host.strip("[]"),
+        "port": int(port),
+        "tags": [],
+        "meta": meta,
+        "dialect": dialect,
+    }
 
 
 class EtcdRegistrar(Registrar):
