@@ -123,33 +123,15 @@ def fetch(
             "LAB_PROMETHEUS_BIN"
         )
     apt_dir = cache_dir() / "apt"
-    for sub in ("lists/partial", "archives/partial", "debs"):
-        (apt_dir / sub).mkdir(parents=True, exist_ok=True)
-    sources = apt_dir / "sources.list"
-    suites = sorted({t.suite for t in missing})
-    sources.write_text("".join(f"deb [signed-by={KEYRING}] {ARCHIVE} {s} main\n" for s in suites))
-    options = [
-        "-o",
-        f"Dir::Etc::SourceList={sources}",
-        "-o",
-        "Dir::Etc::SourceParts=/dev/null",
-        "-o",
-        f"Dir::State::Lists={apt_dir / 'lists'}",
-        "-o",
-        f"Dir::Cache={apt_dir}",
-        "-o",
-        "Debug::NoLocking=1",
-        "-o",
-        "APT::Sandbox::User=root",
-    ]
+    options = private_apt(apt_dir, sorted({t.suite for t in missing}))
     log(f"fetching {', '.join(t.package + '/' + t.suite for t in missing)} from Debian's archive")
     total = 2 + len(missing)
     debs = apt_dir / "debs"
     try:
         step(0, total, "apt-get update (the archive's package lists)")
-        _run(["apt-get", *options, "update"], "apt-get update")
+        run_step(["apt-get", *options, "update"], "apt-get update")
         step(1, total, f"apt-get download {len(missing)} packages")
-        _run(
+        run_step(
             ["apt-get", *options, "download", *[f"{t.package}/{t.suite}" for t in missing]],
             "apt-get download",
             cwd=debs,
@@ -163,7 +145,7 @@ def fetch(
             deb = next(iter(sorted(debs.glob(f"{tool.package}_*.deb"))), None)
             if deb is None:
                 raise MissingBinaryError(f"apt-get download left no {tool.package}_*.deb in {debs}")
-            _run(["dpkg-deb", "-x", str(deb), tmp], f"unpacking {deb.name}")
+            run_step(["dpkg-deb", "-x", str(deb), tmp], f"unpacking {deb.name}")
             source = Path(tmp) / "usr" / "bin" / tool.name
             if not source.is_file():
                 raise MissingBinaryError(f"{deb.name} has no usr/bin/{tool.name}")
@@ -171,6 +153,29 @@ def fetch(
             log(f"installed {bin_dir() / tool.name}")
     step(total, total, "fetched")
     return {t.name: bin_dir() / t.name for t in wanted}
+
+
+def private_apt(apt_dir: Path, suites: list[str]) -> list[str]:
+    """apt-get options for a configuration of our own in `apt_dir` (source list, package lists, cache), reading
+    `suites` of Debian's archive: the system's sources and state are never changed, and no root is needed."""
+    for sub in ("lists/partial", "archives/partial", "debs"):
+        (apt_dir / sub).mkdir(parents=True, exist_ok=True)
+    sources = apt_dir / "sources.list"
+    sources.write_text("".join(f"deb [signed-by={KEYRING}] {ARCHIVE} {s} main\n" for s in suites))
+    return [
+        "-o",
+        f"Dir::Etc::SourceList={sources}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={apt_dir / 'lists'}",
+        "-o",
+        f"Dir::Cache={apt_dir}",
+        "-o",
+        "Debug::NoLocking=1",
+        "-o",
+        "APT::Sandbox::User=root",
+    ]
 
 
 def unavailable(tools: list[Tool], cause: Exception) -> MissingBinaryError:
@@ -182,7 +187,9 @@ def unavailable(tools: list[Tool], cause: Exception) -> MissingBinaryError:
     )
 
 
-def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
+def run_step(argv: list[str], what: str, cwd: Path | None = None) -> str:
+    """Run one step of a fetch; its output, or MissingBinaryError with what it printed."""
     result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd)
     if result.returncode != 0:
         raise MissingBinaryError(f"{what} failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
+    return result.stdout

@@ -16,7 +16,7 @@ from typing import Any
 
 from lab_services.core.errors import BadInputError, LabError, NotRunningError
 from lab_services.core.network import kernel_host
-from lab_services.runtime import processes
+from lab_services.runtime import go_programs, processes
 from lab_services.runtime.binaries import find_binary
 from lab_services.runtime.cleanup import clean_lab_state
 from lab_services.runtime.config import ClusterConfig
@@ -60,6 +60,7 @@ class Auxiliary(StrEnum):
 
     SERVICE = "service"  # one more user-service process with flags of the caller's choosing (service.command)
     CONSUL_AGENT = "consul-agent"  # `consul agent` with the caller's flags, e.g. -config-file
+    GO_SERVICE = "go-service"  # the articles' Go user service (go/cmd/user-service), built on first use
 
 
 @dataclass(frozen=True)
@@ -217,18 +218,19 @@ class Cluster(ABC):
     def start_auxiliary(self, kind: Auxiliary, name: str, args: list[str], host: str | None = None) -> Any:
         """Start a process beside the lab (a drill's probe instance, an extra Consul agent) with `args` after the
         program `kind` names, at `host` (from `auxiliary_host()`); the handle has `stop()`, `kill()`, `send(sig)`,
-        `alive()` and `tail(lines)`. It is stopped with this interpreter and reaped at the lab's next start if a
-        crash leaves it; the caller stops it (`.stop()`) when done.
+        `alive()` and `tail(lines)`. It is stopped with this interpreter and by the lab's `down`, and reaped at the
+        lab's next start if a crash leaves it; the caller stops it (`.stop()`) when done.
 
         Here it is a child process of this interpreter; the compose runtime runs a container instead.
         """
         kind = Auxiliary(kind)
         if not name or "/" in name:
             raise BadInputError(f"invalid argument: name: {name!r}; give a plain process name")
-        program = (
-            [sys.executable, "-m", "lab_services.service"]
-            if kind is Auxiliary.SERVICE
-            else [str(find_binary("consul")), "agent"]
-        )
+        programs = {
+            Auxiliary.SERVICE: lambda: [sys.executable, "-m", "lab_services.service"],
+            Auxiliary.CONSUL_AGENT: lambda: [str(find_binary("consul")), "agent"],
+            Auxiliary.GO_SERVICE: lambda: [str(go_programs.program("user-service"))],
+        }
+        program = programs[kind]()
         log = self.base / "auxiliary" / f"{name}.log"
         return processes.spawn(name, [*program, *args], log_path=log, base=self.base)

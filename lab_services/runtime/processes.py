@@ -196,6 +196,28 @@ def reap_orphans(base: Path | None = None) -> list[ProcessRecord]:
     return reaped
 
 
+def stop_logging_under(folder: Path, base: Path | None = None) -> list[ProcessRecord]:
+    """Stop every recorded process whose log is under `folder`, whoever started it, and return them: how `down`
+    takes the processes started beside a lab (a drill's probe, the Go service) with the lab itself."""
+    stopped = []
+    for pid_file in sorted(pid_dir(base).glob("*.json")):
+        try:
+            record = ProcessRecord(**json.loads(pid_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if not Path(record.log).is_relative_to(folder):
+            continue
+        with _lock:
+            child = _children.get(record.pid)
+        if child is not None:
+            child.stop(timeout=5.0)
+        elif record.matches_live_process():
+            _kill_group(record.pid)
+        pid_file.unlink(missing_ok=True)
+        stopped.append(record)
+    return stopped
+
+
 def live_records(base: Path | None = None) -> list[ProcessRecord]:
     """Processes the pid files say are running right now, whoever owns them."""
     records = []

@@ -630,6 +630,11 @@ class ComposeCluster(Cluster):
         """A container beside the lab at `host` on its network: the user service's image for a SERVICE, the Consul
         servers' own image (and so their version) for a CONSUL_AGENT. Removed by `.stop()` or the stack's `down`."""
         kind = Auxiliary(kind)
+        if kind is Auxiliary.GO_SERVICE:
+            raise BadInputError(
+                "invalid argument: kind: the Go service runs beside a local lab only (LAB_BACKEND=local); the compose "
+                "images carry no Go programs"
+            )
         if not name or not name.replace("-", "").isalnum():
             raise BadInputError(f"invalid argument: name: {name!r}; give a plain name (letters, digits, '-')")
         found = self.containers()

@@ -134,6 +134,8 @@ class LocalCluster(Cluster):
     def down(self, volumes: bool = False, timeout: float = 60.0) -> None:
         """Stop the engine and with it every process; with `volumes`, also remove the servers' data and logs
         (the local runtime starts every lab on fresh data anyway, so this frees the disk and nothing more)."""
+        # What was started beside the lab goes first, while Consul and etcd still answer its deregistration.
+        processes.stop_logging_under(self.base / "auxiliary", self.base)
         state = self.published()
         if state:
             if not state.get("stopping"):
