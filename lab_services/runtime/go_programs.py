@@ -44,6 +44,7 @@ _SWAP = {"golang-github-golang-protobuf-1-3-dev": "golang-github-golang-protobuf
 # .proto files) are unpacked: the rest (libc, systemd) is the system's own.
 _KEEP = re.compile(r"^(golang-.*|protobuf-compiler|libprotoc\d+|libprotobuf\d+|libprotobuf-dev)$")
 GO_VERSION_DIR = "usr/lib/go-1.19"
+SYSTEM_ROOT = Path("/")  # where apt installs the same packages
 INSTALL_HINT = (
     "run `make go-programs` (fetches Debian's Go 1.19, grpc, protobuf and etcd client packages into "
     "{dir} without changing the system), or install them: apt-get install golang-go golang-google-grpc-dev "
@@ -80,7 +81,7 @@ def go_dir() -> Path:
 
 def toolchain() -> Toolchain:
     """The fetched toolchain under go_dir(), else the system's Debian packages; MissingGoToolchainError if neither."""
-    for root in (go_dir() / "root", Path("/")):
+    for root in (go_dir() / "root", SYSTEM_ROOT):
         usr = root / "usr"
         found = Toolchain(root / GO_VERSION_DIR, usr / "share" / "gocode", usr)
         if found.go.is_file() and (found.gocode / "src" / "go.etcd.io" / "etcd" / "clientv3").is_dir():
