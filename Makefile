@@ -15,7 +15,7 @@ ARTIFACTS := test-artifacts
 
 CHP := .cache/chp/node_modules/.bin/configurable-http-proxy
 
-.PHONY: setup chromium hub-proxy classroom lab lint test test-fast down protos clean compose-engine compose-images compose-configs
+.PHONY: setup chromium hub-proxy go-programs classroom lab lint test test-fast down protos clean compose-engine compose-images compose-configs
 
 # What the lab needs and nothing more: no system packages, no sudo (the browser is only for `make test`).
 setup: $(VENV)/.installed .cache/bin/.fetched
@@ -46,6 +46,12 @@ chromium:
 		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; \
 	fi
 
+# The articles' Go programs (go/README.md) for lesson 15 and their tests: Go 1.19, grpc, protobuf and etcd's clientv3
+# from Debian's archive through a private apt configuration into .cache/go (no system change, no module proxy), then
+# both programs built offline. A system with those Debian packages installed is used as it is; once built, nothing.
+go-programs: $(VENV)/.installed
+	$(BIN)/python -m lab_services.runtime.go_programs
+
 # JupyterHub's proxy (configurable-http-proxy, from npm: it is a Node program) for the classroom hub and its tests.
 hub-proxy: $(CHP)
 $(CHP):
@@ -69,7 +75,7 @@ lint: $(VENV)/.installed
 # compose runtime's (marker `compose`: a Docker engine, one stack) beside them, its output kept in compose.log and shown
 # when both are done. A run that fails or finds no test (exit 5) fails the target; both runs always go, and the report
 # lists the slowest tests of both.
-test: setup chromium hub-proxy
+test: setup chromium hub-proxy go-programs
 	@mkdir -p $(ARTIFACTS); rm -f $(ARTIFACTS)/junit*.xml; status=0; \
 	{ $(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet .; } || status=$$?; \
 	$(COMPOSE_TEST_ENV) $(PYTEST) -m compose --junitxml=$(ARTIFACTS)/junit-compose.xml $(PYTEST_ARGS) \

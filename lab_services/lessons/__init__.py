@@ -28,6 +28,15 @@ from lab_services.lessons.dns_answers import srv_ports
 from lab_services.lessons.environment import check_environment
 from lab_services.lessons.etcd_keys import keys_with_leases
 from lab_services.lessons.exercises import check, published, reveal_solutions, solution
+from lab_services.lessons.go_fleet import (
+    GoInstance,
+    calls_by_instance,
+    consul_services,
+    etcdctl_get,
+    instance_keys,
+    kill_under_load,
+    run_go_client,
+)
 from lab_services.lessons.instances import start_registered
 from lab_services.lessons.interval_floor import interval_floor
 from lab_services.lessons.live_plots import plot_through_a_kill
@@ -74,7 +83,7 @@ from lab_services.registry.consul_health import ConsulHealth
 from lab_services.registry.etcd import etcd_client
 from lab_services.resilience import BreakerRegistry, channel_options, retry_service_config
 from lab_services.resilience.interceptors import BearerToken, ClientStats, RequireBearerToken
-from lab_services.runtime import ClusterConfig, connect, ensure_cluster
+from lab_services.runtime import ClusterConfig, connect, ensure_cluster, go_programs
 from lab_services.service import AdminClient, UserServer, user_pb2, user_pb2_grpc
 from lab_services.service.config_store import CasConflict, StoreUnavailable
 from lab_services.service.settings import SCHEMA as SETTINGS_SCHEMA
@@ -194,6 +203,16 @@ __all__ = [
     "wait_until",
 ]
 __all__ += ["capstone", "inside_consul", "tracing_lab"]  # lessons 12-14
+__all__ += [  # lesson 15
+    "GoInstance",
+    "calls_by_instance",
+    "consul_services",
+    "etcdctl_get",
+    "go_programs",
+    "instance_keys",
+    "kill_under_load",
+    "run_go_client",
+]
 
 # On a classroom hub (LAB_BOARD_URL set), checkpoint cells report to the instructor's board; otherwise nothing happens.
 watch_checkpoints()

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import collections
 import json
+import time
 import uuid
 from typing import Any
 
 from lab_services.core.errors import BadInputError, LabError
 from lab_services.core.ports import PortAllocator
+from lab_services.core.table import Table
 from lab_services.core.wait import wait_for
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.discovery.watcher import Watcher
+from lab_services.lessons.drills.probe import Load
+from lab_services.registry.etcd import parse_instance
 from lab_services.runtime import Auxiliary, Cluster, go_programs
+from lab_services.runtime.binaries import run_tool
 from lab_services.service import user_pb2, user_pb2_grpc
 
 
@@ -109,3 +114,51 @@ def run_go_client(cluster: Cluster, calls: int = 9, expect: int = 1) -> go_progr
     status = cluster.status()
     prefix = f"{ETCD_SERVICES_PREFIX}/{status.config.service_name}/"
     return go_programs.run_client(status.etcd.endpoints, prefix, calls=calls, expect=expect)
+
+
+def kill_under_load(go: GoInstance, watcher: Watcher, rate: float = 20.0, window: float = 30.0) -> dict[str, Any]:
+    """SIGKILL `go` while a PickerChannel over `watcher` calls the fleet `rate` times a second; how long until the
+    watcher dropped it, and how the calls fared from the kill until 20 more calls after that."""
+    with PickerChannel(watcher, "round_robin") as channel:
+        load = Load(channel, call_timeout=5, rate=rate).start()
+        try:
+            wait_for(lambda: go.id in {who for *_, who in load.results}, 10, f"a call answered by {go.id}")
+            killed = time.monotonic()
+            go.kill()
+            if not watcher.wait_for(lambda xs: go.instance_id not in {i.id for i in xs}, window):
+                raise LabError(f"{watcher.where} still lists {go.instance_id} {window:g} s after the kill")
+            left = time.monotonic()
+            wait_for(lambda: load.calls(left) >= 20, 10, "20 calls after it left")
+        finally:
+            load.stop()
+    return {
+        "seconds to leave": round(left - killed, 2),
+        "calls": load.calls(killed),
+        "failed": sum(load.errors(killed).values()),
+        "retried elsewhere": channel.retried,
+    }
+
+
+def instance_keys(etcd: Any, prefix: str) -> Table:
+    """A row per key under `prefix`: its value as stored, and what the lab's watcher reads from it (the layout and
+    the address), or why it cannot."""
+    rows = []
+    for value, meta in etcd.get_prefix(prefix):
+        try:
+            found = parse_instance(meta.key, value)
+            read = {"layout": found["dialect"], "address": found["address"], "why not": ""}
+        except ValueError as err:
+            read = {"layout": "unreadable", "address": "", "why not": str(err).split(": ", 2)[-1]}
+        rows.append({"key": meta.key.decode(), "value": value.decode(errors="replace")[:60], **read})
+    return Table(rows)
+
+
+def etcdctl_get(cluster: Cluster, prefix: str) -> str:
+    """`etcdctl get --prefix` as an operator types it: etcd's own view of the keys, whoever wrote them."""
+    endpoints = ",".join(cluster.status().etcd.endpoints)
+    return run_tool("etcdctl", ["--endpoints", endpoints, "get", "--prefix", prefix])
+
+
+def consul_services(cluster: Cluster) -> str:
+    """`consul catalog services -tags`: Consul's own list of services and their tags."""
+    return run_tool("consul", ["catalog", "services", "-tags", f"-http-addr={cluster.status().consul.http[0]}"])

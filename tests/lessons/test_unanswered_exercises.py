@@ -25,6 +25,7 @@ BLANK = {
     "09": ({"cluster": None}, "return a dict with ['check_interval', 'check_timeout']"),
     "10": ({"cluster": None}, "parse('1') returned None; it should return the integer 1"),
     "11": ({"cluster": None}, "no grpc.keepalive_time_ms: without pings nothing notices a process"),
+    "15": ({"ENDPOINTS": ["127.0.0.1:1"]}, "address_of('/services/user/127.0.0.1:8080', b'') returned None"),
 }
 
 

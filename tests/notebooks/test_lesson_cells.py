@@ -23,7 +23,7 @@ def long_cells(path) -> list[str]:
 
 
 def test_there_are_lessons_to_measure():
-    assert len(LESSONS) == 15, f"expected lessons 00-14 in {REPO_DIR / 'notebooks'}, found {[p.name for p in LESSONS]}"
+    assert len(LESSONS) == 16, f"expected lessons 00-15 in {REPO_DIR / 'notebooks'}, found {[p.name for p in LESSONS]}"
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])

@@ -1,4 +1,4 @@
-"""Lessons 00, 01, 04, 07 and 12, headless with their solutions:
+"""Lessons 00, 01, 04, 07, 12 and 15, headless with their solutions:
 one of the three groups that run side by side (test_notebooks.py)."""
 
 from test_notebooks import lesson_test

@@ -42,8 +42,8 @@ CI_SIZE: dict[str, dict[str, Any]] = {
 
 def test_there_are_lessons():
     numbers = [p.name[:2] for p in LESSONS]
-    assert numbers == [f"{n:02d}" for n in range(15)], (
-        f"expected lessons 00-14 in {REPO_DIR / 'notebooks'}, found {numbers}"
+    assert numbers == [f"{n:02d}" for n in range(16)], (
+        f"expected lessons 00-15 in {REPO_DIR / 'notebooks'}, found {numbers}"
     )
 
 
@@ -58,7 +58,7 @@ def test_every_ci_size_names_parameters_the_lesson_has():
 # The lessons run in three groups of about equal length (3.3-3.5 min each, measured in CI), one module each
 # (test_lessons_a.py ...), so that `--dist loadfile` runs them on three workers at once, each on its own lab.
 LESSON_GROUPS = {
-    "a": ("00", "01", "04", "07", "12"),
+    "a": ("00", "01", "04", "07", "12", "15"),
     "b": ("02", "05", "06", "08", "09"),
     "c": ("03", "10", "11", "13", "14"),
 }

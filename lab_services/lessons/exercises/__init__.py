@@ -36,6 +36,7 @@ from lab_services.lessons.exercises import (
     lesson_13,
     lesson_13_attribute,
     lesson_14,
+    lesson_15,
     predictions,
 )
 from lab_services.lessons.exercises.verdict import Verdict
@@ -60,6 +61,7 @@ LESSONS: dict[str, ModuleType] = {
         lesson_13,
         lesson_13_attribute,
         lesson_14,
+        lesson_15,
         predictions,
     )
 }
