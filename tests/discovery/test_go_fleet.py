@@ -3,15 +3,20 @@ other."""
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from labs import EtcdNode, local_lab
 
 from lab_services.core.wait import wait_for
 from lab_services.discovery import ConsulWatcher, EtcdWatcher, PickerChannel
 from lab_services.lessons.drills.probe import Load
 from lab_services.lessons.go_fleet import GoInstance, calls_by_instance, run_go_client
+from lab_services.service import user_pb2, user_pb2_grpc
 
 PYTHON = {"user-1", "user-2", "user-3"}
 
@@ -97,3 +102,56 @@ def test_the_go_clients_etcd_resolver_finds_and_calls_every_python_instance(lab)
     assert run.exit_code == 0 and run.failed == 0, (run.calls, run.stderr)
     assert len(run.resolved[-1]) == 3, run.resolved
     assert set(run.served_by) == PYTHON, run.served_by
+
+
+def answers(address: str, tag: str) -> dict[str, object]:
+    """The same calls to one instance: each call mode, the errors lesson 01 shows, the health check, x-served-by."""
+    channel = grpc.insecure_channel(address)
+    stub = user_pb2_grpc.UserServiceStub(channel)
+
+    def failure(call) -> str:
+        try:
+            call()
+        except grpc.RpcError as err:
+            # User ids count per instance, so only their shape is compared.
+            return re.sub(r"u-\d+", "u-N", f"{err.code().name}: {err.details()}")
+        return "OK"
+
+    try:
+        created, call = stub.CreateUser.with_call(
+            user_pb2.CreateUserRequest(name="Ada", email=f"ada-{tag}@example.com")
+        )
+        imported = stub.ImportUsers(
+            iter([user_pb2.CreateUserRequest(name="B", email=f"b-{tag}@example.com"), user_pb2.CreateUserRequest()])
+        )
+        chat = stub.Chat(iter([user_pb2.ChatMessage(sender="me", text="hi"), user_pb2.ChatMessage(text="again")]))
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="lab.user.v1.UserService")
+        )
+        return {
+            "served_by header": dict(call.initial_metadata())["x-served-by"] == created.served_by,
+            "listed": [u.name for u in stub.ListUsers(user_pb2.ListUsersRequest())],
+            "imported": (imported.imported, [(r.index, r.reason) for r in imported.rejected]),
+            "chat": [m.text for m in chat],
+            "got": stub.GetUser(user_pb2.GetUserRequest(id=created.id)).email == created.email,
+            "missing": failure(lambda: stub.GetUser(user_pb2.GetUserRequest(id="u-999"))),
+            "bad email": failure(lambda: stub.CreateUser(user_pb2.CreateUserRequest(name="A", email="nope"))),
+            "duplicate": failure(
+                lambda: stub.CreateUser(user_pb2.CreateUserRequest(name="A", email=f"ada-{tag}@example.com"))
+            ),
+            "health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status),
+        }
+    finally:
+        channel.close()
+
+
+def test_the_go_service_answers_every_call_as_the_python_one_does(lab):
+    go = GoInstance(lab, registry="etcd").start()
+    try:
+        tag = uuid.uuid4().hex[:8]
+        python, ported = answers(lab.status().service("user-1").address, tag), answers(go.address, tag)
+    finally:
+        go.stop()
+    # Each instance has its own users: compare what a fresh user's calls return, names and messages included.
+    python["listed"], ported["listed"] = python["listed"][-1:], ported["listed"][-1:]
+    assert ported == python
