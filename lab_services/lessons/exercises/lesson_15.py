@@ -99,4 +99,17 @@ def address_of(key: str, value: bytes) -> str | None:
     return address if host and port.isdigit() and 0 < int(port) < 65536 else None
 
 
+HINTS = (
+    (
+        "Decide by the value's first character: '{' means JSON (the lab's, with 'address', or etcd's naming, with "
+        "'Addr' and 'Op'); anything else is the articles' layout, where an empty value means the address is the key's "
+        "last segment (`key.rsplit('/', 1)[-1]`)."
+    ),
+    (
+        "Then check what you found is an address: `host, _, port = address.rpartition(':')`, a host, a port of digits "
+        "from 1 to 65535; and answer None for an etcd naming value whose `Op` is not 0, for JSON that does not parse, "
+        "and for JSON with neither field."
+    ),
+)
+
 SOLUTION = address_of
