@@ -88,7 +88,7 @@ test: setup chromium hub-proxy go-programs
 	exit $$status
 
 # The inner loop: the tests that start no server, no notebook, no browser and no container (under two minutes).
-test-fast: setup
+test-fast: setup go-programs
 	$(PYTEST) -n $(TEST_WORKERS) -m "not servers and not notebook and not browser and not compose" $(PYTEST_ARGS)
 
 down:
