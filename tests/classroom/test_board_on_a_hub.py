@@ -28,6 +28,7 @@ from classroom_hub import (
 )
 
 from lab_services.classroom.board_page import REFRESH_SECONDS
+from lab_services.core.wait import wait_until
 from lab_services.runtime import ClusterConfig, open_cluster
 
 pytestmark = pytest.mark.servers
@@ -54,8 +55,11 @@ def _listening(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def alice_server(hub: BoardHub) -> Iterator[None]:
-    """alice's single-user server, started once for the tests that need it (a start costs seconds)."""
+    """alice's single-user server, started once for the tests that need it (a start costs seconds), with the lab it
+    starts for lesson 00 up, so that lab's start does not overlap what a test times."""
     hub.start_server("alice")
+    lab = open_cluster(hub.state_dir("alice"), "local")
+    wait_until(lab.running, 120, "alice's server to start lesson 00's lab")
     yield
     hub.stop_server("alice")
 
@@ -253,6 +257,7 @@ def test_a_learner_cannot_reset_anyone(hub, tokens):
 
 def test_the_reset_button_resets_a_learners_running_lab(hub, tokens, alice_server):
     lab = open_cluster(hub.state_dir("alice"), "local")
+    lab.down()  # the lab alice's server started for lesson 00: without a lab, there is nothing to reset
     try:
         answer = reset(tokens["teacher"], "alice")
         assert answer.status_code == 409, answer.text

@@ -38,7 +38,7 @@ def test_capstone_run_grades_each_client_in_one_table(tmp_path, monkeypatch, cap
     )
     try:
         files = [str(tmp_path / f"{who}.py") for who in ("alice", "bob", "carol")]
-        assert main(["capstone", "run", *files, "--naive", "--duration", "12", "--json"]) == 0
+        assert main(["capstone", "run", *files, "--naive", "--duration", "16", "--json"]) == 0
         out = capsys.readouterr()
         rows = {row["who"]: row for row in json.loads(out.out)}
         assert list(rows) == [*files, "naive"]

@@ -13,6 +13,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,6 +74,18 @@ def shape_for(wanted: ClusterConfig) -> ClusterConfig:
             "use `add_service` for more instances, or the local runtime (unset LAB_BACKEND)",
         )
     return shape
+
+
+def _deregister(agent: NodeSpec, service_id: str) -> None:
+    """Remove `service_id` from `agent`'s own registrations (the catalog follows); one it does not hold is fine."""
+    request = urllib.request.Request(
+        f"http://{agent.addr('http')}/v1/agent/service/deregister/{service_id}", method="PUT"
+    )
+    try:
+        urllib.request.urlopen(request, timeout=5).close()
+    except urllib.error.HTTPError as err:
+        if err.code != 404:
+            raise
 
 
 def _state(container: Any) -> str:
@@ -278,13 +291,7 @@ class ComposeCluster(Cluster):
             if name.startswith(f"{topology.SERVICE_NAME}-"):
                 # Stopped with the whole stack, it could not deregister, and its agent restored it as it last was,
                 # passing: remove that, or it would look ready before it has registered (and been checked) again.
-                agent = topology.registration_agent(int(name.rsplit("-", 1)[1]), shape)
-                urllib.request.urlopen(
-                    urllib.request.Request(
-                        f"http://{agent.addr('http')}/v1/agent/service/deregister/{name}", method="PUT"
-                    ),
-                    timeout=5,
-                ).close()
+                _deregister(topology.registration_agent(int(name.rsplit("-", 1)[1]), shape), name)
             else:
                 container.start()
         self.start_together([n.name for n in nodes if n.kind == "service"])
@@ -381,6 +388,11 @@ class ComposeCluster(Cluster):
             for index in range(1, topology.INSTANCES + 1):
                 old = found[f"{topology.SERVICE_NAME}-{index}"]
                 self._graceful_stop(old)
+                was, will = (topology.registration_agent(index, s) for s in (now, shape))
+                if was.name != will.name and (was.kind == "consul" or was.name in wanted):
+                    # Moving to another agent: a stop slower than its grace period leaves the old registration,
+                    # whose check then passes against the new container at the same address (listed twice).
+                    _deregister(was, f"{topology.SERVICE_NAME}-{index}")
                 argv = self._instance_command(index, shape).args()
                 self._wait_made(containers.recreate(self.client, old, argv, files, made_for), index, shape)
             self._wait_all_passing()
