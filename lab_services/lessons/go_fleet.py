@@ -15,6 +15,7 @@ from lab_services.core.wait import wait_for
 from lab_services.core.wire import ETCD_SERVICES_PREFIX
 from lab_services.discovery.picker_channel import PickerChannel
 from lab_services.discovery.watcher import Watcher
+from lab_services.lessons.beside import BesideTheLab
 from lab_services.lessons.drills.probe import Load
 from lab_services.registry.etcd import parse_instance
 from lab_services.runtime import Auxiliary, Cluster, go_programs
@@ -22,7 +23,7 @@ from lab_services.runtime.binaries import run_tool
 from lab_services.service import user_pb2, user_pb2_grpc
 
 
-class GoInstance:
+class GoInstance(BesideTheLab):
     """One Go user service (go/cmd/user-service) beside the lab, registered as the articles register.
 
     >>> go = GoInstance(cluster, registry="etcd").start()   # /services/user/127.0.0.1:PORT -> "" under a 10 s lease
@@ -38,7 +39,7 @@ class GoInstance:
         self.lease = lease
         self.service = status.config.service_name
         self.host = cluster.auxiliary_host()
-        self.port = PortAllocator(self.host).free()
+        self.port = PortAllocator().free()  # free here; on compose its container's address has every port free
         self.id = f"go-{self.port}"
         self.address = f"{self.host}:{self.port}"
         # The id the lab's watchers give it: Consul keeps the registration's ID; in etcd the key's last segment is
@@ -52,7 +53,6 @@ class GoInstance:
         else:
             flags += ["-registry", "consul", "-consul", status.consul.http[0], "-tags", "go,canary"]
         self.flags = flags
-        self.child: Any = None
 
     def start(self, timeout: float = 120.0) -> GoInstance:
         """Start it (building the Go programs first if they are missing or stale) and return once it has registered.
@@ -79,18 +79,6 @@ class GoInstance:
     def _exited(self) -> None:
         if not self.child.alive():
             raise LabError(f"the Go service {self.id} exited before it registered; its log:\n{self.tail(20)}")
-
-    def tail(self, lines: int = 15) -> str:
-        return self.child.tail(lines) if self.child is not None else ""
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: no deregistration, no lease revocation."""
-        self.child.kill()
-
-    def stop(self) -> None:
-        """SIGTERM: it marks itself NOT_SERVING, leaves its registry (revokes its lease) and drains its calls."""
-        if self.child is not None:
-            self.child.stop(timeout=10)
 
 
 def calls_by_instance(watcher: Watcher, calls: int = 12, policy: str = "round_robin") -> dict[str, int]:

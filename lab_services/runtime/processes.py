@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -174,6 +175,18 @@ def spawn(
     return child
 
 
+def _recorded(base: Path | None, forget_unreadable: bool = False) -> Iterator[tuple[Path, ProcessRecord]]:
+    """Every pid file with its record; one that cannot be read is skipped (removed, with `forget_unreadable`)."""
+    for pid_file in sorted(pid_dir(base).glob("*.json")):
+        try:
+            record = ProcessRecord(**json.loads(pid_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            if forget_unreadable:
+                pid_file.unlink(missing_ok=True)
+            continue
+        yield pid_file, record
+
+
 def reap_orphans(base: Path | None = None) -> list[ProcessRecord]:
     """Kill the processes left by owners that died (a killed kernel), and return what was reaped.
 
@@ -181,12 +194,7 @@ def reap_orphans(base: Path | None = None) -> list[ProcessRecord]:
     belong to somebody else's live lab and are left alone.
     """
     reaped = []
-    for pid_file in sorted(pid_dir(base).glob("*.json")):
-        try:
-            record = ProcessRecord(**json.loads(pid_file.read_text()))
-        except (OSError, ValueError, TypeError):
-            pid_file.unlink(missing_ok=True)
-            continue
+    for pid_file, record in _recorded(base, forget_unreadable=True):
         if record.owner_alive():
             continue
         if record.matches_live_process():
@@ -200,11 +208,7 @@ def stop_logging_under(folder: Path, base: Path | None = None) -> list[ProcessRe
     """Stop every recorded process whose log is under `folder`, whoever started it, and return them: how `down`
     takes the processes started beside a lab (a drill's probe, the Go service) with the lab itself."""
     stopped = []
-    for pid_file in sorted(pid_dir(base).glob("*.json")):
-        try:
-            record = ProcessRecord(**json.loads(pid_file.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue
+    for pid_file, record in _recorded(base):
         if not Path(record.log).is_relative_to(folder):
             continue
         with _lock:
@@ -220,15 +224,7 @@ def stop_logging_under(folder: Path, base: Path | None = None) -> list[ProcessRe
 
 def live_records(base: Path | None = None) -> list[ProcessRecord]:
     """Processes the pid files say are running right now, whoever owns them."""
-    records = []
-    for pid_file in sorted(pid_dir(base).glob("*.json")):
-        try:
-            record = ProcessRecord(**json.loads(pid_file.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue
-        if record.matches_live_process():
-            records.append(record)
-    return records
+    return [record for _, record in _recorded(base) if record.matches_live_process()]
 
 
 def _kill_group(pid: int, timeout: float = 5.0) -> None:

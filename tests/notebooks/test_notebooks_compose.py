@@ -23,9 +23,6 @@ from lab_services.runtime.compose import engine
 from lab_services.runtime.compose.cluster import ComposeCluster
 
 JUPYTER = "discovery-lab-jupyter-1"
-# Lessons the stack's JupyterLab cannot run yet, and why: their programs are not in its image.
-LOCAL_ONLY = {"15": "the Go programs are built on the host (make go-programs); the compose images carry none"}
-COMPOSE_LESSONS = [p for p in LESSONS if p.name[:2] not in LOCAL_ONLY]
 UP = ["docker", "compose", "-f", "compose/docker-compose.yml", "-f", "compose/ci.override.yml", "up", "-d", "--wait"]
 
 
@@ -66,7 +63,7 @@ def run_in_jupyter(path: Path, out_dir: Path) -> nbformat.NotebookNode:
 
 @pytest.mark.notebook
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("path", COMPOSE_LESSONS, ids=[p.stem for p in COMPOSE_LESSONS])
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_in_the_stacks_jupyterlab(path, stack, tmp_path):
     with restored_on_failure(stack):
         run_in_jupyter(path, tmp_path)

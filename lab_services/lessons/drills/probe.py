@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 import uuid
-from typing import Any
 
 import grpc
 
 from lab_services.core.ports import PortAllocator
 from lab_services.discovery.picker_channel import PickerChannel
+from lab_services.lessons.beside import BesideTheLab
 from lab_services.runtime import Auxiliary, Cluster
 from lab_services.service import user_pb2, user_pb2_grpc
 from lab_services.service.command import ServiceCommand
 
 
-class Probe:
+class Probe(BesideTheLab):
     """A separate instance of the lab's service, registered in Consul only, with the drill's check settings."""
 
     def __init__(
@@ -52,25 +51,9 @@ class Probe:
             checks=["grpc", "ttl"] if ttl else ["grpc"],
             options=options,
         )
-        self.child: Any = None
 
     def start(self) -> None:
         self.child = self.cluster.start_auxiliary(Auxiliary.SERVICE, self.id, self.command.flags(), self.host)
-
-    def send(self, sig: signal.Signals) -> None:
-        self.child.send(sig)
-
-    def tail(self, lines: int = 15) -> str:
-        """Its last log lines ('' before it started)."""
-        return self.child.tail(lines) if self.child is not None else ""
-
-    def kill(self) -> None:
-        self.child.kill()
-
-    def stop(self) -> None:
-        """Graceful: SIGTERM (it deregisters), continuing it first if it is paused."""
-        if self.child is not None:
-            self.child.stop(timeout=10)
 
 
 class Load:

@@ -25,7 +25,7 @@ import docker.types
 
 from lab_services.core.errors import BadInputError, LabError, NotRunningError, UnsupportedError
 from lab_services.core.paths import state_dir
-from lab_services.runtime import readiness
+from lab_services.runtime import go_programs, readiness
 from lab_services.runtime.cluster import (
     Action,
     Auxiliary,
@@ -59,6 +59,8 @@ PROMETHEUS_CONFIG = str(engine.COMPOSE_DIR / "prometheus" / "prometheus.yml")
 RESHAPED = ("config_store", "consul_clients", "datacenters", "tls")
 # An extra agent's data lives as long as its container: in memory, not in an anonymous volume the image would make.
 DATA_TMPFS = docker.types.Mount("/consul/data", None, type="tmpfs")
+# Where the Go service's static program is copied into the user service's image (any Linux image runs it).
+GO_SERVICE_PROGRAM = "/usr/local/bin/lab-go-user-service"
 
 
 def shape_for(wanted: ClusterConfig) -> ClusterConfig:
@@ -639,18 +641,14 @@ class ComposeCluster(Cluster):
     def start_auxiliary(
         self, kind: Auxiliary, name: str, args: list[str], host: str | None = None
     ) -> containers.AuxiliaryContainer:
-        """A container beside the lab at `host` on its network: the user service's image for a SERVICE, the Consul
-        servers' own image (and so their version) for a CONSUL_AGENT. Removed by `.stop()` or the stack's `down`."""
+        """A container beside the lab at `host` on its network: the user service's image for a SERVICE (and for the
+        Go service, whose static program this kernel builds and copies in), the Consul servers' own image (and so
+        their version) for a CONSUL_AGENT. Removed by `.stop()` or the stack's `down`."""
         kind = Auxiliary(kind)
-        if kind is Auxiliary.GO_SERVICE:
-            raise BadInputError(
-                "invalid argument: kind: the Go service runs beside a local lab only (LAB_BACKEND=local); the compose "
-                "images carry no Go programs"
-            )
         if not name or not name.replace("-", "").isalnum():
             raise BadInputError(f"invalid argument: name: {name!r}; give a plain name (letters, digits, '-')")
         found = self.containers()
-        template = found.get(f"{topology.SERVICE_NAME}-1" if kind is Auxiliary.SERVICE else "consul-1")
+        template = found.get("consul-1" if kind is Auxiliary.CONSUL_AGENT else f"{topology.SERVICE_NAME}-1")
         if template is None:
             raise self.not_running()
         host = host or self.auxiliary_host()
@@ -662,20 +660,7 @@ class ComposeCluster(Cluster):
             "working_dir": template.attrs["Config"]["WorkingDir"],
         }
         image = template.attrs["Config"]["Image"]
-        if kind is Auxiliary.SERVICE:
-            # An instance: its address outlives its process, as the lab's own instances' do.
-            container = containers.run_instance(
-                self.client,
-                self.project,
-                name,
-                image,
-                host,
-                command=["-m", "lab_services.service", *args],
-                role="auxiliary",
-                mounts=containers.mounts_of(template),
-                **common,
-            )
-        else:
+        if kind is Auxiliary.CONSUL_AGENT:
             container = containers.run(
                 self.client,
                 self.project,
@@ -685,6 +670,25 @@ class ComposeCluster(Cluster):
                 host,
                 "auxiliary",
                 mounts=[DATA_TMPFS],
+                **common,
+            )
+        else:
+            # An instance: its address outlives its process, as the lab's own instances' do.
+            if kind is Auxiliary.GO_SERVICE:
+                program = go_programs.program("user-service")
+                command, extra = args, {"programs": {GO_SERVICE_PROGRAM: program.read_bytes()}}
+                common["entrypoint"] = [GO_SERVICE_PROGRAM]
+            else:
+                command, extra = ["-m", "lab_services.service", *args], {"mounts": containers.mounts_of(template)}
+            container = containers.run_instance(
+                self.client,
+                self.project,
+                name,
+                image,
+                host,
+                command=command,
+                role="auxiliary",
+                **extra,
                 **common,
             )
         return containers.AuxiliaryContainer(name, container, host, self.client)

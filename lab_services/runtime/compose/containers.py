@@ -42,12 +42,13 @@ def run(
     working_dir: str | None = None,
     labels: dict[str, str] | None = None,
     files: dict[str, bytes] | None = None,
+    programs: dict[str, bytes] | None = None,
     host_config: dict[str, Any] | None = None,
     healthcheck: dict[str, Any] | None = None,
 ) -> Any:
     """Create and start `name` at `host` on the stack's network, as compose would have (labels, init, DNS name),
-    or in the network of the container `network_of` (its holder), with `files` (path: content) written into it
-    before it starts."""
+    or in the network of the container `network_of` (its holder), with `files` (path: content) and executable
+    `programs` (path: content) written into it before it starts."""
     api = client.api
     all_labels = {
         PROJECT_LABEL: project,
@@ -80,6 +81,8 @@ def run(
     )
     if files:
         api.put_archive(created["Id"], "/", _tar(files))
+    if programs:
+        api.put_archive(created["Id"], "/", _tar(programs, mode=0o755))
     api.start(created["Id"])
     return client.containers.get(created["Id"])
 
@@ -169,12 +172,12 @@ def mounts_of(template: Any) -> list[docker.types.Mount]:
     ]
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
+def _tar(files: dict[str, bytes], mode: int = 0o644) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for path, content in files.items():
             info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(content), 0o644
+            info.size, info.mode = len(content), mode
             archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
