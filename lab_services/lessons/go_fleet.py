@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from lab_services.core.errors import BadInputError, LabError
+from lab_services.core.network import lab_subnet
 from lab_services.core.ports import PortAllocator
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_for
@@ -46,7 +47,8 @@ class GoInstance(BesideTheLab):
         # the address, as the articles write it.
         self.instance_id = self.address if registry == "etcd" else self.id
         self.key = f"{ETCD_SERVICES_PREFIX}/{self.service}/{self.address}" if registry == "etcd" else ""
-        flags = ["-host", self.host, "-port", str(self.port), "-id", self.id, "-name", self.service]
+        flags = ["-host", self.host, "-lab-net", str(lab_subnet()), "-port", str(self.port), "-id", self.id]
+        flags += ["-name", self.service]
         if registry == "etcd":
             flags += ["-registry", "etcd", "-etcd", ",".join(status.etcd.endpoints), "-lease", str(lease)]
             flags += ["-prefix", ETCD_SERVICES_PREFIX, "-value", value]

@@ -28,14 +28,28 @@ import (
 )
 
 type options struct {
-	host, id, name, registry, etcd, prefix, value, consul, interval, tags string
+	host, labNet, id, name, registry, etcd, prefix, value, consul, interval, tags string
 	port                                                                  int
 	lease                                                                 int64
+}
+
+// labAddress: an IPv4 loopback address, or one in the lab's own container network when it is given.
+func labAddress(host, labNet string) bool {
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	_, subnet, err := net.ParseCIDR(labNet)
+	return err == nil && subnet.Contains(ip)
 }
 
 func parse() options {
 	var o options
 	flag.StringVar(&o.host, "host", "127.0.0.1", "address to listen on and to register (the lab stays on 127.0.0.0/8)")
+	flag.StringVar(&o.labNet, "lab-net", "", "the lab's own container network (CIDR), allowed besides loopback")
 	flag.IntVar(&o.port, "port", 0, "port to listen on (required)")
 	flag.StringVar(&o.id, "id", "", "instance id, sent as served_by (default go-<port>)")
 	flag.StringVar(&o.name, "name", "user", "service name to register")
@@ -51,8 +65,8 @@ func parse() options {
 	if o.port < 1 || o.port > 65535 {
 		fail("invalid argument: -port %d; give the port to listen on, 1-65535", o.port)
 	}
-	if ip := net.ParseIP(o.host); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		fail("invalid argument: -host %q; the lab listens only on 127.0.0.0/8, e.g. 127.0.0.1", o.host)
+	if !labAddress(o.host, o.labNet) {
+		fail("invalid argument: -host %q; the lab listens only on 127.0.0.0/8 (e.g. 127.0.0.1) or its own -lab-net", o.host)
 	}
 	if o.registry != "etcd" && o.registry != "consul" && o.registry != "none" {
 		fail("invalid argument: -registry %q; use etcd, consul or none", o.registry)
