@@ -4,6 +4,7 @@ Go tests pass, and a lab's `down` stops a Go service started beside it."""
 from __future__ import annotations
 
 import filecmp
+import subprocess
 
 import pytest
 from labs import local_lab
@@ -23,8 +24,15 @@ def test_the_programs_build_and_the_generated_code_is_what_protoc_makes(tmp_path
 
 
 def test_the_go_unit_tests_pass():
-    out = go_programs.run_go(["test", f"{go_programs.MODULE}/etcdresolver"], "go test")
-    assert out.startswith("ok"), out
+    packages = [f"{go_programs.MODULE}/etcdresolver", f"{go_programs.MODULE}/cmd/user-service"]
+    out = go_programs.run_go(["test", *packages], "go test")
+    assert [line.split()[0] for line in out.splitlines()] == ["ok", "ok"], out
+
+
+def test_the_go_sources_are_gofmt_clean():
+    gofmt = go_programs.toolchain().goroot / "bin" / "gofmt"
+    unformatted = subprocess.run([str(gofmt), "-l", str(go_programs.GO_SOURCE)], capture_output=True, text=True)
+    assert unformatted.returncode == 0 and not unformatted.stdout, f"run gofmt -w on: {unformatted.stdout}"
 
 
 def test_a_missing_toolchain_says_what_to_install(tmp_path, monkeypatch):

@@ -29,8 +29,8 @@ import (
 
 type options struct {
 	host, labNet, id, name, registry, etcd, prefix, value, consul, interval, tags string
-	port                                                                  int
-	lease                                                                 int64
+	port                                                                          int
+	lease                                                                         int64
 }
 
 // labAddress: an IPv4 loopback address, or one in the lab's own container network when it is given.
