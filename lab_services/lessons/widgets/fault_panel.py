@@ -19,7 +19,6 @@ from typing import Any
 
 import grpc
 import ipywidgets as widgets
-from matplotlib.figure import Figure
 
 from lab_services.core.background import BackgroundThread
 from lab_services.core.table import html_table
@@ -191,6 +190,8 @@ class FaultPanel(BackgroundThread):
 
 def _chart_png(rows: list[dict[str, Any]]) -> bytes:
     """Success rate (left axis) and p95 latency (right axis) per tick, as PNG bytes for an Image widget."""
+    from matplotlib.figure import Figure  # only lessons that plot pay for matplotlib
+
     figure = Figure(figsize=(7, 2.6), layout="constrained")
     axes = figure.add_subplot()
     t = [r["t"] for r in rows]
