@@ -45,9 +45,15 @@ def stop_lab(state_dir: Path) -> None:
         open_cluster(state_dir, "local").down()
 
 
+# What every learner's JupyterLab leaves out: language-server autodetection (the lessons use none, and it runs
+# `npm prefix -g` at every server start) and the PyPI extension manager (a learner installs no extensions here).
+LEARNER_SERVER_ARGS = ["--LanguageServerManager.autodetect=False", "--LabApp.extension_manager=readonly"]
+
+
 def configure(c: Any, settings: HubSettings, args: list[str], environment: dict[str, str]) -> None:
     """The spawner part of JupyterHub's configuration `c`; every learner's server gets `args` (the board's server
-    extension) and `environment` (where the board is)."""
+    extension) besides LEARNER_SERVER_ARGS, and `environment` (where the board is)."""
+    args = [*args, *LEARNER_SERVER_ARGS]
     c.Spawner.default_url = f"/lab/tree/{FIRST_LESSON}"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 90

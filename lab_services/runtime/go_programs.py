@@ -168,7 +168,17 @@ def program_path(name: str) -> Path:
 
 def build(names: tuple[str, ...] = PROGRAMS, log=print) -> dict[str, Path]:
     """Build each program whose binary is older than any file under go/; returns their paths."""
-    newest = max(p.stat().st_mtime for p in GO_SOURCE.rglob("*") if p.is_file())
+    sources = [p.stat().st_mtime for p in GO_SOURCE.rglob("*") if p.is_file()]
+    if not sources:  # an image with the package but not the checkout (the learner's compose JupyterLab)
+        missing = [n for n in names if not program_path(n).is_file()]
+        if missing:
+            raise MissingGoToolchainError(
+                f"the Go programs ({', '.join(missing)}) are not built and their sources ({GO_SOURCE}) are not here: "
+                "this image carries no Go programs; run lesson 15 on the local runtime (`make lab`, then "
+                "`make go-programs`), or mount a checkout where `make go-programs` ran at /src"
+            )
+        return {n: program_path(n) for n in names}
+    newest = max(sources)
     stale = [n for n in names if not program_path(n).is_file() or program_path(n).stat().st_mtime < newest]
     if stale:
         (go_dir() / "bin").mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from browsers import CHROMIUM_ARGS, chromium_or_skip, jupyterlab_server
 from labs import local_lab
 
 from lab_services.core.wait import wait_until
+from lab_services.metrics import prometheus
 from lab_services.runtime import Cluster
 
 BASE_URL = "/user/alice/"
@@ -74,7 +75,15 @@ def proxied_lab(tmp_path_factory) -> Cluster:
         request = urllib.request.Request(f"http://{consul}/v1/kv/{KV_KEY}", data=b"on", method="PUT")
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.read() == b"true"
+        # The lab is up once its instances pass in Consul; Prometheus finds them through Consul a moment later.
+        wait_for_prometheus_targets(lab)
         yield lab
+
+
+def wait_for_prometheus_targets(lab: Cluster) -> None:
+    url = lab.status().prometheus.url
+    for job, count in (("prometheus", 1), ("consul", 1), ("lab-services", 2)):
+        prometheus.wait_for_targets(url, job, count, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +168,7 @@ def test_a_stopped_consul_server_is_named_with_the_command_that_starts_it(hub, p
         30,
         "both instances to pass in the restarted Consul, through the proxy",
     )
+    wait_for_prometheus_targets(proxied_lab)  # its Consul discovery lost them with the server
 
 
 # -- in a real browser -------------------------------------------------------------------------------------------

@@ -44,6 +44,16 @@ def test_a_missing_toolchain_says_what_to_install(tmp_path, monkeypatch):
         go_programs.program_path("user-server")
 
 
+def test_an_image_without_the_go_sources_says_where_to_run_the_lesson(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_GO_DIR", str(tmp_path))
+    monkeypatch.setattr(go_programs, "GO_SOURCE", tmp_path / "no-checkout" / "go")
+    with pytest.raises(go_programs.MissingGoToolchainError, match=r"not built.*`make lab`"):
+        go_programs.program("user-service")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "user-service").write_bytes(b"built elsewhere")
+    assert go_programs.program("user-service") == tmp_path / "bin" / "user-service"
+
+
 def test_down_stops_a_go_service_started_beside_the_lab(tmp_path):
     with local_lab(tmp_path, consul_servers=0, etcd_members=1, services=0, prometheus=False) as lab:
         go = GoInstance(lab, registry="etcd").start()
