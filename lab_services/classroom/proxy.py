@@ -318,13 +318,18 @@ def serve(name: str, socket_path: str) -> UnixForwardingServer:
     return server
 
 
-def _exit_with_parent(parent: int, stop: threading.Event) -> None:
+def _exit_with_parent(parent: int) -> None:
     """Return on SIGTERM (jupyter-server-proxy stopping it) or when the JupyterLab that started this process is gone
     (a killed server says nothing). The serving thread is a daemon: the process ends with this function's caller,
-    without waiting for requests in flight (CI once found a forwarder whose `shutdown()` never returned, orphaned)."""
+    without waiting for requests in flight (CI once found a forwarder whose `shutdown()` never returned, orphaned).
+
+    SIGTERM is blocked (by `main`, before the serving thread starts) and taken here with sigtimedwait, not by a
+    handler: a handler that set a threading.Event deadlocked once, run in the main thread while that thread held the
+    Event's own lock inside `wait(1.0)`, leaving an orphaned forwarder behind."""
     # A forwarder started while its JupyterLab was already going away has init for a parent from the start.
-    while parent != 1 and os.getppid() == parent and not stop.wait(1.0):
-        pass
+    while parent != 1 and os.getppid() == parent:
+        if signal.sigtimedwait({signal.SIGTERM}, 1.0) is not None:
+            return
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -332,14 +337,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", choices=sorted(UPSTREAMS))
     parser.add_argument("--unix-socket", required=True, help="the socket jupyter-server-proxy forwards to")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the serving thread inherits the mask
     server = serve(args.name, args.unix_socket)
     log.info(
         "forwarding %s on %s to the lab in %s", args.name, args.unix_socket, server.RequestHandlerClass.cluster.location
     )
     try:
-        _exit_with_parent(os.getppid(), stop)
+        _exit_with_parent(os.getppid())
     except KeyboardInterrupt:
         pass
     finally:
