@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,23 @@ def test_up_with_mtls_serves_only_callers_with_a_client_certificate(tmp_path):
         with grpc.insecure_channel(address) as plain, pytest.raises(grpc.RpcError) as refused:
             user_pb2_grpc.UserServiceStub(plain).GetUser(user_pb2.GetUserRequest(id=user.id), timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_two_processes_ensuring_one_lab_at_once_start_one_engine(tmp_path):
+    """A classroom server starts lesson 00's lab as the learner's first cell asks for it: one engine, shared."""
+    script = (
+        "import json, sys; from lab_services.runtime import open_cluster; "
+        "from lab_services.runtime.config import ClusterConfig; "
+        f"from pathlib import Path; lab = open_cluster(Path({str(tmp_path)!r}), 'local'); "
+        "lab.ensure(ClusterConfig(consul_servers=0, etcd_members=1, services=0, prometheus=False)); "
+        "print(lab.published()['pid'])"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    engines = [int(run.communicate(timeout=120)[0].split()[-1]) for run in runs]
+    lab = open_cluster(tmp_path, "local")
+    try:
+        assert [run.returncode for run in runs] == [0, 0]
+        assert engines[0] == engines[1] == lab.published()["pid"], f"two engines were started: {engines}"
+    finally:
+        lab.down()
+    assert processes.live_records(tmp_path) == [], "the lab left processes behind after down"

@@ -6,12 +6,15 @@ state directory, or sends it a request over its socket.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
@@ -94,7 +97,8 @@ class LocalCluster(Cluster):
                 if "error" in state:
                     popen.wait(30)
                     raise _error({**state, "error": f"the lab did not start: {state['error']}"})
-                return ClusterStatus.from_dict(state["status"])
+                if "status" in state:
+                    return ClusterStatus.from_dict(state["status"])
             if popen.poll() is not None:
                 raise NotReadyError(
                     f"the lab's engine exited with code {popen.returncode}; see {self.paths['log']}:\n"
@@ -107,7 +111,35 @@ class LocalCluster(Cluster):
         """A lab started from a notebook is owned by that kernel: when the kernel dies, the lab goes with it. A lab
         started with `discovery-lab up` (as `make lab` does) has no owner and runs until `down`. A running lab too
         small for `wanted` is restarted in the smallest shape that serves both, keeping its owner. A lab still
-        starting (a classroom server starts lesson 00's as the learner arrives) is waited for, then judged."""
+        starting (a classroom server starts lesson 00's as the learner arrives) is waited for, then judged.
+
+        Two callers at once (that server's start and the learner's first cell) take turns on a lock in the state
+        directory: without it both could find no lab and start two engines on the same ports."""
+        with self._launch_lock(timeout=180.0):
+            self._ensure(wanted, owner_pid)
+
+    @contextlib.contextmanager
+    def _launch_lock(self, timeout: float) -> Iterator[None]:
+        self.base.mkdir(parents=True, exist_ok=True)
+        with open(self.base / "launch.lock", "a") as lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LabError(
+                            f"another process has been starting the lab in {self.base} for {timeout:.0f} s; "
+                            f"see {self.paths['log']}"
+                        ) from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _ensure(self, wanted: ClusterConfig, owner_pid: int | None) -> None:
         self._wait_for_previous(timeout=120.0)
         state = self.published()
         if state and "status" in state:
