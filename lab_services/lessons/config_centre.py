@@ -22,7 +22,13 @@ from lab_services.core.wait import wait_until
 from lab_services.lessons.measured import Expected, compare
 from lab_services.runtime.cluster import Cluster
 from lab_services.service import AdminClient, UserServer
-from lab_services.service.config_store import CasConflict, ConfigStore, default_prefix, open_store
+from lab_services.service.config_store import (
+    CasConflict,
+    ConfigStore,
+    StoreUnavailable,
+    default_prefix,
+    open_store,
+)
 from lab_services.service.settings import SCHEMA, RuntimeSettings, Setting
 
 
@@ -183,17 +189,25 @@ def propagation_table(results: list[dict[str, Any]]) -> Table:
     )
 
 
-def lost_update(store: ConfigStore, cas: bool, writers: tuple[str, ...] = ("alice", "bob")) -> dict[str, Any]:
+def lost_update(
+    store: ConfigStore, cas: bool, writers: tuple[str, ...] = ("alice", "bob"), patience: float = 20.0
+) -> dict[str, Any]:
     """Two writers read the greeting at the same revision, each appends its name and writes it back.
 
     Without check-and-set the second write silently replaces the first (a lost update). With it, the second is
     refused (CasConflict), reads again and retries, so both names survive.
+
+    A write that times out may still have landed (a slow disk under the Raft log), so a writer reads the greeting
+    back: its own text there means done, anything else means try again. A writer that still fails after
+    `patience` seconds raises here, instead of dying in its thread and looking like a lost update.
     """
     store.put("greeting", "team:")
     seen = store.snapshot()
     conflicts = 0
+    errors: list[BaseException] = []
     barrier = threading.Barrier(len(writers))
     lock = threading.Lock()  # only orders the writes (alice, then bob), so the outcome is the same on every run
+    deadline = time.monotonic() + patience
 
     def write(name: str, order: int) -> None:
         nonlocal conflicts
@@ -203,18 +217,33 @@ def lost_update(store: ConfigStore, cas: bool, writers: tuple[str, ...] = ("alic
         while True:
             with lock:
                 try:
-                    store.put("greeting", f"{text} {name}", cas=revision if cas else None)
-                    return
-                except CasConflict:
-                    conflicts += 1
-                    fresh = store.snapshot()
-                    text, revision = fresh.values["greeting"], fresh.modified["greeting"]
+                    try:
+                        store.put("greeting", f"{text} {name}", cas=revision if cas else None)
+                        return
+                    except CasConflict:
+                        conflicts += 1
+                        fresh = store.snapshot()
+                        text, revision = fresh.values["greeting"], fresh.modified["greeting"]
+                except StoreUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+                    if _read_back(store, "greeting") == f"{text} {name}":
+                        return
+                    time.sleep(0.2)
 
-    threads = [threading.Thread(target=write, args=(name, i)) for i, name in enumerate(writers)]
+    def run(name: str, order: int) -> None:
+        try:
+            write(name, order)
+        except BaseException as err:  # handed to the caller's thread below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(name, i)) for i, name in enumerate(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(10)
+        thread.join(patience + 10)
+    if errors:
+        raise errors[0]
     final = store.snapshot().values["greeting"]
     return {
         "store": store.kind,
@@ -223,6 +252,14 @@ def lost_update(store: ConfigStore, cas: bool, writers: tuple[str, ...] = ("alic
         "conflicts": conflicts,
         "lost": [w for w in writers if w not in final.split()],
     }
+
+
+def _read_back(store: ConfigStore, key: str) -> str | None:
+    """The key's value now, or None when the store does not answer either (the caller tries again)."""
+    try:
+        return store.snapshot().values.get(key)
+    except StoreUnavailable:
+        return None
 
 
 def store_outage(
