@@ -41,7 +41,7 @@ def backpressure_experiment(
     `fast_for` seconds the reader keeps up, so you see the sender slow down when the reader does.
 
     Returns {"samples": [FlowSample], "sent", "read", "max_ahead", "ahead_at_end", "sender_rate", "reader_rate",
-    "fast_sender_rate", "sender_stalled", ...}; rates are messages per second over the last third of the run.
+    "fast_sender_rate", "sender_stalled", ...}; rates are messages per second over the second half of the run.
     Long on purpose: the sender, the reader and the sampler share one stop event and two counters, and reading
     them as closures in one place shows the whole experiment at once.
     """
@@ -82,7 +82,7 @@ def backpressure_experiment(
     samples.append(FlowSample(round(time.monotonic() - started, 3), counts["sent"], counts["read"]))
     ahead = [s.sent - s.read for s in samples]
     fast = [s for s in samples if s.t <= fast_for] or samples[:1]
-    tail = [s for s in samples if s.t >= seconds * 2 / 3] or samples[-2:]
+    tail = [s for s in samples if s.t >= seconds / 2] or samples[-2:]
     sender_gain, reader_gain = tail[-1].sent - tail[0].sent, tail[-1].read - tail[0].read
     sender_rate = sender_gain / max(1e-9, tail[-1].t - tail[0].t)
     reader_rate = reader_gain / max(1e-9, tail[-1].t - tail[0].t)
@@ -96,8 +96,10 @@ def backpressure_experiment(
         "fast_sender_rate": round(fast[-1].sent / max(1e-9, fast[-1].t), 1) if fast_for else None,
         "reader_rate": round(reader_rate, 1),
         "sender_rate": round(sender_rate, 1),
-        # Over the last third the sender is held near the reader's pace (the windows may still be growing a
-        # little, as gRPC's bandwidth probing enlarges them), far below what it managed unhindered.
+        # Over the second half the sender is held near the reader's pace, far below what it managed unhindered.
+        # It writes in bursts as window updates arrive (and the windows may still grow a little, as gRPC's
+        # bandwidth probing enlarges them), so the margin is wide and the span long: one burst of about fifty
+        # messages at the end of a one-second span made a loaded CI machine read 103/s against 48/s.
         "sender_stalled": sender_rate <= 2 * reader_rate + 5,
     }
 
