@@ -22,6 +22,7 @@ import grpc
 from lab_services.core.backoff import Backoff
 from lab_services.core.errors import BadInputError
 from lab_services.core.http import http_json
+from lab_services.core.rpc_errors import LocalRpcError
 from lab_services.core.table import Table
 from lab_services.core.wait import wait_until
 from lab_services.discovery import ConsulWatcher
@@ -182,6 +183,8 @@ def _run_chaos(
         request = user_pb2.CreateUserRequest(name=f"chaos {n}", email=f"chaos-{n}-{int(began)}@lab.example")
         try:
             served_by, ok, code = str(call(request)), True, "OK"
+        except LocalRpcError as err:  # the client refused the call itself: say which refusal (an open breaker...)
+            served_by, ok, code = "", False, f"{err.code().name} ({type(err).__name__})"
         except grpc.RpcError as err:
             served_by, ok, code = "", False, err.code().name if hasattr(err, "code") else type(err).__name__
         except Exception as err:

@@ -13,6 +13,7 @@ from notebook_cells import unanswered
 from lab_services.lessons import exercises
 from lab_services.lessons.capstone import SLO, ChaosRun, grade, run_chaos
 from lab_services.lessons.exercises import lesson_14
+from lab_services.resilience.breaker import CircuitOpenError
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,16 @@ def test_a_half_written_client_gets_a_sentence(chaos_lab):
     )
     exercise, args, kwargs = unanswered("14", cluster=chaos_lab, slo=SLO())  # the notebook's own blank answer
     assert "return a function call(request)" in exercises.check(exercise, *args, **kwargs).message
+
+
+def test_a_call_the_client_refused_itself_is_told_apart_from_a_server_refusal(chaos_lab):
+    # An open breaker answers UNAVAILABLE without sending anything; the report card says which refusal it was.
+    def refused(request):
+        raise CircuitOpenError("every instance of 'user'", 3.0)
+
+    run = run_chaos(chaos_lab, refused, chaos=(), duration=1.0, progress=quiet)
+    assert run.calls and {code for _, _, _, code, _ in run.calls} == {"UNAVAILABLE (CircuitOpenError)"}
+    assert "UNAVAILABLE (CircuitOpenError)" in grade(run).rows[0]["measured"]
 
 
 def test_the_report_card_reads_the_calls():
