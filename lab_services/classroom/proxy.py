@@ -42,7 +42,6 @@ import http.client
 import logging
 import os
 import re
-import signal
 import socketserver
 import sys
 import threading
@@ -54,6 +53,7 @@ from http.server import BaseHTTPRequestHandler
 
 from lab_services.classroom import prometheus_views
 from lab_services.core.errors import LabError
+from lab_services.core.stop_signals import block_stop_signals, wait_for_stop_signal
 from lab_services.runtime import Cluster, open_cluster
 from lab_services.runtime.status import ClusterStatus, ProcessStatus
 
@@ -323,12 +323,12 @@ def _exit_with_parent(parent: int) -> None:
     (a killed server says nothing). The serving thread is a daemon: the process ends with this function's caller,
     without waiting for requests in flight (CI once found a forwarder whose `shutdown()` never returned, orphaned).
 
-    SIGTERM is blocked (by `main`, before the serving thread starts) and taken here with sigtimedwait, not by a
-    handler: a handler that set a threading.Event deadlocked once, run in the main thread while that thread held the
-    Event's own lock inside `wait(1.0)`, leaving an orphaned forwarder behind."""
+    The stop signals are blocked (by `main`, before the serving thread starts) and taken here (core.stop_signals): a
+    handler that set a threading.Event deadlocked once, run in the main thread while that thread held the Event's own
+    lock inside `wait(1.0)`, leaving an orphaned forwarder behind."""
     # A forwarder started while its JupyterLab was already going away has init for a parent from the start.
     while parent != 1 and os.getppid() == parent:
-        if signal.sigtimedwait({signal.SIGTERM}, 1.0) is not None:
+        if wait_for_stop_signal(1.0) is not None:
             return
 
 
@@ -337,15 +337,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("name", choices=sorted(UPSTREAMS))
     parser.add_argument("--unix-socket", required=True, help="the socket jupyter-server-proxy forwards to")
     args = parser.parse_args(argv)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # the serving thread inherits the mask
+    block_stop_signals()  # the serving thread inherits the mask
     server = serve(args.name, args.unix_socket)
     log.info(
         "forwarding %s on %s to the lab in %s", args.name, args.unix_socket, server.RequestHandlerClass.cluster.location
     )
     try:
         _exit_with_parent(os.getppid())
-    except KeyboardInterrupt:
-        pass
     finally:
         server.server_close()
         os.unlink(args.unix_socket)

@@ -12,16 +12,15 @@ The file is replaced atomically (write a temporary file, then rename), so Promet
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
 
 from lab_services.core.instance import ServiceInstance
+from lab_services.core.stop_signals import block_stop_signals, wait_for_stop_signal
 from lab_services.discovery.watcher import Watcher
 
 log = logging.getLogger(__name__)
@@ -118,11 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="the target file Prometheus's file_sd_configs reads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    block_stop_signals()
     writer = FileSDWriter(EtcdWatcher(args.service, args.etcd), args.out).start()
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+    wait_for_stop_signal()
     writer.stop()
     return 0
 

@@ -12,9 +12,7 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 from lab_services.core.instance import ServiceInstance
 from lab_services.core.network import require_lab_host
 from lab_services.core.ports import PortInUseError
+from lab_services.core.stop_signals import block_stop_signals, wait_for_stop_signal
 from lab_services.service.server import DEFAULT_MAX_STREAMS, SERVER_KINDS, UserServer
 
 log = logging.getLogger("lab_services.service")
@@ -210,10 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Installed before starting, so a SIGTERM during startup still shuts down in order.
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: (log.info("received %s", signal.Signals(signum).name), stop.set()))
+    # Blocked before starting, so a SIGTERM during startup waits and still shuts down in order.
+    block_stop_signals()
     try:
         server, active = start(args)
     except (ValueError, PortInUseError) as exc:  # bad flags (RegistrationError is a ValueError), a port in use
@@ -227,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pid": os.getpid(),
     }
     print("READY " + json.dumps(ready), flush=True)
-    stop.wait()
+    log.info("received %s", wait_for_stop_signal().name)
     shutdown(server, active, args.grace)
     return 0
 

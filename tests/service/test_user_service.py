@@ -466,6 +466,24 @@ def test_process_prints_ready_then_drains_on_sigterm():
         process.stderr.close()
 
 
+def test_sigterm_the_moment_it_is_ready_still_shuts_down_in_order():
+    # The moment after READY is when the main thread starts waiting for a stop signal: a handler setting an Event
+    # there could deadlock (core.stop_signals). A few SIGTERMs at and just after that moment each end it cleanly.
+    for delay in (0.0, 0.001, 0.01, 0.05):
+        process = start_process("--port", "0", "--http-port", "0", "--grace", "1")
+        try:
+            assert process.stdout.readline().startswith("READY "), process.stderr.read()
+            time.sleep(delay)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(10) == 0, f"SIGTERM {delay} s after READY"
+            assert "received SIGTERM" in process.stderr.read()
+        finally:
+            process.kill()
+            process.wait()
+            process.stdout.close()
+            process.stderr.close()
+
+
 def test_port_in_use_exits_2_with_message():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
