@@ -268,6 +268,21 @@ def test_a_killed_instance_loses_its_traffic_without_failed_calls(cluster, consu
         assert counts["user-3"] > 5, counts
 
 
+def test_the_native_channel_retries_unavailable_on_another_instance(cluster, consul_watcher):
+    """gRPC's own retry policy (NativeChannel's service config): an instance that fails every call with UNAVAILABLE
+    costs no failed call, and serves none."""
+    failing = admin(cluster, "user-1")
+    failing.set_faults(error_rate=1.0)
+    try:
+        with NativeChannel(consul_watcher) as channel:
+            counts = served_by(channel, 30)
+            listed = {i.id for i in consul_watcher.instances()}
+    finally:
+        failing.set_faults(error_rate=0.0)
+    assert "user-1" in listed, f"the failing instance stayed in the channel's target: {listed}"
+    assert sum(counts.values()) == 30 and set(counts) == {"user-2", "user-3"}, counts
+
+
 def test_an_unreachable_registry_is_named_in_the_error():
     import socket
 
