@@ -169,13 +169,14 @@ def program_path(name: str) -> Path:
 def build(names: tuple[str, ...] = PROGRAMS, log=print) -> dict[str, Path]:
     """Build each program whose binary is older than any file under go/; returns their paths."""
     sources = [p.stat().st_mtime for p in GO_SOURCE.rglob("*") if p.is_file()]
-    if not sources:  # an image with the package but not the checkout (the learner's compose JupyterLab)
+    if not sources:  # an image with the package but not the checkout: the JupyterLab image built them in a stage
         missing = [n for n in names if not program_path(n).is_file()]
         if missing:
             raise MissingGoToolchainError(
-                f"the Go programs ({', '.join(missing)}) are not built and their sources ({GO_SOURCE}) are not here: "
-                "this image carries no Go programs; run lesson 15 on the local runtime (`make lab`, then "
-                "`make go-programs`), or mount a checkout where `make go-programs` ran at /src"
+                f"the Go programs ({', '.join(missing)}) are not in {go_dir() / 'bin'} and their sources "
+                f"({GO_SOURCE}) are not here: rebuild the JupyterLab image, which builds them "
+                "(`docker compose -f compose/docker-compose.yml build jupyter`), mount a checkout where "
+                "`make go-programs` ran at /src, or run lesson 15 on the local runtime (`make lab`)"
             )
         return {n: program_path(n) for n in names}
     newest = max(sources)

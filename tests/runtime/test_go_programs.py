@@ -44,10 +44,10 @@ def test_a_missing_toolchain_says_what_to_install(tmp_path, monkeypatch):
         go_programs.program_path("user-server")
 
 
-def test_an_image_without_the_go_sources_says_where_to_run_the_lesson(tmp_path, monkeypatch):
+def test_an_image_without_the_go_sources_uses_the_programs_it_carries_or_says_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_GO_DIR", str(tmp_path))
     monkeypatch.setattr(go_programs, "GO_SOURCE", tmp_path / "no-checkout" / "go")
-    with pytest.raises(go_programs.MissingGoToolchainError, match=r"not built.*`make lab`"):
+    with pytest.raises(go_programs.MissingGoToolchainError, match=r"not in .*rebuild the JupyterLab image.*`make lab`"):
         go_programs.program("user-service")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "user-service").write_bytes(b"built elsewhere")
