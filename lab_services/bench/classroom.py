@@ -40,7 +40,8 @@ PYTHON_KINDS = (
     ("lab_services.service", "user service"),
     ("lab_services.runtime.local.engine", "lab engine"),
     ("ipykernel", "kernel"),
-    ("jupyter", "jupyter server"),
+    ("lab_services.classroom.singleuser", "jupyter server"),
+    ("tini", "tini"),
 )
 
 
